@@ -1,0 +1,99 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import type { Database } from '../storage/database.ts';
+import { newId } from '../storage/ids.ts';
+import { parseInput } from '../validation.ts';
+
+/** `sk-kai-` + 32 url-safe characters (192 random bits). Only the SHA-256 of the whole key is stored. */
+const KEY_PREFIX = 'sk-kai-';
+const PUBLIC_PREFIX_LENGTH = KEY_PREFIX.length + 6;
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+const keyInput = z.strictObject({
+  name: z.string().trim().min(1).max(200).default('default'),
+  /** Product model ids this key may call; absent or null means every active product. */
+  allowedModels: z.array(z.string().min(1)).min(1).max(1000).nullable().optional(),
+});
+
+export interface ApiKey {
+  id: string;
+  organizationId: string;
+  name: string;
+  prefix: string;
+  allowedModels: string[] | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface CreatedApiKey extends ApiKey {
+  /** The secret, shown once. */
+  key: string;
+}
+
+const COLUMNS = 'id, organization_id, name, prefix, allowed_models, created_at, revoked_at';
+
+function toApiKey(r: Record<string, unknown>): ApiKey {
+  return {
+    id: r.id as string,
+    organizationId: r.organization_id as string,
+    name: r.name as string,
+    prefix: r.prefix as string,
+    allowedModels: r.allowed_models ? (JSON.parse(r.allowed_models as string) as string[]) : null,
+    createdAt: new Date(Number(r.created_at)).toISOString(),
+    revokedAt: r.revoked_at === null || r.revoked_at === undefined ? null : new Date(Number(r.revoked_at)).toISOString(),
+  };
+}
+
+export class ApiKeyService {
+  /** Lets this replica's key cache forget a revoked key at once; other replicas poll. */
+  onRevoke: (keyHash: string) => void = () => {};
+
+  constructor(private readonly db: Database) {}
+
+  async create(organizationId: string, input: unknown): Promise<CreatedApiKey> {
+    const org = await this.db.get('SELECT id FROM organizations WHERE id = ?', [organizationId]);
+    if (!org) throw new NotFoundError('organization', organizationId);
+    const v = parseInput(keyInput, input ?? {});
+    const key = KEY_PREFIX + randomBytes(24).toString('base64url');
+    const id = newId('key');
+    const prefix = key.slice(0, PUBLIC_PREFIX_LENGTH);
+    await this.db.run(
+      `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+      [id, organizationId, v.name, prefix, hashApiKey(key), v.allowedModels ? JSON.stringify(v.allowedModels) : null, Date.now()],
+    );
+    return { ...(await this.get(id)), key };
+  }
+
+  async list(organizationId: string): Promise<ApiKey[]> {
+    const org = await this.db.get('SELECT id FROM organizations WHERE id = ?', [organizationId]);
+    if (!org) throw new NotFoundError('organization', organizationId);
+    const rows = await this.db.all(`SELECT ${COLUMNS} FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`, [
+      organizationId,
+    ]);
+    return rows.map(toApiKey);
+  }
+
+  async get(id: string): Promise<ApiKey> {
+    const row = await this.db.get(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`, [id]);
+    if (!row) throw new NotFoundError('key', id);
+    return toApiKey(row);
+  }
+
+  /** Idempotent: revoking a revoked key keeps its first revocation time. */
+  async revoke(id: string): Promise<ApiKey> {
+    const row = await this.db.get<{ key_hash: string }>('SELECT key_hash FROM api_keys WHERE id = ?', [id]);
+    if (!row) throw new NotFoundError('key', id);
+    await this.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [Date.now(), id]);
+    this.onRevoke(row.key_hash);
+    return this.get(id);
+  }
+
+  static assertKeyShape(key: string): void {
+    if (!key.startsWith(KEY_PREFIX)) throw ValidationError.of('key', `must start with ${KEY_PREFIX}`);
+  }
+}

@@ -1,0 +1,150 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadAdminToken } from './accounts/admin-token.ts';
+import { ApiKeyService } from './accounts/api-keys.ts';
+import { KeyCache } from './accounts/key-cache.ts';
+import { OrganizationService } from './accounts/organizations.ts';
+import { Meter } from './billing/meter.ts';
+import { UsageJournal } from './billing/usage-journal.ts';
+import { CatalogService } from './catalog/catalog-service.ts';
+import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
+import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
+import { type Config, parseSecretKey } from './config.ts';
+import { createAdminHandler } from './http/admin/router.ts';
+import { adminRoutes } from './http/admin/routes.ts';
+import { createOpenAIHandler } from './http/openai/routes.ts';
+import { sendJson } from './http/respond.ts';
+import { createHttpServer } from './http/server.ts';
+import { type Admission, admitEveryone } from './limits/admission.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { createUpstreamAgent } from './providers/http.ts';
+import { createAdapters } from './providers/registry.ts';
+import { type Database, openDatabase } from './storage/database.ts';
+import { migrate } from './storage/migrator.ts';
+
+export interface Hub {
+  server: Server;
+  db: Database;
+  logger: Logger;
+  url: string;
+  /** Printed once by `kaihub start` when this start generated the operator token. */
+  generatedAdminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface HubOptions {
+  admission?: Admission;
+  logger?: Logger;
+}
+
+/** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
+export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const db = await openDatabase(config.database);
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const secretKey = loadSecretKey(config.secretKey, config.dataDir, parseSecretKey, (m) => logger.warn(m));
+  const credentials = new CredentialBox(secretKey);
+  const adminToken = await loadAdminToken(db, config.adminToken);
+  const metrics = createMetrics();
+  const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
+
+  const catalogService = new CatalogService(db, credentials);
+  const snapshot = new CatalogSnapshot(db, credentials, logError);
+  await snapshot.reload();
+  catalogService.onChange = () => {
+    snapshot.reload().catch(logError);
+  };
+  snapshot.start();
+
+  const keyCache = new KeyCache(db, logError);
+  keyCache.start();
+  const organizations = new OrganizationService(db);
+  organizations.onChange = (id) => keyCache.evictOrganization(id);
+  const keys = new ApiKeyService(db);
+  keys.onRevoke = (hash) => keyCache.evictHash(hash);
+
+  const agent = createUpstreamAgent();
+  const meter = new Meter(new UsageJournal(db), metrics, logger);
+  const openai = createOpenAIHandler({
+    keys: keyCache,
+    catalog: snapshot,
+    adapters: createAdapters(agent),
+    admission: options.admission ?? admitEveryone,
+    meter,
+    metrics,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+    upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
+    upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
+    logContent: config.logContent,
+  });
+  const admin = createAdminHandler(
+    adminRoutes({ db, catalog: catalogService, organizations, keys }),
+    adminToken,
+    logger,
+  );
+
+  const server = createHttpServer(
+    {
+      openai,
+      admin,
+      healthz: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      readyz: async (_req, res) => {
+        try {
+          await db.ping();
+          sendJson(res, 200, { status: 'ready', database: db.dialect });
+        } catch (error) {
+          sendJson(res, 503, { status: 'unavailable', database: db.dialect, error: String((error as Error).message) });
+        }
+      },
+      metrics: async (_req, res) => {
+        const text = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+      },
+    },
+    logger,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  logger.info({ url, database: db.dialect }, 'kaihub listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    db,
+    logger,
+    url,
+    generatedAdminToken: adminToken.generated,
+    close() {
+      closing ??= (async () => {
+        snapshot.stop();
+        keyCache.stop();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // in-flight requests get a grace period, then go
+          setTimeout(() => server.closeAllConnections(), 5_000).unref();
+        });
+        await agent.close();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import type { Database, SqlValue } from '../storage/database.ts';
+import { parseInput } from '../validation.ts';
+import { formatKrw } from './money.ts';
+
+/** Days are Korean days (KST, UTC+9, no daylight saving): what an operator in Seoul calls "today". */
+const KST_OFFSET_MS = 9 * 3600_000;
+const DAY_MS = 86_400_000;
+
+/** `2026-11-01` (a KST day) or a full ISO timestamp. */
+const instant = z.string().transform((value, ctx) => {
+  const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00+09:00`) : Date.parse(value);
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const usageQuery = z.strictObject({
+  organizationId: z.string().min(1).optional(),
+  productId: z.string().min(1).optional(),
+  keyId: z.string().min(1).optional(),
+  from: instant.optional(),
+  /** Exclusive. */
+  to: instant.optional(),
+  groupBy: z.enum(['day', 'product', 'key', 'organization']).optional(),
+});
+
+export interface UsageTotals {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costKrw: string;
+  costMicroKrw: string;
+}
+
+export interface UsageRow extends UsageTotals {
+  day?: string;
+  productId?: string;
+  model?: string;
+  keyId?: string;
+  organizationId?: string;
+}
+
+const GROUPS = {
+  day: { select: `(created_at + ${KST_OFFSET_MS}) / ${DAY_MS} AS day_number`, by: 'day_number' },
+  product: { select: 'product_id, model', by: 'product_id, model' },
+  key: { select: 'api_key_id', by: 'api_key_id' },
+  organization: { select: 'organization_id', by: 'organization_id' },
+} as const;
+
+function totals(r: Record<string, unknown>): UsageTotals {
+  const micro = BigInt((r.cost as string | null) ?? '0');
+  return {
+    requests: Number(r.requests ?? 0),
+    promptTokens: Number(r.prompt_tokens ?? 0),
+    completionTokens: Number(r.completion_tokens ?? 0),
+    costKrw: formatKrw(micro),
+    costMicroKrw: micro.toString(),
+  };
+}
+
+/** Aggregates the usage journal; every money figure is an exact sum of integer micro-won. */
+export async function queryUsage(db: Database, input: unknown): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
+  const q = parseInput(usageQuery, input);
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  const add = (sql: string, value: SqlValue | undefined) => {
+    if (value === undefined) return;
+    where.push(sql);
+    params.push(value);
+  };
+  add('organization_id = ?', q.organizationId);
+  add('product_id = ?', q.productId);
+  add('api_key_id = ?', q.keyId);
+  add('created_at >= ?', q.from);
+  add('created_at < ?', q.to);
+  const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+  const measures = `COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+    CAST(SUM(cost_micro_krw) AS TEXT) AS cost`;
+  const total = await db.get<Record<string, unknown>>(`SELECT ${measures} FROM usage_events ${filter}`, params);
+  let rows: UsageRow[] = [];
+  if (q.groupBy) {
+    const group = GROUPS[q.groupBy];
+    const raw = await db.all<Record<string, unknown>>(
+      `SELECT ${group.select}, ${measures} FROM usage_events ${filter} GROUP BY ${group.by} ORDER BY ${group.by}`,
+      params,
+    );
+    rows = raw.map((r) => {
+      const row: UsageRow = totals(r);
+      if (q.groupBy === 'day') row.day = new Date(Number(r.day_number) * DAY_MS).toISOString().slice(0, 10);
+      if (q.groupBy === 'product') Object.assign(row, { productId: r.product_id, model: r.model });
+      if (q.groupBy === 'key') row.keyId = r.api_key_id as string;
+      if (q.groupBy === 'organization') row.organizationId = r.organization_id as string;
+      return row;
+    });
+  }
+  return { rows, totals: totals(total ?? {}) };
+}
+
+const eventsQuery = z.strictObject({
+  organizationId: z.string().min(1).optional(),
+  requestId: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** Individual usage records, newest first: for audits and for finding one request by its id. */
+export async function listUsageEvents(db: Database, input: unknown) {
+  const q = parseInput(eventsQuery, input);
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (q.organizationId) {
+    where.push('organization_id = ?');
+    params.push(q.organizationId);
+  }
+  if (q.requestId) {
+    where.push('request_id = ?');
+    params.push(q.requestId);
+  }
+  const rows = await db.all<Record<string, unknown>>(
+    `SELECT request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint, stream,
+            status, http_status, error_code, prompt_tokens, completion_tokens, usage_source,
+            CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms
+       FROM usage_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, request_id DESC LIMIT ${q.limit}`,
+    params,
+  );
+  return rows.map((r) => ({
+    requestId: r.request_id as string,
+    createdAt: new Date(Number(r.created_at)).toISOString(),
+    organizationId: r.organization_id as string,
+    keyId: r.api_key_id as string,
+    productId: r.product_id as string,
+    deploymentId: (r.deployment_id as string | null) ?? null,
+    model: r.model as string,
+    endpoint: r.endpoint as string,
+    stream: Number(r.stream) === 1,
+    status: r.status as string,
+    httpStatus: Number(r.http_status),
+    errorCode: (r.error_code as string | null) ?? null,
+    promptTokens: Number(r.prompt_tokens),
+    completionTokens: Number(r.completion_tokens),
+    usageSource: r.usage_source as string,
+    costKrw: formatKrw(BigInt(r.cost as string)),
+    costMicroKrw: r.cost as string,
+    latencyMs: Number(r.latency_ms),
+    ttftMs: r.ttft_ms === null || r.ttft_ms === undefined ? null : Number(r.ttft_ms),
+  }));
+}

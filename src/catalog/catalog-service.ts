@@ -1,0 +1,421 @@
+import { z } from 'zod';
+import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { type Database, type SqlValue, isUniqueViolation } from '../storage/database.ts';
+import { newId } from '../storage/ids.ts';
+import { parseInput } from '../validation.ts';
+import type { CredentialBox } from './credentials.ts';
+
+export const PURPOSES = [
+  'chat',
+  'summarization',
+  'translation',
+  'embedding',
+  'code',
+  'reasoning',
+  'legal',
+  'medical',
+  'finance',
+  'public',
+  'manufacturing',
+  'education',
+  'vision',
+] as const;
+export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
+export const RESIDENCIES = ['domestic', 'foreign'] as const;
+export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
+export const ADAPTERS = ['openai-compatible'] as const;
+
+const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  try {
+    return parseKrwPrice(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: error instanceof PriceFormatError ? error.message : String(error) });
+    return z.NEVER;
+  }
+});
+const name = z.string().trim().min(1).max(200);
+const optionalText = z.string().trim().max(500).nullable().optional();
+
+const supplierInput = z.strictObject({
+  name,
+  nameEn: optionalText,
+  contactName: optionalText,
+  contactEmail: z.email().nullable().optional(),
+  website: z.url().nullable().optional(),
+  status: z.enum(['active', 'suspended']).default('active'),
+});
+
+const productInput = z.strictObject({
+  supplierId: z.string().min(1),
+  model: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / - only, at most 128 characters')
+    .refine((m) => m !== 'auto', '"auto" is reserved'),
+  displayName: name,
+  description: z.string().max(4000).nullable().optional(),
+  parameters: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+  purposes: z.array(z.enum(PURPOSES)).min(1).max(PURPOSES.length),
+  modality: z.enum(MODALITIES),
+  contextWindow: z.number().int().positive().max(100_000_000),
+  priceInputPer1M: price,
+  priceOutputPer1M: price,
+  residency: z.enum(RESIDENCIES),
+  status: z.enum(PRODUCT_STATUSES).default('active'),
+});
+
+const baseUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
+
+const deploymentInput = z.strictObject({
+  productId: z.string().min(1),
+  adapter: z.enum(ADAPTERS),
+  baseUrl,
+  apiKey: z.string().min(1).max(4096).nullable().optional(),
+  upstreamModel: z.string().min(1).max(256).optional(),
+  weight: z.number().int().min(0).max(1_000_000).default(1),
+  priority: z.number().int().min(0).max(1000).default(0),
+  status: z.enum(['active', 'disabled']).default('active'),
+});
+
+export interface Supplier {
+  id: string;
+  name: string;
+  nameEn: string | null;
+  contactName: string | null;
+  contactEmail: string | null;
+  website: string | null;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Product {
+  id: string;
+  supplierId: string;
+  model: string;
+  displayName: string;
+  description: string | null;
+  parameters: number | null;
+  purposes: string[];
+  modality: string;
+  contextWindow: number;
+  /** KRW per 1M tokens, exact decimal text. */
+  priceInputPer1M: string;
+  priceOutputPer1M: string;
+  residency: string;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Deployment {
+  id: string;
+  productId: string;
+  adapter: string;
+  baseUrl: string;
+  upstreamModel: string;
+  /** The key itself is write-only; readers learn only whether one is set. */
+  hasApiKey: boolean;
+  weight: number;
+  priority: number;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
+
+const SUPPLIER_COLUMNS =
+  'id, name, name_en, contact_name, contact_email, website, status, created_at, updated_at';
+const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, description, parameters, purposes, modality,
+  context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
+  residency, status, created_at, updated_at`;
+const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
+  created_at, updated_at`;
+
+type R = Record<string, unknown>;
+
+function toSupplier(r: R): Supplier {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    nameEn: (r.name_en as string | null) ?? null,
+    contactName: (r.contact_name as string | null) ?? null,
+    contactEmail: (r.contact_email as string | null) ?? null,
+    website: (r.website as string | null) ?? null,
+    status: r.status as string,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
+
+function toProduct(r: R): Product {
+  return {
+    id: r.id as string,
+    supplierId: r.supplier_id as string,
+    model: r.model as string,
+    displayName: r.display_name as string,
+    description: (r.description as string | null) ?? null,
+    parameters: r.parameters === null || r.parameters === undefined ? null : Number(r.parameters),
+    purposes: JSON.parse(r.purposes as string) as string[],
+    modality: r.modality as string,
+    contextWindow: Number(r.context_window),
+    priceInputPer1M: formatKrw(BigInt(r.price_in as string)),
+    priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
+    residency: r.residency as string,
+    status: r.status as string,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
+
+function toDeployment(r: R): Deployment {
+  return {
+    id: r.id as string,
+    productId: r.product_id as string,
+    adapter: r.adapter as string,
+    baseUrl: r.base_url as string,
+    upstreamModel: r.upstream_model as string,
+    hasApiKey: r.api_key_sealed !== null && r.api_key_sealed !== undefined,
+    weight: Number(r.weight),
+    priority: Number(r.priority),
+    status: r.status as string,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
+
+/**
+ * Builds `SET a = ?, b = ?` from the fields a PATCH actually carried, so an absent field keeps its
+ * value and an explicit null clears it.
+ */
+function setClause(changes: Record<string, SqlValue | undefined>): { sql: string; params: SqlValue[] } {
+  const entries = Object.entries(changes).filter(([, v]) => v !== undefined) as [string, SqlValue][];
+  return { sql: entries.map(([column]) => `${column} = ?`).join(', '), params: entries.map(([, v]) => v) };
+}
+
+export class CatalogService {
+  /** Called after every change, so this replica's routing sees it at once (others poll). */
+  onChange: () => void = () => {};
+
+  constructor(
+    private readonly db: Database,
+    private readonly credentials: CredentialBox,
+  ) {}
+
+  // --- suppliers -------------------------------------------------------------------------------
+
+  async createSupplier(input: unknown): Promise<Supplier> {
+    const v = parseInput(supplierInput, input);
+    const now = Date.now();
+    const id = newId('sup');
+    await this.unique('name', 'a supplier with this name exists', () =>
+      this.db.run(
+        `INSERT INTO suppliers (${SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [id, v.name, v.nameEn ?? null, v.contactName ?? null, v.contactEmail ?? null, v.website ?? null, v.status, now, now],
+      ),
+    );
+    return this.getSupplier(id);
+  }
+
+  async listSuppliers(): Promise<Supplier[]> {
+    return (await this.db.all(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers ORDER BY created_at, id`)).map(toSupplier);
+  }
+
+  async getSupplier(id: string): Promise<Supplier> {
+    const row = await this.db.get(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers WHERE id = ?`, [id]);
+    if (!row) throw new NotFoundError('supplier', id);
+    return toSupplier(row);
+  }
+
+  async updateSupplier(id: string, input: unknown): Promise<Supplier> {
+    await this.getSupplier(id);
+    const v = parseInput(supplierInput.partial(), input);
+    const { sql, params } = setClause({
+      name: v.name,
+      name_en: v.nameEn,
+      contact_name: v.contactName,
+      contact_email: v.contactEmail,
+      website: v.website,
+      status: v.status,
+    });
+    if (sql) {
+      await this.unique('name', 'a supplier with this name exists', () =>
+        this.db.run(`UPDATE suppliers SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
+      );
+      this.onChange();
+    }
+    return this.getSupplier(id);
+  }
+
+  // --- products --------------------------------------------------------------------------------
+
+  async createProduct(input: unknown): Promise<Product> {
+    const v = parseInput(productInput, input);
+    await this.requireSupplier(v.supplierId);
+    const now = Date.now();
+    const id = newId('prd');
+    await this.unique('model', `model "${v.model}" is already a product`, () =>
+      this.db.run(
+        `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
+          context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          id,
+          v.supplierId,
+          v.model,
+          v.displayName,
+          v.description ?? null,
+          v.parameters ?? null,
+          JSON.stringify([...new Set(v.purposes)]),
+          v.modality,
+          v.contextWindow,
+          v.priceInputPer1M,
+          v.priceOutputPer1M,
+          v.residency,
+          v.status,
+          now,
+          now,
+        ],
+      ),
+    );
+    this.onChange();
+    return this.getProduct(id);
+  }
+
+  async listProducts(filter: { supplierId?: string } = {}): Promise<Product[]> {
+    const rows = filter.supplierId
+      ? await this.db.all(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE supplier_id = ? ORDER BY created_at, id`, [
+          filter.supplierId,
+        ])
+      : await this.db.all(`SELECT ${PRODUCT_COLUMNS} FROM products ORDER BY created_at, id`);
+    return rows.map(toProduct);
+  }
+
+  async getProduct(id: string): Promise<Product> {
+    const row = await this.db.get(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [id]);
+    if (!row) throw new NotFoundError('product', id);
+    return toProduct(row);
+  }
+
+  async updateProduct(id: string, input: unknown): Promise<Product> {
+    await this.getProduct(id);
+    const v = parseInput(productInput.partial(), input);
+    if (v.supplierId !== undefined) await this.requireSupplier(v.supplierId);
+    const { sql, params } = setClause({
+      supplier_id: v.supplierId,
+      model: v.model,
+      display_name: v.displayName,
+      description: v.description,
+      parameters: v.parameters,
+      purposes: v.purposes ? JSON.stringify([...new Set(v.purposes)]) : undefined,
+      modality: v.modality,
+      context_window: v.contextWindow,
+      price_input_micro_per_1m: v.priceInputPer1M,
+      price_output_micro_per_1m: v.priceOutputPer1M,
+      residency: v.residency,
+      status: v.status,
+    });
+    if (sql) {
+      await this.unique('model', `model "${v.model}" is already a product`, () =>
+        this.db.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
+      );
+      this.onChange();
+    }
+    return this.getProduct(id);
+  }
+
+  // --- deployments -----------------------------------------------------------------------------
+
+  async createDeployment(input: unknown): Promise<Deployment> {
+    const v = parseInput(deploymentInput, input);
+    const product = await this.getProduct(v.productId).catch((error) => {
+      if (error instanceof NotFoundError) throw ValidationError.of('productId', 'no such product');
+      throw error;
+    });
+    const now = Date.now();
+    const id = newId('dep');
+    await this.db.run(
+      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        id,
+        v.productId,
+        v.adapter,
+        v.baseUrl,
+        v.upstreamModel ?? product.model,
+        v.apiKey ? this.credentials.seal(v.apiKey) : null,
+        v.weight,
+        v.priority,
+        v.status,
+        now,
+        now,
+      ],
+    );
+    this.onChange();
+    return this.getDeployment(id);
+  }
+
+  async listDeployments(filter: { productId?: string } = {}): Promise<Deployment[]> {
+    const rows = filter.productId
+      ? await this.db.all(
+          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' AND product_id = ? ORDER BY created_at, id`,
+          [filter.productId],
+        )
+      : await this.db.all(
+          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' ORDER BY created_at, id`,
+        );
+    return rows.map(toDeployment);
+  }
+
+  async getDeployment(id: string): Promise<Deployment> {
+    const row = await this.db.get(
+      `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ? AND status <> 'deleted'`,
+      [id],
+    );
+    if (!row) throw new NotFoundError('deployment', id);
+    return toDeployment(row);
+  }
+
+  async updateDeployment(id: string, input: unknown): Promise<Deployment> {
+    await this.getDeployment(id);
+    const v = parseInput(deploymentInput.omit({ productId: true }).partial(), input);
+    const { sql, params } = setClause({
+      adapter: v.adapter,
+      base_url: v.baseUrl,
+      upstream_model: v.upstreamModel,
+      api_key_sealed: v.apiKey === undefined ? undefined : v.apiKey === null ? null : this.credentials.seal(v.apiKey),
+      weight: v.weight,
+      priority: v.priority,
+      status: v.status,
+    });
+    if (sql) {
+      await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]);
+      this.onChange();
+    }
+    return this.getDeployment(id);
+  }
+
+  /**
+   * Soft delete: usage records keep naming the deployment that served them, and other replicas
+   * notice the change through `updated_at` like any other edit.
+   */
+  async deleteDeployment(id: string): Promise<void> {
+    await this.getDeployment(id);
+    await this.db.run(`UPDATE deployments SET status = 'deleted', updated_at = ? WHERE id = ?`, [Date.now(), id]);
+    this.onChange();
+  }
+
+  private async requireSupplier(id: string): Promise<void> {
+    const row = await this.db.get('SELECT id FROM suppliers WHERE id = ?', [id]);
+    if (!row) throw ValidationError.of('supplierId', 'no such supplier');
+  }
+
+  private async unique(field: string, message: string, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError(field, message);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import type { TokenPrices } from '../billing/money.ts';
+import type { Database } from '../storage/database.ts';
+import type { CredentialBox } from './credentials.ts';
+
+export interface RoutableDeployment {
+  id: string;
+  adapter: string;
+  baseUrl: string;
+  /** Decrypted once per snapshot, kept only in memory. */
+  apiKey: string | null;
+  upstreamModel: string;
+  weight: number;
+  priority: number;
+}
+
+export interface RoutableProduct {
+  id: string;
+  model: string;
+  displayName: string;
+  supplierId: string;
+  supplierName: string;
+  modality: string;
+  residency: string;
+  contextWindow: number;
+  createdAtSeconds: number;
+  prices: TokenPrices;
+  /** Active deployments, best priority (lowest number) first. */
+  deployments: RoutableDeployment[];
+}
+
+/**
+ * What the request path reads: active products of active suppliers by public model id, with their
+ * deployments, in memory. Rebuilt at once after a change on this replica, and within
+ * `pollIntervalMs` after a change on another (a cheap fingerprint query detects it).
+ */
+export class CatalogSnapshot {
+  private products = new Map<string, RoutableProduct>();
+  private fingerprint = '';
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly credentials: CredentialBox,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {}
+
+  byModel(model: string): RoutableProduct | undefined {
+    return this.products.get(model);
+  }
+
+  all(): IterableIterator<RoutableProduct> {
+    return this.products.values();
+  }
+
+  start(pollIntervalMs = 1000): void {
+    this.timer = setInterval(() => {
+      this.refreshIfChanged().catch(this.onError);
+    }, pollIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Coalesces concurrent reloads: many admin edits in a burst cost one rebuild each way. */
+  reload(): Promise<void> {
+    this.reloading ??= this.load().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async currentFingerprint(): Promise<string> {
+    const row = await this.db.get<Record<string, unknown>>(
+      `SELECT (SELECT COUNT(*) FROM suppliers) AS s, (SELECT MAX(updated_at) FROM suppliers) AS su,
+              (SELECT COUNT(*) FROM products) AS p, (SELECT MAX(updated_at) FROM products) AS pu,
+              (SELECT COUNT(*) FROM deployments) AS d, (SELECT MAX(updated_at) FROM deployments) AS du`,
+    );
+    return JSON.stringify(row ?? {});
+  }
+
+  private async refreshIfChanged(): Promise<void> {
+    if ((await this.currentFingerprint()) !== this.fingerprint) await this.reload();
+  }
+
+  private async load(): Promise<void> {
+    const fingerprint = await this.currentFingerprint();
+    const products = await this.db.all<Record<string, unknown>>(
+      `SELECT p.id, p.model, p.display_name, p.supplier_id, s.name AS supplier_name, p.modality, p.residency,
+              p.context_window, p.created_at,
+              CAST(p.price_input_micro_per_1m AS TEXT) AS price_in, CAST(p.price_output_micro_per_1m AS TEXT) AS price_out
+         FROM products p JOIN suppliers s ON s.id = p.supplier_id
+        WHERE p.status = 'active' AND s.status = 'active'`,
+    );
+    const deployments = await this.db.all<Record<string, unknown>>(
+      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority
+         FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
+    );
+    const next = new Map<string, RoutableProduct>();
+    const byId = new Map<string, RoutableProduct>();
+    for (const r of products) {
+      const product: RoutableProduct = {
+        id: r.id as string,
+        model: r.model as string,
+        displayName: r.display_name as string,
+        supplierId: r.supplier_id as string,
+        supplierName: r.supplier_name as string,
+        modality: r.modality as string,
+        residency: r.residency as string,
+        contextWindow: Number(r.context_window),
+        createdAtSeconds: Math.floor(Number(r.created_at) / 1000),
+        prices: { inputMicroPer1M: BigInt(r.price_in as string), outputMicroPer1M: BigInt(r.price_out as string) },
+        deployments: [],
+      };
+      next.set(product.model, product);
+      byId.set(product.id, product);
+    }
+    for (const r of deployments) {
+      const product = byId.get(r.product_id as string);
+      if (!product) continue;
+      let apiKey: string | null = null;
+      if (r.api_key_sealed) {
+        try {
+          apiKey = this.credentials.open(r.api_key_sealed as string);
+        } catch (error) {
+          // A key sealed under another secret must not take the whole catalog down: skip that one.
+          this.onError(new Error(`deployment ${r.id as string}: cannot open its API key (${String(error)})`));
+          continue;
+        }
+      }
+      product.deployments.push({
+        id: r.id as string,
+        adapter: r.adapter as string,
+        baseUrl: r.base_url as string,
+        apiKey,
+        upstreamModel: r.upstream_model as string,
+        weight: Number(r.weight),
+        priority: Number(r.priority),
+      });
+    }
+    this.products = next;
+    this.fingerprint = fingerprint;
+  }
+}

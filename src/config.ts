@@ -1,0 +1,165 @@
+import { dirname, resolve } from 'node:path';
+import { isPostgresUrl } from './storage/database.ts';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  port: number;
+  host: string;
+  /** A SQLite file path or a `postgres://` URL. */
+  database: string;
+  /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
+  dataDir: string;
+  adminToken: string | undefined;
+  /** 32 bytes, from hex or base64. */
+  secretKey: Buffer | undefined;
+  redisUrl: string | undefined;
+  logLevel: LogLevel;
+  /** Prompts and completions appear in logs only when an operator asks for it. */
+  logContent: boolean;
+  maxBodyBytes: number;
+  upstreamHeadersTimeoutMs: number;
+  upstreamTotalTimeoutMs: number;
+}
+
+/** One line naming the setting and what is wrong with it; `main` prints it and exits 1. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** A setting as it may be given: environment variable name, flag name, and how to read it. */
+interface Setting<T> {
+  env: string;
+  flag: string;
+  parse(raw: string, name: string): T;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function integer(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: expected an integer, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(`${name}: must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function text(raw: string, name: string): string {
+  if (raw.trim() === '') throw new ConfigError(`${name}: must not be empty`);
+  return raw.trim();
+}
+
+function boolean(raw: string, name: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+}
+
+export function parseSecretKey(raw: string, name: string): Buffer {
+  const v = raw.trim();
+  if (/^[0-9a-f]{64}$/i.test(v)) return Buffer.from(v, 'hex');
+  if (/^[A-Za-z0-9+/]{43}=?$/.test(v)) return Buffer.from(v, 'base64');
+  throw new ConfigError(`${name}: must be 32 bytes as 64 hex characters or base64 (try: openssl rand -hex 32)`);
+}
+
+const settings = {
+  port: { env: 'PORT', flag: 'port', parse: integer(0, 65535) },
+  host: { env: 'HOST', flag: 'host', parse: text },
+  database: {
+    env: 'KAIHUB_DATABASE',
+    flag: 'database',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (isPostgresUrl(v)) {
+        try {
+          new URL(v);
+        } catch {
+          throw new ConfigError(`${name}: not a valid postgres:// URL`);
+        }
+      } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+        throw new ConfigError(`${name}: expected a SQLite file path or a postgres:// URL, got "${v}"`);
+      }
+      return v;
+    },
+  },
+  dataDir: { env: 'KAIHUB_DATA_DIR', flag: 'data-dir', parse: text },
+  adminToken: {
+    env: 'KAIHUB_ADMIN_TOKEN',
+    flag: 'admin-token',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v.length < 16) throw new ConfigError(`${name}: must be at least 16 characters`);
+      return v;
+    },
+  },
+  secretKey: { env: 'KAIHUB_SECRET_KEY', flag: 'secret-key', parse: parseSecretKey },
+  redisUrl: {
+    env: 'REDIS_URL',
+    flag: 'redis-url',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (!/^rediss?:\/\//i.test(v)) throw new ConfigError(`${name}: expected a redis:// URL, got "${v}"`);
+      return v;
+    },
+  },
+  logLevel: {
+    env: 'KAIHUB_LOG_LEVEL',
+    flag: 'log-level',
+    parse(raw: string, name: string) {
+      const v = raw.trim().toLowerCase() as LogLevel;
+      if (!LOG_LEVELS.includes(v)) throw new ConfigError(`${name}: expected one of ${LOG_LEVELS.join(', ')}`);
+      return v;
+    },
+  },
+  logContent: { env: 'KAIHUB_LOG_CONTENT', flag: 'log-content', parse: boolean },
+  maxBodyBytes: { env: 'KAIHUB_MAX_BODY_BYTES', flag: 'max-body-bytes', parse: integer(1024, 1024 ** 3) },
+  upstreamHeadersTimeoutMs: {
+    env: 'KAIHUB_UPSTREAM_HEADERS_TIMEOUT_MS',
+    flag: 'upstream-headers-timeout-ms',
+    parse: integer(1, 3_600_000),
+  },
+  upstreamTotalTimeoutMs: {
+    env: 'KAIHUB_UPSTREAM_TIMEOUT_MS',
+    flag: 'upstream-timeout-ms',
+    parse: integer(1, 24 * 3_600_000),
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof settings;
+type Parsed = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> | undefined };
+
+/** The flags `kaihub start` accepts, for its help text and argument parser. */
+export const startFlags = Object.values(settings).map((s) => ({ flag: s.flag, env: s.env }));
+
+/**
+ * Flags win over the environment. Every value is checked here, before anything starts, so a bad one
+ * is one clear line rather than a failure deep inside.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string | undefined> = {}): Config {
+  const read = {} as Record<keyof Settings, unknown>;
+  for (const [key, setting] of Object.entries(settings) as [keyof Settings, Setting<unknown>][]) {
+    const fromFlag = flags[setting.flag];
+    const fromEnv = env[setting.env];
+    if (fromFlag !== undefined) read[key] = setting.parse(fromFlag, `--${setting.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== '') read[key] = setting.parse(fromEnv, setting.env);
+  }
+  const v = read as Parsed;
+  const database = v.database ?? './data/kaihub.sqlite';
+  const dataDir = resolve(v.dataDir ?? (isPostgresUrl(database) ? './data' : dirname(database)));
+  return {
+    port: v.port ?? 8080,
+    host: v.host ?? '127.0.0.1',
+    database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
+    dataDir,
+    adminToken: v.adminToken,
+    secretKey: v.secretKey,
+    redisUrl: v.redisUrl,
+    logLevel: v.logLevel ?? 'info',
+    logContent: v.logContent ?? false,
+    maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
+    upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
+    upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * Errors services return across their edge. The HTTP layer maps each kind once: to OpenAI's shape on
+ * /v1 and to field-named JSON on /admin/v1.
+ */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export class ValidationError extends Error {
+  override name = 'ValidationError';
+  constructor(readonly fields: FieldProblem[]) {
+    super(fields.map((f) => `${f.field}: ${f.message}`).join('; '));
+  }
+  static of(field: string, message: string): ValidationError {
+    return new ValidationError([{ field, message }]);
+  }
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+  ) {
+    super(`${entity} ${id} not found`);
+  }
+}
+
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,104 @@
+import type { UsageStatus } from '../../billing/usage-journal.ts';
+import type { RoutableProduct } from '../../catalog/catalog-snapshot.ts';
+import { UpstreamError } from '../../providers/adapter.ts';
+import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
+import { fromUpstreamError, modelNotFound, type OpenAIError, sendOpenAIError } from './errors.ts';
+
+/** The product a model name means for this caller, or undefined (404 model_not_found). */
+export function resolveProduct(deps: OpenAIDeps, ctx: RequestContext, model: string): RoutableProduct | undefined {
+  const product = deps.catalog.byModel(model);
+  if (!product) return undefined;
+  const allowed = ctx.caller.allowedModels;
+  if (allowed && !allowed.has(product.model)) return undefined;
+  return product;
+}
+
+/**
+ * Resolves and admits, wiring the call's lifetime: the upstream call is aborted when the client
+ * disconnects before the response finished, or when the total time runs out. Sends the error and
+ * returns undefined when the request cannot go on.
+ */
+export async function admitCall(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  model: string,
+  estimatedPromptTokens: number,
+  maxCompletionTokens: number | null,
+): Promise<AdmittedCall | undefined> {
+  const product = resolveProduct(deps, ctx, model);
+  if (!product) {
+    fail(deps, ctx, modelNotFound(model), model);
+    return undefined;
+  }
+  const decision = await deps.admission.admit({
+    requestId: ctx.requestId,
+    caller: ctx.caller,
+    product,
+    estimatedPromptTokens,
+    maxCompletionTokens,
+  });
+  if (!decision.admitted) {
+    fail(
+      deps,
+      ctx,
+      {
+        status: decision.status,
+        type: decision.status === 429 ? 'rate_limit_error' : 'insufficient_quota',
+        code: decision.code,
+        message: decision.message,
+        ...(decision.retryAfterSeconds !== undefined && { headers: { 'retry-after': String(decision.retryAfterSeconds) } }),
+      },
+      product.model,
+    );
+    return undefined;
+  }
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!ctx.res.writableFinished) controller.abort(new DOMException('client went away', 'AbortError'));
+  };
+  ctx.res.on('close', onClose);
+  const timer = setTimeout(
+    () => controller.abort(new DOMException('total upstream time exceeded', 'TimeoutError')),
+    deps.upstreamTotalTimeoutMs,
+  );
+  return {
+    product,
+    ticket: decision.ticket,
+    signal: controller.signal,
+    finish() {
+      clearTimeout(timer);
+      ctx.res.off('close', onClose);
+    },
+  };
+}
+
+/** An error answered before any upstream call: counted, not metered (nothing was used). */
+export function fail(deps: OpenAIDeps, ctx: RequestContext, error: OpenAIError, model: string, endpoint = 'chat.completions'): void {
+  deps.metrics.requests.labels(model, endpoint, String(error.status)).inc();
+  sendOpenAIError(ctx.res, error, ctx.requestId);
+}
+
+export function statusOf(error: UpstreamError): UsageStatus {
+  if (error.kind === 'cancelled') return 'cancelled';
+  if (error.kind === 'timeout') return 'timeout';
+  return 'upstream_error';
+}
+
+/** 499 as nginx uses it: the client closed the connection before the answer. */
+export const CLIENT_CLOSED = 499;
+
+export function httpStatusOf(error: UpstreamError): number {
+  return error.kind === 'cancelled' ? CLIENT_CLOSED : fromUpstreamError(error).status;
+}
+
+export function asUpstreamError(error: unknown): UpstreamError {
+  return error instanceof UpstreamError ? error : new UpstreamError('protocol', String((error as Error)?.message ?? error));
+}
+
+export function countUpstreamErrors(deps: OpenAIDeps, product: RoutableProduct, attempts: { deploymentId: string; error: UpstreamError | null }[]): void {
+  for (const a of attempts) {
+    if (!a.error || a.error.kind === 'cancelled') continue;
+    const kind = a.error.kind === 'http' ? String(a.error.details.status ?? 'http') : a.error.kind;
+    deps.metrics.upstreamErrors.labels(product.model, a.deploymentId, kind).inc();
+  }
+}

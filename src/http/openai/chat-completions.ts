@@ -1,0 +1,311 @@
+import type { ServerResponse } from 'node:http';
+import type { MeterInput } from '../../billing/meter.ts';
+import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-estimate.ts';
+import type { RoutableDeployment } from '../../catalog/catalog-snapshot.ts';
+import type { ChatStreamPart, JsonObject, TokenUsage } from '../../providers/adapter.ts';
+import { type Attempt, callWithFailover, orderDeployments } from '../../routing/router.ts';
+import {
+  admitCall,
+  asUpstreamError,
+  countUpstreamErrors,
+  fail,
+  httpStatusOf,
+  statusOf,
+} from './call.ts';
+import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
+import { fromUpstreamError, sendOpenAIError } from './errors.ts';
+import { checkChatRequest } from './validate.ts';
+
+export async function handleChatCompletions(deps: OpenAIDeps, ctx: RequestContext, body: JsonObject): Promise<void> {
+  const problem = checkChatRequest(body);
+  if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '');
+  const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null;
+  const promptEstimate = estimatePromptTokens(body.messages);
+  const call = await admitCall(deps, ctx, body.model as string, promptEstimate, maxTokens);
+  if (!call) return;
+  try {
+    if (body.stream === true) await streamChat(deps, ctx, call, body, promptEstimate);
+    else await completeChat(deps, ctx, call, body, promptEstimate);
+  } finally {
+    call.finish();
+  }
+}
+
+function meterBase(ctx: RequestContext, call: AdmittedCall, stream: boolean) {
+  return {
+    requestId: ctx.requestId,
+    startedAtMs: ctx.startedAtMs,
+    startedAt: ctx.startedAt,
+    caller: ctx.caller,
+    product: call.product,
+    endpoint: 'chat.completions' as const,
+    stream,
+  };
+}
+
+function target(deployment: RoutableDeployment) {
+  return {
+    deploymentId: deployment.id,
+    baseUrl: deployment.baseUrl,
+    apiKey: deployment.apiKey,
+    upstreamModel: deployment.upstreamModel,
+  };
+}
+
+function adapterFor(deps: OpenAIDeps, deployment: RoutableDeployment) {
+  const adapter = deps.adapters.get(deployment.adapter);
+  if (!adapter) throw new Error(`deployment ${deployment.id} names unknown adapter ${deployment.adapter}`);
+  return adapter;
+}
+
+/** Meters a failure that happened before the client saw an answer: recorded, never charged. */
+async function meterFailure(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  call: AdmittedCall,
+  error: unknown,
+  attempts: Attempt[],
+  stream: boolean,
+  deploymentId: string | null,
+): Promise<void> {
+  const failure = asUpstreamError(error);
+  countUpstreamErrors(deps, call.product, attempts);
+  call.ticket.release();
+  const httpStatus = httpStatusOf(failure);
+  deps.metrics.requests.labels(call.product.model, 'chat.completions', String(httpStatus)).inc();
+  const mapped = fromUpstreamError(failure);
+  await deps.meter.record({
+    ...meterBase(ctx, call, stream),
+    firstTokenAt: null,
+    deploymentId: deploymentId ?? attempts.at(-1)?.deploymentId ?? null,
+    status: statusOf(failure),
+    httpStatus,
+    errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
+    promptTokens: 0,
+    completionTokens: 0,
+    usageSource: 'none',
+    chargeable: false,
+  });
+  if (failure.kind !== 'cancelled') sendOpenAIError(ctx.res, mapped, ctx.requestId);
+}
+
+async function completeChat(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  call: AdmittedCall,
+  body: JsonObject,
+  promptEstimate: number,
+): Promise<void> {
+  const attempts: Attempt[] = [];
+  let served: { deployment: RoutableDeployment; result: Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>> };
+  try {
+    served = await callWithFailover(
+      orderDeployments(call.product),
+      (d) =>
+        adapterFor(deps, d).chat(target(d), body, {
+          signal: call.signal,
+          headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
+        }),
+      attempts,
+    );
+  } catch (error) {
+    return meterFailure(deps, ctx, call, error, attempts, false, null);
+  }
+  countUpstreamErrors(deps, call.product, attempts);
+  const { body: completion, usage } = served.result;
+  completion.model = call.product.model;
+  const counted = usage ?? { promptTokens: promptEstimate, completionTokens: estimateCompletion(completion) };
+  const record = await deps.meter.record({
+    ...meterBase(ctx, call, false),
+    firstTokenAt: null,
+    deploymentId: served.deployment.id,
+    status: 'ok',
+    httpStatus: 200,
+    errorCode: null,
+    promptTokens: counted.promptTokens,
+    completionTokens: counted.completionTokens,
+    usageSource: usage ? 'upstream' : 'estimate',
+    chargeable: true,
+  });
+  call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
+  deps.metrics.requests.labels(call.product.model, 'chat.completions', '200').inc();
+  if (deps.logContent) deps.logger.info({ requestId: ctx.requestId, request: body, response: completion }, 'content');
+  const text = JSON.stringify(completion);
+  ctx.res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': ctx.requestId,
+  });
+  ctx.res.end(text);
+}
+
+function estimateCompletion(completion: JsonObject): number {
+  let total = 0;
+  for (const choice of (completion.choices as { message?: { content?: unknown } }[] | undefined) ?? []) {
+    const content = choice?.message?.content;
+    if (typeof content === 'string') total += estimateTextTokens(content);
+  }
+  return total;
+}
+
+function deltaText(chunk: JsonObject): string {
+  let text = '';
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return text;
+  for (const choice of choices) {
+    const content = (choice as { delta?: { content?: unknown } } | null)?.delta?.content;
+    if (typeof content === 'string') text += content;
+  }
+  return text;
+}
+
+/** Writes with backpressure: a slow client slows the upstream read instead of growing a buffer. */
+function write(res: ServerResponse, data: string): Promise<void> | undefined {
+  if (res.write(data)) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+async function streamChat(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  call: AdmittedCall,
+  body: JsonObject,
+  promptEstimate: number,
+): Promise<void> {
+  const attempts: Attempt[] = [];
+  const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+  let served: { deployment: RoutableDeployment; result: AsyncIterable<ChatStreamPart> };
+  try {
+    served = await callWithFailover(
+      orderDeployments(call.product),
+      (d) =>
+        adapterFor(deps, d).chatStream(target(d), body, {
+          signal: call.signal,
+          headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
+        }),
+      attempts,
+    );
+  } catch (error) {
+    return meterFailure(deps, ctx, call, error, attempts, true, null);
+  }
+  countUpstreamErrors(deps, call.product, attempts);
+
+  const { res } = ctx;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': ctx.requestId,
+  });
+  res.flushHeaders();
+
+  const model = call.product.model;
+  let usage: TokenUsage | null = null;
+  let usageChunk: JsonObject | null = null;
+  let firstTokenAt: number | null = null;
+  let deliveredText = '';
+  let failure: ReturnType<typeof asUpstreamError> | null = null;
+  try {
+    for await (const part of served.result) {
+      if (part.type === 'done') break;
+      const chunk = part.chunk;
+      chunk.model = model;
+      if (part.type === 'usage') {
+        usage = part.usage;
+        const hasChoices = Array.isArray(chunk.choices) && chunk.choices.length > 0;
+        if (!hasChoices) {
+          // the usage-only chunk the hub asked for: the client gets it only if it asked too, and only
+          // after metering, in its place just before [DONE]
+          usageChunk = chunk;
+          continue;
+        }
+        if (!clientWantsUsage) delete chunk.usage;
+      } else if (clientWantsUsage && !('usage' in chunk)) {
+        chunk.usage = null;
+      }
+      firstTokenAt ??= performance.now();
+      deliveredText += deltaText(chunk);
+      const wait = write(res, `data: ${JSON.stringify(chunk)}\n\n`);
+      if (wait) await wait;
+    }
+  } catch (error) {
+    failure = asUpstreamError(error);
+  }
+  countUpstreamErrors(deps, call.product, failure ? [{ deploymentId: served.deployment.id, error: failure }] : []);
+
+  const common = { ...meterBase(ctx, call, true), firstTokenAt, deploymentId: served.deployment.id };
+  let input: MeterInput;
+  if (!failure) {
+    input = {
+      ...common,
+      status: 'ok',
+      httpStatus: 200,
+      errorCode: null,
+      promptTokens: usage?.promptTokens ?? promptEstimate,
+      completionTokens: usage?.completionTokens ?? estimateTextTokens(deliveredText),
+      usageSource: usage ? 'upstream' : 'estimate',
+      chargeable: true,
+    };
+  } else if (failure.kind === 'cancelled') {
+    // The client hung up mid-answer: it is charged for what it received, as the supplier bills us.
+    input = {
+      ...common,
+      status: 'cancelled',
+      httpStatus: 499,
+      errorCode: 'client_closed',
+      promptTokens: promptEstimate,
+      completionTokens: estimateTextTokens(deliveredText),
+      usageSource: 'estimate',
+      chargeable: true,
+    };
+  } else {
+    // The upstream broke off: the client did not get its answer, so it pays nothing.
+    input = {
+      ...common,
+      status: statusOf(failure),
+      httpStatus: 200,
+      errorCode: fromUpstreamError(failure).code ?? failure.kind,
+      promptTokens: usage?.promptTokens ?? promptEstimate,
+      completionTokens: estimateTextTokens(deliveredText),
+      usageSource: usage ? 'upstream' : 'estimate',
+      chargeable: false,
+    };
+  }
+  const record = await deps.meter.record(input);
+  if (input.chargeable) call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
+  else call.ticket.release();
+  deps.metrics.requests.labels(model, 'chat.completions', String(input.httpStatus)).inc();
+
+  if (res.destroyed) return;
+  if (failure) {
+    const mapped = fromUpstreamError(failure);
+    res.end(`data: ${JSON.stringify({ error: { message: mapped.message, type: mapped.type, param: null, code: mapped.code ?? null } })}\n\n`);
+    return;
+  }
+  if (clientWantsUsage) {
+    const chunk = usageChunk ?? {
+      id: `chatcmpl-${ctx.requestId}`,
+      object: 'chat.completion.chunk',
+      created: Math.floor(ctx.startedAtMs / 1000),
+      model,
+      choices: [],
+    };
+    chunk.usage = {
+      prompt_tokens: record.promptTokens,
+      completion_tokens: record.completionTokens,
+      total_tokens: record.promptTokens + record.completionTokens,
+      ...((usageChunk?.usage as JsonObject | undefined) ?? {}),
+    };
+    res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+  res.end('data: [DONE]\n\n');
+}

@@ -1,0 +1,89 @@
+import { estimateEmbeddingInputTokens } from '../../billing/token-estimate.ts';
+import type { CompletedCall, JsonObject } from '../../providers/adapter.ts';
+import { type Attempt, callWithFailover, orderDeployments } from '../../routing/router.ts';
+import { admitCall, asUpstreamError, countUpstreamErrors, fail, httpStatusOf, statusOf } from './call.ts';
+import type { OpenAIDeps, RequestContext } from './context.ts';
+import { fromUpstreamError, sendOpenAIError } from './errors.ts';
+import { checkEmbeddingsRequest } from './validate.ts';
+
+const ENDPOINT = 'embeddings';
+
+export async function handleEmbeddings(deps: OpenAIDeps, ctx: RequestContext, body: JsonObject): Promise<void> {
+  const problem = checkEmbeddingsRequest(body);
+  if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '', ENDPOINT);
+  const estimate = estimateEmbeddingInputTokens(body.input);
+  const call = await admitCall(deps, ctx, body.model as string, estimate, 0);
+  if (!call) return;
+  const base = {
+    requestId: ctx.requestId,
+    startedAtMs: ctx.startedAtMs,
+    startedAt: ctx.startedAt,
+    caller: ctx.caller,
+    product: call.product,
+    endpoint: 'embeddings' as const,
+    stream: false,
+    firstTokenAt: null,
+  };
+  const attempts: Attempt[] = [];
+  let served: { deployment: { id: string }; result: CompletedCall };
+  try {
+    served = await callWithFailover(
+      orderDeployments(call.product),
+      (d) => {
+        const adapter = deps.adapters.get(d.adapter);
+        if (!adapter) throw new Error(`deployment ${d.id} names unknown adapter ${d.adapter}`);
+        return adapter.embeddings(
+          { deploymentId: d.id, baseUrl: d.baseUrl, apiKey: d.apiKey, upstreamModel: d.upstreamModel },
+          body,
+          { signal: call.signal, headersTimeoutMs: deps.upstreamHeadersTimeoutMs },
+        );
+      },
+      attempts,
+    );
+  } catch (error) {
+    const failure = asUpstreamError(error);
+    countUpstreamErrors(deps, call.product, attempts);
+    call.ticket.release();
+    call.finish();
+    const httpStatus = httpStatusOf(failure);
+    const mapped = fromUpstreamError(failure);
+    deps.metrics.requests.labels(call.product.model, ENDPOINT, String(httpStatus)).inc();
+    await deps.meter.record({
+      ...base,
+      deploymentId: attempts.at(-1)?.deploymentId ?? null,
+      status: statusOf(failure),
+      httpStatus,
+      errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
+      promptTokens: 0,
+      completionTokens: 0,
+      usageSource: 'none',
+      chargeable: false,
+    });
+    if (failure.kind !== 'cancelled') sendOpenAIError(ctx.res, mapped, ctx.requestId);
+    return;
+  }
+  call.finish();
+  countUpstreamErrors(deps, call.product, attempts);
+  const { body: response, usage } = served.result;
+  response.model = call.product.model;
+  const record = await deps.meter.record({
+    ...base,
+    deploymentId: served.deployment.id,
+    status: 'ok',
+    httpStatus: 200,
+    errorCode: null,
+    promptTokens: usage?.promptTokens ?? estimate,
+    completionTokens: 0,
+    usageSource: usage ? 'upstream' : 'estimate',
+    chargeable: true,
+  });
+  call.ticket.settle(record.costMicroKrw, record.promptTokens, 0);
+  deps.metrics.requests.labels(call.product.model, ENDPOINT, '200').inc();
+  const text = JSON.stringify(response);
+  ctx.res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': ctx.requestId,
+  });
+  ctx.res.end(text);
+}

@@ -1,0 +1,27 @@
+import type { RoutableProduct } from '../../catalog/catalog-snapshot.ts';
+import { sendJson } from '../respond.ts';
+import { resolveProduct } from './call.ts';
+import type { OpenAIDeps, RequestContext } from './context.ts';
+import { modelNotFound, sendOpenAIError } from './errors.ts';
+
+function toModel(p: RoutableProduct) {
+  return { id: p.model, object: 'model', created: p.createdAtSeconds, owned_by: p.supplierName };
+}
+
+/** The products this key may use, as OpenAI's model list. */
+export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
+  const data = [];
+  for (const product of deps.catalog.all()) {
+    if (product.deployments.length === 0) continue;
+    if (ctx.caller.allowedModels && !ctx.caller.allowedModels.has(product.model)) continue;
+    data.push(toModel(product));
+  }
+  data.sort((a, b) => a.id.localeCompare(b.id));
+  sendJson(ctx.res, 200, { object: 'list', data }, { 'x-request-id': ctx.requestId });
+}
+
+export function handleRetrieveModel(deps: OpenAIDeps, ctx: RequestContext, model: string): void {
+  const product = resolveProduct(deps, ctx, model);
+  if (!product || product.deployments.length === 0) return sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
+  sendJson(ctx.res, 200, toModel(product), { 'x-request-id': ctx.requestId });
+}

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BodyTooLargeError, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
+import { handleChatCompletions } from './chat-completions.ts';
+import type { OpenAIDeps, RequestContext } from './context.ts';
+import { handleEmbeddings } from './embeddings.ts';
+import { bodyTooLarge, invalidApiKey, invalidRequest, type OpenAIError, sendOpenAIError } from './errors.ts';
+import { handleListModels, handleRetrieveModel } from './models.ts';
+
+const notFound = (method: string, path: string): OpenAIError => ({
+  status: 404,
+  type: 'invalid_request_error',
+  code: 'unknown_url',
+  message: `알 수 없는 경로입니다. / Unknown request URL: ${method} ${path}.`,
+});
+
+function bearer(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (!header || header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+  return header.slice(7).trim();
+}
+
+/**
+ * The /v1 surface. Order matters and is the request path of DESIGN.md: authenticate from memory,
+ * read the body within its limit, then hand over to the endpoint, which resolves, admits, routes and
+ * meters.
+ */
+export function createOpenAIHandler(deps: OpenAIDeps) {
+  return async function handleOpenAI(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const startedAt = performance.now();
+    const key = bearer(req);
+    const caller = key ? await deps.keys.authenticate(key) : undefined;
+    if (!caller) {
+      // Drain nothing: the connection is closed after the answer so an unread body cannot linger.
+      res.setHeader('connection', 'close');
+      deps.metrics.requests.labels('', path.slice(4), '401').inc();
+      return sendOpenAIError(res, invalidApiKey(), requestId);
+    }
+    const ctx: RequestContext = { req, res, requestId, startedAt, startedAtMs: Date.now(), caller };
+    const method = req.method ?? 'GET';
+
+    if (method === 'GET') {
+      if (path === '/v1/models') return handleListModels(deps, ctx);
+      if (path.startsWith('/v1/models/')) return handleRetrieveModel(deps, ctx, decodeURIComponent(path.slice(11)));
+      return sendOpenAIError(res, notFound(method, path), requestId);
+    }
+    if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
+      return sendOpenAIError(res, notFound(method, path), requestId);
+    }
+
+    let body: Record<string, unknown>;
+    try {
+      body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) {
+        res.setHeader('connection', 'close');
+        return sendOpenAIError(res, bodyTooLarge(error.limitBytes), requestId);
+      }
+      if (error instanceof MalformedJsonError) {
+        return sendOpenAIError(res, invalidRequest(`${error.message} / 요청 본문이 올바른 JSON이 아닙니다.`, null, 'invalid_json'), requestId);
+      }
+      throw error;
+    }
+    deps.metrics.inFlight.inc();
+    try {
+      if (path === '/v1/chat/completions') await handleChatCompletions(deps, ctx, body);
+      else await handleEmbeddings(deps, ctx, body);
+    } finally {
+      deps.metrics.inFlight.dec();
+    }
+  };
+}

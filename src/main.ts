@@ -1,0 +1,71 @@
+import { parseArgs } from 'node:util';
+import { startHub } from './app.ts';
+import { ConfigError, loadConfig, startFlags } from './config.ts';
+
+const USAGE = `kaihub — K-AI Hub (케이에이아이 허브)
+
+사용법 / Usage:
+  kaihub start [flags]          허브 실행 / run the hub
+  kaihub <resource> <verb> ...  관리 명령 / admin commands against a running hub (kaihub help admin)
+
+start flags (each also an environment variable):
+${startFlags.map((f) => `  --${f.flag.padEnd(30)} ${f.env}`).join('\n')}
+`;
+
+async function start(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(startFlags.map((f) => [f.flag, { type: 'string' as const }])),
+    strict: true,
+  });
+  const config = loadConfig(process.env, values as Record<string, string | undefined>);
+  const hub = await startHub(config);
+  if (hub.generatedAdminToken) {
+    // Printed once, to the terminal only: the hub keeps nothing but its hash.
+    process.stderr.write(
+      `\n운영자 토큰이 생성되었습니다. 지금 저장하세요 — 다시 표시되지 않습니다.\n` +
+        `Operator token generated. Save it now — it will not be shown again:\n\n  ${hub.generatedAdminToken}\n\n`,
+    );
+  }
+  process.stderr.write(`K-AI Hub: ${hub.url}  (database: ${hub.db.dialect})\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    hub.logger.info({ signal }, 'shutting down');
+    hub.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    if (rest[0] === 'admin') {
+      const { adminUsage } = await import('./cli/admin-commands.ts');
+      process.stdout.write(adminUsage());
+    } else {
+      process.stdout.write(USAGE);
+    }
+    return;
+  }
+  if (command === 'start') return start(rest);
+  const { runAdminCommand } = await import('./cli/admin-commands.ts');
+  process.exitCode = await runAdminCommand(command, rest, process.env, process.stdout);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  // Bad configuration or usage: one line, exit 1. Anything else is a bug and keeps its stack.
+  if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`kaihub: ${(error as Error).message}\n`);
+  } else if ((error as { code?: string }).code === 'EADDRINUSE') {
+    process.stderr.write(`kaihub: PORT: ${(error as Error).message} (이미 사용 중인 포트 / port already in use)\n`);
+  } else {
+    process.stderr.write(`kaihub: ${(error as Error)?.stack ?? String(error)}\n`);
+  }
+  process.exit(1);
+});

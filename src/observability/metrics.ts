@@ -1,0 +1,56 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Every metric the hub exports, created once and passed where it is observed. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kaihub_process_' });
+  const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'kaihub_requests_total',
+      help: 'Requests on /v1 by product, endpoint and HTTP status',
+      labelNames: ['product', 'endpoint', 'status'] as const,
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'kaihub_request_duration_seconds',
+      help: 'Time from request received to response completed',
+      labelNames: ['product', 'endpoint'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    timeToFirstToken: new Histogram({
+      name: 'kaihub_time_to_first_token_seconds',
+      help: 'Time from request received to the first streamed token sent',
+      labelNames: ['product'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: 'kaihub_tokens_total',
+      help: 'Tokens metered, by product and kind (prompt or completion)',
+      labelNames: ['product', 'kind'] as const,
+      registers: [registry],
+    }),
+    cost: new Counter({
+      name: 'kaihub_cost_micro_krw_total',
+      help: 'Cost metered in micro-won (1 KRW = 1,000,000), by product',
+      labelNames: ['product'] as const,
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: 'kaihub_upstream_errors_total',
+      help: 'Failed upstream calls by product, deployment and kind (http status, connect, timeout, protocol)',
+      labelNames: ['product', 'deployment', 'kind'] as const,
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'kaihub_in_flight_requests',
+      help: 'Requests on /v1 being served now',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,122 @@
+import { Agent, type Dispatcher, errors } from 'undici';
+import { type CallOptions, UpstreamError } from './adapter.ts';
+
+/**
+ * One keep-alive connection pool per upstream origin, shared by every adapter. No pipelining: a slow
+ * answer must not hold up the requests queued behind it on the same socket.
+ */
+export function createUpstreamAgent(): Agent {
+  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 512, pipelining: 1 });
+}
+
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+export interface PostJson {
+  url: URL;
+  headers: Record<string, string>;
+  body: string;
+  options: CallOptions;
+}
+
+/** Connection, timeout and cancellation failures as typed upstream errors. */
+export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamError {
+  if (error instanceof UpstreamError) return error;
+  if (signal.aborted) {
+    const reason = signal.reason as { name?: string } | undefined;
+    return reason?.name === 'TimeoutError'
+      ? new UpstreamError('timeout', 'upstream did not finish in time')
+      : new UpstreamError('cancelled', 'the client closed the connection');
+  }
+  if (error instanceof errors.HeadersTimeoutError) {
+    return new UpstreamError('timeout', 'upstream sent no response headers in time');
+  }
+  if (error instanceof errors.BodyTimeoutError) return new UpstreamError('timeout', 'upstream stopped sending');
+  const e = error as { code?: string; message?: string };
+  return new UpstreamError('connect', `cannot reach upstream: ${e.code ?? ''} ${e.message ?? String(error)}`.trim());
+}
+
+/** POSTs JSON; any error status becomes an `UpstreamError` carrying the upstream's own message. */
+export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<Dispatcher.ResponseData> {
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await dispatcher.request({
+      origin: req.url.origin,
+      path: req.url.pathname + req.url.search,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...req.headers },
+      body: req.body,
+      signal: req.options.signal,
+      headersTimeout: req.options.headersTimeoutMs,
+      // Between chunks of a stream, a model may think for a while; the total timeout bounds the call.
+      bodyTimeout: 0,
+    });
+  } catch (error) {
+    throw toUpstreamError(error, req.options.signal);
+  }
+  if (response.statusCode >= 400) throw await readErrorResponse(response, req.options.signal);
+  return response;
+}
+
+async function readErrorResponse(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<UpstreamError> {
+  let text = '';
+  try {
+    for await (const chunk of response.body) {
+      text += chunk.toString();
+      if (text.length > MAX_ERROR_BODY_BYTES) break;
+    }
+  } catch (error) {
+    return toUpstreamError(error, signal);
+  } finally {
+    response.body.destroy();
+  }
+  const status = response.statusCode;
+  const retryAfter = response.headers['retry-after'];
+  let message = text.trim().slice(0, 2000) || `upstream answered HTTP ${status}`;
+  let type: string | undefined;
+  let code: string | null | undefined;
+  let param: string | null | undefined;
+  try {
+    const parsed = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
+    const err = parsed.error;
+    if (err && typeof err === 'object') {
+      const o = err as { message?: unknown; type?: unknown; code?: unknown; param?: unknown };
+      if (typeof o.message === 'string') message = o.message;
+      if (typeof o.type === 'string') type = o.type;
+      if (typeof o.code === 'string' || o.code === null) code = o.code as string | null;
+      if (typeof o.param === 'string' || o.param === null) param = o.param as string | null;
+    } else if (typeof err === 'string') {
+      message = err;
+    } else if (typeof parsed.message === 'string') {
+      message = parsed.message;
+    } else if (typeof parsed.detail === 'string') {
+      message = parsed.detail;
+    }
+  } catch {
+    // not JSON: the text itself is the upstream's message
+  }
+  return new UpstreamError('http', message, {
+    status,
+    ...(type !== undefined && { type }),
+    ...(code !== undefined && { code }),
+    ...(param !== undefined && { param }),
+    ...(typeof retryAfter === 'string' && { retryAfter }),
+  });
+}
+
+/** Reads a whole JSON body, turning a broken or non-JSON answer into a protocol error. */
+export async function readJson(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await response.body.text();
+  } catch (error) {
+    const failure = toUpstreamError(error, signal);
+    throw failure.kind === 'connect' ? new UpstreamError('protocol', `upstream broke off its answer: ${failure.message}`) : failure;
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new UpstreamError('protocol', `upstream answered something that is not a JSON object: ${text.slice(0, 200)}`);
+}

@@ -1,0 +1,51 @@
+/**
+ * One small SQL interface for SQLite and PostgreSQL. Queries are written once, with `?` placeholders
+ * and the portable subset both dialects share (ON CONFLICT, RETURNING, CAST(x AS TEXT)); only this
+ * folder knows which engine is underneath.
+ *
+ * Conventions every caller relies on:
+ * - timestamps are BIGINT milliseconds since the epoch, read back as `number`;
+ * - money is BIGINT micro-won; always select it as `CAST(col AS TEXT)` and parse with `BigInt`,
+ *   because a JS number cannot hold every int64 and the two drivers disagree on how to return them;
+ * - booleans are INTEGER 0/1.
+ */
+export type SqlValue = string | number | bigint | null;
+export type Row = Record<string, unknown>;
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface SqlExecutor {
+  all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  /** Runs a statement and returns the number of rows it changed. */
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+}
+
+export interface Database extends SqlExecutor {
+  readonly dialect: Dialect;
+  /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Executes several statements (DDL); no parameters. */
+  exec(sql: string): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+export async function openDatabase(location: string): Promise<Database> {
+  if (isPostgresUrl(location)) {
+    const { openPostgres } = await import('./postgres.ts');
+    return openPostgres(location);
+  }
+  const { openSqlite } = await import('./sqlite.ts');
+  return openSqlite(location);
+}
+
+/** A unique-constraint violation, whichever engine raised it. */
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined;
+  return e?.code === '23505' || /UNIQUE constraint failed/i.test(e?.message ?? '');
+}

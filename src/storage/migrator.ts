@@ -1,0 +1,31 @@
+import type { Database } from './database.ts';
+import { migration001Core } from './migrations/001-core.ts';
+
+export interface Migration {
+  /** Sortable and never reused: `NNN-name`. */
+  id: string;
+  statements: readonly string[];
+}
+
+/** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
+export const migrations: readonly Migration[] = [migration001Core];
+
+// Any constant works; it only has to be the same for every replica so two starting at once serialise.
+const POSTGRES_LOCK_KEY = 4_240_117;
+
+/** Applies what has not run yet, all in one transaction: a failed migration leaves the schema as it was. */
+export async function migrate(db: Database, list: readonly Migration[] = migrations): Promise<string[]> {
+  return db.transaction(async (tx) => {
+    if (db.dialect === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?)', [POSTGRES_LOCK_KEY]);
+    await tx.run('CREATE TABLE IF NOT EXISTS kaihub_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    const done = new Set((await tx.all<{ id: string }>('SELECT id FROM kaihub_migrations')).map((r) => r.id));
+    const applied: string[] = [];
+    for (const migration of list) {
+      if (done.has(migration.id)) continue;
+      for (const statement of migration.statements) await tx.run(statement);
+      await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [migration.id, Date.now()]);
+      applied.push(migration.id);
+    }
+    return applied;
+  });
+}

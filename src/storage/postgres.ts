@@ -1,0 +1,94 @@
+import pg from 'pg';
+import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
+
+// int8 (BIGINT, COUNT) as number: safe for ids, counts and millisecond timestamps. Money is always
+// selected as TEXT (see database.ts), so a value beyond 2^53 here is a bug we want to hear about.
+pg.types.setTypeParser(20, (value: string) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`int8 ${value} exceeds 2^53; select it as TEXT`);
+  return n;
+});
+
+const converted = new Map<string, string>();
+
+/** `?` placeholders to `$1..$n`, so queries are written once for both dialects. */
+function toPositional(sql: string): string {
+  let out = converted.get(sql);
+  if (out === undefined) {
+    let i = 0;
+    out = sql.replace(/\?/g, () => `$${++i}`);
+    converted.set(sql, out);
+  }
+  return out;
+}
+
+function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
+  return {
+    async all<T = Row>(sql: string, params: readonly SqlValue[] = []) {
+      const result = await client.query(toPositional(sql), params as unknown[]);
+      return result.rows as T[];
+    },
+    async get<T = Row>(sql: string, params: readonly SqlValue[] = []) {
+      const result = await client.query(toPositional(sql), params as unknown[]);
+      return result.rows[0] as T | undefined;
+    },
+    async run(sql: string, params: readonly SqlValue[] = []) {
+      const result = await client.query(toPositional(sql), params as unknown[]);
+      return result.rowCount ?? 0;
+    },
+  };
+}
+
+class PostgresDatabase implements Database {
+  readonly dialect = 'postgres' as const;
+  private readonly base: SqlExecutor;
+
+  constructor(private readonly pool: pg.Pool) {
+    this.base = executor(pool);
+  }
+
+  all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.base.all<T>(sql, params);
+  }
+  get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
+    return this.base.get<T>(sql, params);
+  }
+  run(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.base.run(sql, params);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await fn(executor(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export async function openPostgres(url: string): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // An idle client that loses its server must not crash the hub; the next query reports the error.
+  pool.on('error', () => {});
+  await pool.query('SELECT 1');
+  return new PostgresDatabase(pool);
+}

@@ -1,0 +1,18 @@
+import type { z } from 'zod';
+import { ValidationError } from './errors.ts';
+
+/** Parses admin input with a zod schema; problems come back naming each field (`purposes.1`). */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  throw new ValidationError(
+    result.error.issues.map((issue) => {
+      const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+      const path = issue.path.map(String).join('.');
+      if (unknownKeys.length > 0) {
+        return { field: [path, unknownKeys[0]].filter(Boolean).join('.'), message: 'unknown field' };
+      }
+      return { field: path || '(body)', message: issue.message };
+    }),
+  );
+}

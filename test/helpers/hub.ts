@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { type Hub, startHub } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createTestDatabase, type TestDatabase } from './databases.ts';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+export interface TestHub {
+  hub: Hub;
+  url: string;
+  database: TestDatabase;
+  /** Calls /admin/v1 with the operator token; returns status and parsed body. */
+  admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A hub in this process on a random loopback port, with a fresh database of the engine under test
+ * (KAIHUB_TEST_DATABASE). Extra settings come as environment variables, exactly as a user gives them.
+ */
+export async function startTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+  const database = await createTestDatabase();
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    KAIHUB_DATABASE: database.location,
+    KAIHUB_DATA_DIR: database.dataDir,
+    KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN,
+    KAIHUB_SECRET_KEY: randomBytes(32).toString('hex'),
+    ...env,
+  });
+  const hub = await startHub(config, { logger: createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent') });
+  return {
+    hub,
+    url: hub.url,
+    database,
+    async admin(method, path, body) {
+      const res = await fetch(`${hub.url}/admin/v1${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async close() {
+      await hub.close();
+      await database.drop();
+    },
+  };
+}
+
+export interface Catalog {
+  supplierId: string;
+  productId: string;
+  embeddingProductId: string;
+  deploymentId: string;
+  organizationId: string;
+  keyId: string;
+  key: string;
+}
+
+/**
+ * A supplier with a chat product (`hcx-test`, 1,000 / 3,000 KRW per 1M tokens) and an embedding
+ * product (`embed-test`, 100 KRW per 1M), both deployed on `upstreamUrl`, and an organisation with a
+ * key. Prices are chosen so that costs in tests are easy to compute by hand.
+ */
+export async function seedCatalog(t: TestHub, upstreamUrl: string, upstreamKey = 'upstream-secret'): Promise<Catalog> {
+  const must = async (method: string, path: string, body: unknown) => {
+    const r = await t.admin(method, path, body);
+    if (r.status !== 201) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const supplier = await must('POST', '/suppliers', { name: '네이버클라우드', nameEn: 'NAVER Cloud' });
+  const product = await must('POST', '/products', {
+    supplierId: supplier.id,
+    model: 'hcx-test',
+    displayName: 'HyperCLOVA X Test',
+    parameters: 14_000_000_000,
+    purposes: ['chat', 'summarization'],
+    modality: 'text',
+    contextWindow: 32768,
+    priceInputPer1M: '1000',
+    priceOutputPer1M: 3000,
+    residency: 'domestic',
+  });
+  const embedding = await must('POST', '/products', {
+    supplierId: supplier.id,
+    model: 'embed-test',
+    displayName: 'Embedding Test',
+    purposes: ['embedding'],
+    modality: 'embedding',
+    contextWindow: 8192,
+    priceInputPer1M: '100',
+    priceOutputPer1M: '0',
+    residency: 'domestic',
+  });
+  const deployment = await must('POST', '/deployments', {
+    productId: product.id,
+    adapter: 'openai-compatible',
+    baseUrl: upstreamUrl,
+    apiKey: upstreamKey,
+    upstreamModel: 'fake-chat',
+  });
+  await must('POST', '/deployments', {
+    productId: embedding.id,
+    adapter: 'openai-compatible',
+    baseUrl: upstreamUrl,
+    apiKey: upstreamKey,
+    upstreamModel: 'fake-embed',
+  });
+  const org = await must('POST', '/organizations', { name: '테스트중소기업', class: 'sme' });
+  const key = await must('POST', `/organizations/${org.id}/keys`, { name: 'test' });
+  return {
+    supplierId: supplier.id,
+    productId: product.id,
+    embeddingProductId: embedding.id,
+    deploymentId: deployment.id,
+    organizationId: org.id,
+    keyId: key.id,
+    key: key.key,
+  };
+}
