@@ -101,7 +101,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           await db.ping();
           sendJson(res, 200, { status: 'ready', database: db.dialect });
         } catch (error) {
-          sendJson(res, 503, { status: 'unavailable', database: db.dialect, error: String((error as Error).message) });
+          sendJson(res, 503, {
+            status: 'unavailable',
+            database: db.dialect,
+            error: String((error as Error).message),
+          });
         }
       },
       metrics: async (_req, res) => {

@@ -61,7 +61,9 @@ export function parseSecretKey(raw: string, name: string): Buffer {
   const v = raw.trim();
   if (/^[0-9a-f]{64}$/i.test(v)) return Buffer.from(v, 'hex');
   if (/^[A-Za-z0-9+/]{43}=?$/.test(v)) return Buffer.from(v, 'base64');
-  throw new ConfigError(`${name}: must be 32 bytes as 64 hex characters or base64 (try: openssl rand -hex 32)`);
+  throw new ConfigError(
+    `${name}: must be 32 bytes as 64 hex characters or base64 (try: openssl rand -hex 32)`,
+  );
 }
 
 const settings = {

@@ -63,7 +63,9 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`kaihub: ${(error as Error).message}\n`);
   } else if ((error as { code?: string }).code === 'EADDRINUSE') {
-    process.stderr.write(`kaihub: PORT: ${(error as Error).message} (이미 사용 중인 포트 / port already in use)\n`);
+    process.stderr.write(
+      `kaihub: PORT: ${(error as Error).message} (이미 사용 중인 포트 / port already in use)\n`,
+    );
   } else {
     process.stderr.write(`kaihub: ${(error as Error)?.stack ?? String(error)}\n`);
   }

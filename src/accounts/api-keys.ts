@@ -44,7 +44,10 @@ function toApiKey(r: Record<string, unknown>): ApiKey {
     prefix: r.prefix as string,
     allowedModels: r.allowed_models ? (JSON.parse(r.allowed_models as string) as string[]) : null,
     createdAt: new Date(Number(r.created_at)).toISOString(),
-    revokedAt: r.revoked_at === null || r.revoked_at === undefined ? null : new Date(Number(r.revoked_at)).toISOString(),
+    revokedAt:
+      r.revoked_at === null || r.revoked_at === undefined
+        ? null
+        : new Date(Number(r.revoked_at)).toISOString(),
   };
 }
 
@@ -64,7 +67,15 @@ export class ApiKeyService {
     await this.db.run(
       `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
-      [id, organizationId, v.name, prefix, hashApiKey(key), v.allowedModels ? JSON.stringify(v.allowedModels) : null, Date.now()],
+      [
+        id,
+        organizationId,
+        v.name,
+        prefix,
+        hashApiKey(key),
+        v.allowedModels ? JSON.stringify(v.allowedModels) : null,
+        Date.now(),
+      ],
     );
     return { ...(await this.get(id)), key };
   }
@@ -72,9 +83,10 @@ export class ApiKeyService {
   async list(organizationId: string): Promise<ApiKey[]> {
     const org = await this.db.get('SELECT id FROM organizations WHERE id = ?', [organizationId]);
     if (!org) throw new NotFoundError('organization', organizationId);
-    const rows = await this.db.all(`SELECT ${COLUMNS} FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`, [
-      organizationId,
-    ]);
+    const rows = await this.db.all(
+      `SELECT ${COLUMNS} FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`,
+      [organizationId],
+    );
     return rows.map(toApiKey);
   }
 
@@ -88,7 +100,10 @@ export class ApiKeyService {
   async revoke(id: string): Promise<ApiKey> {
     const row = await this.db.get<{ key_hash: string }>('SELECT key_hash FROM api_keys WHERE id = ?', [id]);
     if (!row) throw new NotFoundError('key', id);
-    await this.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [Date.now(), id]);
+    await this.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [
+      Date.now(),
+      id,
+    ]);
     this.onRevoke(row.key_hash);
     return this.get(id);
   }

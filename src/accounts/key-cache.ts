@@ -73,11 +73,14 @@ export class KeyCache {
   async poll(): Promise<void> {
     const since = this.watermark - CLOCK_SKEW_MS;
     this.watermark = Date.now();
-    const revoked = await this.db.all<{ key_hash: string }>('SELECT key_hash FROM api_keys WHERE revoked_at >= ?', [
+    const revoked = await this.db.all<{ key_hash: string }>(
+      'SELECT key_hash FROM api_keys WHERE revoked_at >= ?',
+      [since],
+    );
+    for (const r of revoked) this.entries.delete(r.key_hash);
+    const orgs = await this.db.all<{ id: string }>('SELECT id FROM organizations WHERE updated_at >= ?', [
       since,
     ]);
-    for (const r of revoked) this.entries.delete(r.key_hash);
-    const orgs = await this.db.all<{ id: string }>('SELECT id FROM organizations WHERE updated_at >= ?', [since]);
     for (const o of orgs) this.evictOrganization(o.id);
   }
 
@@ -94,7 +97,9 @@ export class KeyCache {
       organizationId: row.organization_id as string,
       organizationName: row.name as string,
       organizationClass: row.class as string,
-      allowedModels: row.allowed_models ? new Set(JSON.parse(row.allowed_models as string) as string[]) : null,
+      allowedModels: row.allowed_models
+        ? new Set(JSON.parse(row.allowed_models as string) as string[])
+        : null,
     };
   }
 }

@@ -69,7 +69,9 @@ export class OrganizationService {
   }
 
   async list(): Promise<Organization[]> {
-    return (await this.db.all(`SELECT ${COLUMNS} FROM organizations ORDER BY created_at, id`)).map(toOrganization);
+    return (await this.db.all(`SELECT ${COLUMNS} FROM organizations ORDER BY created_at, id`)).map(
+      toOrganization,
+    );
   }
 
   async get(id: string): Promise<Organization> {

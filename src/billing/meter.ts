@@ -41,7 +41,9 @@ export class Meter {
   async record(input: MeterInput): Promise<UsageRecord> {
     const now = performance.now();
     const { product } = input;
-    const costMicroKrw = input.chargeable ? costOf(input.promptTokens, input.completionTokens, product.prices) : 0n;
+    const costMicroKrw = input.chargeable
+      ? costOf(input.promptTokens, input.completionTokens, product.prices)
+      : 0n;
     const record: UsageRecord = {
       requestId: input.requestId,
       createdAtMs: input.startedAtMs,
@@ -73,7 +75,8 @@ export class Meter {
     const m = this.metrics;
     const product = record.model;
     m.requestDuration.labels(product, record.endpoint).observe(latencyMs / 1000);
-    if (input.firstTokenAt !== null) m.timeToFirstToken.labels(product).observe((input.firstTokenAt - input.startedAt) / 1000);
+    if (input.firstTokenAt !== null)
+      m.timeToFirstToken.labels(product).observe((input.firstTokenAt - input.startedAt) / 1000);
     if (input.chargeable) {
       m.tokens.labels(product, 'prompt').inc(record.promptTokens);
       m.tokens.labels(product, 'completion').inc(record.completionTokens);

@@ -11,7 +11,10 @@ test('Korean counts about a token a syllable, English about one per four charact
 
 test('prompts and embedding inputs of every accepted shape', () => {
   assert.equal(estimatePromptTokens([{ role: 'user', content: '안녕' }]), 3 + 4 + 2);
-  assert.equal(estimatePromptTokens([{ role: 'user', content: [{ type: 'text', text: 'abcd' }] }]), 3 + 4 + 1);
+  assert.equal(
+    estimatePromptTokens([{ role: 'user', content: [{ type: 'text', text: 'abcd' }] }]),
+    3 + 4 + 1,
+  );
   assert.equal(estimatePromptTokens('not an array'), 0);
   assert.equal(estimateEmbeddingInputTokens(['ab', 'cd']), 2);
   assert.equal(estimateEmbeddingInputTokens([[1, 2, 3]]), 3);

@@ -105,7 +105,10 @@ export class UsageJournal {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        await this.db.run(batchInsertSql(batch.length), batch.flatMap((p) => values(p.record)));
+        await this.db.run(
+          batchInsertSql(batch.length),
+          batch.flatMap((p) => values(p.record)),
+        );
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);

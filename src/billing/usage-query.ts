@@ -62,7 +62,10 @@ function totals(r: Record<string, unknown>): UsageTotals {
 }
 
 /** Aggregates the usage journal; every money figure is an exact sum of integer micro-won. */
-export async function queryUsage(db: Database, input: unknown): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
+export async function queryUsage(
+  db: Database,
+  input: unknown,
+): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
   const q = parseInput(usageQuery, input);
   const where: string[] = [];
   const params: SqlValue[] = [];
@@ -79,7 +82,10 @@ export async function queryUsage(db: Database, input: unknown): Promise<{ rows: 
   const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
   const measures = `COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
     CAST(SUM(cost_micro_krw) AS TEXT) AS cost`;
-  const total = await db.get<Record<string, unknown>>(`SELECT ${measures} FROM usage_events ${filter}`, params);
+  const total = await db.get<Record<string, unknown>>(
+    `SELECT ${measures} FROM usage_events ${filter}`,
+    params,
+  );
   let rows: UsageRow[] = [];
   if (q.groupBy) {
     const group = GROUPS[q.groupBy];

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type Database, type SqlValue, isUniqueViolation } from '../storage/database.ts';
+import { type Database, isUniqueViolation, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import type { CredentialBox } from './credentials.ts';
@@ -30,7 +30,10 @@ const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
     return parseKrwPrice(value);
   } catch (error) {
-    ctx.addIssue({ code: 'custom', message: error instanceof PriceFormatError ? error.message : String(error) });
+    ctx.addIssue({
+      code: 'custom',
+      message: error instanceof PriceFormatError ? error.message : String(error),
+    });
     return z.NEVER;
   }
 });
@@ -50,7 +53,10 @@ const productInput = z.strictObject({
   supplierId: z.string().min(1),
   model: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / - only, at most 128 characters')
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/,
+      'letters, digits and . _ : / - only, at most 128 characters',
+    )
     .refine((m) => m !== 'auto', '"auto" is reserved'),
   displayName: name,
   description: z.string().max(4000).nullable().optional(),
@@ -210,16 +216,25 @@ export class CatalogService {
     const now = Date.now();
     const id = newId('sup');
     await this.unique('name', 'a supplier with this name exists', () =>
-      this.db.run(
-        `INSERT INTO suppliers (${SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [id, v.name, v.nameEn ?? null, v.contactName ?? null, v.contactEmail ?? null, v.website ?? null, v.status, now, now],
-      ),
+      this.db.run(`INSERT INTO suppliers (${SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+        id,
+        v.name,
+        v.nameEn ?? null,
+        v.contactName ?? null,
+        v.contactEmail ?? null,
+        v.website ?? null,
+        v.status,
+        now,
+        now,
+      ]),
     );
     return this.getSupplier(id);
   }
 
   async listSuppliers(): Promise<Supplier[]> {
-    return (await this.db.all(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers ORDER BY created_at, id`)).map(toSupplier);
+    return (await this.db.all(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers ORDER BY created_at, id`)).map(
+      toSupplier,
+    );
   }
 
   async getSupplier(id: string): Promise<Supplier> {
@@ -285,9 +300,10 @@ export class CatalogService {
 
   async listProducts(filter: { supplierId?: string } = {}): Promise<Product[]> {
     const rows = filter.supplierId
-      ? await this.db.all(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE supplier_id = ? ORDER BY created_at, id`, [
-          filter.supplierId,
-        ])
+      ? await this.db.all(
+          `SELECT ${PRODUCT_COLUMNS} FROM products WHERE supplier_id = ? ORDER BY created_at, id`,
+          [filter.supplierId],
+        )
       : await this.db.all(`SELECT ${PRODUCT_COLUMNS} FROM products ORDER BY created_at, id`);
     return rows.map(toProduct);
   }
@@ -383,13 +399,18 @@ export class CatalogService {
       adapter: v.adapter,
       base_url: v.baseUrl,
       upstream_model: v.upstreamModel,
-      api_key_sealed: v.apiKey === undefined ? undefined : v.apiKey === null ? null : this.credentials.seal(v.apiKey),
+      api_key_sealed:
+        v.apiKey === undefined ? undefined : v.apiKey === null ? null : this.credentials.seal(v.apiKey),
       weight: v.weight,
       priority: v.priority,
       status: v.status,
     });
     if (sql) {
-      await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]);
+      await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [
+        ...params,
+        Date.now(),
+        id,
+      ]);
       this.onChange();
     }
     return this.getDeployment(id);
@@ -401,7 +422,10 @@ export class CatalogService {
    */
   async deleteDeployment(id: string): Promise<void> {
     await this.getDeployment(id);
-    await this.db.run(`UPDATE deployments SET status = 'deleted', updated_at = ? WHERE id = ?`, [Date.now(), id]);
+    await this.db.run(`UPDATE deployments SET status = 'deleted', updated_at = ? WHERE id = ?`, [
+      Date.now(),
+      id,
+    ]);
     this.onChange();
   }
 

@@ -111,7 +111,10 @@ export class CatalogSnapshot {
         residency: r.residency as string,
         contextWindow: Number(r.context_window),
         createdAtSeconds: Math.floor(Number(r.created_at) / 1000),
-        prices: { inputMicroPer1M: BigInt(r.price_in as string), outputMicroPer1M: BigInt(r.price_out as string) },
+        prices: {
+          inputMicroPer1M: BigInt(r.price_in as string),
+          outputMicroPer1M: BigInt(r.price_out as string),
+        },
         deployments: [],
       };
       next.set(product.model, product);

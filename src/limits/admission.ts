@@ -1,6 +1,6 @@
 import type { Caller } from '../accounts/key-cache.ts';
-import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { MicroKrw } from '../billing/money.ts';
+import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 
 /** What admission needs to decide: who, which product, and the worst case this request can cost. */
 export interface AdmissionRequest {

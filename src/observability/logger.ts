@@ -12,6 +12,9 @@ export function createLogger(level: LogLevel): Logger {
     level,
     base: { service: 'kaihub' },
     timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['authorization', '*.authorization', 'apiKey', '*.apiKey', 'key', '*.key'], censor: '[redacted]' },
+    redact: {
+      paths: ['authorization', '*.authorization', 'apiKey', '*.apiKey', 'key', '*.key'],
+      censor: '[redacted]',
+    },
   });
 }

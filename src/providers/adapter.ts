@@ -44,7 +44,11 @@ export interface ProviderAdapter {
    * Resolves once the upstream accepted the call (status and headers received), so that failures
    * before the first byte can still become a clean error response, then yields parts as they arrive.
    */
-  chatStream(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<AsyncIterable<ChatStreamPart>>;
+  chatStream(
+    target: UpstreamTarget,
+    request: JsonObject,
+    options: CallOptions,
+  ): Promise<AsyncIterable<ChatStreamPart>>;
   embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall>;
 }
 

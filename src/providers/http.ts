@@ -6,7 +6,12 @@ import { type CallOptions, UpstreamError } from './adapter.ts';
  * answer must not hold up the requests queued behind it on the same socket.
  */
 export function createUpstreamAgent(): Agent {
-  return new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connections: 512, pipelining: 1 });
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connections: 512,
+    pipelining: 1,
+  });
 }
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -30,9 +35,13 @@ export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamEr
   if (error instanceof errors.HeadersTimeoutError) {
     return new UpstreamError('timeout', 'upstream sent no response headers in time');
   }
-  if (error instanceof errors.BodyTimeoutError) return new UpstreamError('timeout', 'upstream stopped sending');
+  if (error instanceof errors.BodyTimeoutError)
+    return new UpstreamError('timeout', 'upstream stopped sending');
   const e = error as { code?: string; message?: string };
-  return new UpstreamError('connect', `cannot reach upstream: ${e.code ?? ''} ${e.message ?? String(error)}`.trim());
+  return new UpstreamError(
+    'connect',
+    `cannot reach upstream: ${e.code ?? ''} ${e.message ?? String(error)}`.trim(),
+  );
 }
 
 /** POSTs JSON; any error status becomes an `UpstreamError` carrying the upstream's own message. */
@@ -43,7 +52,11 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
       origin: req.url.origin,
       path: req.url.pathname + req.url.search,
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...req.headers },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...req.headers,
+      },
       body: req.body,
       signal: req.options.signal,
       headersTimeout: req.options.headersTimeoutMs,
@@ -57,7 +70,10 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
   return response;
 }
 
-async function readErrorResponse(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<UpstreamError> {
+async function readErrorResponse(
+  response: Dispatcher.ResponseData,
+  signal: AbortSignal,
+): Promise<UpstreamError> {
   let text = '';
   try {
     for await (const chunk of response.body) {
@@ -104,13 +120,18 @@ async function readErrorResponse(response: Dispatcher.ResponseData, signal: Abor
 }
 
 /** Reads a whole JSON body, turning a broken or non-JSON answer into a protocol error. */
-export async function readJson(response: Dispatcher.ResponseData, signal: AbortSignal): Promise<Record<string, unknown>> {
+export async function readJson(
+  response: Dispatcher.ResponseData,
+  signal: AbortSignal,
+): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await response.body.text();
   } catch (error) {
     const failure = toUpstreamError(error, signal);
-    throw failure.kind === 'connect' ? new UpstreamError('protocol', `upstream broke off its answer: ${failure.message}`) : failure;
+    throw failure.kind === 'connect'
+      ? new UpstreamError('protocol', `upstream broke off its answer: ${failure.message}`)
+      : failure;
   }
   try {
     const value: unknown = JSON.parse(text);
@@ -118,5 +139,8 @@ export async function readJson(response: Dispatcher.ResponseData, signal: AbortS
   } catch {
     // fall through
   }
-  throw new UpstreamError('protocol', `upstream answered something that is not a JSON object: ${text.slice(0, 200)}`);
+  throw new UpstreamError(
+    'protocol',
+    `upstream answered something that is not a JSON object: ${text.slice(0, 200)}`,
+  );
 }

@@ -12,7 +12,8 @@ async function collect(chunks: (string | Uint8Array)[]) {
 }
 
 test('events split at any point, with CRLF, comments and multi-line data', async () => {
-  const text = ': keep-alive\r\ndata: {"a":1}\r\n\r\nevent: token\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n';
+  const text =
+    ': keep-alive\r\ndata: {"a":1}\r\n\r\nevent: token\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n';
   for (let cut = 0; cut < text.length; cut++) {
     const events = await collect([text.slice(0, cut), text.slice(cut)]);
     assert.deepEqual(events, [

@@ -37,7 +37,8 @@ export async function* parseSse(body: AsyncIterable<Uint8Array | string>): Async
       }
       start = i + 1;
       if (line === '') {
-        if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
+        if (data.length > 0)
+          yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
         event = '';
         data = [];
         continue;
@@ -55,5 +56,6 @@ export async function* parseSse(body: AsyncIterable<Uint8Array | string>): Async
   }
   buffer += decoder.decode();
   if (buffer !== '' && buffer.startsWith('data:')) data.push(buffer.slice(5).replace(/^ /, ''));
-  if (data.length > 0) yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
+  if (data.length > 0)
+    yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
 }

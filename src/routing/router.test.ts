@@ -5,7 +5,15 @@ import { UpstreamError } from '../providers/adapter.ts';
 import { type Attempt, callWithFailover, orderDeployments } from './router.ts';
 
 function deployment(id: string, priority: number, weight: number): RoutableDeployment {
-  return { id, priority, weight, adapter: 'openai-compatible', baseUrl: 'http://x', apiKey: null, upstreamModel: 'm' };
+  return {
+    id,
+    priority,
+    weight,
+    adapter: 'openai-compatible',
+    baseUrl: 'http://x',
+    apiKey: null,
+    upstreamModel: 'm',
+  };
 }
 
 function product(deployments: RoutableDeployment[]): RoutableProduct {
@@ -25,7 +33,12 @@ function product(deployments: RoutableDeployment[]): RoutableProduct {
 }
 
 test('priority tiers come first; weights split traffic within a tier', () => {
-  const p = product([deployment('a', 0, 3), deployment('b', 0, 1), deployment('standby', 0, 0), deployment('c', 1, 1)]);
+  const p = product([
+    deployment('a', 0, 3),
+    deployment('b', 0, 1),
+    deployment('standby', 0, 0),
+    deployment('c', 1, 1),
+  ]);
   const firsts = new Map<string, number>();
   let seed = 1;
   const random = () => {
@@ -63,8 +76,15 @@ test('fails over on connection errors only', async () => {
     ],
   );
   await assert.rejects(
-    callWithFailover(candidates, async () => Promise.reject(new UpstreamError('http', 'bad', { status: 500 })), []),
+    callWithFailover(
+      candidates,
+      async () => Promise.reject(new UpstreamError('http', 'bad', { status: 500 })),
+      [],
+    ),
     (e: unknown) => e instanceof UpstreamError && e.kind === 'http',
   );
-  await assert.rejects(callWithFailover([], async () => 1, []), /no active deployment/);
+  await assert.rejects(
+    callWithFailover([], async () => 1, []),
+    /no active deployment/,
+  );
 });

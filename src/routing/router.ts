@@ -5,7 +5,10 @@ import { UpstreamError } from '../providers/adapter.ts';
  * The order to try a product's deployments in: best priority tier first; within a tier, a weighted
  * random order so traffic spreads by weight and a failed deployment's share falls to its peers.
  */
-export function orderDeployments(product: RoutableProduct, random: () => number = Math.random): RoutableDeployment[] {
+export function orderDeployments(
+  product: RoutableProduct,
+  random: () => number = Math.random,
+): RoutableDeployment[] {
   const all = product.deployments;
   if (all.length <= 1) return all;
   const out: RoutableDeployment[] = [];

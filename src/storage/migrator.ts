@@ -17,13 +17,18 @@ const POSTGRES_LOCK_KEY = 4_240_117;
 export async function migrate(db: Database, list: readonly Migration[] = migrations): Promise<string[]> {
   return db.transaction(async (tx) => {
     if (db.dialect === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?)', [POSTGRES_LOCK_KEY]);
-    await tx.run('CREATE TABLE IF NOT EXISTS kaihub_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    await tx.run(
+      'CREATE TABLE IF NOT EXISTS kaihub_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)',
+    );
     const done = new Set((await tx.all<{ id: string }>('SELECT id FROM kaihub_migrations')).map((r) => r.id));
     const applied: string[] = [];
     for (const migration of list) {
       if (done.has(migration.id)) continue;
       for (const statement of migration.statements) await tx.run(statement);
-      await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [migration.id, Date.now()]);
+      await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [
+        migration.id,
+        Date.now(),
+      ]);
       applied.push(migration.id);
     }
     return applied;

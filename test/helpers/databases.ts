@@ -12,7 +12,8 @@ export function testEngine(): TestEngine {
 }
 
 /** The server tests create their databases on (trust auth, as on the dev machines and CI). */
-export const POSTGRES_ADMIN_URL = process.env.KAIHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const POSTGRES_ADMIN_URL =
+  process.env.KAIHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface TestDatabase {
   /** What KAIHUB_DATABASE is set to. */

@@ -30,7 +30,9 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     KAIHUB_SECRET_KEY: randomBytes(32).toString('hex'),
     ...env,
   });
-  const hub = await startHub(config, { logger: createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent') });
+  const hub = await startHub(config, {
+    logger: createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent'),
+  });
   return {
     hub,
     url: hub.url,
@@ -66,7 +68,11 @@ export interface Catalog {
  * product (`embed-test`, 100 KRW per 1M), both deployed on `upstreamUrl`, and an organisation with a
  * key. Prices are chosen so that costs in tests are easy to compute by hand.
  */
-export async function seedCatalog(t: TestHub, upstreamUrl: string, upstreamKey = 'upstream-secret'): Promise<Catalog> {
+export async function seedCatalog(
+  t: TestHub,
+  upstreamUrl: string,
+  upstreamKey = 'upstream-secret',
+): Promise<Catalog> {
   const must = async (method: string, path: string, body: unknown) => {
     const r = await t.admin(method, path, body);
     if (r.status !== 201) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);

@@ -85,7 +85,11 @@ describe('chat completions through the hub', () => {
     assert.equal(text, 'Echo: 하나 둘 셋 넷');
     assert.ok(chunks >= 6);
     const upstreamBody = fake.requests.at(-1)!.body as { stream_options?: { include_usage?: boolean } };
-    assert.equal(upstreamBody.stream_options?.include_usage, true, 'the hub always asks the upstream for usage');
+    assert.equal(
+      upstreamBody.stream_options?.include_usage,
+      true,
+      'the hub always asks the upstream for usage',
+    );
   });
 
   test('a stream with include_usage gets the upstream counts in its last chunk, metered identically', async () => {
@@ -125,7 +129,7 @@ describe('chat completions through the hub', () => {
       body: JSON.stringify({ model: 'hcx-test', messages: [{ role: 'user', content: 'x' }] }),
     });
     assert.equal(res.status, 502);
-    const body = await res.json();
+    const body = (await res.json()) as { error: { message: string } };
     assertMatchesSchema(ERROR_RESPONSE, body);
     assert.match(body.error.message, /fake upstream error 500/);
     const event = await usageEvent(res.headers.get('x-request-id')!);

@@ -45,7 +45,13 @@ function compile(route: AdminRoute): CompiledRoute {
  * Errors on /admin/v1: `{error: {code, message, fields?}}`, where `fields` names each bad input
  * (`[{field: "priceInputPer1M", message: "..."}]`) so a console can put the message next to it.
  */
-function sendError(res: ServerResponse, status: number, code: string, message: string, fields?: unknown): void {
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  fields?: unknown,
+): void {
   sendJson(res, status, { error: { code, message, ...(fields !== undefined && { fields }) } });
 }
 
@@ -56,7 +62,12 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
     const presented = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
     if (!presented || !token.verify(presented)) {
       res.setHeader('connection', 'close');
-      return sendError(res, 401, 'unauthorized', '운영자 토큰이 필요합니다. / A valid operator token is required (Authorization: Bearer …).');
+      return sendError(
+        res,
+        401,
+        'unauthorized',
+        '운영자 토큰이 필요합니다. / A valid operator token is required (Authorization: Bearer …).',
+      );
     }
     const method = req.method ?? 'GET';
     let matchedPath = false;
@@ -86,22 +97,44 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
         }
       } catch (error) {
         if (error instanceof ValidationError) {
-          return sendError(res, 400, 'validation_failed', `입력값이 올바르지 않습니다. / Invalid input: ${error.message}`, error.fields);
+          return sendError(
+            res,
+            400,
+            'validation_failed',
+            `입력값이 올바르지 않습니다. / Invalid input: ${error.message}`,
+            error.fields,
+          );
         }
-        if (error instanceof MalformedJsonError) return sendError(res, 400, 'invalid_json', error.message, [{ field: '(body)', message: error.message }]);
+        if (error instanceof MalformedJsonError)
+          return sendError(res, 400, 'invalid_json', error.message, [
+            { field: '(body)', message: error.message },
+          ]);
         if (error instanceof BodyTooLargeError) return sendError(res, 413, 'body_too_large', error.message);
         if (error instanceof NotFoundError) {
-          return sendError(res, 404, 'not_found', `${error.entity}을(를) 찾을 수 없습니다. / ${error.message}`);
+          return sendError(
+            res,
+            404,
+            'not_found',
+            `${error.entity}을(를) 찾을 수 없습니다. / ${error.message}`,
+          );
         }
         if (error instanceof ConflictError) {
-          return sendError(res, 409, 'conflict', `이미 존재합니다. / ${error.message}`, [{ field: error.field, message: error.message }]);
+          return sendError(res, 409, 'conflict', `이미 존재합니다. / ${error.message}`, [
+            { field: error.field, message: error.message },
+          ]);
         }
         logger.error({ err: error, path }, 'admin request failed');
         throw error;
       }
       return;
     }
-    if (matchedPath) return sendError(res, 405, 'method_not_allowed', `허용되지 않는 메서드입니다. / ${method} is not allowed on ${path}`);
+    if (matchedPath)
+      return sendError(
+        res,
+        405,
+        'method_not_allowed',
+        `허용되지 않는 메서드입니다. / ${method} is not allowed on ${path}`,
+      );
     sendError(res, 404, 'not_found', `찾을 수 없습니다. / Not found: ${path}`);
   };
 }

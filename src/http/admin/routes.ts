@@ -19,27 +19,53 @@ const list = (data: unknown[]) => ({ status: 200, body: { data } });
 /** Every /admin/v1 route in one table: the API at a glance. Handlers only translate. */
 export function adminRoutes({ db, catalog, organizations, keys }: AdminDeps): AdminRoute[] {
   return [
-    { method: 'POST', path: '/suppliers', handle: async (r) => created(await catalog.createSupplier(r.body)) },
+    {
+      method: 'POST',
+      path: '/suppliers',
+      handle: async (r) => created(await catalog.createSupplier(r.body)),
+    },
     { method: 'GET', path: '/suppliers', handle: async () => list(await catalog.listSuppliers()) },
-    { method: 'GET', path: '/suppliers/:id', handle: async (r) => ok(await catalog.getSupplier(r.params.id!)) },
-    { method: 'PATCH', path: '/suppliers/:id', handle: async (r) => ok(await catalog.updateSupplier(r.params.id!, r.body)) },
+    {
+      method: 'GET',
+      path: '/suppliers/:id',
+      handle: async (r) => ok(await catalog.getSupplier(r.params.id!)),
+    },
+    {
+      method: 'PATCH',
+      path: '/suppliers/:id',
+      handle: async (r) => ok(await catalog.updateSupplier(r.params.id!, r.body)),
+    },
 
     { method: 'POST', path: '/products', handle: async (r) => created(await catalog.createProduct(r.body)) },
     {
       method: 'GET',
       path: '/products',
-      handle: async (r) => list(await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })),
+      handle: async (r) =>
+        list(await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })),
     },
     { method: 'GET', path: '/products/:id', handle: async (r) => ok(await catalog.getProduct(r.params.id!)) },
-    { method: 'PATCH', path: '/products/:id', handle: async (r) => ok(await catalog.updateProduct(r.params.id!, r.body)) },
+    {
+      method: 'PATCH',
+      path: '/products/:id',
+      handle: async (r) => ok(await catalog.updateProduct(r.params.id!, r.body)),
+    },
 
-    { method: 'POST', path: '/deployments', handle: async (r) => created(await catalog.createDeployment(r.body)) },
+    {
+      method: 'POST',
+      path: '/deployments',
+      handle: async (r) => created(await catalog.createDeployment(r.body)),
+    },
     {
       method: 'GET',
       path: '/deployments',
-      handle: async (r) => list(await catalog.listDeployments({ ...(r.query.productId && { productId: r.query.productId }) })),
+      handle: async (r) =>
+        list(await catalog.listDeployments({ ...(r.query.productId && { productId: r.query.productId }) })),
     },
-    { method: 'GET', path: '/deployments/:id', handle: async (r) => ok(await catalog.getDeployment(r.params.id!)) },
+    {
+      method: 'GET',
+      path: '/deployments/:id',
+      handle: async (r) => ok(await catalog.getDeployment(r.params.id!)),
+    },
     {
       method: 'PATCH',
       path: '/deployments/:id',
@@ -54,9 +80,17 @@ export function adminRoutes({ db, catalog, organizations, keys }: AdminDeps): Ad
       },
     },
 
-    { method: 'POST', path: '/organizations', handle: async (r) => created(await organizations.create(r.body)) },
+    {
+      method: 'POST',
+      path: '/organizations',
+      handle: async (r) => created(await organizations.create(r.body)),
+    },
     { method: 'GET', path: '/organizations', handle: async () => list(await organizations.list()) },
-    { method: 'GET', path: '/organizations/:id', handle: async (r) => ok(await organizations.get(r.params.id!)) },
+    {
+      method: 'GET',
+      path: '/organizations/:id',
+      handle: async (r) => ok(await organizations.get(r.params.id!)),
+    },
     {
       method: 'PATCH',
       path: '/organizations/:id',
@@ -67,7 +101,11 @@ export function adminRoutes({ db, catalog, organizations, keys }: AdminDeps): Ad
       path: '/organizations/:id/keys',
       handle: async (r) => created(await keys.create(r.params.id!, r.body)),
     },
-    { method: 'GET', path: '/organizations/:id/keys', handle: async (r) => list(await keys.list(r.params.id!)) },
+    {
+      method: 'GET',
+      path: '/organizations/:id/keys',
+      handle: async (r) => list(await keys.list(r.params.id!)),
+    },
     { method: 'DELETE', path: '/keys/:id', handle: async (r) => ok(await keys.revoke(r.params.id!)) },
 
     { method: 'GET', path: '/usage', handle: async (r) => ok(await queryUsage(db, r.query)) },

@@ -5,7 +5,11 @@ import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, modelNotFound, type OpenAIError, sendOpenAIError } from './errors.ts';
 
 /** The product a model name means for this caller, or undefined (404 model_not_found). */
-export function resolveProduct(deps: OpenAIDeps, ctx: RequestContext, model: string): RoutableProduct | undefined {
+export function resolveProduct(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  model: string,
+): RoutableProduct | undefined {
   const product = deps.catalog.byModel(model);
   if (!product) return undefined;
   const allowed = ctx.caller.allowedModels;
@@ -46,7 +50,9 @@ export async function admitCall(
         type: decision.status === 429 ? 'rate_limit_error' : 'insufficient_quota',
         code: decision.code,
         message: decision.message,
-        ...(decision.retryAfterSeconds !== undefined && { headers: { 'retry-after': String(decision.retryAfterSeconds) } }),
+        ...(decision.retryAfterSeconds !== undefined && {
+          headers: { 'retry-after': String(decision.retryAfterSeconds) },
+        }),
       },
       product.model,
     );
@@ -73,7 +79,13 @@ export async function admitCall(
 }
 
 /** An error answered before any upstream call: counted, not metered (nothing was used). */
-export function fail(deps: OpenAIDeps, ctx: RequestContext, error: OpenAIError, model: string, endpoint = 'chat.completions'): void {
+export function fail(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  error: OpenAIError,
+  model: string,
+  endpoint = 'chat.completions',
+): void {
   deps.metrics.requests.labels(model, endpoint, String(error.status)).inc();
   sendOpenAIError(ctx.res, error, ctx.requestId);
 }
@@ -92,10 +104,16 @@ export function httpStatusOf(error: UpstreamError): number {
 }
 
 export function asUpstreamError(error: unknown): UpstreamError {
-  return error instanceof UpstreamError ? error : new UpstreamError('protocol', String((error as Error)?.message ?? error));
+  return error instanceof UpstreamError
+    ? error
+    : new UpstreamError('protocol', String((error as Error)?.message ?? error));
 }
 
-export function countUpstreamErrors(deps: OpenAIDeps, product: RoutableProduct, attempts: { deploymentId: string; error: UpstreamError | null }[]): void {
+export function countUpstreamErrors(
+  deps: OpenAIDeps,
+  product: RoutableProduct,
+  attempts: { deploymentId: string; error: UpstreamError | null }[],
+): void {
   for (const a of attempts) {
     if (!a.error || a.error.kind === 'cancelled') continue;
     const kind = a.error.kind === 'http' ? String(a.error.details.status ?? 'http') : a.error.kind;

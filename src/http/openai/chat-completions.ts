@@ -4,19 +4,16 @@ import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-es
 import type { RoutableDeployment } from '../../catalog/catalog-snapshot.ts';
 import type { ChatStreamPart, JsonObject, TokenUsage } from '../../providers/adapter.ts';
 import { type Attempt, callWithFailover, orderDeployments } from '../../routing/router.ts';
-import {
-  admitCall,
-  asUpstreamError,
-  countUpstreamErrors,
-  fail,
-  httpStatusOf,
-  statusOf,
-} from './call.ts';
+import { admitCall, asUpstreamError, countUpstreamErrors, fail, httpStatusOf, statusOf } from './call.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, sendOpenAIError } from './errors.ts';
 import { checkChatRequest } from './validate.ts';
 
-export async function handleChatCompletions(deps: OpenAIDeps, ctx: RequestContext, body: JsonObject): Promise<void> {
+export async function handleChatCompletions(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  body: JsonObject,
+): Promise<void> {
   const problem = checkChatRequest(body);
   if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '');
   const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null;
@@ -97,7 +94,10 @@ async function completeChat(
   promptEstimate: number,
 ): Promise<void> {
   const attempts: Attempt[] = [];
-  let served: { deployment: RoutableDeployment; result: Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>> };
+  let served: {
+    deployment: RoutableDeployment;
+    result: Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>>;
+  };
   try {
     served = await callWithFailover(
       orderDeployments(call.product),
@@ -129,7 +129,8 @@ async function completeChat(
   });
   call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
   deps.metrics.requests.labels(call.product.model, 'chat.completions', '200').inc();
-  if (deps.logContent) deps.logger.info({ requestId: ctx.requestId, request: body, response: completion }, 'content');
+  if (deps.logContent)
+    deps.logger.info({ requestId: ctx.requestId, request: body, response: completion }, 'content');
   const text = JSON.stringify(completion);
   ctx.res.writeHead(200, {
     'content-type': 'application/json',
@@ -181,7 +182,8 @@ async function streamChat(
   promptEstimate: number,
 ): Promise<void> {
   const attempts: Attempt[] = [];
-  const clientWantsUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
+  const clientWantsUsage =
+    (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
   let served: { deployment: RoutableDeployment; result: AsyncIterable<ChatStreamPart> };
   try {
     served = await callWithFailover(
@@ -240,7 +242,11 @@ async function streamChat(
   } catch (error) {
     failure = asUpstreamError(error);
   }
-  countUpstreamErrors(deps, call.product, failure ? [{ deploymentId: served.deployment.id, error: failure }] : []);
+  countUpstreamErrors(
+    deps,
+    call.product,
+    failure ? [{ deploymentId: served.deployment.id, error: failure }] : [],
+  );
 
   const common = { ...meterBase(ctx, call, true), firstTokenAt, deploymentId: served.deployment.id };
   let input: MeterInput;
@@ -288,7 +294,9 @@ async function streamChat(
   if (res.destroyed) return;
   if (failure) {
     const mapped = fromUpstreamError(failure);
-    res.end(`data: ${JSON.stringify({ error: { message: mapped.message, type: mapped.type, param: null, code: mapped.code ?? null } })}\n\n`);
+    res.end(
+      `data: ${JSON.stringify({ error: { message: mapped.message, type: mapped.type, param: null, code: mapped.code ?? null } })}\n\n`,
+    );
     return;
   }
   if (clientWantsUsage) {

@@ -8,7 +8,11 @@ import { checkEmbeddingsRequest } from './validate.ts';
 
 const ENDPOINT = 'embeddings';
 
-export async function handleEmbeddings(deps: OpenAIDeps, ctx: RequestContext, body: JsonObject): Promise<void> {
+export async function handleEmbeddings(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  body: JsonObject,
+): Promise<void> {
   const problem = checkEmbeddingsRequest(body);
   if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '', ENDPOINT);
   const estimate = estimateEmbeddingInputTokens(body.input);

@@ -17,12 +17,23 @@ export function sendOpenAIError(res: ServerResponse, error: OpenAIError, request
   sendJson(
     res,
     error.status,
-    { error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? null } },
+    {
+      error: {
+        message: error.message,
+        type: error.type,
+        param: error.param ?? null,
+        code: error.code ?? null,
+      },
+    },
     { ...(requestId && { 'x-request-id': requestId }), ...error.headers },
   );
 }
 
-export const invalidRequest = (message: string, param: string | null = null, code: string | null = null): OpenAIError => ({
+export const invalidRequest = (
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+): OpenAIError => ({
   status: 400,
   type: 'invalid_request_error',
   message,

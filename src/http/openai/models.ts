@@ -22,6 +22,9 @@ export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
 
 export function handleRetrieveModel(deps: OpenAIDeps, ctx: RequestContext, model: string): void {
   const product = resolveProduct(deps, ctx, model);
-  if (!product || product.deployments.length === 0) return sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
+  if (!product || product.deployments.length === 0) {
+    sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
+    return;
+  }
   sendJson(ctx.res, 200, toModel(product), { 'x-request-id': ctx.requestId });
 }

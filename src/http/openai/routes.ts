@@ -42,7 +42,8 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
 
     if (method === 'GET') {
       if (path === '/v1/models') return handleListModels(deps, ctx);
-      if (path.startsWith('/v1/models/')) return handleRetrieveModel(deps, ctx, decodeURIComponent(path.slice(11)));
+      if (path.startsWith('/v1/models/'))
+        return handleRetrieveModel(deps, ctx, decodeURIComponent(path.slice(11)));
       return sendOpenAIError(res, notFound(method, path), requestId);
     }
     if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
@@ -58,7 +59,11 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
         return sendOpenAIError(res, bodyTooLarge(error.limitBytes), requestId);
       }
       if (error instanceof MalformedJsonError) {
-        return sendOpenAIError(res, invalidRequest(`${error.message} / 요청 본문이 올바른 JSON이 아닙니다.`, null, 'invalid_json'), requestId);
+        return sendOpenAIError(
+          res,
+          invalidRequest(`${error.message} / 요청 본문이 올바른 JSON이 아닙니다.`, null, 'invalid_json'),
+          requestId,
+        );
       }
       throw error;
     }

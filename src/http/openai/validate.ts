@@ -6,12 +6,21 @@ import { invalidRequest, type OpenAIError } from './errors.ts';
  */
 export type Check = OpenAIError | null;
 
-const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === 'object' && !Array.isArray(v);
 
-function optionalType(body: Record<string, unknown>, field: string, type: 'boolean' | 'string' | 'number'): Check {
+function optionalType(
+  body: Record<string, unknown>,
+  field: string,
+  type: 'boolean' | 'string' | 'number',
+): Check {
   const v = body[field];
   if (v === undefined || v === null || typeof v === type) return null;
-  return invalidRequest(`'${field}'의 형식이 잘못되었습니다: ${type}이어야 합니다. / Invalid type for '${field}': expected ${type}.`, field, 'invalid_type');
+  return invalidRequest(
+    `'${field}'의 형식이 잘못되었습니다: ${type}이어야 합니다. / Invalid type for '${field}': expected ${type}.`,
+    field,
+    'invalid_type',
+  );
 }
 
 function optionalInteger(body: Record<string, unknown>, field: string, min: number): Check {
@@ -29,10 +38,18 @@ function optionalInteger(body: Record<string, unknown>, field: string, min: numb
 
 export function checkModel(body: Record<string, unknown>): Check {
   if (body.model === undefined) {
-    return invalidRequest("'model' 필드가 필요합니다. / Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
+    return invalidRequest(
+      "'model' 필드가 필요합니다. / Missing required parameter: 'model'.",
+      'model',
+      'missing_required_parameter',
+    );
   }
   if (typeof body.model !== 'string' || body.model === '') {
-    return invalidRequest("'model'은(는) 문자열이어야 합니다. / Invalid type for 'model': expected a string.", 'model', 'invalid_type');
+    return invalidRequest(
+      "'model'은(는) 문자열이어야 합니다. / Invalid type for 'model': expected a string.",
+      'model',
+      'invalid_type',
+    );
   }
   return null;
 }
@@ -42,25 +59,49 @@ export function checkChatRequest(body: Record<string, unknown>): Check {
   if (model) return model;
   const messages = body.messages;
   if (messages === undefined) {
-    return invalidRequest("'messages' 필드가 필요합니다. / Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
+    return invalidRequest(
+      "'messages' 필드가 필요합니다. / Missing required parameter: 'messages'.",
+      'messages',
+      'missing_required_parameter',
+    );
   }
   if (!Array.isArray(messages)) {
-    return invalidRequest("'messages'는 배열이어야 합니다. / Invalid type for 'messages': expected an array.", 'messages', 'invalid_type');
+    return invalidRequest(
+      "'messages'는 배열이어야 합니다. / Invalid type for 'messages': expected an array.",
+      'messages',
+      'invalid_type',
+    );
   }
   if (messages.length === 0) {
-    return invalidRequest("'messages'가 비어 있습니다. / Invalid 'messages': empty array. Expected at least one message.", 'messages', 'empty_array');
+    return invalidRequest(
+      "'messages'가 비어 있습니다. / Invalid 'messages': empty array. Expected at least one message.",
+      'messages',
+      'empty_array',
+    );
   }
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i];
     if (!isObject(m)) {
-      return invalidRequest(`'messages[${i}]'는 객체여야 합니다. / Invalid type for 'messages[${i}]': expected an object.`, `messages[${i}]`, 'invalid_type');
+      return invalidRequest(
+        `'messages[${i}]'는 객체여야 합니다. / Invalid type for 'messages[${i}]': expected an object.`,
+        `messages[${i}]`,
+        'invalid_type',
+      );
     }
     if (typeof m.role !== 'string') {
-      return invalidRequest(`'messages[${i}].role'이 필요합니다. / Missing required parameter: 'messages[${i}].role'.`, `messages[${i}].role`, 'missing_required_parameter');
+      return invalidRequest(
+        `'messages[${i}].role'이 필요합니다. / Missing required parameter: 'messages[${i}].role'.`,
+        `messages[${i}].role`,
+        'missing_required_parameter',
+      );
     }
   }
   if (body.stream_options !== undefined && body.stream_options !== null && !isObject(body.stream_options)) {
-    return invalidRequest("'stream_options'는 객체여야 합니다. / Invalid type for 'stream_options': expected an object.", 'stream_options', 'invalid_type');
+    return invalidRequest(
+      "'stream_options'는 객체여야 합니다. / Invalid type for 'stream_options': expected an object.",
+      'stream_options',
+      'invalid_type',
+    );
   }
   return (
     optionalType(body, 'stream', 'boolean') ??
@@ -78,7 +119,11 @@ export function checkEmbeddingsRequest(body: Record<string, unknown>): Check {
   if (model) return model;
   const input = body.input;
   if (input === undefined) {
-    return invalidRequest("'input' 필드가 필요합니다. / Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+    return invalidRequest(
+      "'input' 필드가 필요합니다. / Missing required parameter: 'input'.",
+      'input',
+      'missing_required_parameter',
+    );
   }
   const valid =
     typeof input === 'string' ||
@@ -94,8 +139,16 @@ export function checkEmbeddingsRequest(body: Record<string, unknown>): Check {
       'invalid_type',
     );
   }
-  if (body.encoding_format !== undefined && body.encoding_format !== 'float' && body.encoding_format !== 'base64') {
-    return invalidRequest("'encoding_format'은 'float' 또는 'base64'입니다. / Invalid 'encoding_format': expected 'float' or 'base64'.", 'encoding_format', 'invalid_value');
+  if (
+    body.encoding_format !== undefined &&
+    body.encoding_format !== 'float' &&
+    body.encoding_format !== 'base64'
+  ) {
+    return invalidRequest(
+      "'encoding_format'은 'float' 또는 'base64'입니다. / Invalid 'encoding_format': expected 'float' or 'base64'.",
+      'encoding_format',
+      'invalid_value',
+    );
   }
   return optionalInteger(body, 'dimensions', 1);
 }

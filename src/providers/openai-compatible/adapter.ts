@@ -64,12 +64,19 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       response.body.destroy();
-      throw new UpstreamError('protocol', `upstream answered ${contentType || 'no content type'} to a stream request`);
+      throw new UpstreamError(
+        'protocol',
+        `upstream answered ${contentType || 'no content type'} to a stream request`,
+      );
     }
     return readChatStream(response.body, options.signal);
   }
 
-  async embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+  async embeddings(
+    target: UpstreamTarget,
+    request: JsonObject,
+    options: CallOptions,
+  ): Promise<CompletedCall> {
     const response = await postJson(
       {
         url: new URL(`${target.baseUrl}/embeddings`),
@@ -80,12 +87,16 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       this.dispatcher,
     );
     const body = await readJson(response, options.signal);
-    if (!Array.isArray(body.data)) throw new UpstreamError('protocol', 'upstream embeddings answer has no data');
+    if (!Array.isArray(body.data))
+      throw new UpstreamError('protocol', 'upstream embeddings answer has no data');
     return { body, usage: readOpenAIUsage(body.usage) };
   }
 }
 
-async function* readChatStream(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncGenerator<ChatStreamPart> {
+async function* readChatStream(
+  body: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<ChatStreamPart> {
   let done = false;
   try {
     for await (const event of parseSse(body)) {
@@ -97,21 +108,29 @@ async function* readChatStream(body: AsyncIterable<Uint8Array>, signal: AbortSig
       try {
         chunk = JSON.parse(event.data) as JsonObject;
       } catch {
-        throw new UpstreamError('protocol', `upstream sent an event that is not JSON: ${event.data.slice(0, 200)}`);
+        throw new UpstreamError(
+          'protocol',
+          `upstream sent an event that is not JSON: ${event.data.slice(0, 200)}`,
+        );
       }
       if (chunk.error && typeof chunk.error === 'object') {
         const e = chunk.error as { message?: unknown; type?: unknown; code?: unknown };
-        throw new UpstreamError('http', typeof e.message === 'string' ? e.message : 'upstream error in stream', {
-          status: 502,
-          ...(typeof e.type === 'string' && { type: e.type }),
-        });
+        throw new UpstreamError(
+          'http',
+          typeof e.message === 'string' ? e.message : 'upstream error in stream',
+          {
+            status: 502,
+            ...(typeof e.type === 'string' && { type: e.type }),
+          },
+        );
       }
       const usage = readOpenAIUsage(chunk.usage);
       yield usage ? { type: 'usage', usage, chunk } : { type: 'chunk', chunk };
     }
   } catch (error) {
     const failure = toUpstreamError(error, signal);
-    if (failure.kind === 'connect') throw new UpstreamError('protocol', `upstream stream broke off: ${failure.message}`);
+    if (failure.kind === 'connect')
+      throw new UpstreamError('protocol', `upstream stream broke off: ${failure.message}`);
     throw failure;
   }
   if (!done) throw new UpstreamError('protocol', 'upstream stream ended without [DONE]');

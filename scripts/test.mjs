@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// `npm test`: lint and type-check, then every test: unit tests beside the code, then the integration
+// suites once per database engine. A suite whose service is missing is skipped with the reason, except
+// in CI (CI=true), where .ci/run provides every service and a missing one is a failure.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const inCi = process.env.CI === 'true';
+const results = { passed: 0, failed: 0, skipped: 0 };
+const skippedSuites = [];
+const failedSteps = [];
+
+function run(title, command, args, env = {}) {
+  process.stdout.write(`\n=== ${title}\n`);
+  const r = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) failedSteps.push(title);
+  return r.status === 0;
+}
+
+function files(dir, suffix) {
+  return readdirSync(join(root, dir), { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith(suffix) && !f.includes('node_modules'))
+    .map((f) => join(dir, f))
+    .sort();
+}
+
+function runTests(title, testFiles, env = {}) {
+  const tap = join(tmpdir(), `kaihub-tap-${process.pid}-${Date.now()}.txt`);
+  const ok = run(
+    title,
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-concurrency=2',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tap}`,
+      ...testFiles,
+    ],
+    env,
+  );
+  try {
+    const text = readFileSync(tap, 'utf8');
+    const count = (name) => Number(text.match(new RegExp(`^# ${name} (\\d+)$`, 'm'))?.[1] ?? 0);
+    results.passed += count('pass');
+    results.failed += count('fail') + count('cancelled');
+    results.skipped += count('skipped');
+    rmSync(tap, { force: true });
+  } catch {
+    if (!ok) results.failed += 1;
+  }
+}
+
+function reachable(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setTimeout(1000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+const npx = (bin) => join(root, 'node_modules', '.bin', bin);
+
+if (!process.argv.includes('--no-lint')) {
+  run('lint and format (biome)', npx('biome'), ['check', '.']);
+  run('types (tsc --noEmit)', npx('tsc'), ['--noEmit']);
+}
+
+const unit = [
+  ...files('src', '.test.ts'),
+  ...files('test/fakes', '.test.ts'),
+  ...files('test/helpers', '.test.ts'),
+];
+runTests('unit tests', unit);
+
+const integration = files('test/integration', '.test.ts');
+runTests('integration tests on SQLite', integration, { KAIHUB_TEST_DATABASE: 'sqlite' });
+
+const pgUrl = process.env.KAIHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pgPort = Number(new URL(pgUrl).port || 5432);
+if (await reachable(pgPort)) {
+  runTests('integration tests on PostgreSQL', integration, { KAIHUB_TEST_DATABASE: 'postgres' });
+} else {
+  skippedSuites.push(`integration tests on PostgreSQL: nothing listens on 127.0.0.1:${pgPort} (${pgUrl})`);
+  if (inCi) failedSteps.push('PostgreSQL is required in CI');
+}
+
+process.stdout.write('\n=== summary\n');
+for (const s of skippedSuites) process.stdout.write(`skipped suite: ${s}\n`);
+for (const s of failedSteps) process.stdout.write(`failed step: ${s}\n`);
+process.stdout.write(
+  `tests: ${results.passed} passed, ${results.failed} failed, ${results.skipped} skipped\n`,
+);
+process.exit(failedSteps.length > 0 || results.failed > 0 ? 1 : 0);
