@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, test } from 'node:test';
+import OpenAI from 'openai';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { seedCatalog, type TestHub } from '../helpers/hub.ts';
+import { spawnHub } from '../helpers/hub-process.ts';
+
+let fake: FakeOpenAI | undefined;
+let database: TestDatabase | undefined;
+after(async () => {
+  await fake?.close();
+  await database?.drop();
+});
+
+test('kill -9 under load: every request a client saw complete is metered exactly once after restart', async () => {
+  fake = await startFakeOpenAI({ apiKey: 'upstream-secret', chunkDelayMs: 2 });
+  database = await createTestDatabase();
+  const secret = randomBytes(32).toString('hex');
+  const env = { KAIHUB_DATABASE: database.location, KAIHUB_DATA_DIR: database.dataDir };
+  const first = await spawnHub(env, secret);
+  const catalog = await seedCatalog(first as unknown as TestHub, fake.url);
+  const client = new OpenAI({
+    apiKey: catalog.key,
+    baseURL: `${first.url}/v1`,
+    maxRetries: 0,
+    timeout: 10_000,
+  });
+
+  const completed: { id: string; stream: boolean }[] = [];
+  let failed = 0;
+  let stop = false;
+  const deadline = Date.now() + 15_000;
+  async function worker(n: number) {
+    for (let i = 0; !stop && Date.now() < deadline; i++) {
+      const stream = (n + i) % 2 === 0;
+      try {
+        if (stream) {
+          const { data, response } = await client.chat.completions
+            .create({
+              model: 'hcx-test',
+              messages: [{ role: 'user', content: `스트림 ${n} ${i} 하나 둘 셋` }],
+              stream: true,
+            })
+            .withResponse();
+          let sawFinish = false;
+          for await (const chunk of data) if (chunk.choices[0]?.finish_reason) sawFinish = true;
+          // the openai client ends quietly when the connection drops; only a finished answer counts
+          if (sawFinish) completed.push({ id: response.headers.get('x-request-id')!, stream });
+        } else {
+          const { response } = await client.chat.completions
+            .create({ model: 'hcx-test', messages: [{ role: 'user', content: `요청 ${n} ${i}` }] })
+            .withResponse();
+          completed.push({ id: response.headers.get('x-request-id')!, stream });
+        }
+      } catch {
+        failed++;
+        if (stop) return;
+      }
+    }
+  }
+  const workers = Array.from({ length: 16 }, (_, n) => worker(n));
+  while (completed.length < 150 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await first.kill9();
+  stop = true;
+  await Promise.all(workers);
+  assert.ok(completed.length >= 150, `only ${completed.length} completed before the kill`);
+  assert.ok(completed.some((c) => c.stream) && completed.some((c) => !c.stream));
+
+  const second = await spawnHub(env, secret);
+  try {
+    const events = await second.admin(
+      'GET',
+      `/usage/events?organizationId=${catalog.organizationId}&limit=1000`,
+    );
+    assert.equal(events.status, 200);
+    const byId = new Map<string, { status: string; costMicroKrw: string }>();
+    for (const e of events.body.data) {
+      assert.ok(!byId.has(e.requestId), `request ${e.requestId} metered twice`);
+      byId.set(e.requestId, e);
+    }
+    for (const c of completed) {
+      const e = byId.get(c.id);
+      assert.ok(e, `request ${c.id} (stream: ${c.stream}) completed for the client but has no usage record`);
+      assert.equal(e.status, 'ok');
+      assert.ok(BigInt(e.costMicroKrw) > 0n);
+    }
+    const usage = await second.admin('GET', `/usage?organizationId=${catalog.organizationId}`);
+    assert.equal(usage.body.totals.requests, byId.size);
+  } finally {
+    await second.stop();
+  }
+});
