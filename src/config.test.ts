@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from './config.ts';
+
+test('defaults: 127.0.0.1:8080 on ./data/kaihub.sqlite', () => {
+  const c = loadConfig({});
+  assert.equal(c.port, 8080);
+  assert.equal(c.host, '127.0.0.1');
+  assert.equal(c.database, resolve('data/kaihub.sqlite'));
+  assert.equal(c.dataDir, resolve('data'));
+  assert.equal(c.adminToken, undefined);
+  assert.equal(c.secretKey, undefined);
+  assert.equal(c.logLevel, 'info');
+  assert.equal(c.logContent, false);
+});
+
+test('flags win over the environment', () => {
+  const c = loadConfig({ PORT: '9000', KAIHUB_DATABASE: 'postgres://u@h/db' }, { port: '9100' });
+  assert.equal(c.port, 9100);
+  assert.equal(c.database, 'postgres://u@h/db');
+  assert.equal(c.dataDir, resolve('data'));
+  assert.equal(loadConfig({ KAIHUB_SECRET_KEY: 'ab'.repeat(32) }).secretKey?.length, 32);
+  assert.equal(
+    loadConfig({ KAIHUB_SECRET_KEY: Buffer.alloc(32, 7).toString('base64') }).secretKey?.length,
+    32,
+  );
+});
+
+test('each bad value is one message naming the variable', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'eighty' }, /^PORT: expected an integer/],
+    [{ PORT: '70000' }, /^PORT: must be between 0 and 65535/],
+    [
+      { KAIHUB_DATABASE: 'mysql://x/y' },
+      /^KAIHUB_DATABASE: expected a SQLite file path or a postgres:\/\/ URL/,
+    ],
+    [{ KAIHUB_ADMIN_TOKEN: 'short' }, /^KAIHUB_ADMIN_TOKEN: must be at least 16 characters/],
+    [{ KAIHUB_SECRET_KEY: 'not-a-key' }, /^KAIHUB_SECRET_KEY: must be 32 bytes/],
+    [{ REDIS_URL: 'localhost:6379' }, /^REDIS_URL: expected a redis:\/\/ URL/],
+    [{ KAIHUB_LOG_LEVEL: 'loud' }, /^KAIHUB_LOG_LEVEL: expected one of/],
+    [{ KAIHUB_LOG_CONTENT: 'maybe' }, /^KAIHUB_LOG_CONTENT: expected true or false/],
+    [{ KAIHUB_MAX_BODY_BYTES: '10' }, /^KAIHUB_MAX_BODY_BYTES: must be between/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig(env),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+    );
+  }
+  assert.throws(() => loadConfig({}, { port: 'x' }), /^ConfigError: --port: expected an integer/);
+});
