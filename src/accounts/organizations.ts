@@ -14,7 +14,7 @@ const organizationInput = z.strictObject({
     .regex(/^\d{3}-?\d{2}-?\d{5}$/, '사업자등록번호 형식: 000-00-00000')
     .nullable()
     .optional(),
-  status: z.enum(['active', 'suspended']).default('active'),
+  status: z.enum(['active', 'suspended']).optional(),
 });
 
 export interface Organization {
@@ -57,7 +57,7 @@ export class OrganizationService {
         v.name,
         v.class,
         v.businessNumber ?? null,
-        v.status,
+        v.status ?? 'active',
         now,
         now,
       ]);

@@ -1,13 +1,253 @@
-export function adminUsage(): string {
-  return 'admin commands: not yet\n';
+/**
+ * `kaihub <resource> <verb> …`: the operator's commands against a running hub's /admin/v1. Each
+ * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
+ */
+import {
+  buildBody,
+  buildQuery,
+  COMMON_FLAGS,
+  type FieldSpec,
+  type ParsedArgs,
+  parseArgv,
+  UsageError,
+} from './flags.ts';
+import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
+import {
+  KEY_COLUMNS,
+  KEY_FIELDS,
+  RESOURCES,
+  type Resource,
+  type Row,
+  USAGE_FILTERS,
+  usageTable,
+} from './resources.ts';
+import { renderRecord, renderTable } from './table.ts';
+
+interface Plan {
+  parsed: ParsedArgs;
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  path: string;
+  body?: Record<string, unknown>;
+  render(result: unknown): string;
+  /** The fields this command has flags for, to point at the flag when the hub rejects a field. */
+  fields?: readonly FieldSpec[];
+  /** Said once on stderr after success, so stdout stays clean for scripts. */
+  notice?: string;
+}
+
+const list = (columns: Resource['columns']) => (result: unknown) => {
+  const rows = (result as { data: Row[] }).data;
+  return rows.length === 0 ? '(없음 / none)\n' : renderTable(columns, rows);
+};
+const record = (result: unknown) => renderRecord(result as Row);
+
+function flagSet(...groups: (readonly string[] | readonly FieldSpec[])[]): Set<string> {
+  const set = new Set<string>(COMMON_FLAGS);
+  for (const group of groups) for (const item of group) set.add(typeof item === 'string' ? item : item.flag);
+  return set;
+}
+
+/** Parses the rest of the line and checks the positional arguments, named for the error message. */
+function parse(args: string[], known: Set<string>, positionals: string[]): ParsedArgs {
+  const parsed = parseArgv(args, known);
+  if (parsed.positionals.length !== positionals.length) {
+    const expected = positionals.map((p) => `<${p}>`).join(' ') || '(없음 / none)';
+    const got = parsed.positionals.join(' ') || '(없음 / none)';
+    throw new UsageError(`인자 / arguments: expected ${expected}, got ${got}`);
+  }
+  return parsed;
+}
+
+function updateBody(specs: FieldSpec[], parsed: ParsedArgs): Record<string, unknown> {
+  const body = buildBody(specs, parsed);
+  if (Object.keys(body).length === 0) {
+    throw new UsageError('바꿀 필드가 없습니다 / nothing to update: give field flags or --data');
+  }
+  return body;
+}
+
+function planResource(resource: Resource, verb: string, args: string[]): Plan {
+  if (!(resource.verbs as string[]).includes(verb)) {
+    throw new UsageError(`kaihub ${resource.command}: ${resource.verbs.join(' | ')} (got "${verb}")`);
+  }
+  const item = (parsed: ParsedArgs) => `${resource.path}/${encodeURIComponent(parsed.positionals[0] ?? '')}`;
+  switch (verb as Resource['verbs'][number]) {
+    case 'list': {
+      const parsed = parse(args, flagSet(resource.filters), []);
+      return {
+        parsed,
+        method: 'GET',
+        path: resource.path + buildQuery(resource.filters, parsed),
+        render: list(resource.columns),
+        fields: resource.filters,
+      };
+    }
+    case 'get': {
+      const parsed = parse(args, flagSet(), ['id']);
+      return { parsed, method: 'GET', path: item(parsed), render: record };
+    }
+    case 'create': {
+      const parsed = parse(args, flagSet(['data'], resource.fields), []);
+      return {
+        parsed,
+        method: 'POST',
+        path: resource.path,
+        body: buildBody(resource.fields, parsed),
+        render: record,
+        fields: resource.fields,
+      };
+    }
+    case 'update': {
+      const parsed = parse(args, flagSet(['data'], resource.fields), ['id']);
+      const body = updateBody(resource.fields, parsed);
+      return { parsed, method: 'PATCH', path: item(parsed), body, render: record, fields: resource.fields };
+    }
+    case 'delete': {
+      const parsed = parse(args, flagSet(), ['id']);
+      const id = parsed.positionals[0];
+      return { parsed, method: 'DELETE', path: item(parsed), render: () => `삭제했습니다 / deleted ${id}\n` };
+    }
+  }
+}
+
+function planKeys(verb: string, args: string[]): Plan {
+  if (verb === 'list') {
+    const parsed = parse(args, flagSet(), ['orgId']);
+    const path = `/organizations/${encodeURIComponent(parsed.positionals[0] ?? '')}/keys`;
+    return { parsed, method: 'GET', path, render: list(KEY_COLUMNS) };
+  }
+  if (verb === 'create') {
+    const parsed = parse(args, flagSet(['data'], KEY_FIELDS), ['orgId']);
+    return {
+      parsed,
+      method: 'POST',
+      path: `/organizations/${encodeURIComponent(parsed.positionals[0] ?? '')}/keys`,
+      body: buildBody(KEY_FIELDS, parsed),
+      render: record,
+      fields: KEY_FIELDS,
+      notice:
+        '키는 지금 한 번만 표시됩니다. 안전하게 보관하세요. / The key is shown only this once: store it safely.\n',
+    };
+  }
+  if (verb === 'revoke') {
+    const parsed = parse(args, flagSet(), ['keyId']);
+    return {
+      parsed,
+      method: 'DELETE',
+      path: `/keys/${encodeURIComponent(parsed.positionals[0] ?? '')}`,
+      render: record,
+    };
+  }
+  throw new UsageError(`kaihub keys: list <orgId> | create <orgId> | revoke <keyId> (got "${verb}")`);
+}
+
+function planUsage(args: string[]): Plan {
+  const parsed = parse(args, flagSet(USAGE_FILTERS), []);
+  return {
+    parsed,
+    method: 'GET',
+    path: `/usage${buildQuery(USAGE_FILTERS, parsed)}`,
+    fields: USAGE_FILTERS,
+    render: (result) => {
+      const { columns, rows } = usageTable(
+        parsed.values.get('group-by'),
+        result as { rows: Row[]; totals: Row },
+      );
+      return renderTable(columns, rows);
+    },
+  };
+}
+
+function plan(command: string, args: string[]): Plan {
+  if (command === 'usage') return planUsage(args);
+  const [verb = '', ...rest] = args;
+  if (command === 'keys' || command === 'key') return planKeys(verb, rest);
+  const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
+  if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
+  return planResource(resource, verb, rest);
+}
+
+/** The hub's message, then each field problem with the flag that sets it (when there is one). */
+function describeApiError(error: ApiError, fields: readonly FieldSpec[]): string {
+  const lines = [`kaihub: ${error.message} (HTTP ${error.status})`];
+  for (const problem of error.fields) {
+    const top = problem.field.split('.')[0];
+    const spec = fields.find((f) => f.field === top);
+    const flag = spec ? ` (--${spec.flag})` : '';
+    lines.push(`  - ${problem.field}${flag}: ${problem.message}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export async function runAdminCommand(
   command: string,
-  _args: string[],
-  _env: NodeJS.ProcessEnv,
-  _out: NodeJS.WritableStream,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream = process.stderr,
 ): Promise<number> {
-  process.stderr.write(`kaihub: unknown command ${command}\n`);
-  return 1;
+  if (args.includes('--help') || args.includes('-h')) {
+    out.write(adminUsage());
+    return 0;
+  }
+  let p: Plan | undefined;
+  try {
+    p = plan(command, args);
+    const connection = resolveConnection(
+      { url: p.parsed.values.get('url'), token: p.parsed.values.get('token') },
+      env,
+    );
+    const result = await new AdminClient(connection).request(p.method, p.path, p.body);
+    if (p.parsed.json) {
+      if (result !== undefined) out.write(`${JSON.stringify(result, null, 2)}\n`);
+    } else {
+      out.write(p.render(result));
+    }
+    if (p.notice) err.write(p.notice);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err.write(`kaihub: ${error.message}\n도움말 / help: kaihub help admin\n`);
+    } else if (error instanceof ConnectionError) {
+      err.write(`kaihub: ${error.message}\n`);
+    } else if (error instanceof ApiError) {
+      err.write(describeApiError(error, p?.fields ?? []));
+    } else {
+      throw error;
+    }
+    return 1;
+  }
+}
+
+const fieldHelp = (specs: readonly FieldSpec[]) => specs.map((s) => `--${s.flag}`).join(' ');
+
+export function adminUsage(): string {
+  const resourceFields = RESOURCES.map((r) => `  ${r.command.padEnd(12)} ${fieldHelp(r.fields)}`).join('\n');
+  return `kaihub 관리 명령 / admin commands — 실행 중인 허브의 /admin/v1 / against a running hub's /admin/v1
+
+  kaihub suppliers   list | get <id> | create | update <id>
+  kaihub products    list [--supplier-id ID] | get <id> | create | update <id>
+  kaihub deployments list [--product-id ID] | get <id> | create | update <id> | delete <id>
+  kaihub orgs        list | get <id> | create | update <id>
+  kaihub keys        list <orgId> | create <orgId> [--name N] [--allowed-models a,b] | revoke <keyId>
+  kaihub usage       [--organization-id ID] [--product-id ID] [--key-id ID] [--from DATE] [--to DATE]
+                     [--group-by day|product|key|organization]
+                     (DATE: YYYY-MM-DD (KST) 또는 ISO 8601; --to는 포함하지 않음 / --to is exclusive)
+
+필드 옵션 / field flags (create, update):
+${resourceFields}
+  목록은 쉼표로 / lists are comma-separated: --purposes chat,summarization
+  null과 그 밖의 값은 --data로 / null and anything else: --data '{"website": null}'
+
+공통 옵션 / common flags:
+  --url URL        허브 주소 / hub URL (KAIHUB_URL, 기본 default ${DEFAULT_URL})
+  --token TOKEN    운영자 토큰 / operator token (KAIHUB_ADMIN_TOKEN)
+  --data JSON      요청 본문; 필드 옵션이 덮어씀 / request body; field flags override it
+  --json           표 대신 원본 JSON / raw JSON instead of a table
+
+예 / example:
+  kaihub products create --supplier-id sup_… --model exaone-4.0 --display-name "EXAONE 4.0" \\
+    --parameters 32000000000 --purposes chat,reasoning --modality text --context-window 65536 \\
+    --price-input-per-1m 1250.5 --price-output-per-1m 5000 --residency domestic
+`;
 }

@@ -77,9 +77,14 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
       matchedPath = true;
       if (route.method !== method) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => {
-        params[name] = decodeURIComponent(m[i + 1]!);
-      });
+      try {
+        route.names.forEach((name, i) => {
+          params[name] = decodeURIComponent(m[i + 1]!);
+        });
+      } catch {
+        // A broken %-escape (URIError) names nothing that could exist: a 404, not a 500.
+        return sendError(res, 404, 'not_found', `찾을 수 없습니다. / Not found: ${path}`);
+      }
       const url = new URL(req.url ?? '/', 'http://localhost');
       const query = Object.fromEntries(url.searchParams);
       try {
