@@ -58,9 +58,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const catalogService = new CatalogService(db, credentials);
   const snapshot = new CatalogSnapshot(db, credentials, logError);
   await snapshot.reload();
-  catalogService.onChange = () => {
-    snapshot.reload().catch(logError);
-  };
+  // awaited by every catalog change: the admin API answers once routing here sees the change
+  catalogService.onChange = () => snapshot.reload().catch(logError);
   snapshot.start();
 
   const keyCache = new KeyCache(db, logError);

@@ -40,13 +40,15 @@ const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
 const name = z.string().trim().min(1).max(200);
 const optionalText = z.string().trim().max(500).nullable().optional();
 
+// No `.default()` in these schemas: zod keeps defaults through `.partial()`, so a PATCH that left
+// `status` out would reset it to 'active'. The create methods apply the defaults instead.
 const supplierInput = z.strictObject({
   name,
   nameEn: optionalText,
   contactName: optionalText,
   contactEmail: z.email().nullable().optional(),
   website: z.url().nullable().optional(),
-  status: z.enum(['active', 'suspended']).default('active'),
+  status: z.enum(['active', 'suspended']).optional(),
 });
 
 const productInput = z.strictObject({
@@ -67,7 +69,7 @@ const productInput = z.strictObject({
   priceInputPer1M: price,
   priceOutputPer1M: price,
   residency: z.enum(RESIDENCIES),
-  status: z.enum(PRODUCT_STATUSES).default('active'),
+  status: z.enum(PRODUCT_STATUSES).optional(),
 });
 
 const baseUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
@@ -78,9 +80,9 @@ const deploymentInput = z.strictObject({
   baseUrl,
   apiKey: z.string().min(1).max(4096).nullable().optional(),
   upstreamModel: z.string().min(1).max(256).optional(),
-  weight: z.number().int().min(0).max(1_000_000).default(1),
-  priority: z.number().int().min(0).max(1000).default(0),
-  status: z.enum(['active', 'disabled']).default('active'),
+  weight: z.number().int().min(0).max(1_000_000).optional(),
+  priority: z.number().int().min(0).max(1000).optional(),
+  status: z.enum(['active', 'disabled']).optional(),
 });
 
 export interface Supplier {
@@ -201,8 +203,11 @@ function setClause(changes: Record<string, SqlValue | undefined>): { sql: string
 }
 
 export class CatalogService {
-  /** Called after every change, so this replica's routing sees it at once (others poll). */
-  onChange: () => void = () => {};
+  /**
+   * Called after every change and awaited before the change is answered, so that this replica's
+   * routing already sees it when the caller hears it is done (other replicas poll).
+   */
+  onChange: () => Promise<void> | void = () => {};
 
   constructor(
     private readonly db: Database,
@@ -223,7 +228,7 @@ export class CatalogService {
         v.contactName ?? null,
         v.contactEmail ?? null,
         v.website ?? null,
-        v.status,
+        v.status ?? 'active',
         now,
         now,
       ]),
@@ -258,7 +263,7 @@ export class CatalogService {
       await this.unique('name', 'a supplier with this name exists', () =>
         this.db.run(`UPDATE suppliers SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
       );
-      this.onChange();
+      await this.onChange();
     }
     return this.getSupplier(id);
   }
@@ -288,13 +293,13 @@ export class CatalogService {
           v.priceInputPer1M,
           v.priceOutputPer1M,
           v.residency,
-          v.status,
+          v.status ?? 'active',
           now,
           now,
         ],
       ),
     );
-    this.onChange();
+    await this.onChange();
     return this.getProduct(id);
   }
 
@@ -336,7 +341,7 @@ export class CatalogService {
       await this.unique('model', `model "${v.model}" is already a product`, () =>
         this.db.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
       );
-      this.onChange();
+      await this.onChange();
     }
     return this.getProduct(id);
   }
@@ -360,14 +365,14 @@ export class CatalogService {
         v.baseUrl,
         v.upstreamModel ?? product.model,
         v.apiKey ? this.credentials.seal(v.apiKey) : null,
-        v.weight,
-        v.priority,
-        v.status,
+        v.weight ?? 1,
+        v.priority ?? 0,
+        v.status ?? 'active',
         now,
         now,
       ],
     );
-    this.onChange();
+    await this.onChange();
     return this.getDeployment(id);
   }
 
@@ -411,7 +416,7 @@ export class CatalogService {
         Date.now(),
         id,
       ]);
-      this.onChange();
+      await this.onChange();
     }
     return this.getDeployment(id);
   }
@@ -426,7 +431,7 @@ export class CatalogService {
       Date.now(),
       id,
     ]);
-    this.onChange();
+    await this.onChange();
   }
 
   private async requireSupplier(id: string): Promise<void> {

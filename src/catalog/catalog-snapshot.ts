@@ -38,6 +38,7 @@ export class CatalogSnapshot {
   private fingerprint = '';
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
+  private reloadAgain: Promise<void> | undefined;
 
   constructor(
     private readonly db: Database,
@@ -64,9 +65,22 @@ export class CatalogSnapshot {
     clearInterval(this.timer);
   }
 
-  /** Coalesces concurrent reloads: many admin edits in a burst cost one rebuild each way. */
+  /**
+   * Coalesces concurrent reloads: many admin edits in a burst cost one rebuild each way. A reload
+   * asked for while one runs waits for it and then loads once more, because the running one may
+   * have read the tables before the edit that asked.
+   */
   reload(): Promise<void> {
-    this.reloading ??= this.load().finally(() => {
+    if (this.reloading) {
+      this.reloadAgain ??= this.reloading
+        .catch(() => {})
+        .then(() => {
+          this.reloadAgain = undefined;
+          return this.reload();
+        });
+      return this.reloadAgain;
+    }
+    this.reloading = this.load().finally(() => {
       this.reloading = undefined;
     });
     return this.reloading;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Hub, startHub } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -15,11 +15,19 @@ export interface TestHub {
   close(): Promise<void>;
 }
 
+export interface TestHubOptions {
+  /** The hub's logger; by default a silent one (KAIHUB_TEST_LOG_LEVEL=info shows the logs). */
+  logger?: Logger;
+}
+
 /**
  * A hub in this process on a random loopback port, with a fresh database of the engine under test
  * (KAIHUB_TEST_DATABASE). Extra settings come as environment variables, exactly as a user gives them.
  */
-export async function startTestHub(env: Record<string, string> = {}): Promise<TestHub> {
+export async function startTestHub(
+  env: Record<string, string> = {},
+  options: TestHubOptions = {},
+): Promise<TestHub> {
   const database = await createTestDatabase();
   const config = loadConfig({
     PORT: '0',
@@ -30,9 +38,9 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     KAIHUB_SECRET_KEY: randomBytes(32).toString('hex'),
     ...env,
   });
-  const hub = await startHub(config, {
-    logger: createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent'),
-  });
+  const logger =
+    options.logger ?? createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent');
+  const hub = await startHub(config, { logger });
   return {
     hub,
     url: hub.url,

@@ -11,7 +11,8 @@ export function resolveProduct(
   model: string,
 ): RoutableProduct | undefined {
   const product = deps.catalog.byModel(model);
-  if (!product) return undefined;
+  // without a deployment nothing can serve it: it does not exist for callers, as in /v1/models
+  if (!product || product.deployments.length === 0) return undefined;
   const allowed = ctx.caller.allowedModels;
   if (allowed && !allowed.has(product.model)) return undefined;
   return product;

@@ -14,6 +14,26 @@ const notFound = (method: string, path: string): OpenAIError => ({
   message: `알 수 없는 경로입니다. / Unknown request URL: ${method} ${path}.`,
 });
 
+/**
+ * The `endpoint` label of a path. A fixed set: anyone, even without a key, can send any path, and a
+ * label per path would let them mint metric series without bound.
+ */
+function endpointLabel(path: string): string {
+  if (path === '/v1/chat/completions') return 'chat.completions';
+  if (path === '/v1/embeddings') return 'embeddings';
+  if (path === '/v1/models' || path.startsWith('/v1/models/')) return 'models';
+  return 'other';
+}
+
+/** A percent-encoded path segment, or undefined when its encoding is broken (`%E0%A4%A`). */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 function bearer(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
   if (!header || header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
@@ -34,7 +54,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     if (!caller) {
       // Drain nothing: the connection is closed after the answer so an unread body cannot linger.
       res.setHeader('connection', 'close');
-      deps.metrics.requests.labels('', path.slice(4), '401').inc();
+      deps.metrics.requests.labels('', endpointLabel(path), '401').inc();
       return sendOpenAIError(res, invalidApiKey(), requestId);
     }
     const ctx: RequestContext = { req, res, requestId, startedAt, startedAtMs: Date.now(), caller };
@@ -42,8 +62,10 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
 
     if (method === 'GET') {
       if (path === '/v1/models') return handleListModels(deps, ctx);
-      if (path.startsWith('/v1/models/'))
-        return handleRetrieveModel(deps, ctx, decodeURIComponent(path.slice(11)));
+      if (path.startsWith('/v1/models/')) {
+        const model = decodePathSegment(path.slice(11));
+        if (model !== undefined) return handleRetrieveModel(deps, ctx, model);
+      }
       return sendOpenAIError(res, notFound(method, path), requestId);
     }
     if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
