@@ -53,9 +53,13 @@ export class KeyCache {
     this.entries.delete(hash);
   }
 
+  /**
+   * Forgets the organisation's keys, and every remembered unknown key too: a refusal may have been
+   * for this organisation's suspension, which may just have been lifted.
+   */
   evictOrganization(organizationId: string): void {
     for (const [hash, entry] of this.entries) {
-      if (entry.caller?.organizationId === organizationId) this.entries.delete(hash);
+      if (entry.caller === null || entry.caller.organizationId === organizationId) this.entries.delete(hash);
     }
   }
 

@@ -290,6 +290,9 @@ async function streamChat(
   if (input.chargeable) call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
   else call.ticket.release();
   deps.metrics.requests.labels(model, 'chat.completions', String(input.httpStatus)).inc();
+  if (deps.logContent) {
+    deps.logger.info({ requestId: ctx.requestId, request: body, streamedText: deliveredText }, 'content');
+  }
 
   if (res.destroyed) return;
   if (failure) {

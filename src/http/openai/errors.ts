@@ -57,6 +57,13 @@ export const modelNotFound = (model: string): OpenAIError => ({
   message: `모델 '${model}'이(가) 없거나 이 키로 사용할 수 없습니다. / The model '${model}' does not exist or you do not have access to it.`,
 });
 
+export const internalError = (): OpenAIError => ({
+  status: 500,
+  type: 'server_error',
+  code: 'internal_error',
+  message: '내부 오류입니다. / Internal server error.',
+});
+
 export const bodyTooLarge = (limitBytes: number): OpenAIError => ({
   status: 413,
   type: 'invalid_request_error',

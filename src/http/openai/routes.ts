@@ -4,7 +4,14 @@ import { BodyTooLargeError, MalformedJsonError, parseJsonObject, readBody } from
 import { handleChatCompletions } from './chat-completions.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { handleEmbeddings } from './embeddings.ts';
-import { bodyTooLarge, invalidApiKey, invalidRequest, type OpenAIError, sendOpenAIError } from './errors.ts';
+import {
+  bodyTooLarge,
+  internalError,
+  invalidApiKey,
+  invalidRequest,
+  type OpenAIError,
+  sendOpenAIError,
+} from './errors.ts';
 import { handleListModels, handleRetrieveModel } from './models.ts';
 
 const notFound = (method: string, path: string): OpenAIError => ({
@@ -48,14 +55,34 @@ function bearer(req: IncomingMessage): string | undefined {
 export function createOpenAIHandler(deps: OpenAIDeps) {
   return async function handleOpenAI(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    // Refused before a product is known: counted under an empty product label, never metered.
+    const refuse = (error: OpenAIError) => {
+      deps.metrics.requests.labels('', endpointLabel(path), String(error.status)).inc();
+      sendOpenAIError(res, error, requestId);
+    };
+    try {
+      await serve(req, res, path, requestId, refuse);
+    } catch (error) {
+      deps.logger.error({ err: error, requestId, path }, 'unhandled error on /v1');
+      if (res.headersSent) res.destroy();
+      else refuse(internalError());
+    }
+  };
+
+  async function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    requestId: string,
+    refuse: (error: OpenAIError) => void,
+  ): Promise<void> {
     const startedAt = performance.now();
     const key = bearer(req);
     const caller = key ? await deps.keys.authenticate(key) : undefined;
     if (!caller) {
-      // Drain nothing: the connection is closed after the answer so an unread body cannot linger.
+      // The body is never read: closing the connection after the answer keeps it from lingering.
       res.setHeader('connection', 'close');
-      deps.metrics.requests.labels('', endpointLabel(path), '401').inc();
-      return sendOpenAIError(res, invalidApiKey(), requestId);
+      return refuse(invalidApiKey());
     }
     const ctx: RequestContext = { req, res, requestId, startedAt, startedAtMs: Date.now(), caller };
     const method = req.method ?? 'GET';
@@ -66,10 +93,10 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
         const model = decodePathSegment(path.slice(11));
         if (model !== undefined) return handleRetrieveModel(deps, ctx, model);
       }
-      return sendOpenAIError(res, notFound(method, path), requestId);
+      return refuse(notFound(method, path));
     }
     if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
-      return sendOpenAIError(res, notFound(method, path), requestId);
+      return refuse(notFound(method, path));
     }
 
     let body: Record<string, unknown>;
@@ -78,13 +105,11 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     } catch (error) {
       if (error instanceof BodyTooLargeError) {
         res.setHeader('connection', 'close');
-        return sendOpenAIError(res, bodyTooLarge(error.limitBytes), requestId);
+        return refuse(bodyTooLarge(error.limitBytes));
       }
       if (error instanceof MalformedJsonError) {
-        return sendOpenAIError(
-          res,
+        return refuse(
           invalidRequest(`${error.message} / 요청 본문이 올바른 JSON이 아닙니다.`, null, 'invalid_json'),
-          requestId,
         );
       }
       throw error;
@@ -96,5 +121,5 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     } finally {
       deps.metrics.inFlight.dec();
     }
-  };
+  }
 }
