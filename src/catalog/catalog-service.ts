@@ -6,6 +6,9 @@ import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import type { CredentialBox } from './credentials.ts';
 
+/** The settings row whose value changes with every catalog write. */
+export const CATALOG_REVISION_SETTING = 'catalog_revision';
+
 export const PURPOSES = [
   'chat',
   'summarization',
@@ -263,7 +266,7 @@ export class CatalogService {
       await this.unique('name', 'a supplier with this name exists', () =>
         this.db.run(`UPDATE suppliers SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
       );
-      await this.onChange();
+      await this.changed();
     }
     return this.getSupplier(id);
   }
@@ -299,7 +302,7 @@ export class CatalogService {
         ],
       ),
     );
-    await this.onChange();
+    await this.changed();
     return this.getProduct(id);
   }
 
@@ -341,7 +344,7 @@ export class CatalogService {
       await this.unique('model', `model "${v.model}" is already a product`, () =>
         this.db.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
       );
-      await this.onChange();
+      await this.changed();
     }
     return this.getProduct(id);
   }
@@ -372,7 +375,7 @@ export class CatalogService {
         now,
       ],
     );
-    await this.onChange();
+    await this.changed();
     return this.getDeployment(id);
   }
 
@@ -416,7 +419,7 @@ export class CatalogService {
         Date.now(),
         id,
       ]);
-      await this.onChange();
+      await this.changed();
     }
     return this.getDeployment(id);
   }
@@ -431,6 +434,20 @@ export class CatalogService {
       Date.now(),
       id,
     ]);
+    await this.changed();
+  }
+
+  /**
+   * Every write ends here: a new revision tells the other replicas' snapshots to reload (a random
+   * value, not a timestamp, so two edits in one millisecond are never mistaken for one), then this
+   * replica's snapshot reloads before the write is answered.
+   */
+  private async changed(): Promise<void> {
+    await this.db.run(
+      `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [CATALOG_REVISION_SETTING, newId('rev'), Date.now()],
+    );
     await this.onChange();
   }
 

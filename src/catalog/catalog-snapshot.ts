@@ -1,5 +1,6 @@
 import type { TokenPrices } from '../billing/money.ts';
 import type { Database } from '../storage/database.ts';
+import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
 import type { CredentialBox } from './credentials.ts';
 
 export interface RoutableDeployment {
@@ -31,7 +32,7 @@ export interface RoutableProduct {
 /**
  * What the request path reads: active products of active suppliers by public model id, with their
  * deployments, in memory. Rebuilt at once after a change on this replica, and within
- * `pollIntervalMs` after a change on another (a cheap fingerprint query detects it).
+ * `pollIntervalMs` after a change on another (the catalog revision, one indexed row, tells).
  */
 export class CatalogSnapshot {
   private products = new Map<string, RoutableProduct>();
@@ -87,12 +88,10 @@ export class CatalogSnapshot {
   }
 
   private async currentFingerprint(): Promise<string> {
-    const row = await this.db.get<Record<string, unknown>>(
-      `SELECT (SELECT COUNT(*) FROM suppliers) AS s, (SELECT MAX(updated_at) FROM suppliers) AS su,
-              (SELECT COUNT(*) FROM products) AS p, (SELECT MAX(updated_at) FROM products) AS pu,
-              (SELECT COUNT(*) FROM deployments) AS d, (SELECT MAX(updated_at) FROM deployments) AS du`,
-    );
-    return JSON.stringify(row ?? {});
+    const row = await this.db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [
+      CATALOG_REVISION_SETTING,
+    ]);
+    return row?.value ?? '';
   }
 
   private async refreshIfChanged(): Promise<void> {

@@ -10,6 +10,7 @@ export interface TestHub {
   hub: Hub;
   url: string;
   database: TestDatabase;
+  secretKey: string;
   /** Calls /admin/v1 with the operator token; returns status and parsed body. */
   admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
@@ -18,6 +19,8 @@ export interface TestHub {
 export interface TestHubOptions {
   /** The hub's logger; by default a silent one (KAIHUB_TEST_LOG_LEVEL=info shows the logs). */
   logger?: Logger;
+  /** Another replica: share this hub's database (and secret key) instead of creating one. */
+  replicaOf?: TestHub;
 }
 
 /**
@@ -28,14 +31,15 @@ export async function startTestHub(
   env: Record<string, string> = {},
   options: TestHubOptions = {},
 ): Promise<TestHub> {
-  const database = await createTestDatabase();
+  const database = options.replicaOf?.database ?? (await createTestDatabase());
+  const secretKey = options.replicaOf?.secretKey ?? randomBytes(32).toString('hex');
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
     KAIHUB_DATABASE: database.location,
     KAIHUB_DATA_DIR: database.dataDir,
     KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN,
-    KAIHUB_SECRET_KEY: randomBytes(32).toString('hex'),
+    KAIHUB_SECRET_KEY: secretKey,
     ...env,
   });
   const logger =
@@ -45,6 +49,7 @@ export async function startTestHub(
     hub,
     url: hub.url,
     database,
+    secretKey,
     async admin(method, path, body) {
       const res = await fetch(`${hub.url}/admin/v1${path}`, {
         method,
@@ -56,7 +61,8 @@ export async function startTestHub(
     },
     async close() {
       await hub.close();
-      await database.drop();
+      // the first hub owns the database; a replica leaves it to the first
+      if (!options.replicaOf) await database.drop();
     },
   };
 }
