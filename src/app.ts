@@ -1,11 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { loadAdminToken } from './accounts/admin-token.ts';
 import { ApiKeyService } from './accounts/api-keys.ts';
 import { KeyCache } from './accounts/key-cache.ts';
 import { OrganizationService } from './accounts/organizations.ts';
+import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
-import { UsageJournal } from './billing/usage-journal.ts';
+import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
@@ -70,7 +72,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
 
   const agent = createUpstreamAgent();
-  const meter = new Meter(new UsageJournal(db), metrics, logger);
+  const usageJournal = openUsageJournal(db, config, logger);
+  const meter = new Meter(usageJournal, metrics, logger);
   const openai = createOpenAIHandler({
     keys: keyCache,
     catalog: snapshot,
@@ -85,7 +88,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logContent: config.logContent,
   });
   const admin = createAdminHandler(
-    adminRoutes({ db, catalog: catalogService, organizations, keys }),
+    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal }),
     adminToken,
     logger,
   );
@@ -145,9 +148,23 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
         await agent.close();
+        await usageJournal.close();
         await db.close();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * SQLite on a file: a journal file beside it, applied by a worker (see billing/file-journal.ts).
+ * PostgreSQL (and an in-memory SQLite): group commit into the database itself.
+ */
+function openUsageJournal(db: Database, config: Config, logger: Logger): UsageJournal {
+  if (db.dialect === 'sqlite' && config.database !== ':memory:') {
+    return new FileUsageJournal(join(config.dataDir, 'journal'), config.database, (message) =>
+      logger.error(message),
+    );
+  }
+  return new DatabaseUsageJournal(db);
 }

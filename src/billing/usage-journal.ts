@@ -1,4 +1,4 @@
-import type { Database, SqlValue } from '../storage/database.ts';
+import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import type { MicroKrw } from './money.ts';
 
 export type UsageStatus = 'ok' | 'upstream_error' | 'timeout' | 'cancelled' | 'rejected';
@@ -58,18 +58,50 @@ function values(r: UsageRecord): SqlValue[] {
   ];
 }
 
-const MAX_BATCH = 200;
+export const MAX_BATCH = 200;
 const insertSql = new Map<number, string>();
 function batchInsertSql(rows: number): string {
   let sql = insertSql.get(rows);
   if (!sql) {
     const tuple = `(${new Array(COLUMN_COUNT).fill('?').join(', ')})`;
-    // The request id is the key: appending the same request twice (a retry after a crash) is a no-op.
+    // The request id is the key: appending the same request twice (a replay after a crash) is a no-op.
     sql = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}
            ON CONFLICT (request_id) DO NOTHING`;
     insertSql.set(rows, sql);
   }
   return sql;
+}
+
+/** Inserts records idempotently, at most MAX_BATCH rows a statement. */
+export async function insertUsageRecords(db: SqlExecutor, records: readonly UsageRecord[]): Promise<void> {
+  for (let i = 0; i < records.length; i += MAX_BATCH) {
+    const batch = records.slice(i, i + MAX_BATCH);
+    await db.run(batchInsertSql(batch.length), batch.flatMap(values));
+  }
+}
+
+/** One record as one JSON line (money as decimal strings), for the file journal. */
+export function recordToLine(r: UsageRecord): string {
+  return `${JSON.stringify(r, (_key, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
+}
+
+export function lineToRecord(line: string): UsageRecord {
+  const r = JSON.parse(line) as UsageRecord & Record<string, unknown>;
+  r.priceInputMicroPer1M = BigInt(r.priceInputMicroPer1M as unknown as string);
+  r.priceOutputMicroPer1M = BigInt(r.priceOutputMicroPer1M as unknown as string);
+  r.costMicroKrw = BigInt(r.costMicroKrw as unknown as string);
+  return r;
+}
+
+/**
+ * Where usage records go, durably, before a response completes. `append` resolves once the record
+ * would survive the process being killed; `sync` resolves once every record appended so far can be
+ * read from `usage_events` (what usage queries call first, so this replica reads its own writes).
+ */
+export interface UsageJournal {
+  append(record: UsageRecord): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
 }
 
 interface Pending {
@@ -79,41 +111,45 @@ interface Pending {
 }
 
 /**
- * Appends usage records durably. `append` resolves only after the row is committed, and the hub
- * finishes a response only after that, so a response a client saw complete always has its record.
- *
- * SQLite: a local write costs microseconds, so each record is its own insert. PostgreSQL: a round
- * trip costs far more, so records that arrive while a write is in flight are committed together in
- * the next multi-row insert (group commit): under load, one round trip serves many requests.
+ * PostgreSQL: records are group-committed straight into `usage_events`. Those that arrive while a
+ * write is in flight go together in the next multi-row insert, so under load one round trip serves
+ * many requests while an idle hub still writes each record at once. The database is the journal:
+ * any replica may die at any moment and lose nothing, because nothing lives on its own disk.
  */
-export class UsageJournal {
+export class DatabaseUsageJournal implements UsageJournal {
   private queue: Pending[] = [];
-  private flushing = false;
+  private flushing: Promise<void> | undefined;
 
   constructor(private readonly db: Database) {}
 
   append(record: UsageRecord): Promise<void> {
-    if (this.db.dialect === 'sqlite') return this.db.run(batchInsertSql(1), values(record)).then(() => {});
     return new Promise((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
-      if (!this.flushing) void this.flush();
+      this.flushing ??= this.flush();
     });
   }
 
+  async sync(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  async close(): Promise<void> {
+    await this.sync();
+  }
+
   private async flush(): Promise<void> {
-    this.flushing = true;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        await this.db.run(
-          batchInsertSql(batch.length),
-          batch.flatMap((p) => values(p.record)),
+        await insertUsageRecords(
+          this.db,
+          batch.map((p) => p.record),
         );
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);
       }
     }
-    this.flushing = false;
+    this.flushing = undefined;
   }
 }

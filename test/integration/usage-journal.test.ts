@@ -1,12 +1,28 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { UsageJournal, type UsageRecord } from '../../src/billing/usage-journal.ts';
+import { FileUsageJournal } from '../../src/billing/file-journal.ts';
+import {
+  DatabaseUsageJournal,
+  recordToLine,
+  type UsageJournal,
+  type UsageRecord,
+} from '../../src/billing/usage-journal.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrator.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 
 let database: TestDatabase;
 let db: Database;
+const journalDir = () => join(database.dataDir, 'journal');
+
+/** The journal the hub uses on this engine: a file journal on SQLite, group commit on PostgreSQL. */
+function openJournal(): UsageJournal {
+  return db.dialect === 'sqlite'
+    ? new FileUsageJournal(journalDir(), database.location, (m) => assert.fail(m), 50)
+    : new DatabaseUsageJournal(db);
+}
 before(async () => {
   database = await createTestDatabase();
   db = await openDatabase(database.location);
@@ -43,25 +59,29 @@ function record(requestId: string, cost: bigint): UsageRecord {
 }
 
 test('appends are idempotent by request id and money survives beyond 2^53 exactly', async () => {
-  const journal = new UsageJournal(db);
+  const journal = openJournal();
   const huge = 2n ** 62n + 7n;
   await journal.append(record('req_a', huge));
   await journal.append(record('req_a', 1n));
+  await journal.sync();
   const rows = await db.all<{ cost: string }>(
     "SELECT CAST(cost_micro_krw AS TEXT) AS cost FROM usage_events WHERE request_id = 'req_a'",
   );
   assert.deepEqual(rows, [{ cost: huge.toString() }]);
+  await journal.close();
 });
 
 test('many concurrent appends all commit (group commit on PostgreSQL)', async () => {
-  const journal = new UsageJournal(db);
+  const journal = openJournal();
   const ids = Array.from({ length: 500 }, (_, i) => `req_bulk_${i}`);
   await Promise.all(ids.map((id) => journal.append(record(id, 70_000n))));
+  await journal.sync();
   const row = await db.get<{ n: number; total: string }>(
     "SELECT COUNT(*) AS n, CAST(SUM(cost_micro_krw) AS TEXT) AS total FROM usage_events WHERE request_id LIKE 'req_bulk_%'",
   );
   assert.equal(Number(row?.n), 500);
   assert.equal(row?.total, (500n * 70_000n).toString());
+  await journal.close();
 });
 
 test('migrations are recorded and a second run applies nothing', async () => {
@@ -71,4 +91,29 @@ test('migrations are recorded and a second run applies nothing', async () => {
     ids.map((r) => r.id),
     ['001-core'],
   );
+});
+
+test('a journal file left by a killed process is applied on the next start and then deleted', {
+  skip: testEngine() !== 'sqlite' && 'the file journal is for SQLite',
+}, async () => {
+  mkdirSync(journalDir(), { recursive: true });
+  // pid 2^22+1 is above Linux's pid_max default: no such process
+  const orphan = join(journalDir(), 'usage-4194305-0123456789ab.jsonl');
+  const lines = ['req_orphan_1', 'req_orphan_2', 'req_bulk_0']
+    .map((id) => recordToLine(record(id, 5n)))
+    .join('');
+  // the last line was cut off by the kill: its append never resolved, so no client saw it complete
+  writeFileSync(orphan, `${lines}{"requestId":"req_torn"`);
+  const journal = openJournal();
+  await journal.sync();
+  const rows = await db.all<{ request_id: string }>(
+    "SELECT request_id FROM usage_events WHERE request_id LIKE 'req_orphan_%' OR request_id = 'req_torn' ORDER BY request_id",
+  );
+  assert.deepEqual(
+    rows.map((r) => r.request_id),
+    ['req_orphan_1', 'req_orphan_2'],
+  );
+  assert.ok(!existsSync(orphan), 'the applied orphan file is deleted');
+  await journal.close();
+  assert.deepEqual(readdirSync(journalDir()), [], 'a cleanly closed journal leaves no file behind');
 });

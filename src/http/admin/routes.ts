@@ -1,5 +1,6 @@
 import type { ApiKeyService } from '../../accounts/api-keys.ts';
 import type { OrganizationService } from '../../accounts/organizations.ts';
+import type { UsageJournal } from '../../billing/usage-journal.ts';
 import { listUsageEvents, queryUsage } from '../../billing/usage-query.ts';
 import type { CatalogService } from '../../catalog/catalog-service.ts';
 import type { Database } from '../../storage/database.ts';
@@ -10,6 +11,8 @@ export interface AdminDeps {
   catalog: CatalogService;
   organizations: OrganizationService;
   keys: ApiKeyService;
+  /** Synced before usage is read, so this replica's answers include every completed request. */
+  usageJournal: UsageJournal;
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -17,7 +20,7 @@ const created = (body: unknown) => ({ status: 201, body });
 const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** Every /admin/v1 route in one table: the API at a glance. Handlers only translate. */
-export function adminRoutes({ db, catalog, organizations, keys }: AdminDeps): AdminRoute[] {
+export function adminRoutes({ db, catalog, organizations, keys, usageJournal }: AdminDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -108,7 +111,21 @@ export function adminRoutes({ db, catalog, organizations, keys }: AdminDeps): Ad
     },
     { method: 'DELETE', path: '/keys/:id', handle: async (r) => ok(await keys.revoke(r.params.id!)) },
 
-    { method: 'GET', path: '/usage', handle: async (r) => ok(await queryUsage(db, r.query)) },
-    { method: 'GET', path: '/usage/events', handle: async (r) => list(await listUsageEvents(db, r.query)) },
+    {
+      method: 'GET',
+      path: '/usage',
+      handle: async (r) => {
+        await usageJournal.sync();
+        return ok(await queryUsage(db, r.query));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/usage/events',
+      handle: async (r) => {
+        await usageJournal.sync();
+        return list(await listUsageEvents(db, r.query));
+      },
+    },
   ];
 }

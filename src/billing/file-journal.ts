@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
+
+/** Past this size the journal moves to a new file, so applied files can be deleted. */
+const ROTATE_BYTES = 64 * 1024 * 1024;
+
+interface Pending {
+  line: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+export type ApplierRequest =
+  | { type: 'apply'; id: number }
+  | { type: 'files'; own: string[]; current: string }
+  | { type: 'close'; id: number };
+export type ApplierReply = { type: 'applied'; id: number } | { type: 'error'; message: string };
+
+/**
+ * SQLite: usage records are appended to a journal file (JSON lines, one `write(2)` per turn of the
+ * event loop for everything that arrived in it) and a worker thread applies them to `usage_events`
+ * in large batches. A request waits for the write only, never for a SQLite commit or the fsync of a
+ * WAL checkpoint, which take tens of milliseconds on a slow disk and, on the event loop, made every
+ * request behind them wait too.
+ *
+ * Durability is the same as SQLite's own with synchronous=NORMAL: a written line is in the page
+ * cache and survives the process being killed; after a crash the next start applies what the dead
+ * process left (apply is idempotent by request id). See docs/metering.md.
+ */
+export class FileUsageJournal implements UsageJournal {
+  private fd: number;
+  private current: string;
+  private readonly own: string[] = [];
+  private written = 0;
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, () => void>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly dir: string,
+    databasePath: string,
+    private readonly onError: (message: string) => void,
+    applyIntervalMs = 200,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.current = this.newFileName();
+    this.fd = openSync(join(dir, this.current), 'a');
+    this.own.push(this.current);
+    this.worker = new Worker(new URL('./journal-applier-worker.mjs', import.meta.url), {
+      workerData: { dir, databasePath, own: this.own, current: this.current, applyIntervalMs },
+    });
+    this.worker.on('message', (m: ApplierReply) => {
+      if (m.type === 'error') this.onError(m.message);
+      else {
+        this.waiting.get(m.id)?.();
+        this.waiting.delete(m.id);
+      }
+    });
+    this.worker.on('error', (error) => this.onError(String(error)));
+  }
+
+  private newFileName(): string {
+    return `usage-${process.pid}-${randomBytes(6).toString('hex')}.jsonl`;
+  }
+
+  append(record: UsageRecord): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('usage journal is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ line: recordToLine(record), resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.write());
+      }
+    });
+  }
+
+  /** One write for the whole group; resolves every record in it once the bytes are in the file. */
+  private write(): void {
+    this.scheduled = false;
+    const group = this.pending;
+    if (group.length === 0) return;
+    this.pending = [];
+    try {
+      const data = Buffer.from(group.length === 1 ? group[0]!.line : group.map((p) => p.line).join(''));
+      let offset = 0;
+      while (offset < data.length) offset += writeSync(this.fd, data, offset);
+      this.written += data.length;
+      for (const p of group) p.resolve();
+    } catch (error) {
+      for (const p of group) p.reject(error);
+      return;
+    }
+    if (this.written >= ROTATE_BYTES) this.rotate();
+  }
+
+  private rotate(): void {
+    const next = this.newFileName();
+    const fd = openSync(join(this.dir, next), 'a');
+    closeSync(this.fd);
+    this.fd = fd;
+    this.current = next;
+    this.own.push(next);
+    this.written = fstatSync(fd).size;
+    this.post({ type: 'files', own: [...this.own], current: next });
+  }
+
+  private post(message: ApplierRequest): void {
+    this.worker.postMessage(message);
+  }
+
+  private request(type: 'apply' | 'close'): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.post({ type, id });
+    });
+  }
+
+  async sync(): Promise<void> {
+    if (this.scheduled) this.write();
+    await this.request('apply');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.scheduled) this.write();
+    closeSync(this.fd);
+    await this.request('close');
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,118 @@
+import { closeSync, openSync, readdirSync, readSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openSqlite } from '../storage/sqlite.ts';
+import type { ApplierReply, ApplierRequest } from './file-journal.ts';
+import { insertUsageRecords, lineToRecord, type UsageRecord } from './usage-journal.ts';
+
+/**
+ * The worker side of the file journal: reads what was appended since last time and inserts it into
+ * `usage_events` in large transactions, off the request path. It applies its own hub's files, and
+ * the files of processes that are gone (a crash left them); a file is deleted once fully applied and
+ * no longer written. Files of other live hubs on the same database are theirs to apply.
+ */
+const data = workerData as {
+  dir: string;
+  databasePath: string;
+  own: string[];
+  current: string;
+  applyIntervalMs: number;
+};
+const db = openSqlite(data.databasePath);
+let own = new Set(data.own);
+let current = data.current;
+const offsets = new Map<string, number>();
+const READ_CHUNK = 4 * 1024 * 1024;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Complete lines appended after `from`; a partial last line waits for the rest of its write. */
+function readNew(path: string, from: number): { records: UsageRecord[]; next: number; size: number } {
+  const size = statSync(path).size;
+  const records: UsageRecord[] = [];
+  let next = from;
+  if (size <= from) return { records, next, size };
+  const fd = openSync(path, 'r');
+  try {
+    let carry = '';
+    let position = from;
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    while (position < size) {
+      const n = readSync(fd, buffer, 0, Math.min(READ_CHUNK, size - position), position);
+      if (n === 0) break;
+      position += n;
+      const text = carry + buffer.toString('utf8', 0, n);
+      const lastNewline = text.lastIndexOf('\n');
+      if (lastNewline === -1) {
+        carry = text;
+        continue;
+      }
+      for (const line of text.slice(0, lastNewline).split('\n')) if (line) records.push(lineToRecord(line));
+      carry = text.slice(lastNewline + 1);
+      next = position - Buffer.byteLength(carry);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { records, next, size };
+}
+
+async function applyFile(name: string, finished: boolean): Promise<void> {
+  const path = join(data.dir, name);
+  const from = offsets.get(name) ?? 0;
+  const { records, next, size } = readNew(path, from);
+  if (records.length > 0) await db.transaction((tx) => insertUsageRecords(tx, records));
+  offsets.set(name, next);
+  // a trailing partial line of a finished file is a write that never completed: no client saw it
+  if (finished && (next === size || !own.has(name))) {
+    unlinkSync(path);
+    offsets.delete(name);
+    own.delete(name);
+  }
+}
+
+async function applyAll(closing: boolean): Promise<void> {
+  const names = readdirSync(data.dir).filter((n) => /^usage-\d+-[0-9a-f]+\.jsonl$/.test(n));
+  for (const name of names) {
+    const mine = own.has(name);
+    const pid = Number(name.split('-')[1]);
+    if (!mine && processAlive(pid)) continue;
+    await applyFile(name, !mine || name !== current || closing);
+  }
+}
+
+let running: Promise<void> = Promise.resolve();
+function schedule(closing = false): Promise<void> {
+  running = running
+    .then(() => applyAll(closing))
+    .catch((error: unknown) => {
+      const reply: ApplierReply = { type: 'error', message: `usage journal apply failed: ${String(error)}` };
+      parentPort!.postMessage(reply);
+    });
+  return running;
+}
+
+const timer = setInterval(() => void schedule(), data.applyIntervalMs);
+void schedule();
+
+parentPort!.on('message', async (m: ApplierRequest) => {
+  if (m.type === 'files') {
+    own = new Set(m.own);
+    current = m.current;
+    return;
+  }
+  await schedule(m.type === 'close');
+  if (m.type === 'close') {
+    clearInterval(timer);
+    await db.close();
+  }
+  const reply: ApplierReply = { type: 'applied', id: m.id };
+  parentPort!.postMessage(reply);
+});
