@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { NotFoundError } from '../errors.ts';
 import type { Database } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -108,7 +108,4 @@ export class ApiKeyService {
     return this.get(id);
   }
 
-  static assertKeyShape(key: string): void {
-    if (!key.startsWith(KEY_PREFIX)) throw ValidationError.of('key', `must start with ${KEY_PREFIX}`);
-  }
 }
