@@ -107,5 +107,4 @@ export class ApiKeyService {
     this.onRevoke(row.key_hash);
     return this.get(id);
   }
-
 }
