@@ -32,7 +32,8 @@ export async function admitCall(
 ): Promise<AdmittedCall | undefined> {
   const product = resolveProduct(deps, ctx, model);
   if (!product) {
-    fail(deps, ctx, modelNotFound(model), model);
+    // labelled with no product: a label per unknown name would let any caller mint metric series
+    fail(deps, ctx, modelNotFound(model), '');
     return undefined;
   }
   const decision = await deps.admission.admit({

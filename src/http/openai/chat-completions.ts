@@ -15,7 +15,7 @@ export async function handleChatCompletions(
   body: JsonObject,
 ): Promise<void> {
   const problem = checkChatRequest(body);
-  if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '');
+  if (problem) return fail(deps, ctx, problem, '');
   const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null;
   const promptEstimate = estimatePromptTokens(body.messages);
   const call = await admitCall(deps, ctx, body.model as string, promptEstimate, maxTokens);

@@ -14,7 +14,7 @@ export async function handleEmbeddings(
   body: JsonObject,
 ): Promise<void> {
   const problem = checkEmbeddingsRequest(body);
-  if (problem) return fail(deps, ctx, problem, typeof body.model === 'string' ? body.model : '', ENDPOINT);
+  if (problem) return fail(deps, ctx, problem, '', ENDPOINT);
   const estimate = estimateEmbeddingInputTokens(body.input);
   const call = await admitCall(deps, ctx, body.model as string, estimate, 0);
   if (!call) return;
