@@ -1,0 +1,1045 @@
+#!/usr/bin/env node
+// Gateway overhead benchmark: the same fake upstream, the same load generator,
+// one run, three arms:
+//   direct  — client → fake upstream
+//   hub     — client → K-AI Hub (auth + metering on) → fake upstream
+//   portkey — client → Portkey gateway (npm @portkey-ai/gateway) → fake upstream
+// Reports added latency (gateway percentile minus direct percentile at the same
+// fixed arrival rate) and the maximum throughput of each arm.
+//
+// Every process (upstream, gateways, load generator) gets its own event loop;
+// this script only orchestrates. Everything listens on 127.0.0.1 only, and
+// every load loop is bounded in count and time.
+//
+// Run: npm run bench  (or node bench/gateway-overhead.mjs --help)
+import { execFileSync, fork, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(BENCH_DIR, '..');
+const LOOPBACK = '127.0.0.1';
+const ALL_TARGETS = ['direct', 'hub', 'portkey'];
+
+const HELP = `Usage: node bench/gateway-overhead.mjs [options]
+
+  --targets=direct,hub,portkey  arms to run (direct is always included)
+  --rates=200,1000              fixed arrival rates for the latency runs (req/s)
+  --rounds=4                    interleaved rounds per rate (arm order shuffled each round)
+  --round-seconds=5             length of one latency round per arm
+  --throughput-rounds=3         interleaved rounds of the max-throughput run
+  --throughput-seconds=5        length of one max-throughput round per arm
+  --connections=64              concurrent connections for max throughput
+  --max-tool=undici             max-throughput generator: undici (default) or wrk
+  --warmup-seconds=2            closed-loop warm-up per arm before measuring
+  --hub-start-timeout=90        seconds to wait for the hub's /healthz
+  --nice=0                      scheduling priority for every benchmark process
+                                (e.g. -10 as root, to be less at the mercy of
+                                other work on a shared machine)
+  --wait-quiet=0                wait up to this many seconds for other work on the
+                                machine to drop below 25 % CPU before measuring
+  --hub-cpu-prof                write a V8 CPU profile of the hub (node --cpu-prof)
+                                to the --out directory, for profiling the hot path
+  --seed=<n>                    seed for the round order shuffle (default: time)
+  --quick                       smoke run: 2 rounds of 2 s, throughput 2 x 2 s
+  --out=bench/results           where the raw JSON goes
+`;
+
+// ---------------------------------------------------------------- options --
+
+function parseArgs(argv) {
+  const raw = {};
+  for (const a of argv) {
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(HELP);
+      process.exit(0);
+    }
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unexpected argument ${a}\n${HELP}`);
+    raw[m[1]] = m[2] ?? 'true';
+  }
+  const quick = raw.quick === 'true';
+  const num = (k, d) => {
+    if (raw[k] === undefined) return d;
+    const v = Number(raw[k]);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
+    return v;
+  };
+  const targets = (raw.targets ?? ALL_TARGETS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t}`);
+  if (!targets.includes('direct')) targets.unshift('direct');
+  const opts = {
+    targets: ALL_TARGETS.filter((t) => targets.includes(t)),
+    rates: (raw.rates ?? '200,1000').split(',').map(Number),
+    rounds: num('rounds', quick ? 2 : 4),
+    roundSeconds: num('round-seconds', quick ? 2 : 5),
+    throughputRounds: num('throughput-rounds', quick ? 2 : 3),
+    throughputSeconds: num('throughput-seconds', quick ? 2 : 5),
+    connections: num('connections', 64),
+    maxTool: raw['max-tool'] ?? 'undici',
+    warmupSeconds: num('warmup-seconds', quick ? 1 : 2),
+    hubStartTimeout: num('hub-start-timeout', 90),
+    waitQuiet: raw['wait-quiet'] !== undefined ? Number(raw['wait-quiet']) : 0,
+    hubCpuProf: raw['hub-cpu-prof'] === 'true',
+    nice: raw.nice !== undefined ? Number(raw.nice) : 0,
+    seed: raw.seed !== undefined ? Number(raw.seed) : Date.now() % 1_000_000,
+    out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
+  };
+  for (const r of opts.rates)
+    if (!Number.isFinite(r) || r <= 0 || r > 20_000) throw new Error(`bad rate ${r}`);
+  if (!['undici', 'wrk'].includes(opts.maxTool)) throw new Error('--max-tool must be undici or wrk');
+  return opts;
+}
+
+// ---------------------------------------------------------------- helpers --
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function log(msg) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+// Small deterministic PRNG so a run's arm order can be reproduced from its seed.
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled(list, rand) {
+  const a = [...list];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, LOOPBACK, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function httpJson(method, url, { headers = {}, body, timeoutMs = 5_000 } = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
+
+async function waitFor(what, timeoutMs, probe, child) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms${lastErr ? `: ${lastErr.message}` : ''}`);
+}
+
+// ------------------------------------------------------------- processes --
+
+const children = [];
+
+function startProcess(name, cmd, args, options = {}) {
+  // detached: each child leads its own process group, so cleanup can end the
+  // child together with anything it spawned (e.g. a tsx loader), by group id.
+  const env = {
+    ...(options.env ?? process.env),
+    BENCH_PARENT_PID: String(process.pid),
+    NODE_OPTIONS:
+      `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(path.join(BENCH_DIR, 'exit-with-parent.mjs')).href}`.trim(),
+  };
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options, env });
+  child.benchName = name;
+  child.logTail = [];
+  const keep = (chunk) => {
+    child.logTail.push(chunk.toString());
+    if (child.logTail.length > 50) child.logTail.shift();
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  children.push(child);
+  return child;
+}
+
+async function stopAll() {
+  for (const child of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    try {
+      if (child.benchGroup) process.kill(-child.pid, 'SIGTERM');
+      else child.kill('SIGTERM');
+    } catch {}
+  }
+  // Long enough for the hub to drain and write a --cpu-prof profile.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null))
+    await sleep(50);
+  for (const child of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    try {
+      if (child.benchGroup) process.kill(-child.pid, 'SIGKILL');
+      else child.kill('SIGKILL');
+    } catch {}
+  }
+}
+
+// Set the priority of every thread of a process tree. setpriority() on Linux
+// acts per thread, and V8/libuv threads already exist when we get here.
+function reniceTree(rootPid, nice) {
+  if (!nice) return;
+  const pids = [rootPid];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === rootPid) pids.push(Number(pid));
+    } catch {}
+  }
+  for (const pid of pids) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`).map(Number);
+    } catch {}
+    for (const tid of tids) {
+      try {
+        os.setPriority(tid, nice);
+      } catch (err) {
+        log(`cannot renice ${tid}: ${err.message}`);
+      }
+    }
+  }
+}
+
+// Machine-wide busy and steal CPU seconds from /proc/stat. Busy time minus the
+// benchmark's own processes is what other work on the machine took meanwhile.
+function systemCpuSeconds() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return { busy: (user + nice + system + irq + softirq) / 100, steal: (steal ?? 0) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+// CPU time of this process's children that have exited and been waited for.
+function reapedChildrenCpuSeconds() {
+  try {
+    const s = readFileSync('/proc/self/stat', 'utf8');
+    const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+// CPU time of a process and all its descendants, in seconds, from /proc. Used
+// to show which process was the bottleneck during the throughput runs.
+function treeCpuSeconds(rootPid) {
+  const tck = 100; // USER_HZ is 100 on Linux x86-64.
+  let entries;
+  try {
+    entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  const stats = new Map();
+  for (const pid of entries) {
+    try {
+      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(pid), {
+        ppid: Number(fields[1]),
+        cpu: (Number(fields[11]) + Number(fields[12])) / tck,
+      });
+    } catch {}
+  }
+  let total = 0;
+  const queue = [rootPid];
+  const seen = new Set();
+  while (queue.length) {
+    const pid = queue.pop();
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    const st = stats.get(pid);
+    if (st) total += st.cpu;
+    for (const [p, s] of stats) if (s.ppid === pid) queue.push(p);
+  }
+  return total;
+}
+
+// ----------------------------------------------------------------- arms ----
+
+const REQUEST_BODY = JSON.stringify({
+  model: 'bench-model',
+  messages: [{ role: 'user', content: '안녕하세요' }],
+  max_tokens: 16,
+});
+
+async function startUpstream() {
+  const child = startProcess('upstream', process.execPath, [
+    path.join(BENCH_DIR, 'fake-upstream.mjs'),
+    '--port=0',
+  ]);
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (chunk) => {
+      buf += chunk.toString();
+      const line = buf.split('\n').find((l) => l.includes('"ready"'));
+      if (line) {
+        child.stdout.off('data', onData);
+        resolve(JSON.parse(line).port);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`fake upstream exited (${code})`)));
+    setTimeout(() => reject(new Error('fake upstream did not start')), 10_000).unref();
+  });
+  return { child, port };
+}
+
+function ensureBenchDeps() {
+  if (existsSync(path.join(BENCH_DIR, 'node_modules', '@portkey-ai', 'gateway', 'package.json'))) return;
+  const hasLock = existsSync(path.join(BENCH_DIR, 'package-lock.json'));
+  log(`bench/node_modules missing: npm --prefix bench ${hasLock ? 'ci' : 'install'}`);
+  // Portkey's only install script is `patch-package`, and the published package
+  // ships no patches, so npm 11's default of not running install scripts is fine.
+  execFileSync('npm', ['--prefix', BENCH_DIR, hasLock ? 'ci' : 'install', '--no-audit', '--no-fund'], {
+    stdio: 'inherit',
+  });
+}
+
+async function startPortkey(upstreamPort) {
+  const port = await freePort();
+  const pkgDir = path.join(BENCH_DIR, 'node_modules', '@portkey-ai', 'gateway');
+  const pkg = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+  const entry = path.join(pkgDir, typeof pkg.bin === 'string' ? pkg.bin : Object.values(pkg.bin)[0]);
+  const child = startProcess(
+    'portkey',
+    process.execPath,
+    // The preload forces listen() onto 127.0.0.1 (Portkey binds all
+    // interfaces). --headless turns off its log UI, the cheapest setup.
+    ['--import', path.join(BENCH_DIR, 'listen-loopback.mjs'), entry, `--port=${port}`, '--headless'],
+    { cwd: pkgDir, env: { ...process.env, NODE_ENV: 'production' } },
+  );
+  child.benchGroup = true;
+  const base = `http://${LOOPBACK}:${port}`;
+  await waitFor('portkey', 20_000, async () => (await fetch(`${base}/`)).ok, child);
+  return {
+    child,
+    version: pkg.version,
+    target: {
+      name: 'portkey',
+      url: `${base}/v1/chat/completions`,
+      headers: {
+        'content-type': 'application/json',
+        authorization: 'Bearer upstream-key',
+        'x-portkey-provider': 'openai',
+        'x-portkey-custom-host': `http://${LOOPBACK}:${upstreamPort}/v1`,
+      },
+      body: REQUEST_BODY,
+    },
+  };
+}
+
+const pick = (obj, ...keys) => {
+  for (const k of keys) {
+    const v = k.split('.').reduce((o, p) => o?.[p], obj);
+    if (v !== undefined && v !== null) return v;
+  }
+  return undefined;
+};
+
+async function startHub(upstreamPort, timeoutS, cpuProfDir) {
+  const bin = path.join(REPO_ROOT, 'bin', 'kaihub.mjs');
+  if (!existsSync(bin))
+    throw new Error(`${bin} not found: the hub is not built yet (use --targets=direct,portkey)`);
+  const port = await freePort();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kaihub-bench-'));
+  const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+  // --cpu-prof writes the profile when the hub exits (it exits on SIGTERM).
+  const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+  const child = startProcess('hub', process.execPath, [...profArgs, bin, 'start'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: LOOPBACK,
+      KAIHUB_DATABASE: path.join(tmp, 'hub.sqlite'),
+      KAIHUB_ADMIN_TOKEN: adminToken,
+      KAIHUB_LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+    },
+  });
+  child.benchGroup = true;
+  child.tmpDir = tmp;
+  const base = `http://${LOOPBACK}:${port}`;
+  await waitFor('hub', timeoutS * 1000, async () => (await fetch(`${base}/healthz`)).ok, child);
+
+  const admin = async (p, body) => {
+    const r = await httpJson('POST', `${base}/admin/v1${p}`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+      body,
+    });
+    if (r.status < 200 || r.status >= 300)
+      throw new Error(`hub admin POST ${p} -> ${r.status}: ${r.text.slice(0, 500)}`);
+    return r.json;
+  };
+  const supplier = await admin('/suppliers', { name: 'Bench Supplier' });
+  const supplierId = pick(supplier, 'id', 'data.id', 'supplier.id');
+  const product = await admin('/products', {
+    supplierId,
+    model: 'bench-model',
+    displayName: 'Bench',
+    purposes: ['chat'],
+    modality: 'text',
+    contextWindow: 8192,
+    priceInputPer1M: '1000',
+    priceOutputPer1M: '3000',
+    residency: 'domestic',
+  });
+  const productId = pick(product, 'id', 'data.id', 'product.id');
+  await admin('/deployments', {
+    productId,
+    adapter: 'openai-compatible',
+    baseUrl: `http://${LOOPBACK}:${upstreamPort}/v1`,
+    apiKey: 'upstream-key',
+    upstreamModel: 'fake-model',
+  });
+  const org = await admin('/organizations', { name: 'Bench Org', class: 'sme' });
+  const orgId = pick(org, 'id', 'data.id', 'organization.id');
+  const key = await admin(`/organizations/${orgId}/keys`, { name: 'bench' });
+  const secret = pick(key, 'key', 'data.key', 'secret', 'apiKey');
+  if (!secret) throw new Error(`hub key response without a key: ${JSON.stringify(key)}`);
+  let version;
+  try {
+    version = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version;
+  } catch {}
+  return {
+    child,
+    version,
+    base,
+    adminToken,
+    target: {
+      name: 'hub',
+      url: `${base}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      body: REQUEST_BODY,
+    },
+  };
+}
+
+// One request per arm before any load: a misconfigured arm must fail loudly,
+// not produce a fast table of 4xx responses.
+async function checkTarget(target) {
+  const r = await httpJson('POST', target.url, { headers: target.headers, body: JSON.parse(target.body) });
+  if (r.status !== 200 || r.json?.object !== 'chat.completion' || !r.json?.usage) {
+    throw new Error(`${target.name}: unexpected response ${r.status}: ${r.text.slice(0, 500)}`);
+  }
+  return r.json;
+}
+
+// ----------------------------------------------------------- load runner --
+
+function startLoadgen() {
+  const child = fork(path.join(BENCH_DIR, 'loadgen.mjs'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // The generator's heap holds up to ~100k samples per job; give it room so
+    // a GC pause in the generator does not show up as gateway latency.
+    execArgv: ['--max-semi-space-size=32'],
+  });
+  children.push(child);
+  let nextId = 0;
+  const waiters = new Map();
+  const ready = new Promise((resolve) => {
+    child.on('message', (m) => {
+      if (m?.ready) return resolve();
+      const w = waiters.get(m.id);
+      if (!w) return;
+      waiters.delete(m.id);
+      if (m.error) w.reject(new Error(m.error));
+      else w.resolve(m.result);
+    });
+  });
+  child.on('exit', (code) => {
+    for (const w of waiters.values()) w.reject(new Error(`load generator exited (${code})`));
+    waiters.clear();
+  });
+  return {
+    child,
+    ready,
+    run(job) {
+      const id = ++nextId;
+      return new Promise((resolve, reject) => {
+        waiters.set(id, { resolve, reject });
+        child.send({ ...job, id });
+      });
+    },
+    close() {
+      if (child.connected) child.send({ type: 'exit' });
+    },
+  };
+}
+
+async function runWrk(target, connections, seconds, tmpDir, nice) {
+  const script = path.join(tmpDir, `${target.name}.lua`);
+  const lua = [
+    'wrk.method = "POST"',
+    `wrk.body = ${JSON.stringify(target.body)}`,
+    ...Object.entries(target.headers).map(
+      ([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`,
+    ),
+  ].join('\n');
+  writeFileSync(script, lua);
+  const out = await new Promise((resolve, reject) => {
+    const wrkArgs = [
+      '-t1',
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--timeout',
+      '10s',
+      '-s',
+      script,
+      target.url,
+    ];
+    // Through nice(1) so that wrk's threads, created at start, inherit the priority.
+    const child = nice
+      ? spawn('nice', ['-n', String(nice), 'wrk', ...wrkArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('wrk', wrkArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let text = '';
+    child.stdout.on('data', (c) => {
+      text += c;
+    });
+    child.stderr.on('data', (c) => {
+      text += c;
+    });
+    child.on('error', reject);
+    child.on('exit', () => resolve(text));
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors:(.*)/.exec(out)?.[1]?.trim();
+  if (!Number.isFinite(rps)) throw new Error(`wrk output not understood:\n${out}`);
+  return {
+    mode: 'closed',
+    tool: 'wrk',
+    target: target.name,
+    connections,
+    durationMs: seconds * 1000,
+    throughput: rps,
+    errors: non2xx || socketErrors ? { non2xx, socketErrors } : {},
+    raw: out,
+  };
+}
+
+// ------------------------------------------------------------ statistics --
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return Number.NaN;
+  // Nearest rank: the smallest sample with at least p of all samples at or below it.
+  const rank = Math.max(1, Math.ceil(p * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1];
+}
+
+function summarize(samplesUs) {
+  const s = Float64Array.from(samplesUs).sort();
+  let sum = 0;
+  for (const v of s) sum += v;
+  const ms = (v) => Math.round(v) / 1000;
+  return {
+    count: s.length,
+    meanMs: s.length ? ms(sum / s.length) : Number.NaN,
+    p50Ms: ms(percentile(s, 0.5)),
+    p90Ms: ms(percentile(s, 0.9)),
+    p99Ms: ms(percentile(s, 0.99)),
+    p999Ms: ms(percentile(s, 0.999)),
+    maxMs: ms(s.length ? s[s.length - 1] : Number.NaN),
+  };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const fmt = (v, digits = 3) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
+const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+
+// ------------------------------------------------------------------ main --
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (opts.hubCpuProf) {
+    mkdirSync(opts.out, { recursive: true });
+    afterExitNote = `hub CPU profile (open in Chrome DevTools or speedscope): ${path.relative(process.cwd(), opts.out)}/CPU.*.cpuprofile`;
+  }
+  const rand = mulberry32(opts.seed);
+  const startedAt = new Date();
+  log(`targets ${opts.targets.join(', ')}; rates ${opts.rates.join(', ')} req/s; seed ${opts.seed}`);
+  if (opts.maxTool === 'wrk') {
+    try {
+      execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    } catch (err) {
+      // wrk --version exits 1 but prints; only a missing binary is fatal.
+      if (err.code === 'ENOENT')
+        throw new Error('--max-tool=wrk but wrk is not installed (apt-get install -y wrk)');
+    }
+  }
+  ensureBenchDeps();
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'gateway-bench-'));
+
+  const upstream = await startUpstream();
+  log(`fake upstream on ${LOOPBACK}:${upstream.port}`);
+  const arms = {
+    direct: {
+      child: upstream.child,
+      target: {
+        name: 'direct',
+        url: `http://${LOOPBACK}:${upstream.port}/v1/chat/completions`,
+        headers: { 'content-type': 'application/json', authorization: 'Bearer upstream-key' },
+        body: REQUEST_BODY,
+      },
+    },
+  };
+  if (opts.targets.includes('portkey')) {
+    arms.portkey = await startPortkey(upstream.port);
+    log(`portkey ${arms.portkey.version} on ${new URL(arms.portkey.target.url).host}`);
+  }
+  // Taken when the hub starts: the code it loads is the code measured, even if
+  // the work tree changes during the run.
+  const hubGit = opts.targets.includes('hub') ? gitDescribe() : undefined;
+  if (opts.targets.includes('hub')) {
+    arms.hub = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined);
+    log(`hub on ${arms.hub.base}`);
+  }
+  for (const name of opts.targets) await checkTarget(arms[name].target);
+
+  const loadgen = startLoadgen();
+  await loadgen.ready;
+  if (opts.nice) {
+    for (const c of children) if (c.exitCode === null) reniceTree(c.pid, opts.nice);
+    log(`benchmark processes reniced to ${opts.nice}`);
+  }
+
+  // CPU seconds of every process during a job, to tell a saturated gateway
+  // from a saturated generator or upstream on this small machine.
+  const cpuOf = () => {
+    // A wrk run is a child that has exited (been reaped) by the time we look:
+    // its CPU time shows up in this process's cutime/cstime instead.
+    const out = {
+      loadgen: treeCpuSeconds(loadgen.child.pid) + reapedChildrenCpuSeconds(),
+      upstream: treeCpuSeconds(upstream.child.pid),
+    };
+    for (const n of ['hub', 'portkey']) if (arms[n]) out[n] = treeCpuSeconds(arms[n].child.pid);
+    return out;
+  };
+  // Every 200 the hub returned, to check afterwards that each one was metered.
+  let hubOk = opts.targets.includes('hub') ? 1 : 0; // the check request
+  let hubOkExact = true;
+  const countHub = (r) => {
+    if (r.target !== 'hub') return r;
+    if (Number.isFinite(r.ok)) hubOk += r.ok;
+    else hubOkExact = false; // wrk reports no count of successes
+    return r;
+  };
+  const measured = async (job, seconds) => {
+    const before = cpuOf();
+    const sysBefore = systemCpuSeconds();
+    const t0 = performance.now();
+    const result = countHub(await job());
+    const wall = Math.max((performance.now() - t0) / 1000, seconds);
+    const after = cpuOf();
+    const sysAfter = systemCpuSeconds();
+    result.cpuPercent = {};
+    let ours = 0;
+    for (const k of Object.keys(after)) {
+      if (before[k] !== undefined && after[k] !== undefined) {
+        ours += after[k] - before[k];
+        result.cpuPercent[k] = Math.round(((after[k] - before[k]) / wall) * 100);
+      }
+    }
+    if (sysBefore && sysAfter) {
+      // Includes this orchestrator (small) and everything else on the machine.
+      result.cpuPercent.other = Math.max(
+        0,
+        Math.round(((sysAfter.busy - sysBefore.busy - ours) / wall) * 100),
+      );
+      result.cpuPercent.steal = Math.round(((sysAfter.steal - sysBefore.steal) / wall) * 100);
+    }
+    return result;
+  };
+
+  if (opts.waitQuiet > 0) {
+    // Our processes are idle here, so busy time is (almost) all other work.
+    const deadline = Date.now() + opts.waitQuiet * 1000;
+    for (;;) {
+      const a = systemCpuSeconds();
+      await sleep(2_000);
+      const b = systemCpuSeconds();
+      const busy = a && b ? ((b.busy - a.busy) / 2) * 100 : 0;
+      if (busy < 25) {
+        log(`machine quiet (${Math.round(busy)} % CPU busy)`);
+        break;
+      }
+      if (Date.now() > deadline) {
+        log(`machine still busy (${Math.round(busy)} % CPU) after ${opts.waitQuiet} s: measuring anyway`);
+        break;
+      }
+      log(`waiting for a quiet machine: ${Math.round(busy)} % CPU busy`);
+    }
+  }
+
+  // Warm-up: JIT, connection pools, the hub's caches and prepared statements.
+  for (const name of opts.targets) {
+    log(`warm-up ${name}`);
+    countHub(
+      await loadgen.run({
+        mode: 'closed',
+        target: arms[name].target,
+        connections: 16,
+        durationMs: opts.warmupSeconds * 1000,
+      }),
+    );
+    countHub(
+      await loadgen.run({
+        mode: 'open',
+        target: arms[name].target,
+        rate: Math.max(...opts.rates),
+        durationMs: 1000,
+      }),
+    );
+  }
+
+  // Latency: fixed arrival rate, rounds interleaved with a fresh random arm
+  // order each round so slow drifts of the machine hit every arm alike.
+  const latency = {};
+  for (const rate of opts.rates) {
+    latency[rate] = Object.fromEntries(
+      opts.targets.map((n) => [n, { rounds: [], service: [], response: [] }]),
+    );
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = shuffled(opts.targets, rand);
+      for (const name of order) {
+        const r = await measured(
+          () =>
+            loadgen.run({
+              mode: 'open',
+              target: arms[name].target,
+              rate,
+              durationMs: opts.roundSeconds * 1000,
+            }),
+          opts.roundSeconds,
+        );
+        const slot = latency[rate][name];
+        // A loop, not push(...xs): long rounds would exceed the argument limit.
+        for (const v of r.serviceUs) slot.service.push(v);
+        for (const v of r.responseUs) slot.response.push(v);
+        const { serviceUs, responseUs, ...rest } = r;
+        slot.rounds.push({ round, ...rest, service: summarize(serviceUs), response: summarize(responseUs) });
+        log(
+          `${rate} req/s round ${round + 1}/${opts.rounds} ${name}: p50 ${fmt(slot.rounds.at(-1).service.p50Ms)} ms, p99 ${fmt(slot.rounds.at(-1).service.p99Ms)} ms, ok ${r.ok}/${r.planned}${r.dropped ? `, dropped ${r.dropped}` : ''}, other cpu ${r.cpuPercent.other ?? '?'}%`,
+        );
+        await sleep(200);
+      }
+    }
+  }
+
+  // Maximum throughput: closed loop with many connections, interleaved too.
+  const throughput = Object.fromEntries(opts.targets.map((n) => [n, []]));
+  for (let round = 0; round < opts.throughputRounds; round++) {
+    for (const name of shuffled(opts.targets, rand)) {
+      const r = await measured(
+        () =>
+          opts.maxTool === 'wrk'
+            ? runWrk(arms[name].target, opts.connections, opts.throughputSeconds, tmpDir, opts.nice)
+            : loadgen.run({
+                mode: 'closed',
+                target: arms[name].target,
+                connections: opts.connections,
+                durationMs: opts.throughputSeconds * 1000,
+              }),
+        opts.throughputSeconds,
+      );
+      throughput[name].push(r);
+      log(
+        `max throughput round ${round + 1}/${opts.throughputRounds} ${name}: ${fmtInt(r.throughput)} req/s, cpu% ${JSON.stringify(r.cpuPercent)}`,
+      );
+      await sleep(500);
+    }
+  }
+  loadgen.close();
+
+  // "With metering on" must be true, not assumed: ask the hub how many
+  // requests it recorded. The journal may commit in batches, so wait for the
+  // count to settle.
+  let metering;
+  if (arms.hub) {
+    let recorded = -1;
+    for (let i = 0; i < 25; i++) {
+      const r = await httpJson('GET', `${arms.hub.base}/admin/v1/usage`, {
+        headers: { authorization: `Bearer ${arms.hub.adminToken}` },
+      }).catch(() => undefined);
+      const n = Number(r?.json?.totals?.requests);
+      if (Number.isFinite(n) && n === recorded) break;
+      if (Number.isFinite(n)) recorded = n;
+      await sleep(200);
+    }
+    metering = { served: hubOk, servedExact: hubOkExact, recorded };
+    log(`hub metering: ${recorded} usage records for ${hubOk}${hubOkExact ? '' : '+'} successful requests`);
+  }
+
+  // ---------------------------------------------------------------- report --
+  const summary = { latency: {}, throughput: {}, metering };
+  for (const rate of opts.rates) {
+    summary.latency[rate] = {};
+    for (const name of opts.targets) {
+      const slot = latency[rate][name];
+      const errors = slot.rounds.reduce(
+        (n, r) => n + Object.values(r.errors).reduce((a, e) => a + e.count, 0),
+        0,
+      );
+      summary.latency[rate][name] = {
+        service: summarize(slot.service),
+        response: summarize(slot.response),
+        errors,
+        dropped: slot.rounds.reduce((n, r) => n + r.dropped + r.unfinished, 0),
+        maxLagMs: Math.max(...slot.rounds.map((r) => r.maxLagUs)) / 1000,
+        achievedRate: median(slot.rounds.map((r) => r.achievedRate)),
+        completionRate: median(slot.rounds.map((r) => r.completionRate)),
+      };
+      const s = summary.latency[rate][name];
+      // Over capacity, an open loop's queue (and so its latency) grows for as
+      // long as the round lasts: the figure then describes the round length,
+      // not the gateway, and is flagged rather than compared.
+      s.saturated = s.dropped > 0 || s.completionRate < rate * 0.95;
+    }
+    const d = summary.latency[rate].direct;
+    for (const name of opts.targets.filter((n) => n !== 'direct')) {
+      const g = summary.latency[rate][name];
+      // Per-round deltas: arm and direct measured minutes apart at most, so
+      // their spread is an honest picture of the noise on this machine.
+      const rounds = latency[rate][name].rounds;
+      const direct = latency[rate].direct.rounds;
+      const dP50 = rounds.map((r, i) => r.service.p50Ms - direct[i].service.p50Ms);
+      const dP99 = rounds.map((r, i) => r.service.p99Ms - direct[i].service.p99Ms);
+      g.addedP50Ms = g.service.p50Ms - d.service.p50Ms;
+      g.addedP99Ms = g.service.p99Ms - d.service.p99Ms;
+      g.addedP50PerRoundMs = { min: Math.min(...dP50), median: median(dP50), max: Math.max(...dP50) };
+      g.addedP99PerRoundMs = { min: Math.min(...dP99), median: median(dP99), max: Math.max(...dP99) };
+    }
+  }
+  for (const name of opts.targets) {
+    const rs = throughput[name].map((r) => r.throughput);
+    summary.throughput[name] = {
+      medianRps: median(rs),
+      bestRps: Math.max(...rs),
+      rounds: rs,
+      errors: throughput[name].reduce(
+        (n, r) =>
+          n +
+          Object.values(r.errors).reduce((a, e) => a + (typeof e === 'object' ? e.count : Number(e) || 0), 0),
+        0,
+      ),
+      cpuPercent: throughput[name].map((r) => r.cpuPercent),
+    };
+  }
+  const others = [
+    ...Object.values(latency).flatMap((byArm) =>
+      Object.values(byArm).flatMap((x) => x.rounds.map((r) => r.cpuPercent?.other)),
+    ),
+    ...Object.values(throughput).flatMap((rs) => rs.map((r) => r.cpuPercent?.other)),
+  ].filter((v) => v !== undefined);
+  summary.otherCpuPercent = { median: median(others), max: Math.max(...others) };
+  const t = summary.throughput;
+  // Offered rate over the arm's own maximum: latency near 100 % is queueing,
+  // and comparing arms at very different loads needs saying so.
+  for (const rate of opts.rates) {
+    for (const name of opts.targets) summary.latency[rate][name].utilization = rate / t[name].medianRps;
+  }
+  if (t.hub && t.portkey) summary.hubOverPortkey = t.hub.medianRps / t.portkey.medianRps;
+  const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
+  if (summary.latency[topRate]?.hub) {
+    const h = summary.latency[topRate].hub;
+    summary.targets = {
+      rate: topRate,
+      addedP50: { limitMs: 0.25, valueMs: h.addedP50Ms, pass: h.addedP50Ms <= 0.25 },
+      addedP99: { limitMs: 1, valueMs: h.addedP99Ms, pass: h.addedP99Ms <= 1 },
+      throughputRatio:
+        summary.hubOverPortkey !== undefined
+          ? { limit: 10, value: summary.hubOverPortkey, pass: summary.hubOverPortkey >= 10 }
+          : undefined,
+    };
+  }
+
+  const lines = [];
+  lines.push(
+    `Hub ${arms.hub ? (hubGit ?? 'unknown commit') : 'not run'}; Portkey ${arms.portkey?.version ?? 'not run'}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; seed ${opts.seed}${opts.nice ? `; nice ${opts.nice}` : ''}.`,
+  );
+  lines.push('');
+  lines.push(
+    `### Latency (fixed arrival rate, ${opts.rounds} × ${opts.roundSeconds} s per arm and rate, interleaved)`,
+  );
+  lines.push('');
+  lines.push(
+    '| arm | rate (req/s) | load | p50 (ms) | p99 (ms) | added p50 (ms) | added p99 (ms) | per-round added p50 (ms) | per-round added p99 (ms) | errors |',
+  );
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const rate of opts.rates) {
+    for (const name of opts.targets) {
+      const s = summary.latency[rate][name];
+      const range = (r) => (r ? `${fmt(r.min)} … ${fmt(r.max)}` : '—');
+      const sat = s.saturated ? ` (saturated: ${fmtInt(s.completionRate)} req/s served)` : '';
+      lines.push(
+        `| ${name}${sat} | ${rate} | ${fmt(s.utilization * 100, 0)} % | ${fmt(s.service.p50Ms)} | ${fmt(s.service.p99Ms)} | ${name === 'direct' ? '—' : fmt(s.addedP50Ms)} | ${name === 'direct' ? '—' : fmt(s.addedP99Ms)} | ${range(s.addedP50PerRoundMs)} | ${range(s.addedP99PerRoundMs)} | ${s.errors + s.dropped} |`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push(
+    `### Maximum throughput (closed loop, ${opts.connections} connections, ${opts.maxTool}, median of ${opts.throughputRounds} × ${opts.throughputSeconds} s)`,
+  );
+  lines.push('');
+  lines.push(
+    '| arm | req/s (median) | req/s (best) | rounds | median CPU % (loadgen / upstream / gateway / other) | errors |',
+  );
+  lines.push('| --- | ---: | ---: | --- | --- | ---: |');
+  for (const name of opts.targets) {
+    const s = summary.throughput[name];
+    const cpu = (k) => fmtInt(median(s.cpuPercent.map((c) => c[k]).filter((v) => v !== undefined)));
+    const cpuCell = `${cpu('loadgen')} / ${cpu('upstream')} / ${name === 'direct' ? '—' : cpu(name)} / ${cpu('other')}`;
+    lines.push(
+      `| ${name} | ${fmtInt(s.medianRps)} | ${fmtInt(s.bestRps)} | ${s.rounds.map(fmtInt).join(', ')} | ${cpuCell} | ${s.errors} |`,
+    );
+  }
+  lines.push('');
+  if (summary.hubOverPortkey !== undefined)
+    lines.push(`Hub / Portkey maximum throughput: **${fmt(summary.hubOverPortkey, 1)}×**`);
+  if (t.hub) lines.push(`Hub / direct maximum throughput: ${fmt(t.hub.medianRps / t.direct.medianRps, 2)}`);
+  if (t.portkey)
+    lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
+  if (metering) {
+    lines.push(
+      `Hub metering: ${fmtInt(metering.recorded)} usage records for ${fmtInt(metering.served)}${metering.servedExact ? '' : '+'} successful requests.`,
+    );
+  }
+  lines.push(
+    `CPU taken by other work on the machine during measurements: median ${fmtInt(summary.otherCpuPercent.median)} %, max ${fmtInt(summary.otherCpuPercent.max)} % (of ${os.availableParallelism() * 100} %).`,
+  );
+  if (summary.targets) {
+    const tg = summary.targets;
+    const mark = (p) => (p ? 'met' : '**missed**');
+    lines.push('');
+    lines.push(
+      `Targets at ${tg.rate} req/s: added p50 ${fmt(tg.addedP50.valueMs)} ms ≤ 0.25 ms: ${mark(tg.addedP50.pass)}; added p99 ${fmt(tg.addedP99.valueMs)} ms ≤ 1 ms: ${mark(tg.addedP99.pass)}${tg.throughputRatio ? `; throughput ≥ 10× Portkey (${fmt(tg.throughputRatio.value, 1)}×): ${mark(tg.throughputRatio.pass)}` : ''}.`,
+    );
+  }
+  const table = lines.join('\n');
+
+  const meta = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    command: `node bench/gateway-overhead.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    options: { ...opts, out: path.relative(REPO_ROOT, opts.out) },
+    machine: {
+      nproc: os.availableParallelism(),
+      cpuModel: os.cpus()[0]?.model,
+      memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      loadavgAtEnd: os.loadavg(),
+    },
+    versions: { portkey: arms.portkey?.version, hub: arms.hub?.version, hubGit },
+  };
+  mkdirSync(opts.out, { recursive: true });
+  const file = path.join(opts.out, `gateway-overhead-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ meta, summary, latencyRounds: mapValues(latency, (byArm) => mapValues(byArm, (s) => s.rounds)), throughputRounds: throughput, table }, null, 2)}\n`,
+  );
+  process.stdout.write(`${table}\n`);
+  log(`raw results: ${path.relative(process.cwd(), file)}`);
+  rmSync(tmpDir, { recursive: true, force: true });
+}
+
+// Which hub code was measured: commit, and whether the work tree had changes.
+function gitDescribe() {
+  try {
+    const git = (...a) => execFileSync('git', a, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+    const commit = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--', 'src', 'bin').length > 0;
+    return `${commit}${dirty ? ' (with uncommitted changes in src/ or bin/)' : ''}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function mapValues(obj, fn) {
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, fn(v)]));
+}
+
+let exiting = false;
+let afterExitNote;
+async function cleanupAndExit(code) {
+  if (exiting) return;
+  exiting = true;
+  await stopAll();
+  if (afterExitNote) log(afterExitNote);
+  for (const c of children) if (c.tmpDir) rmSync(c.tmpDir, { recursive: true, force: true });
+  process.exit(code);
+}
+process.on('SIGINT', () => cleanupAndExit(130));
+process.on('SIGTERM', () => cleanupAndExit(143));
+
+main().then(
+  () => cleanupAndExit(0),
+  (err) => {
+    log(`failed: ${err.stack ?? err}`);
+    for (const c of children) {
+      if (c.logTail?.length) log(`last output of ${c.benchName}:\n${c.logTail.join('').slice(-3000)}`);
+    }
+    cleanupAndExit(1);
+  },
+);
