@@ -16,8 +16,27 @@ export function createUpstreamAgent(): Agent {
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
+/** An upstream endpoint, split once per base URL rather than parsed on every request. */
+export interface Endpoint {
+  origin: string;
+  path: string;
+}
+
+const endpoints = new Map<string, Endpoint>();
+export function endpoint(baseUrl: string, suffix: string): Endpoint {
+  const key = baseUrl + suffix;
+  let e = endpoints.get(key);
+  if (!e) {
+    const url = new URL(key);
+    e = { origin: url.origin, path: url.pathname + url.search };
+    if (endpoints.size > 10_000) endpoints.clear();
+    endpoints.set(key, e);
+  }
+  return e;
+}
+
 export interface PostJson {
-  url: URL;
+  url: Endpoint;
   headers: Record<string, string>;
   body: string;
   options: CallOptions;
@@ -50,7 +69,7 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
   try {
     response = await dispatcher.request({
       origin: req.url.origin,
-      path: req.url.pathname + req.url.search,
+      path: req.url.path,
       method: 'POST',
       headers: {
         'content-type': 'application/json',

@@ -8,7 +8,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
-import { postJson, readJson, toUpstreamError } from '../http.ts';
+import { endpoint, postJson, readJson, toUpstreamError } from '../http.ts';
 import { parseSse } from '../sse.ts';
 import { readOpenAIUsage } from './usage.ts';
 
@@ -29,7 +29,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
     const response = await postJson(
       {
-        url: new URL(`${target.baseUrl}/chat/completions`),
+        url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
         body: JSON.stringify({ ...request, model: target.upstreamModel }),
         options,
@@ -49,7 +49,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     const streamOptions = (request.stream_options as JsonObject | undefined) ?? {};
     const response = await postJson(
       {
-        url: new URL(`${target.baseUrl}/chat/completions`),
+        url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
         body: JSON.stringify({
           ...request,
@@ -79,7 +79,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   ): Promise<CompletedCall> {
     const response = await postJson(
       {
-        url: new URL(`${target.baseUrl}/embeddings`),
+        url: endpoint(target.baseUrl, '/embeddings'),
         headers: this.headers(target),
         body: JSON.stringify({ ...request, model: target.upstreamModel }),
         options,
