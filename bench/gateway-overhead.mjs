@@ -390,6 +390,10 @@ const pick = (obj, ...keys) => {
   return undefined;
 };
 
+const HUB_NODE_FLAGS = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'))
+  .scripts.start.split(' ')
+  .filter((a) => a.startsWith('--'));
+
 async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   const bin = path.join(REPO_ROOT, 'bin', 'kaihub.mjs');
   if (!existsSync(bin))
@@ -399,7 +403,9 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   // --cpu-prof writes the profile when the hub exits (it exits on SIGTERM).
   const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  const child = startProcess('hub', process.execPath, [...profArgs, bin, 'start'], {
+  // the same V8 heap flags as `npm start` (package.json): fewer young-generation GC pauses
+  const heapArgs = HUB_NODE_FLAGS;
+  const child = startProcess('hub', process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,

@@ -45,6 +45,27 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
   });
 }
 
+/**
+ * After an early answer (413, 401) the client may still be sending its body. Closing at once would
+ * reset the connection under it and many clients then report the reset instead of the answer, so the
+ * rest is read and thrown away ("lingering close", as nginx does), bounded in bytes and time; past
+ * either bound the connection is cut. A drained connection stays usable for the next request.
+ */
+export function discardBody(req: IncomingMessage, maxBytes = 64 * 1024 * 1024, maxMs = 5_000): void {
+  if (req.complete) return;
+  let seen = 0;
+  const timer = setTimeout(() => req.socket.destroy(), maxMs);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > maxBytes) req.socket.destroy();
+  });
+  req.once('end', stop);
+  req.once('close', stop);
+  req.resume();
+}
+
 export class MalformedJsonError extends Error {
   override name = 'MalformedJsonError';
 }

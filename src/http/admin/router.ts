@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdminTokenCheck } from '../../accounts/admin-token.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { BodyTooLargeError, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
+import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
 
 export interface AdminRequest {
@@ -61,7 +61,7 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
     const header = req.headers.authorization ?? '';
     const presented = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
     if (!presented || !token.verify(presented)) {
-      res.setHeader('connection', 'close');
+      discardBody(req);
       return sendError(
         res,
         401,
@@ -114,7 +114,10 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
           return sendError(res, 400, 'invalid_json', error.message, [
             { field: '(body)', message: error.message },
           ]);
-        if (error instanceof BodyTooLargeError) return sendError(res, 413, 'body_too_large', error.message);
+        if (error instanceof BodyTooLargeError) {
+          discardBody(req);
+          return sendError(res, 413, 'body_too_large', error.message);
+        }
         if (error instanceof NotFoundError) {
           return sendError(
             res,

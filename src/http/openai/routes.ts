@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BodyTooLargeError, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
+import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
 import { handleChatCompletions } from './chat-completions.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { handleEmbeddings } from './embeddings.ts';
@@ -80,8 +80,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     const key = bearer(req);
     const caller = key ? await deps.keys.authenticate(key) : undefined;
     if (!caller) {
-      // The body is never read: closing the connection after the answer keeps it from lingering.
-      res.setHeader('connection', 'close');
+      discardBody(req);
       return refuse(invalidApiKey());
     }
     const ctx: RequestContext = { req, res, requestId, startedAt, startedAtMs: Date.now(), caller };
@@ -104,7 +103,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
     } catch (error) {
       if (error instanceof BodyTooLargeError) {
-        res.setHeader('connection', 'close');
+        discardBody(req);
         return refuse(bodyTooLarge(error.limitBytes));
       }
       if (error instanceof MalformedJsonError) {
