@@ -27,7 +27,7 @@ export const PURPOSES = [
 export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
 export const RESIDENCIES = ['domestic', 'foreign'] as const;
 export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
-export const ADAPTERS = ['openai-compatible'] as const;
+export const ADAPTERS = ['openai-compatible', 'clova-studio'] as const;
 
 const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {

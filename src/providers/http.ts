@@ -40,6 +40,11 @@ export interface PostJson {
   headers: Record<string, string>;
   body: string;
   options: CallOptions;
+  /**
+   * Reads a supplier's own error envelope (parsed JSON of an error answer); null or undefined falls
+   * back to the OpenAI-style reading below.
+   */
+  readError?: (parsed: unknown) => { message: string; code?: string | null; type?: string } | null;
 }
 
 /** Connection, timeout and cancellation failures as typed upstream errors. */
@@ -85,13 +90,14 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
   } catch (error) {
     throw toUpstreamError(error, req.options.signal);
   }
-  if (response.statusCode >= 400) throw await readErrorResponse(response, req.options.signal);
+  if (response.statusCode >= 400) throw await readErrorResponse(response, req.options.signal, req.readError);
   return response;
 }
 
 async function readErrorResponse(
   response: Dispatcher.ResponseData,
   signal: AbortSignal,
+  readError?: PostJson['readError'],
 ): Promise<UpstreamError> {
   let text = '';
   try {
@@ -112,8 +118,13 @@ async function readErrorResponse(
   let param: string | null | undefined;
   try {
     const parsed = JSON.parse(text) as { error?: unknown; message?: unknown; detail?: unknown };
+    const own = readError?.(parsed);
     const err = parsed.error;
-    if (err && typeof err === 'object') {
+    if (own) {
+      message = own.message;
+      if (own.code !== undefined) code = own.code;
+      if (own.type !== undefined) type = own.type;
+    } else if (err && typeof err === 'object') {
       const o = err as { message?: unknown; type?: unknown; code?: unknown; param?: unknown };
       if (typeof o.message === 'string') message = o.message;
       if (typeof o.type === 'string') type = o.type;

@@ -1,0 +1,82 @@
+import type { Dispatcher } from 'undici';
+import {
+  type CallOptions,
+  type ChatStreamPart,
+  type CompletedCall,
+  type JsonObject,
+  type ProviderAdapter,
+  UpstreamError,
+  type UpstreamTarget,
+} from '../adapter.ts';
+import { postJson, readJson } from '../http.ts';
+import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
+import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
+import { clovaEmbeddings } from './embeddings.ts';
+import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus } from './errors.ts';
+import { toClovaChatRequest } from './params.ts';
+import { readClovaStream } from './stream.ts';
+
+/**
+ * NAVER Cloud CLOVA Studio, HyperCLOVA X models, over its own Chat Completions v3 protocol
+ * (camelCase fields, a `{status, result}` envelope, SSE with named events). See README.md beside this
+ * file for the protocol as documented and the choices made where the documentation is silent.
+ */
+export class ClovaStudioAdapter implements ProviderAdapter {
+  readonly name = 'clova-studio';
+
+  constructor(private readonly dispatcher: Dispatcher) {}
+
+  async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+    const requestId = newRequestId();
+    const response = await postJson(
+      {
+        url: chatEndpoint(target),
+        headers: clovaHeaders(target, requestId, false),
+        body: JSON.stringify(toClovaChatRequest(request, target.upstreamModel)),
+        options,
+        readError: readClovaError,
+      },
+      this.dispatcher,
+    );
+    const body = await readJson(response, options.signal);
+    const status = readClovaStatus(body);
+    if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
+    const result = readClovaResult(body.result);
+    const usage = readClovaUsage(result.usage);
+    return { body: toChatCompletion(requestId, target.upstreamModel, result, usage), usage };
+  }
+
+  async chatStream(
+    target: UpstreamTarget,
+    request: JsonObject,
+    options: CallOptions,
+  ): Promise<AsyncIterable<ChatStreamPart>> {
+    const requestId = newRequestId();
+    const response = await postJson(
+      {
+        url: chatEndpoint(target),
+        headers: clovaHeaders(target, requestId, true),
+        body: JSON.stringify(toClovaChatRequest(request, target.upstreamModel)),
+        options,
+        readError: readClovaError,
+      },
+      this.dispatcher,
+    );
+    const contentType = String(response.headers['content-type'] ?? '');
+    if (!contentType.includes('text/event-stream')) {
+      // an envelope with an error status on a 200 is still CLOVA telling us what went wrong
+      const body = await readJson(response, options.signal).catch(() => null);
+      const status = readClovaStatus(body);
+      if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
+      throw new UpstreamError(
+        'protocol',
+        `CLOVA Studio answered ${contentType || 'no content type'} to a stream request`,
+      );
+    }
+    return readClovaStream(response.body, options.signal, requestId, target.upstreamModel);
+  }
+
+  embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+    return clovaEmbeddings(this.dispatcher, target, request, options);
+  }
+}

@@ -1,0 +1,84 @@
+import type { Dispatcher } from 'undici';
+import {
+  type CallOptions,
+  type CompletedCall,
+  type JsonObject,
+  UpstreamError,
+  type UpstreamTarget,
+} from '../adapter.ts';
+import { postJson, readJson } from '../http.ts';
+import { clovaHeaders, embeddingEndpoint, newRequestId } from './api.ts';
+import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus, unsupported } from './errors.ts';
+
+/** Calls at once per OpenAI request: CLOVA embeds one text per call. */
+const CONCURRENCY = 4;
+
+/**
+ * OpenAI embeddings over CLOVA's embedding API (`POST /v1/api-tools/embedding/{v2|model}`,
+ * `{text}` → `{result: {embedding, inputTokens}}`): one call per input, answered as one list.
+ * Token-array inputs cannot be expressed (CLOVA takes text) and are refused; `dimensions` is dropped.
+ */
+export async function clovaEmbeddings(
+  dispatcher: Dispatcher,
+  target: UpstreamTarget,
+  request: JsonObject,
+  options: CallOptions,
+): Promise<CompletedCall> {
+  const input = request.input;
+  const texts = typeof input === 'string' ? [input] : input;
+  if (!Array.isArray(texts) || !texts.every((t): t is string => typeof t === 'string'))
+    throw unsupported(
+      'CLOVA Studio 임베딩은 텍스트 입력만 받습니다. / CLOVA Studio embeddings take text only, not token arrays.',
+      'input',
+    );
+  const base64 = request.encoding_format === 'base64';
+  const vectors: number[][] = new Array(texts.length);
+  let promptTokens = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < texts.length) {
+      const i = next++;
+      const response = await postJson(
+        {
+          url: embeddingEndpoint(target),
+          headers: clovaHeaders(target, newRequestId(), false),
+          body: JSON.stringify({ text: texts[i] }),
+          options,
+          readError: readClovaError,
+        },
+        dispatcher,
+      );
+      const body = await readJson(response, options.signal);
+      const status = readClovaStatus(body);
+      if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
+      const result = body.result as { embedding?: unknown; inputTokens?: unknown } | undefined;
+      if (!Array.isArray(result?.embedding))
+        throw new UpstreamError('protocol', 'CLOVA Studio embedding answer has no result.embedding');
+      vectors[i] = result.embedding as number[];
+      if (typeof result.inputTokens === 'number') promptTokens += result.inputTokens;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, texts.length) }, worker));
+  return {
+    body: {
+      object: 'list',
+      data: vectors.map((v, index) => ({
+        object: 'embedding',
+        index,
+        embedding: base64 ? toBase64(v) : v,
+      })),
+      model: target.upstreamModel,
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    },
+    usage: { promptTokens, completionTokens: 0 },
+  };
+}
+
+/** OpenAI's base64 encoding: little-endian float32. */
+function toBase64(vector: readonly number[]): string {
+  const buf = Buffer.alloc(vector.length * 4);
+  vector.forEach((v, i) => {
+    buf.writeFloatLE(v, i * 4);
+  });
+  return buf.toString('base64');
+}
