@@ -1,200 +1,25 @@
-import { z } from 'zod';
-import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
+import {
+  DEPLOYMENT_COLUMNS,
+  type Deployment,
+  deploymentInput,
+  PRODUCT_COLUMNS,
+  type Product,
+  productInput,
+  SUPPLIER_COLUMNS,
+  type Supplier,
+  supplierInput,
+  toDeployment,
+  toProduct,
+  toSupplier,
+} from './catalog-records.ts';
 import type { CredentialBox } from './credentials.ts';
 
 /** The settings row whose value changes with every catalog write. */
 export const CATALOG_REVISION_SETTING = 'catalog_revision';
-
-export const PURPOSES = [
-  'chat',
-  'summarization',
-  'translation',
-  'embedding',
-  'code',
-  'reasoning',
-  'legal',
-  'medical',
-  'finance',
-  'public',
-  'manufacturing',
-  'education',
-  'vision',
-] as const;
-export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
-export const RESIDENCIES = ['domestic', 'foreign'] as const;
-export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
-export const ADAPTERS = ['openai-compatible', 'clova-studio'] as const;
-
-const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  try {
-    return parseKrwPrice(value);
-  } catch (error) {
-    ctx.addIssue({
-      code: 'custom',
-      message: error instanceof PriceFormatError ? error.message : String(error),
-    });
-    return z.NEVER;
-  }
-});
-const name = z.string().trim().min(1).max(200);
-const optionalText = z.string().trim().max(500).nullable().optional();
-
-// No `.default()` in these schemas: zod keeps defaults through `.partial()`, so a PATCH that left
-// `status` out would reset it to 'active'. The create methods apply the defaults instead.
-const supplierInput = z.strictObject({
-  name,
-  nameEn: optionalText,
-  contactName: optionalText,
-  contactEmail: z.email().nullable().optional(),
-  website: z.url().nullable().optional(),
-  status: z.enum(['active', 'suspended']).optional(),
-});
-
-const productInput = z.strictObject({
-  supplierId: z.string().min(1),
-  model: z
-    .string()
-    .regex(
-      /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/,
-      'letters, digits and . _ : / - only, at most 128 characters',
-    )
-    .refine((m) => m !== 'auto', '"auto" is reserved'),
-  displayName: name,
-  description: z.string().max(4000).nullable().optional(),
-  parameters: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
-  purposes: z.array(z.enum(PURPOSES)).min(1).max(PURPOSES.length),
-  modality: z.enum(MODALITIES),
-  contextWindow: z.number().int().positive().max(100_000_000),
-  priceInputPer1M: price,
-  priceOutputPer1M: price,
-  residency: z.enum(RESIDENCIES),
-  status: z.enum(PRODUCT_STATUSES).optional(),
-});
-
-const baseUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
-
-const deploymentInput = z.strictObject({
-  productId: z.string().min(1),
-  adapter: z.enum(ADAPTERS),
-  baseUrl,
-  apiKey: z.string().min(1).max(4096).nullable().optional(),
-  upstreamModel: z.string().min(1).max(256).optional(),
-  weight: z.number().int().min(0).max(1_000_000).optional(),
-  priority: z.number().int().min(0).max(1000).optional(),
-  status: z.enum(['active', 'disabled']).optional(),
-});
-
-export interface Supplier {
-  id: string;
-  name: string;
-  nameEn: string | null;
-  contactName: string | null;
-  contactEmail: string | null;
-  website: string | null;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface Product {
-  id: string;
-  supplierId: string;
-  model: string;
-  displayName: string;
-  description: string | null;
-  parameters: number | null;
-  purposes: string[];
-  modality: string;
-  contextWindow: number;
-  /** KRW per 1M tokens, exact decimal text. */
-  priceInputPer1M: string;
-  priceOutputPer1M: string;
-  residency: string;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface Deployment {
-  id: string;
-  productId: string;
-  adapter: string;
-  baseUrl: string;
-  upstreamModel: string;
-  /** The key itself is write-only; readers learn only whether one is set. */
-  hasApiKey: boolean;
-  weight: number;
-  priority: number;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-}
-
-const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
-
-const SUPPLIER_COLUMNS =
-  'id, name, name_en, contact_name, contact_email, website, status, created_at, updated_at';
-const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, description, parameters, purposes, modality,
-  context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
-  residency, status, created_at, updated_at`;
-const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
-  created_at, updated_at`;
-
-type R = Record<string, unknown>;
-
-function toSupplier(r: R): Supplier {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    nameEn: (r.name_en as string | null) ?? null,
-    contactName: (r.contact_name as string | null) ?? null,
-    contactEmail: (r.contact_email as string | null) ?? null,
-    website: (r.website as string | null) ?? null,
-    status: r.status as string,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-  };
-}
-
-function toProduct(r: R): Product {
-  return {
-    id: r.id as string,
-    supplierId: r.supplier_id as string,
-    model: r.model as string,
-    displayName: r.display_name as string,
-    description: (r.description as string | null) ?? null,
-    parameters: r.parameters === null || r.parameters === undefined ? null : Number(r.parameters),
-    purposes: JSON.parse(r.purposes as string) as string[],
-    modality: r.modality as string,
-    contextWindow: Number(r.context_window),
-    priceInputPer1M: formatKrw(BigInt(r.price_in as string)),
-    priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
-    residency: r.residency as string,
-    status: r.status as string,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-  };
-}
-
-function toDeployment(r: R): Deployment {
-  return {
-    id: r.id as string,
-    productId: r.product_id as string,
-    adapter: r.adapter as string,
-    baseUrl: r.base_url as string,
-    upstreamModel: r.upstream_model as string,
-    hasApiKey: r.api_key_sealed !== null && r.api_key_sealed !== undefined,
-    weight: Number(r.weight),
-    priority: Number(r.priority),
-    status: r.status as string,
-    createdAt: iso(r.created_at),
-    updatedAt: iso(r.updated_at),
-  };
-}
 
 /**
  * Builds `SET a = ?, b = ?` from the fields a PATCH actually carried, so an absent field keeps its
