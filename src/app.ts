@@ -21,7 +21,9 @@ import { type Admission, admitEveryone } from './limits/admission.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { createUpstreamAgent } from './providers/http.ts';
-import { createAdapters } from './providers/registry.ts';
+import { closeAdapters, createAdapters } from './providers/registry.ts';
+import { DeploymentHealth } from './routing/health.ts';
+import { Router } from './routing/router.ts';
 import { type Database, openDatabase } from './storage/database.ts';
 import { migrate } from './storage/migrator.ts';
 
@@ -68,16 +70,35 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   keyCache.start();
   const organizations = new OrganizationService(db);
   organizations.onChange = (id) => keyCache.evictOrganization(id);
+  organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
 
+  const router = new Router({
+    retries: config.upstreamRetries,
+    baseDelayMs: config.upstreamRetryBaseMs,
+    maxRetryAfterMs: config.upstreamRetryAfterMaxMs,
+    health: new DeploymentHealth({
+      failureThreshold: config.upstreamCooldownFailures,
+      baseCooldownMs: config.upstreamCooldownMs,
+      maxCooldownMs: Math.max(60_000, config.upstreamCooldownMs),
+    }),
+  });
+  metrics.deploymentHealth.read = (set) => {
+    for (const product of snapshot.all())
+      for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
+  };
   const agent = createUpstreamAgent();
+  const adapters = createAdapters(agent, {
+    local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
+  });
   const usageJournal = openUsageJournal(db, config, logger);
   const meter = new Meter(usageJournal, metrics, logger);
   const openai = createOpenAIHandler({
     keys: keyCache,
     catalog: snapshot,
-    adapters: createAdapters(agent),
+    adapters,
+    router,
     admission: options.admission ?? admitEveryone,
     meter,
     metrics,
@@ -88,7 +109,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logContent: config.logContent,
   });
   const admin = createAdminHandler(
-    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal }),
+    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal, health: router.health }),
     adminToken,
     logger,
   );
@@ -148,6 +169,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
         await agent.close();
+        await closeAdapters(adapters);
         await usageJournal.close();
         await db.close();
       })();

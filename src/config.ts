@@ -20,6 +20,22 @@ export interface Config {
   maxBodyBytes: number;
   upstreamHeadersTimeoutMs: number;
   upstreamTotalTimeoutMs: number;
+  /** Where GGUF files of `local` deployments live; `upstreamModel` is a file name inside it. */
+  modelsDir: string;
+  /** CPU threads per local model (1 is fastest on small machines: see README, local models). */
+  localThreads: number;
+  /** Requests one local model evaluates at once (its sequences); the rest wait in order. */
+  localParallel: number;
+  /** Extra attempts per product on connection errors, timeouts, 429 and 5xx before the first byte. */
+  upstreamRetries: number;
+  /** Backoff base: retry n waits about base·2^(n−1), jittered. */
+  upstreamRetryBaseMs: number;
+  /** The longest upstream Retry-After the hub waits for before retrying the same deployment. */
+  upstreamRetryAfterMaxMs: number;
+  /** Consecutive failures after which a deployment cools down; 0: never. */
+  upstreamCooldownFailures: number;
+  /** The first cooldown period; it doubles with every failed probe, up to 60 s (or this, if longer). */
+  upstreamCooldownMs: number;
 }
 
 /** One line naming the setting and what is wrong with it; `main` prints it and exits 1. */
@@ -127,6 +143,30 @@ const settings = {
     flag: 'upstream-timeout-ms',
     parse: integer(1, 24 * 3_600_000),
   },
+  upstreamRetries: { env: 'KAIHUB_UPSTREAM_RETRIES', flag: 'upstream-retries', parse: integer(0, 10) },
+  upstreamRetryBaseMs: {
+    env: 'KAIHUB_UPSTREAM_RETRY_BASE_MS',
+    flag: 'upstream-retry-base-ms',
+    parse: integer(0, 60_000),
+  },
+  upstreamRetryAfterMaxMs: {
+    env: 'KAIHUB_UPSTREAM_RETRY_AFTER_MAX_MS',
+    flag: 'upstream-retry-after-max-ms',
+    parse: integer(0, 600_000),
+  },
+  upstreamCooldownFailures: {
+    env: 'KAIHUB_UPSTREAM_COOLDOWN_FAILURES',
+    flag: 'upstream-cooldown-failures',
+    parse: integer(0, 1000),
+  },
+  upstreamCooldownMs: {
+    env: 'KAIHUB_UPSTREAM_COOLDOWN_MS',
+    flag: 'upstream-cooldown-ms',
+    parse: integer(1, 3_600_000),
+  },
+  modelsDir: { env: 'KAIHUB_MODELS_DIR', flag: 'models-dir', parse: text },
+  localThreads: { env: 'KAIHUB_LOCAL_THREADS', flag: 'local-threads', parse: integer(1, 256) },
+  localParallel: { env: 'KAIHUB_LOCAL_PARALLEL', flag: 'local-parallel', parse: integer(1, 64) },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof settings;
@@ -163,5 +203,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
+    modelsDir: resolve(v.modelsDir ?? './data/models'),
+    localThreads: v.localThreads ?? 1,
+    localParallel: v.localParallel ?? 1,
+    upstreamRetries: v.upstreamRetries ?? 2,
+    upstreamRetryBaseMs: v.upstreamRetryBaseMs ?? 100,
+    upstreamRetryAfterMaxMs: v.upstreamRetryAfterMaxMs ?? 5_000,
+    upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
+    upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
   };
 }

@@ -9,6 +9,8 @@ export interface Caller {
   organizationClass: string;
   /** null: every active product. */
   allowedModels: ReadonlySet<string> | null;
+  /** The organisation's fallback chains by requested model, overriding the product's; null: none. */
+  fallbackModels: Readonly<Record<string, readonly string[]>> | null;
 }
 
 interface Entry {
@@ -90,7 +92,7 @@ export class KeyCache {
 
   private async load(hash: string): Promise<Caller | null> {
     const row = await this.db.get<Record<string, unknown>>(
-      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class
+      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class, o.fallback_models
          FROM api_keys k JOIN organizations o ON o.id = k.organization_id
         WHERE k.key_hash = ? AND k.revoked_at IS NULL AND o.status = 'active'`,
       [hash],
@@ -103,6 +105,9 @@ export class KeyCache {
       organizationClass: row.class as string,
       allowedModels: row.allowed_models
         ? new Set(JSON.parse(row.allowed_models as string) as string[])
+        : null,
+      fallbackModels: row.fallback_models
+        ? (JSON.parse(row.fallback_models as string) as Record<string, string[]>)
         : null,
     };
   }

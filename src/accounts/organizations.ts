@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -15,6 +15,11 @@ const organizationInput = z.strictObject({
     .nullable()
     .optional(),
   status: z.enum(['active', 'suspended']).optional(),
+  /** Per requested model, the fallback chain this organisation uses instead of the product's. */
+  fallbackModels: z
+    .record(z.string().min(1).max(128), z.array(z.string().min(1).max(128)).max(8))
+    .nullable()
+    .optional(),
 });
 
 export interface Organization {
@@ -23,11 +28,14 @@ export interface Organization {
   class: string;
   businessNumber: string | null;
   status: string;
+  /** Overrides of products' fallback chains, by requested model; {} when none. */
+  fallbackModels: Record<string, string[]>;
   createdAt: string;
   updatedAt: string;
 }
 
 const COLUMNS = 'id, name, class, business_number, status, created_at, updated_at';
+const READ_COLUMNS = `${COLUMNS}, fallback_models`;
 
 function toOrganization(r: Record<string, unknown>): Organization {
   return {
@@ -36,6 +44,9 @@ function toOrganization(r: Record<string, unknown>): Organization {
     class: r.class as string,
     businessNumber: (r.business_number as string | null) ?? null,
     status: r.status as string,
+    fallbackModels: r.fallback_models
+      ? (JSON.parse(r.fallback_models as string) as Record<string, string[]>)
+      : {},
     createdAt: new Date(Number(r.created_at)).toISOString(),
     updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
@@ -44,11 +55,13 @@ function toOrganization(r: Record<string, unknown>): Organization {
 export class OrganizationService {
   /** Suspending an organisation must reach the key cache, which holds its status. */
   onChange: (organizationId: string) => void = () => {};
+  /** Checks that model ids name products (the catalog's job); throws a ValidationError naming `field`. */
+  checkModels: (field: string, models: readonly string[]) => Promise<void> = async () => {};
 
   constructor(private readonly db: Database) {}
 
   async create(input: unknown): Promise<Organization> {
-    const v = parseInput(organizationInput, input);
+    const v = parseInput(organizationInput.omit({ fallbackModels: true }), input);
     const id = newId('org');
     const now = Date.now();
     try {
@@ -69,13 +82,13 @@ export class OrganizationService {
   }
 
   async list(): Promise<Organization[]> {
-    return (await this.db.all(`SELECT ${COLUMNS} FROM organizations ORDER BY created_at, id`)).map(
+    return (await this.db.all(`SELECT ${READ_COLUMNS} FROM organizations ORDER BY created_at, id`)).map(
       toOrganization,
     );
   }
 
   async get(id: string): Promise<Organization> {
-    const row = await this.db.get(`SELECT ${COLUMNS} FROM organizations WHERE id = ?`, [id]);
+    const row = await this.db.get(`SELECT ${READ_COLUMNS} FROM organizations WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('organization', id);
     return toOrganization(row);
   }
@@ -83,6 +96,19 @@ export class OrganizationService {
   async update(id: string, input: unknown): Promise<Organization> {
     const current = await this.get(id);
     const v = parseInput(organizationInput.partial(), input);
+    let fallbacks: string | null | undefined;
+    if (v.fallbackModels !== undefined) {
+      const entries = Object.entries(v.fallbackModels ?? {}).filter(([, chain]) => chain.length > 0);
+      for (const [model, chain] of entries) {
+        await this.checkModels(`fallbackModels.${model}`, [model, ...chain]);
+        if (chain.includes(model))
+          throw ValidationError.of(`fallbackModels.${model}`, 'a product cannot fall back to itself');
+      }
+      fallbacks =
+        entries.length === 0
+          ? null
+          : JSON.stringify(Object.fromEntries(entries.map(([m, chain]) => [m, [...new Set(chain)]])));
+    }
     const next = {
       name: v.name ?? current.name,
       class: v.class ?? current.class,
@@ -94,6 +120,8 @@ export class OrganizationService {
         'UPDATE organizations SET name = ?, class = ?, business_number = ?, status = ?, updated_at = ? WHERE id = ?',
         [next.name, next.class, next.businessNumber, next.status, Date.now(), id],
       );
+      if (fallbacks !== undefined)
+        await this.db.run('UPDATE organizations SET fallback_models = ? WHERE id = ?', [fallbacks, id]);
     } catch (error) {
       if (isUniqueViolation(error)) throw new ConflictError('name', 'an organization with this name exists');
       throw error;

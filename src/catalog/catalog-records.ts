@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
+import type { DeploymentHealthView } from '../routing/health.ts';
 
 /**
  * The catalog's records: what the admin API accepts (zod schemas, which name each bad field), what
@@ -23,7 +24,7 @@ export const PURPOSES = [
 export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
 export const RESIDENCIES = ['domestic', 'foreign'] as const;
 export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
-export const ADAPTERS = ['openai-compatible', 'clova-studio'] as const;
+export const ADAPTERS = ['openai-compatible', 'clova-studio', 'local'] as const;
 
 const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
@@ -50,15 +51,19 @@ export const supplierInput = z.strictObject({
   status: z.enum(['active', 'suspended']).optional(),
 });
 
+const modelId = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/,
+    'letters, digits and . _ : / - only, at most 128 characters',
+  );
+
+/** Ordered public model ids tried when every deployment of a product failed before the first byte. */
+export const fallbackModelsInput = z.array(modelId).max(8);
+
 export const productInput = z.strictObject({
   supplierId: z.string().min(1),
-  model: z
-    .string()
-    .regex(
-      /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/,
-      'letters, digits and . _ : / - only, at most 128 characters',
-    )
-    .refine((m) => m !== 'auto', '"auto" is reserved'),
+  model: modelId.refine((m) => m !== 'auto', '"auto" is reserved'),
   displayName: name,
   description: z.string().max(4000).nullable().optional(),
   parameters: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
@@ -69,9 +74,16 @@ export const productInput = z.strictObject({
   priceOutputPer1M: price,
   residency: z.enum(RESIDENCIES),
   status: z.enum(PRODUCT_STATUSES).optional(),
+  fallbackModels: fallbackModelsInput.optional(),
 });
 
-const baseUrl = z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, ''));
+/** The base URL of a `local` deployment: the model runs in the hub's own process (providers/local). */
+export const LOCAL_BASE_URL = 'local:';
+
+const baseUrl = z.union([
+  z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+  z.literal(LOCAL_BASE_URL),
+]);
 
 export const deploymentInput = z.strictObject({
   productId: z.string().min(1),
@@ -111,6 +123,8 @@ export interface Product {
   priceOutputPer1M: string;
   residency: string;
   status: string;
+  /** Public model ids tried in order when this product cannot answer. */
+  fallbackModels: string[];
   createdAt: string;
   updatedAt: string;
 }
@@ -126,6 +140,8 @@ export interface Deployment {
   weight: number;
   priority: number;
   status: string;
+  /** This replica's view (in memory, per replica): see routing/health.ts. */
+  health?: DeploymentHealthView;
   createdAt: string;
   updatedAt: string;
 }
@@ -136,7 +152,7 @@ export const SUPPLIER_COLUMNS =
   'id, name, name_en, contact_name, contact_email, website, status, created_at, updated_at';
 export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, description, parameters, purposes, modality,
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
-  residency, status, created_at, updated_at`;
+  residency, status, fallback_models, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
   created_at, updated_at`;
 
@@ -171,6 +187,7 @@ export function toProduct(r: R): Product {
     priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
     residency: r.residency as string,
     status: r.status as string,
+    fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };

@@ -101,13 +101,15 @@ export class CatalogService {
   async createProduct(input: unknown): Promise<Product> {
     const v = parseInput(productInput, input);
     await this.requireSupplier(v.supplierId);
+    if (v.fallbackModels) await this.requireModels('fallbackModels', v.fallbackModels, v.model);
     const now = Date.now();
     const id = newId('prd');
     await this.unique('model', `model "${v.model}" is already a product`, () =>
       this.db.run(
         `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
-          context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, fallback_models,
+          created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.supplierId,
@@ -122,6 +124,7 @@ export class CatalogService {
           v.priceOutputPer1M,
           v.residency,
           v.status ?? 'active',
+          v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
           now,
           now,
         ],
@@ -148,9 +151,11 @@ export class CatalogService {
   }
 
   async updateProduct(id: string, input: unknown): Promise<Product> {
-    await this.getProduct(id);
+    const current = await this.getProduct(id);
     const v = parseInput(productInput.partial(), input);
     if (v.supplierId !== undefined) await this.requireSupplier(v.supplierId);
+    if (v.fallbackModels)
+      await this.requireModels('fallbackModels', v.fallbackModels, v.model ?? current.model);
     const { sql, params } = setClause({
       supplier_id: v.supplierId,
       model: v.model,
@@ -164,6 +169,12 @@ export class CatalogService {
       price_output_micro_per_1m: v.priceOutputPer1M,
       residency: v.residency,
       status: v.status,
+      fallback_models:
+        v.fallbackModels === undefined
+          ? undefined
+          : v.fallbackModels.length
+            ? JSON.stringify([...new Set(v.fallbackModels)])
+            : null,
     });
     if (sql) {
       await this.unique('model', `model "${v.model}" is already a product`, () =>
@@ -274,6 +285,15 @@ export class CatalogService {
       [CATALOG_REVISION_SETTING, newId('rev'), Date.now()],
     );
     await this.onChange();
+  }
+
+  /** Every id names a product (any status: one inactive today may be back tomorrow), none is `self`. */
+  async requireModels(field: string, models: readonly string[], self?: string): Promise<void> {
+    for (const [i, model] of models.entries()) {
+      if (model === self) throw ValidationError.of(`${field}.${i}`, 'a product cannot fall back to itself');
+      const row = await this.db.get('SELECT id FROM products WHERE model = ?', [model]);
+      if (!row) throw ValidationError.of(`${field}.${i}`, `no product has model "${model}"`);
+    }
   }
 
   private async requireSupplier(id: string): Promise<void> {

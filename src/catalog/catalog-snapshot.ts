@@ -25,6 +25,8 @@ export interface RoutableProduct {
   contextWindow: number;
   createdAtSeconds: number;
   prices: TokenPrices;
+  /** Public model ids to try, in order, when no deployment of this product could answer. */
+  fallbackModels: readonly string[];
   /** Active deployments, best priority (lowest number) first. */
   deployments: RoutableDeployment[];
 }
@@ -102,7 +104,7 @@ export class CatalogSnapshot {
     const fingerprint = await this.currentFingerprint();
     const products = await this.db.all<Record<string, unknown>>(
       `SELECT p.id, p.model, p.display_name, p.supplier_id, s.name AS supplier_name, p.modality, p.residency,
-              p.context_window, p.created_at,
+              p.context_window, p.created_at, p.fallback_models,
               CAST(p.price_input_micro_per_1m AS TEXT) AS price_in, CAST(p.price_output_micro_per_1m AS TEXT) AS price_out
          FROM products p JOIN suppliers s ON s.id = p.supplier_id
         WHERE p.status = 'active' AND s.status = 'active'`,
@@ -128,6 +130,7 @@ export class CatalogSnapshot {
           inputMicroPer1M: BigInt(r.price_in as string),
           outputMicroPer1M: BigInt(r.price_out as string),
         },
+        fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
         deployments: [],
       };
       next.set(product.model, product);

@@ -3,6 +3,10 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** Every metric the hub exports, created once and passed where it is observed. */
 export function createMetrics() {
   const registry = new Registry();
+  /** Filled at scrape time (nothing on the request path); set by the composition root. */
+  const deploymentHealth: {
+    read: (set: (product: string, deployment: string, healthy: boolean) => void) => void;
+  } = { read: () => {} };
   collectDefaultMetrics({ register: registry, prefix: 'kaihub_process_' });
   const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
   return {
@@ -44,6 +48,19 @@ export function createMetrics() {
       help: 'Failed upstream calls by product, deployment and kind (http status, connect, timeout, protocol)',
       labelNames: ['product', 'deployment', 'kind'] as const,
       registers: [registry],
+    }),
+    deploymentHealth,
+    deploymentHealthy: new Gauge({
+      name: 'kaihub_deployment_healthy',
+      help: '1 when a deployment is healthy on this replica, 0 while it cools down after repeated failures',
+      labelNames: ['product', 'deployment'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        deploymentHealth.read((product, deployment, healthy) => {
+          this.labels(product, deployment).set(healthy ? 1 : 0);
+        });
+      },
     }),
     inFlight: new Gauge({
       name: 'kaihub_in_flight_requests',

@@ -50,6 +50,8 @@ export interface ProviderAdapter {
     options: CallOptions,
   ): Promise<AsyncIterable<ChatStreamPart>>;
   embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall>;
+  /** Frees what the adapter holds (an in-process model); called once on shutdown. */
+  close?(): Promise<void>;
 }
 
 export type UpstreamFailure =

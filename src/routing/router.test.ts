@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import { UpstreamError } from '../providers/adapter.ts';
-import { type Attempt, callWithFailover, orderDeployments } from './router.ts';
+import { DeploymentHealth } from './health.ts';
+import { type Attempt, orderDeployments, Router } from './router.ts';
 
 function deployment(id: string, priority: number, weight: number): RoutableDeployment {
   return {
@@ -16,10 +17,10 @@ function deployment(id: string, priority: number, weight: number): RoutableDeplo
   };
 }
 
-function product(deployments: RoutableDeployment[]): RoutableProduct {
+function product(deployments: RoutableDeployment[], model = 'm'): RoutableProduct {
   return {
-    id: 'p',
-    model: 'm',
+    id: model,
+    model,
     displayName: 'M',
     supplierId: 's',
     supplierName: 'S',
@@ -28,6 +29,7 @@ function product(deployments: RoutableDeployment[]): RoutableProduct {
     contextWindow: 1,
     createdAtSeconds: 0,
     prices: { inputMicroPer1M: 0n, outputMicroPer1M: 0n },
+    fallbackModels: [],
     deployments,
   };
 }
@@ -56,35 +58,230 @@ test('priority tiers come first; weights split traffic within a tier', () => {
   assert.ok(share > 0.7 && share < 0.8, `a first ${share}`);
 });
 
-test('fails over on connection errors only', async () => {
-  const candidates = [deployment('a', 0, 1), deployment('b', 0, 1)];
-  const attempts: Attempt[] = [];
-  const { deployment: served } = await callWithFailover(
-    candidates,
-    async (d) => {
-      if (d.id === 'a') throw new UpstreamError('connect', 'refused');
-      return 'ok';
+/** A router with a fixed clock, no real sleeping (the delays asked for are recorded), no jitter surprises. */
+function testRouter(options: { retries?: number; clock?: { now: number } } = {}) {
+  const clock = options.clock ?? { now: 1_000_000 };
+  const delays: number[] = [];
+  const health = new DeploymentHealth({ now: () => clock.now, baseCooldownMs: 5000, maxCooldownMs: 60_000 });
+  const router = new Router({
+    retries: options.retries ?? 2,
+    baseDelayMs: 100,
+    maxRetryAfterMs: 2000,
+    health,
+    random: () => 0.5,
+    sleep: async (ms) => {
+      delays.push(ms);
     },
+  });
+  return { router, health, clock, delays };
+}
+
+const never = new AbortController().signal;
+const noFallbacks = () => [];
+const http = (status: number, retryAfter?: string) =>
+  new UpstreamError('http', `HTTP ${status}`, { status, ...(retryAfter && { retryAfter }) });
+
+/** A call that fails with the scripted errors in turn (per deployment id), then answers its id. */
+function scripted(script: Record<string, (UpstreamError | null)[]>) {
+  return async (p: RoutableProduct, d: RoutableDeployment) => {
+    const next = script[d.id]?.shift();
+    if (next) throw next;
+    return `${p.model}/${d.id}`;
+  };
+}
+
+const trace = (attempts: Attempt[]) =>
+  attempts.map((a) => `${a.model}/${a.deploymentId}:${a.error?.details.status ?? a.error?.kind ?? 'ok'}`);
+
+test('a refused connection moves to the next deployment at once, without using a retry', async () => {
+  const { router, delays } = testRouter({ retries: 0 });
+  const attempts: Attempt[] = [];
+  const p = product([deployment('a', 0, 1), deployment('b', 1, 1)]);
+  const served = await router.route(
+    p,
+    noFallbacks,
+    never,
+    scripted({ a: [new UpstreamError('connect', 'refused')] }),
     attempts,
   );
-  assert.equal(served.id, 'b');
-  assert.deepEqual(
-    attempts.map((a) => [a.deploymentId, a.error?.kind ?? null]),
-    [
-      ['a', 'connect'],
-      ['b', null],
-    ],
+  assert.equal(served.result, 'm/b');
+  assert.deepEqual(trace(attempts), ['m/a:connect', 'm/b:ok']);
+  assert.deepEqual(delays, []);
+});
+
+test('5xx is retried with exponential backoff and jitter, on the same deployment when it is alone', async () => {
+  const { router, delays } = testRouter({ retries: 2 });
+  const attempts: Attempt[] = [];
+  const served = await router.route(
+    product([deployment('a', 0, 1)]),
+    noFallbacks,
+    never,
+    scripted({ a: [http(500), http(503)] }),
+    attempts,
   );
+  assert.equal(served.deployment.id, 'a');
+  assert.deepEqual(trace(attempts), ['m/a:500', 'm/a:503', 'm/a:ok']);
+  // base·2^(n−1), half fixed and half random (random() = 0.5)
+  assert.deepEqual(delays, [75, 150]);
+});
+
+test('a retry prefers another deployment of the product', async () => {
+  const { router } = testRouter({ retries: 1 });
+  const attempts: Attempt[] = [];
+  const served = await router.route(
+    product([deployment('a', 0, 1), deployment('b', 1, 1)]),
+    noFallbacks,
+    never,
+    scripted({ a: [http(502)] }),
+    attempts,
+  );
+  assert.equal(served.deployment.id, 'b');
+  assert.deepEqual(trace(attempts), ['m/a:502', 'm/b:ok']);
+});
+
+test('Retry-After is honoured up to the cap; beyond it the error stands', async () => {
+  const { router, delays } = testRouter({ retries: 2 });
+  const p = product([deployment('a', 0, 1)]);
+  const ok = await router.route(p, noFallbacks, never, scripted({ a: [http(429, '1')] }), []);
+  assert.equal(ok.result, 'm/a');
+  assert.deepEqual(delays, [1000]);
   await assert.rejects(
-    callWithFailover(
-      candidates,
-      async () => Promise.reject(new UpstreamError('http', 'bad', { status: 500 })),
-      [],
+    router.route(p, noFallbacks, never, scripted({ a: [http(429, '30')] }), []),
+    (e: unknown) => e instanceof UpstreamError && e.details.status === 429,
+  );
+  assert.deepEqual(delays, [1000], 'a 30 s Retry-After is not waited for');
+});
+
+test('4xx, protocol errors, cancellation and an aborted call are not retried', async () => {
+  const p = product([deployment('a', 0, 1), deployment('b', 0, 1)]);
+  for (const error of [
+    http(400),
+    http(401),
+    new UpstreamError('protocol', 'x'),
+    new UpstreamError('cancelled', 'x'),
+  ]) {
+    const { router } = testRouter();
+    const attempts: Attempt[] = [];
+    await assert.rejects(router.route(p, noFallbacks, never, async () => Promise.reject(error), attempts));
+    assert.equal(attempts.length, 1, error.message);
+  }
+  const { router } = testRouter();
+  const aborted = AbortSignal.abort(new DOMException('t', 'TimeoutError'));
+  const attempts: Attempt[] = [];
+  await assert.rejects(
+    router.route(
+      p,
+      noFallbacks,
+      aborted,
+      async () => Promise.reject(new UpstreamError('timeout', 't')),
+      attempts,
     ),
-    (e: unknown) => e instanceof UpstreamError && e.kind === 'http',
   );
+  assert.equal(attempts.length, 1);
+});
+
+test('retries exhausted: the error of the last attempt is thrown', async () => {
+  const { router } = testRouter({ retries: 2 });
+  const attempts: Attempt[] = [];
   await assert.rejects(
-    callWithFailover([], async () => 1, []),
-    /no active deployment/,
+    router.route(
+      product([deployment('a', 0, 1)]),
+      noFallbacks,
+      never,
+      async () => Promise.reject(http(500)),
+      attempts,
+    ),
+    (e: unknown) => e instanceof UpstreamError && e.details.status === 500,
   );
+  assert.equal(attempts.length, 3);
+});
+
+test('fallback products are tried in order after the requested one failed, only then', async () => {
+  const { router } = testRouter({ retries: 0 });
+  const main = product([deployment('a', 0, 1)], 'hcx');
+  const solar = product([deployment('s', 0, 1)], 'solar');
+  const local = product([deployment('l', 0, 1)], 'local');
+  let asked = 0;
+  const fallbacks = () => {
+    asked++;
+    return [solar, local];
+  };
+  const attempts: Attempt[] = [];
+  const served = await router.route(
+    main,
+    fallbacks,
+    never,
+    scripted({ a: [http(503)], s: [http(500)] }),
+    attempts,
+  );
+  assert.equal(served.product.model, 'local');
+  assert.deepEqual(trace(attempts), ['hcx/a:503', 'solar/s:500', 'local/l:ok']);
+  await router.route(main, fallbacks, never, scripted({}), []);
+  assert.equal(asked, 1, 'the chain is not even built when the product answers');
+  // a 400 is the request's own problem: no fallback
+  await assert.rejects(router.route(main, fallbacks, never, scripted({ a: [http(400)] }), []));
+  assert.equal(asked, 1);
+});
+
+test('a deployment that keeps failing cools down, is skipped, then probed back by one request', async () => {
+  const clock = { now: 1_000_000 };
+  const { router, health } = testRouter({ retries: 0, clock });
+  const p = product([deployment('a', 0, 1), deployment('b', 1, 1)]);
+  const failA = scripted({ a: [http(500), http(500), http(500)] });
+  for (let i = 0; i < 3; i++) await assert.rejects(router.route(p, noFallbacks, never, failA, []));
+  assert.equal(health.view('a').state, 'cooling_down');
+  assert.equal(health.view('a').consecutiveFailures, 3);
+  assert.equal(health.view('a').cooldownUntil, new Date(clock.now + 5000).toISOString());
+  assert.match(health.view('a').lastError!, /http 500/);
+  // while it cools, traffic goes to b without touching a
+  const attempts: Attempt[] = [];
+  assert.equal((await router.route(p, noFallbacks, never, scripted({}), attempts)).deployment.id, 'b');
+  assert.deepEqual(trace(attempts), ['m/b:ok']);
+
+  // the period ends: one request probes a; while it runs, others skip a
+  clock.now += 5000;
+  let release: () => void = () => {};
+  const probe = router.route(
+    p,
+    noFallbacks,
+    never,
+    (_p, d) =>
+      d.id === 'a' ? new Promise<string>((resolve) => (release = () => resolve('a'))) : Promise.resolve(d.id),
+    [],
+  );
+  assert.equal((await router.route(p, noFallbacks, never, scripted({}), [])).deployment.id, 'b');
+  release();
+  assert.equal((await probe).deployment.id, 'a');
+  assert.deepEqual(health.view('a'), {
+    state: 'healthy',
+    consecutiveFailures: 0,
+    cooldownUntil: null,
+    lastError: null,
+  });
+
+  // a failed probe doubles the period, up to the maximum
+  for (let i = 0; i < 3; i++) health.failed('a', http(500));
+  for (const expected of [10_000, 20_000, 40_000, 60_000, 60_000]) {
+    clock.now = Date.parse(health.view('a').cooldownUntil!);
+    health.begin('a');
+    health.failed('a', http(500));
+    assert.equal(Date.parse(health.view('a').cooldownUntil!) - clock.now, expected);
+  }
+});
+
+test('every deployment cooling down: the product is skipped, its fallback serves', async () => {
+  const { router, health } = testRouter({ retries: 0 });
+  const main = product([deployment('a', 0, 1)], 'hcx');
+  for (let i = 0; i < 3; i++) health.failed('a', http(500));
+  await assert.rejects(router.route(main, noFallbacks, never, scripted({}), []), /cooling down/);
+  const attempts: Attempt[] = [];
+  const served = await router.route(
+    main,
+    () => [product([deployment('s', 0, 1)], 'solar')],
+    never,
+    scripted({}),
+    attempts,
+  );
+  assert.equal(served.product.model, 'solar');
+  assert.deepEqual(trace(attempts), ['solar/s:ok']);
 });

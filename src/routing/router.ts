@@ -1,15 +1,29 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import { UpstreamError } from '../providers/adapter.ts';
+import { toUpstreamError } from '../providers/http.ts';
+import { DeploymentHealth } from './health.ts';
 
 /**
  * The order to try a product's deployments in: best priority tier first; within a tier, a weighted
  * random order so traffic spreads by weight and a failed deployment's share falls to its peers.
+ * Deployments for which `available` says no (cooling down) are left out.
  */
 export function orderDeployments(
   product: RoutableProduct,
   random: () => number = Math.random,
+  available?: (id: string) => boolean,
 ): RoutableDeployment[] {
-  const all = product.deployments;
+  let all = product.deployments;
+  // cooling-down deployments are skipped (a filtered copy only when one actually is)
+  if (available) {
+    for (const d of all) {
+      if (!available(d.id)) {
+        all = all.filter((x) => available(x.id));
+        break;
+      }
+    }
+  }
   if (all.length <= 1) return all;
   const out: RoutableDeployment[] = [];
   let i = 0;
@@ -40,35 +54,197 @@ export function orderDeployments(
 }
 
 export interface Attempt {
+  /** The product (public model id) the attempt was for: a fallback may differ from the one asked. */
+  model: string;
   deploymentId: string;
   error: UpstreamError | null;
   durationMs: number;
 }
 
+export interface Served<T> {
+  product: RoutableProduct;
+  deployment: RoutableDeployment;
+  result: T;
+}
+
+export interface RouterOptions {
+  /** Extra attempts per product after the first, on connection errors, timeouts, 429 and 5xx. */
+  retries?: number;
+  /** Backoff before retry n: base·2^(n−1), with equal jitter (half fixed, half random). */
+  baseDelayMs?: number;
+  /** A Retry-After longer than this is not waited for: another deployment or product is tried. */
+  maxRetryAfterMs?: number;
+  health?: DeploymentHealth;
+  random?: () => number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
+}
+
+/** Failures after which another attempt is worth it: nothing reached the client, nothing was generated. */
+export function isRetryable(error: UpstreamError): boolean {
+  if (error.kind === 'connect' || error.kind === 'timeout') return true;
+  if (error.kind !== 'http') return false;
+  const status = error.details.status ?? 0;
+  return status === 429 || status >= 500;
+}
+
+/** Retry-After in milliseconds (delta-seconds, or an HTTP date), undefined when absent or unreadable. */
+export function retryAfterMs(error: UpstreamError, now = Date.now()): number | undefined {
+  const raw = error.details.retryAfter;
+  if (raw === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(raw)) return Number(raw) * 1000;
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
 /**
- * Calls the first deployment and moves to the next only when the call could not have reached the
- * model (no connection): nothing has been sent to the client yet, nothing was generated, so trying
- * elsewhere is safe. Richer retry and fallback policies belong here too.
+ * Product -> deployment, with retries, cooldowns and fallbacks, all before the first byte reaches
+ * the client: `call` resolves once the upstream accepted the call (plain: the whole answer; stream:
+ * the headers), and nothing is retried after that.
+ *
+ * Within a product, a retry prefers the next available deployment in the order (wrapping round to
+ * the same one when it is alone). A connection refused by a deployment not tried yet moves on at once
+ * and costs no retry: nothing reached any model. When a product is exhausted (or every deployment of
+ * it cools down), the fallback products are tried in order, each with the same policy. Errors that
+ * another attempt would not fix (4xx, a garbled answer, the client gone, the total time up) end the
+ * call at once.
  */
-export async function callWithFailover<T>(
-  candidates: readonly RoutableDeployment[],
-  call: (deployment: RoutableDeployment) => Promise<T>,
-  attempts: Attempt[],
-): Promise<{ deployment: RoutableDeployment; result: T }> {
-  if (candidates.length === 0) throw new UpstreamError('connect', 'this model has no active deployment');
-  let last: UpstreamError | undefined;
-  for (const deployment of candidates) {
-    const started = performance.now();
-    try {
-      const result = await call(deployment);
-      attempts.push({ deploymentId: deployment.id, error: null, durationMs: performance.now() - started });
-      return { deployment, result };
-    } catch (error) {
-      if (!(error instanceof UpstreamError)) throw error;
-      attempts.push({ deploymentId: deployment.id, error, durationMs: performance.now() - started });
-      last = error;
-      if (error.kind !== 'connect') break;
+export class Router {
+  readonly health: DeploymentHealth;
+  private readonly retries: number;
+  private readonly baseDelayMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<unknown>;
+  private readonly isAvailable: (id: string) => boolean;
+
+  constructor(options: RouterOptions = {}) {
+    this.health = options.health ?? new DeploymentHealth();
+    this.retries = options.retries ?? 2;
+    this.baseDelayMs = options.baseDelayMs ?? 100;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 5_000;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? ((ms, signal) => sleepFor(ms, undefined, { signal }));
+    this.isAvailable = (id) => this.health.isAvailable(id);
+  }
+
+  /** The deployments of a product to try, in order, cooling-down ones left out. */
+  order(product: RoutableProduct): RoutableDeployment[] {
+    return orderDeployments(product, this.random, this.isAvailable);
+  }
+
+  async route<T>(
+    product: RoutableProduct,
+    /** Called only when `product` could not answer: the fallback products, in order. */
+    fallbacks: () => Iterable<RoutableProduct>,
+    signal: AbortSignal,
+    call: (product: RoutableProduct, deployment: RoutableDeployment) => Promise<T>,
+    attempts: Attempt[],
+  ): Promise<Served<T>> {
+    if (product.deployments.length === 0)
+      throw new UpstreamError('connect', 'this model has no active deployment');
+    const first = await this.tryProduct(product, signal, call, attempts);
+    if (first.served) return first.served;
+    for (const next of fallbacks()) {
+      if (next === product || next.deployments.length === 0) continue;
+      const outcome = await this.tryProduct(next, signal, call, attempts);
+      if (outcome.served) return outcome.served;
+    }
+    // when no fallback answered either, the client hears about the product it asked for
+    throw first.error;
+  }
+
+  private async tryProduct<T>(
+    product: RoutableProduct,
+    signal: AbortSignal,
+    call: (product: RoutableProduct, deployment: RoutableDeployment) => Promise<T>,
+    attempts: Attempt[],
+  ): Promise<{ served: Served<T>; error?: undefined } | { served?: undefined; error: UpstreamError }> {
+    const order = this.order(product);
+    if (order.length === 0) {
+      return {
+        error: new UpstreamError(
+          'connect',
+          `every deployment of ${product.model} is cooling down after repeated failures`,
+        ),
+      };
+    }
+    const health = this.health;
+    let retriesLeft = this.retries;
+    let retry = 0;
+    let pos = 0;
+    let triedUpTo = 0;
+    for (;;) {
+      const deployment = order[pos]!;
+      health.begin(deployment.id);
+      const started = performance.now();
+      try {
+        const result = await call(product, deployment);
+        health.succeeded(deployment.id);
+        attempts.push({
+          model: product.model,
+          deploymentId: deployment.id,
+          error: null,
+          durationMs: performance.now() - started,
+        });
+        return { served: { product, deployment, result } };
+      } catch (caught) {
+        if (!(caught instanceof UpstreamError)) {
+          health.released(deployment.id);
+          throw caught;
+        }
+        const error = caught;
+        attempts.push({
+          model: product.model,
+          deploymentId: deployment.id,
+          error,
+          durationMs: performance.now() - started,
+        });
+        if (error.kind === 'cancelled' || signal.aborted) {
+          health.released(deployment.id);
+          throw error;
+        }
+        if (!isRetryable(error)) {
+          // a 4xx means the deployment is up and answering; a garbled answer counts against it
+          if (error.kind === 'http') health.succeeded(deployment.id);
+          else health.failed(deployment.id, error);
+          throw error;
+        }
+        health.failed(deployment.id, error);
+        let nextPos = -1;
+        for (let k = 1; k <= order.length; k++) {
+          const q = (pos + k) % order.length;
+          if (health.isAvailable(order[q]!.id)) {
+            nextPos = q;
+            break;
+          }
+        }
+        if (nextPos === -1) return { error };
+        const freeFailover = error.kind === 'connect' && nextPos > triedUpTo;
+        if (!freeFailover) {
+          if (retriesLeft === 0) return { error };
+          retriesLeft--;
+          retry++;
+          let delay: number;
+          const after = nextPos === pos ? retryAfterMs(error) : undefined;
+          if (after !== undefined) {
+            // the deployment said when it can take more; too long a wait is not worth the client's time
+            if (after > this.maxRetryAfterMs) return { error };
+            delay = after;
+          } else {
+            const backoff = this.baseDelayMs * 2 ** (retry - 1);
+            delay = backoff / 2 + (this.random() * backoff) / 2;
+          }
+          if (delay > 0) {
+            try {
+              await this.sleep(delay, signal);
+            } catch (sleepError) {
+              throw toUpstreamError(sleepError, signal);
+            }
+          }
+        }
+        pos = nextPos;
+        if (pos > triedUpTo) triedUpTo = pos;
+      }
     }
   }
-  throw last;
 }

@@ -1,5 +1,6 @@
 import type { Database } from './database.ts';
 import { migration001Core } from './migrations/001-core.ts';
+import { migration002Fallbacks } from './migrations/002-fallbacks.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -8,7 +9,7 @@ export interface Migration {
 }
 
 /** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
-export const migrations: readonly Migration[] = [migration001Core];
+export const migrations: readonly Migration[] = [migration001Core, migration002Fallbacks];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
 const POSTGRES_LOCK_KEY = 4_240_117;

@@ -473,6 +473,7 @@ describe('admin API /admin/v1', () => {
         'baseUrl',
         'createdAt',
         'hasApiKey',
+        'health',
         'id',
         'priority',
         'productId',

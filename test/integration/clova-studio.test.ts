@@ -20,7 +20,8 @@ describe('CLOVA Studio (HyperCLOVA X) through the hub', () => {
 
   before(async () => {
     fake = await startFakeClova({ apiKey: 'nv-clova-key' });
-    t = await startTestHub();
+    // one attempt per request, no cooldowns: these tests map single upstream errors (routing.test.ts retries)
+    t = await startTestHub({ KAIHUB_UPSTREAM_RETRIES: '0', KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0' });
     catalog = await seedCatalog(t, `${fake.url}/v1`, 'nv-clova-key');
     // both products served by CLOVA Studio instead of the OpenAI-compatible fake
     const chat = await t.admin('PATCH', `/deployments/${catalog.deploymentId}`, {

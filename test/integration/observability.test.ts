@@ -78,7 +78,8 @@ describe('observability', () => {
     let client: OpenAI;
 
     before(async () => {
-      t = await startTestHub();
+      // one attempt per request, no cooldowns: routing.test.ts covers those
+      t = await startTestHub({ KAIHUB_UPSTREAM_RETRIES: '0', KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0' });
       catalog = await seedCatalog(t, fake.url);
       client = new OpenAI({ apiKey: catalog.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
     });

@@ -99,6 +99,8 @@ async function postChat(t: TestHub, key: string, request: Record<string, unknown
   return { status: res.status, headers: res.headers, requestId: res.headers.get('x-request-id')!, body };
 }
 
+const SINGLE_ATTEMPT = { KAIHUB_UPSTREAM_RETRIES: '0', KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0' };
+
 const hello = [{ role: 'user' as const, content: '안녕하세요 반갑습니다' }];
 
 describe('upstream failures and streaming mechanics', () => {
@@ -114,7 +116,9 @@ describe('upstream failures and streaming mechanics', () => {
   before(async () => {
     fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
     slowFake = await startFakeOpenAI({ apiKey: 'upstream-secret', chunkDelayMs: 150 });
-    t = await startTestHub();
+    // one attempt per request (and failover on refused connections), no cooldowns: these tests are
+    // about what one upstream failure becomes; routing.test.ts covers retries, cooldowns, fallbacks
+    t = await startTestHub(SINGLE_ATTEMPT);
     catalog = await seedCatalog(t, fake.url);
     client = new OpenAI({ apiKey: catalog.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
     const dead = `http://127.0.0.1:${await closedPort()}/v1`;
@@ -458,7 +462,7 @@ describe('upstream time limits', () => {
   });
 
   test('an upstream slower than the headers timeout is a 504, at no cost', async () => {
-    const t = await startTestHub({ KAIHUB_UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
+    const t = await startTestHub({ ...SINGLE_ATTEMPT, KAIHUB_UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
     try {
       const catalog = await seedCatalog(t, fake.url);
       fake.setBehavior('slow:3000', { model: 'fake-chat' });
@@ -490,7 +494,7 @@ describe('upstream time limits', () => {
   });
 
   test('an upstream that hangs past the total timeout is a 504 and the upstream call is closed', async () => {
-    const t = await startTestHub({ KAIHUB_UPSTREAM_TIMEOUT_MS: '500' });
+    const t = await startTestHub({ ...SINGLE_ATTEMPT, KAIHUB_UPSTREAM_TIMEOUT_MS: '500' });
     try {
       const catalog = await seedCatalog(t, fake.url);
       await addProduct(t, catalog, 'slow-test', [{ baseUrl: slowFake.url }]);

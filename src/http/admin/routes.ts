@@ -2,7 +2,9 @@ import type { ApiKeyService } from '../../accounts/api-keys.ts';
 import type { OrganizationService } from '../../accounts/organizations.ts';
 import type { UsageJournal } from '../../billing/usage-journal.ts';
 import { listUsageEvents, queryUsage } from '../../billing/usage-query.ts';
+import type { Deployment } from '../../catalog/catalog-records.ts';
 import type { CatalogService } from '../../catalog/catalog-service.ts';
+import type { DeploymentHealth } from '../../routing/health.ts';
 import type { Database } from '../../storage/database.ts';
 import type { AdminRoute } from './router.ts';
 
@@ -13,6 +15,8 @@ export interface AdminDeps {
   keys: ApiKeyService;
   /** Synced before usage is read, so this replica's answers include every completed request. */
   usageJournal: UsageJournal;
+  /** This replica's in-memory deployment health, shown with each deployment. */
+  health?: DeploymentHealth;
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -20,7 +24,15 @@ const created = (body: unknown) => ({ status: 201, body });
 const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** Every /admin/v1 route in one table: the API at a glance. Handlers only translate. */
-export function adminRoutes({ db, catalog, organizations, keys, usageJournal }: AdminDeps): AdminRoute[] {
+export function adminRoutes({
+  db,
+  catalog,
+  organizations,
+  keys,
+  usageJournal,
+  health,
+}: AdminDeps): AdminRoute[] {
+  const withHealth = (d: Deployment): Deployment => (health ? { ...d, health: health.view(d.id) } : d);
   return [
     {
       method: 'POST',
@@ -56,23 +68,27 @@ export function adminRoutes({ db, catalog, organizations, keys, usageJournal }: 
     {
       method: 'POST',
       path: '/deployments',
-      handle: async (r) => created(await catalog.createDeployment(r.body)),
+      handle: async (r) => created(withHealth(await catalog.createDeployment(r.body))),
     },
     {
       method: 'GET',
       path: '/deployments',
       handle: async (r) =>
-        list(await catalog.listDeployments({ ...(r.query.productId && { productId: r.query.productId }) })),
+        list(
+          (await catalog.listDeployments({ ...(r.query.productId && { productId: r.query.productId }) })).map(
+            withHealth,
+          ),
+        ),
     },
     {
       method: 'GET',
       path: '/deployments/:id',
-      handle: async (r) => ok(await catalog.getDeployment(r.params.id!)),
+      handle: async (r) => ok(withHealth(await catalog.getDeployment(r.params.id!))),
     },
     {
       method: 'PATCH',
       path: '/deployments/:id',
-      handle: async (r) => ok(await catalog.updateDeployment(r.params.id!, r.body)),
+      handle: async (r) => ok(withHealth(await catalog.updateDeployment(r.params.id!, r.body))),
     },
     {
       method: 'DELETE',

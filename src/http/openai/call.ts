@@ -1,6 +1,7 @@
 import type { UsageStatus } from '../../billing/usage-journal.ts';
 import type { RoutableProduct } from '../../catalog/catalog-snapshot.ts';
 import { UpstreamError } from '../../providers/adapter.ts';
+import type { Attempt } from '../../routing/router.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, modelNotFound, type OpenAIError, sendOpenAIError } from './errors.ts';
 
@@ -111,14 +112,56 @@ export function asUpstreamError(error: unknown): UpstreamError {
     : new UpstreamError('protocol', String((error as Error)?.message ?? error));
 }
 
+/**
+ * The products to fall back to when `product` could not answer, in order: the organisation's chain
+ * for it when it set one, else the product's. Only products this caller may use and that can serve.
+ * Read only after a failure: the success path never builds it.
+ */
+export function* fallbacksOf(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  product: RoutableProduct,
+): Generator<RoutableProduct> {
+  const chain = ctx.caller.fallbackModels?.[product.model] ?? product.fallbackModels;
+  for (const model of chain) {
+    const next = resolveProduct(deps, ctx, model);
+    if (next) yield next;
+  }
+}
+
+/** Counts every failed attempt, by the product it was for, and logs the attempts at debug. */
 export function countUpstreamErrors(
   deps: OpenAIDeps,
-  product: RoutableProduct,
-  attempts: { deploymentId: string; error: UpstreamError | null }[],
+  ctx: RequestContext,
+  attempts: readonly Attempt[],
 ): void {
+  if (attempts.length === 1 && attempts[0]!.error === null) return;
+  const debug = deps.logger.isLevelEnabled('debug');
   for (const a of attempts) {
+    if (debug) {
+      deps.logger.debug(
+        {
+          requestId: ctx.requestId,
+          model: a.model,
+          deploymentId: a.deploymentId,
+          durationMs: Math.round(a.durationMs),
+          error: a.error
+            ? `${a.error.kind}${a.error.details.status ? ` ${a.error.details.status}` : ''}`
+            : null,
+        },
+        'upstream attempt',
+      );
+    }
     if (!a.error || a.error.kind === 'cancelled') continue;
     const kind = a.error.kind === 'http' ? String(a.error.details.status ?? 'http') : a.error.kind;
-    deps.metrics.upstreamErrors.labels(product.model, a.deploymentId, kind).inc();
+    deps.metrics.upstreamErrors.labels(a.model, a.deploymentId, kind).inc();
   }
+}
+
+/** The deployment a failure record names: the last one tried for the product asked. */
+export function lastDeploymentOf(product: RoutableProduct, attempts: readonly Attempt[]): string | null {
+  for (let i = attempts.length - 1; i >= 0; i--) {
+    if (attempts[i]!.model === product.model) return attempts[i]!.deploymentId;
+  }
+  return null;
 }

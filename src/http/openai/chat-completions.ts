@@ -1,10 +1,19 @@
 import type { ServerResponse } from 'node:http';
 import type { MeterInput } from '../../billing/meter.ts';
 import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-estimate.ts';
-import type { RoutableDeployment } from '../../catalog/catalog-snapshot.ts';
+import type { RoutableDeployment, RoutableProduct } from '../../catalog/catalog-snapshot.ts';
 import type { ChatStreamPart, JsonObject, TokenUsage } from '../../providers/adapter.ts';
-import { type Attempt, callWithFailover, orderDeployments } from '../../routing/router.ts';
-import { admitCall, asUpstreamError, countUpstreamErrors, fail, httpStatusOf, statusOf } from './call.ts';
+import type { Attempt, Served } from '../../routing/router.ts';
+import {
+  admitCall,
+  asUpstreamError,
+  countUpstreamErrors,
+  fail,
+  fallbacksOf,
+  httpStatusOf,
+  lastDeploymentOf,
+  statusOf,
+} from './call.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, sendOpenAIError } from './errors.ts';
 import { checkChatRequest } from './validate.ts';
@@ -28,13 +37,14 @@ export async function handleChatCompletions(
   }
 }
 
-function meterBase(ctx: RequestContext, call: AdmittedCall, stream: boolean) {
+/** `product` is the one that served (a fallback may differ from the one asked): named and priced. */
+function meterBase(ctx: RequestContext, product: RoutableProduct, stream: boolean) {
   return {
     requestId: ctx.requestId,
     startedAtMs: ctx.startedAtMs,
     startedAt: ctx.startedAt,
     caller: ctx.caller,
-    product: call.product,
+    product,
     endpoint: 'chat.completions' as const,
     stream,
   };
@@ -63,18 +73,17 @@ async function meterFailure(
   error: unknown,
   attempts: Attempt[],
   stream: boolean,
-  deploymentId: string | null,
 ): Promise<void> {
   const failure = asUpstreamError(error);
-  countUpstreamErrors(deps, call.product, attempts);
+  countUpstreamErrors(deps, ctx, attempts);
   call.ticket.release();
   const httpStatus = httpStatusOf(failure);
   deps.metrics.requests.labels(call.product.model, 'chat.completions', String(httpStatus)).inc();
   const mapped = fromUpstreamError(failure);
   await deps.meter.record({
-    ...meterBase(ctx, call, stream),
+    ...meterBase(ctx, call.product, stream),
     firstTokenAt: null,
-    deploymentId: deploymentId ?? attempts.at(-1)?.deploymentId ?? null,
+    deploymentId: lastDeploymentOf(call.product, attempts),
     status: statusOf(failure),
     httpStatus,
     errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
@@ -94,14 +103,13 @@ async function completeChat(
   promptEstimate: number,
 ): Promise<void> {
   const attempts: Attempt[] = [];
-  let served: {
-    deployment: RoutableDeployment;
-    result: Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>>;
-  };
+  let served: Served<Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>>>;
   try {
-    served = await callWithFailover(
-      orderDeployments(call.product),
-      (d) =>
+    served = await deps.router.route(
+      call.product,
+      () => fallbacksOf(deps, ctx, call.product),
+      call.signal,
+      (_product, d) =>
         adapterFor(deps, d).chat(target(d), body, {
           signal: call.signal,
           headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
@@ -109,14 +117,14 @@ async function completeChat(
       attempts,
     );
   } catch (error) {
-    return meterFailure(deps, ctx, call, error, attempts, false, null);
+    return meterFailure(deps, ctx, call, error, attempts, false);
   }
-  countUpstreamErrors(deps, call.product, attempts);
+  countUpstreamErrors(deps, ctx, attempts);
   const { body: completion, usage } = served.result;
-  completion.model = call.product.model;
+  completion.model = served.product.model;
   const counted = usage ?? { promptTokens: promptEstimate, completionTokens: estimateCompletion(completion) };
   const record = await deps.meter.record({
-    ...meterBase(ctx, call, false),
+    ...meterBase(ctx, served.product, false),
     firstTokenAt: null,
     deploymentId: served.deployment.id,
     status: 'ok',
@@ -184,11 +192,13 @@ async function streamChat(
   const attempts: Attempt[] = [];
   const clientWantsUsage =
     (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
-  let served: { deployment: RoutableDeployment; result: AsyncIterable<ChatStreamPart> };
+  let served: Served<AsyncIterable<ChatStreamPart>>;
   try {
-    served = await callWithFailover(
-      orderDeployments(call.product),
-      (d) =>
+    served = await deps.router.route(
+      call.product,
+      () => fallbacksOf(deps, ctx, call.product),
+      call.signal,
+      (_product, d) =>
         adapterFor(deps, d).chatStream(target(d), body, {
           signal: call.signal,
           headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
@@ -196,9 +206,9 @@ async function streamChat(
       attempts,
     );
   } catch (error) {
-    return meterFailure(deps, ctx, call, error, attempts, true, null);
+    return meterFailure(deps, ctx, call, error, attempts, true);
   }
-  countUpstreamErrors(deps, call.product, attempts);
+  countUpstreamErrors(deps, ctx, attempts);
 
   const { res } = ctx;
   res.writeHead(200, {
@@ -210,7 +220,7 @@ async function streamChat(
   });
   res.flushHeaders();
 
-  const model = call.product.model;
+  const model = served.product.model;
   let usage: TokenUsage | null = null;
   let usageChunk: JsonObject | null = null;
   let firstTokenAt: number | null = null;
@@ -242,13 +252,20 @@ async function streamChat(
   } catch (error) {
     failure = asUpstreamError(error);
   }
-  countUpstreamErrors(
-    deps,
-    call.product,
-    failure ? [{ deploymentId: served.deployment.id, error: failure }] : [],
-  );
+  if (failure) {
+    // after the first byte nothing is retried: the client sees the error; the deployment is told
+    if (failure.kind === 'cancelled') deps.router.health.released(served.deployment.id);
+    else deps.router.health.failed(served.deployment.id, failure);
+    countUpstreamErrors(deps, ctx, [
+      { model, deploymentId: served.deployment.id, error: failure, durationMs: 0 },
+    ]);
+  }
 
-  const common = { ...meterBase(ctx, call, true), firstTokenAt, deploymentId: served.deployment.id };
+  const common = {
+    ...meterBase(ctx, served.product, true),
+    firstTokenAt,
+    deploymentId: served.deployment.id,
+  };
   let input: MeterInput;
   if (!failure) {
     input = {
@@ -289,7 +306,7 @@ async function streamChat(
   const record = await deps.meter.record(input);
   if (input.chargeable) call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
   else call.ticket.release();
-  deps.metrics.requests.labels(model, 'chat.completions', String(input.httpStatus)).inc();
+  deps.metrics.requests.labels(call.product.model, 'chat.completions', String(input.httpStatus)).inc();
   if (deps.logContent) {
     deps.logger.info({ requestId: ctx.requestId, request: body, streamedText: deliveredText }, 'content');
   }

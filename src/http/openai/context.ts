@@ -6,12 +6,15 @@ import type { Admission, AdmissionTicket } from '../../limits/admission.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ProviderAdapter } from '../../providers/adapter.ts';
+import type { Router } from '../../routing/router.ts';
 
 /** Everything the /v1 surface needs, assembled once by the composition root. */
 export interface OpenAIDeps {
   keys: KeyCache;
   catalog: CatalogSnapshot;
   adapters: ReadonlyMap<string, ProviderAdapter>;
+  /** Deployment choice, retries, cooldowns and fallbacks. */
+  router: Router;
   admission: Admission;
   meter: Meter;
   metrics: Metrics;

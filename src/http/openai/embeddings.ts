@@ -1,7 +1,16 @@
 import { estimateEmbeddingInputTokens } from '../../billing/token-estimate.ts';
 import type { CompletedCall, JsonObject } from '../../providers/adapter.ts';
-import { type Attempt, callWithFailover, orderDeployments } from '../../routing/router.ts';
-import { admitCall, asUpstreamError, countUpstreamErrors, fail, httpStatusOf, statusOf } from './call.ts';
+import type { Attempt, Served } from '../../routing/router.ts';
+import {
+  admitCall,
+  asUpstreamError,
+  countUpstreamErrors,
+  fail,
+  fallbacksOf,
+  httpStatusOf,
+  lastDeploymentOf,
+  statusOf,
+} from './call.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, sendOpenAIError } from './errors.ts';
 import { checkEmbeddingsRequest } from './validate.ts';
@@ -29,11 +38,13 @@ export async function handleEmbeddings(
     firstTokenAt: null,
   };
   const attempts: Attempt[] = [];
-  let served: { deployment: { id: string }; result: CompletedCall };
+  let served: Served<CompletedCall>;
   try {
-    served = await callWithFailover(
-      orderDeployments(call.product),
-      (d) => {
+    served = await deps.router.route(
+      call.product,
+      () => fallbacksOf(deps, ctx, call.product),
+      call.signal,
+      (_product, d) => {
         const adapter = deps.adapters.get(d.adapter);
         if (!adapter) throw new Error(`deployment ${d.id} names unknown adapter ${d.adapter}`);
         return adapter.embeddings(
@@ -46,7 +57,7 @@ export async function handleEmbeddings(
     );
   } catch (error) {
     const failure = asUpstreamError(error);
-    countUpstreamErrors(deps, call.product, attempts);
+    countUpstreamErrors(deps, ctx, attempts);
     call.ticket.release();
     call.finish();
     const httpStatus = httpStatusOf(failure);
@@ -54,7 +65,7 @@ export async function handleEmbeddings(
     deps.metrics.requests.labels(call.product.model, ENDPOINT, String(httpStatus)).inc();
     await deps.meter.record({
       ...base,
-      deploymentId: attempts.at(-1)?.deploymentId ?? null,
+      deploymentId: lastDeploymentOf(call.product, attempts),
       status: statusOf(failure),
       httpStatus,
       errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
@@ -67,11 +78,12 @@ export async function handleEmbeddings(
     return;
   }
   call.finish();
-  countUpstreamErrors(deps, call.product, attempts);
+  countUpstreamErrors(deps, ctx, attempts);
   const { body: response, usage } = served.result;
-  response.model = call.product.model;
+  response.model = served.product.model;
   const record = await deps.meter.record({
     ...base,
+    product: served.product,
     deploymentId: served.deployment.id,
     status: 'ok',
     httpStatus: 200,
