@@ -1,5 +1,5 @@
 /**
- * The operator CLI's only way into the hub: /admin/v1 over HTTP, as any other client would use it.
+ * The operator CLI's only way into the hub: /admin/v1 over HTTP, the same way every other client uses it.
  * Failures come back as one of two errors, so the commands can print them and exit 1.
  */
 
