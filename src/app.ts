@@ -106,6 +106,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     maxBodyBytes: config.maxBodyBytes,
     upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
     upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
+    upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
     logContent: config.logContent,
   });
   const admin = createAdminHandler(

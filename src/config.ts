@@ -20,6 +20,8 @@ export interface Config {
   maxBodyBytes: number;
   upstreamHeadersTimeoutMs: number;
   upstreamTotalTimeoutMs: number;
+  /** Longest silence from an upstream once it answered (between stream chunks); then it is cut. */
+  upstreamIdleTimeoutMs: number;
   /** Where GGUF files of `local` deployments live; `upstreamModel` is a file name inside it. */
   modelsDir: string;
   /** CPU threads per local model (1 is fastest on small machines: see README, local models). */
@@ -143,6 +145,11 @@ const settings = {
     flag: 'upstream-timeout-ms',
     parse: integer(1, 24 * 3_600_000),
   },
+  upstreamIdleTimeoutMs: {
+    env: 'KAIHUB_UPSTREAM_IDLE_TIMEOUT_MS',
+    flag: 'upstream-idle-timeout-ms',
+    parse: integer(1, 3_600_000),
+  },
   upstreamRetries: { env: 'KAIHUB_UPSTREAM_RETRIES', flag: 'upstream-retries', parse: integer(0, 10) },
   upstreamRetryBaseMs: {
     env: 'KAIHUB_UPSTREAM_RETRY_BASE_MS',
@@ -203,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
+    upstreamIdleTimeoutMs: v.upstreamIdleTimeoutMs ?? 60_000,
     modelsDir: resolve(v.modelsDir ?? './data/models'),
     localThreads: v.localThreads ?? 1,
     localParallel: v.localParallel ?? 1,

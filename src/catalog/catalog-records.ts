@@ -61,6 +61,10 @@ const modelId = z
 /** Ordered public model ids tried when every deployment of a product failed before the first byte. */
 export const fallbackModelsInput = z.array(modelId).max(8);
 
+/** How a product picks among the deployments of one priority tier (routing/router.ts). */
+export const ROUTING_STRATEGIES = ['weighted', 'least-in-flight', 'lowest-latency'] as const;
+export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
+
 export const productInput = z.strictObject({
   supplierId: z.string().min(1),
   model: modelId.refine((m) => m !== 'auto', '"auto" is reserved'),
@@ -75,6 +79,7 @@ export const productInput = z.strictObject({
   residency: z.enum(RESIDENCIES),
   status: z.enum(PRODUCT_STATUSES).optional(),
   fallbackModels: fallbackModelsInput.optional(),
+  routingStrategy: z.enum(ROUTING_STRATEGIES).optional(),
 });
 
 /** The base URL of a `local` deployment: the model runs in the hub's own process (providers/local). */
@@ -125,6 +130,7 @@ export interface Product {
   status: string;
   /** Public model ids tried in order when this product cannot answer. */
   fallbackModels: string[];
+  routingStrategy: RoutingStrategy;
   createdAt: string;
   updatedAt: string;
 }
@@ -152,7 +158,7 @@ export const SUPPLIER_COLUMNS =
   'id, name, name_en, contact_name, contact_email, website, status, created_at, updated_at';
 export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, description, parameters, purposes, modality,
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
-  residency, status, fallback_models, created_at, updated_at`;
+  residency, status, fallback_models, routing_strategy, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
   created_at, updated_at`;
 
@@ -188,6 +194,7 @@ export function toProduct(r: R): Product {
     residency: r.residency as string,
     status: r.status as string,
     fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
+    routingStrategy: (r.routing_strategy as RoutingStrategy | null) ?? 'weighted',
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };

@@ -108,8 +108,8 @@ export class CatalogService {
       this.db.run(
         `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
           context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, fallback_models,
-          created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          routing_strategy, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.supplierId,
@@ -125,6 +125,7 @@ export class CatalogService {
           v.residency,
           v.status ?? 'active',
           v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
+          v.routingStrategy ?? 'weighted',
           now,
           now,
         ],
@@ -175,6 +176,7 @@ export class CatalogService {
           : v.fallbackModels.length
             ? JSON.stringify([...new Set(v.fallbackModels)])
             : null,
+      routing_strategy: v.routingStrategy,
     });
     if (sql) {
       await this.unique('model', `model "${v.model}" is already a product`, () =>

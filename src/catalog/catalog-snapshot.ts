@@ -1,5 +1,6 @@
 import type { TokenPrices } from '../billing/money.ts';
 import type { Database } from '../storage/database.ts';
+import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
 import type { CredentialBox } from './credentials.ts';
 
@@ -27,6 +28,8 @@ export interface RoutableProduct {
   prices: TokenPrices;
   /** Public model ids to try, in order, when no deployment of this product could answer. */
   fallbackModels: readonly string[];
+  /** How one priority tier's deployments are ordered: see routing/router.ts. */
+  routingStrategy: RoutingStrategy;
   /** Active deployments, best priority (lowest number) first. */
   deployments: RoutableDeployment[];
 }
@@ -104,7 +107,7 @@ export class CatalogSnapshot {
     const fingerprint = await this.currentFingerprint();
     const products = await this.db.all<Record<string, unknown>>(
       `SELECT p.id, p.model, p.display_name, p.supplier_id, s.name AS supplier_name, p.modality, p.residency,
-              p.context_window, p.created_at, p.fallback_models,
+              p.context_window, p.created_at, p.fallback_models, p.routing_strategy,
               CAST(p.price_input_micro_per_1m AS TEXT) AS price_in, CAST(p.price_output_micro_per_1m AS TEXT) AS price_out
          FROM products p JOIN suppliers s ON s.id = p.supplier_id
         WHERE p.status = 'active' AND s.status = 'active'`,
@@ -131,6 +134,7 @@ export class CatalogSnapshot {
           outputMicroPer1M: BigInt(r.price_out as string),
         },
         fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
+        routingStrategy: (r.routing_strategy as RoutingStrategy | null) ?? 'weighted',
         deployments: [],
       };
       next.set(product.model, product);

@@ -21,6 +21,11 @@ export type JsonObject = Record<string, unknown>;
 export interface CallOptions {
   signal: AbortSignal;
   headersTimeoutMs: number;
+  /**
+   * Longest silence allowed once the headers arrived (between two chunks of a stream, or of a body):
+   * a longer one ends the call as a `timeout`. 0 or absent: none (the total timeout still bounds it).
+   */
+  idleTimeoutMs?: number;
 }
 
 export interface CompletedCall {

@@ -84,8 +84,10 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
       body: req.body,
       signal: req.options.signal,
       headersTimeout: req.options.headersTimeoutMs,
-      // Between chunks of a stream, a model may think for a while; the total timeout bounds the call.
-      bodyTimeout: 0,
+      // Between chunks a model may think for a while, but an upstream silent for longer than the idle
+      // timeout is stuck: undici ends the body with BodyTimeoutError (a `timeout` below). The timer does
+      // not run while the hub itself holds the body back (a slow client's backpressure).
+      bodyTimeout: req.options.idleTimeoutMs ?? 0,
     });
   } catch (error) {
     throw toUpstreamError(error, req.options.signal);

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import { UpstreamError } from '../providers/adapter.ts';
 import { DeploymentHealth } from './health.ts';
+import { DeploymentLoad } from './load.ts';
 import { type Attempt, orderDeployments, Router } from './router.ts';
 
 function deployment(id: string, priority: number, weight: number): RoutableDeployment {
@@ -17,7 +18,11 @@ function deployment(id: string, priority: number, weight: number): RoutableDeplo
   };
 }
 
-function product(deployments: RoutableDeployment[], model = 'm'): RoutableProduct {
+function product(
+  deployments: RoutableDeployment[],
+  model = 'm',
+  routingStrategy: RoutableProduct['routingStrategy'] = 'weighted',
+): RoutableProduct {
   return {
     id: model,
     model,
@@ -30,6 +35,7 @@ function product(deployments: RoutableDeployment[], model = 'm'): RoutableProduc
     createdAtSeconds: 0,
     prices: { inputMicroPer1M: 0n, outputMicroPer1M: 0n },
     fallbackModels: [],
+    routingStrategy,
     deployments,
   };
 }
@@ -284,4 +290,113 @@ test('every deployment cooling down: the product is skipped, its fallback serves
   );
   assert.equal(served.product.model, 'solar');
   assert.deepEqual(trace(attempts), ['solar/s:ok']);
+});
+
+/** A deterministic random(): the same sequence on every run. */
+function seeded(seed = 1) {
+  return () => {
+    seed = (seed * 48271) % 2147483647;
+    return seed / 2147483647;
+  };
+}
+
+test('least-in-flight: fewest calls in flight first; ties broken by weight; standby and tiers kept', () => {
+  const deployments = [
+    deployment('a', 0, 3),
+    deployment('b', 0, 1),
+    deployment('standby', 0, 0),
+    deployment('c', 1, 1),
+  ];
+  const p = product(deployments, 'm', 'least-in-flight');
+  const load = new DeploymentLoad();
+  const random = seeded();
+  // nothing in flight: a tie everywhere, split by weight like `weighted`
+  let aFirst = 0;
+  for (let i = 0; i < 4000; i++) {
+    const order = orderDeployments(p, random, undefined, load).map((d) => d.id);
+    assert.deepEqual(order.slice(2), ['standby', 'c']);
+    if (order[0] === 'a') aFirst++;
+  }
+  assert.ok(aFirst / 4000 > 0.7 && aFirst / 4000 < 0.8, `a first ${aFirst / 4000}`);
+  // a busier: b first, whatever the weights say
+  load.started('a');
+  for (let i = 0; i < 100; i++)
+    assert.deepEqual(
+      orderDeployments(p, random, undefined, load).map((d) => d.id),
+      ['b', 'a', 'standby', 'c'],
+    );
+  // the counts come back down as calls end; a standby's count changes nothing
+  load.started('b');
+  load.started('b');
+  load.ended('b');
+  load.ended('b');
+  load.ended('b'); // an extra end never goes below zero
+  assert.equal(load.inFlight('b'), 0);
+  load.started('standby');
+  assert.equal(orderDeployments(p, random, undefined, load)[0]!.id, 'b');
+  // the same state under `weighted` ignores the counts
+  let bFirst = 0;
+  for (let i = 0; i < 1000; i++)
+    if (orderDeployments(product(deployments), random, undefined, load)[0]!.id === 'b') bFirst++;
+  assert.ok(bFirst < 400, `weighted ignores load: b first ${bFirst}/1000`);
+});
+
+test('lowest-latency: unmeasured deployments first, then by moving average of time to accept', () => {
+  const p = product(
+    [deployment('a', 0, 1), deployment('b', 0, 1), deployment('c', 0, 1)],
+    'm',
+    'lowest-latency',
+  );
+  const load = new DeploymentLoad(0.2);
+  const random = seeded(7);
+  load.observe('a', 100);
+  load.observe('b', 50);
+  for (let i = 0; i < 20; i++)
+    assert.deepEqual(
+      orderDeployments(p, random, undefined, load).map((d) => d.id),
+      ['c', 'b', 'a'],
+    );
+  load.observe('c', 80);
+  assert.deepEqual(
+    orderDeployments(p, random, undefined, load).map((d) => d.id),
+    ['b', 'c', 'a'],
+  );
+  // exponentially weighted: one slow answer moves b by a fifth of the difference
+  load.observe('b', 300);
+  assert.equal(load.latencyMs('b'), 50 + 0.2 * 250);
+  assert.deepEqual(
+    orderDeployments(p, random, undefined, load).map((d) => d.id),
+    ['c', 'a', 'b'],
+  );
+  assert.equal(load.latencyMs('never'), -1);
+});
+
+test('the router counts a call in flight from its start to `finished`, and a failed attempt not at all', async () => {
+  const load = new DeploymentLoad();
+  const router = new Router({ load, retries: 1, baseDelayMs: 0, random: () => 0, sleep: async () => {} });
+  const p = product([deployment('a', 0, 1), deployment('b', 0, 1)], 'm', 'least-in-flight');
+  let seenInFlight = -1;
+  const served = await router.route(
+    p,
+    noFallbacks,
+    never,
+    async (_p, d) => {
+      if (d.id === 'a') throw http(503);
+      seenInFlight = load.inFlight('b');
+      return d.id;
+    },
+    [],
+  );
+  assert.equal(served.result, 'b');
+  assert.equal(seenInFlight, 1);
+  assert.equal(load.inFlight('a'), 0, 'the failed attempt ended');
+  assert.equal(load.inFlight('b'), 1, 'still in flight until the answer ends');
+  assert.ok(load.latencyMs('b') >= 0, 'time to accept measured');
+  assert.equal(load.latencyMs('a'), -1, 'failures are not latencies');
+  // the next call goes to a, the idle one
+  const next = await router.route(p, noFallbacks, never, async (_p, d) => d.id, []);
+  assert.equal(next.result, 'a');
+  router.finished(served);
+  router.finished(next);
+  assert.equal(load.inFlight('a') + load.inFlight('b'), 0);
 });

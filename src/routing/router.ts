@@ -1,18 +1,33 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
+import type { RoutingStrategy } from '../catalog/catalog-records.ts';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import { UpstreamError } from '../providers/adapter.ts';
 import { toUpstreamError } from '../providers/http.ts';
 import { DeploymentHealth } from './health.ts';
+import { DeploymentLoad } from './load.ts';
 
 /**
- * The order to try a product's deployments in: best priority tier first; within a tier, a weighted
- * random order so traffic spreads by weight and a failed deployment's share falls to its peers.
- * Deployments for which `available` says no (cooling down) are left out.
+ * A deployment's score under a product's strategy, lower first: `weighted` scores all alike (random
+ * by weight); `least-in-flight` counts this replica's calls in flight; `lowest-latency` is the moving
+ * average of its time to accept a call, -1 (first) while unmeasured so that every one gets measured.
+ */
+function scoreOf(strategy: RoutingStrategy, load: DeploymentLoad | undefined, id: string): number {
+  if (load === undefined || strategy === 'weighted') return 0;
+  return strategy === 'least-in-flight' ? load.inFlight(id) : load.latencyMs(id);
+}
+
+/**
+ * The order to try a product's deployments in: best priority tier first; within a tier, best score
+ * under the product's strategy first (see `scoreOf`), equal scores in a weighted random order, so
+ * traffic spreads by weight and a failed deployment's share falls to its peers. Weight 0 is standby:
+ * after every weighted peer of its tier. Deployments for which `available` says no (cooling down)
+ * are left out. O(n²) in the deployments of one tier, which are few; no awaits.
  */
 export function orderDeployments(
   product: RoutableProduct,
   random: () => number = Math.random,
   available?: (id: string) => boolean,
+  load?: DeploymentLoad,
 ): RoutableDeployment[] {
   let all = product.deployments;
   // cooling-down deployments are skipped (a filtered copy only when one actually is)
@@ -25,30 +40,42 @@ export function orderDeployments(
     }
   }
   if (all.length <= 1) return all;
+  const strategy = product.routingStrategy ?? 'weighted';
   const out: RoutableDeployment[] = [];
   let i = 0;
   while (i < all.length) {
     const priority = all[i]!.priority;
-    const tier: RoutableDeployment[] = [];
-    while (i < all.length && all[i]!.priority === priority) tier.push(all[i++]!);
-    let pool = tier.filter((d) => d.weight > 0);
-    while (pool.length > 0) {
+    const tierFirst = i;
+    const tierStart = out.length;
+    // the tier's weighted deployments are appended to `out`, then put in order there, in place
+    for (; i < all.length && all[i]!.priority === priority; i++) if (all[i]!.weight > 0) out.push(all[i]!);
+    for (let from = tierStart; from < out.length - 1; from++) {
+      let best = Infinity;
       let total = 0;
-      for (const d of pool) total += d.weight;
-      let pick = random() * total;
-      let chosen = pool.length - 1;
-      for (let j = 0; j < pool.length; j++) {
-        pick -= pool[j]!.weight;
-        if (pick < 0) {
-          chosen = j;
-          break;
+      for (let j = from; j < out.length; j++) {
+        const d = out[j]!;
+        const score = scoreOf(strategy, load, d.id);
+        if (score < best) {
+          best = score;
+          total = d.weight;
+        } else if (score === best) {
+          total += d.weight;
         }
       }
-      out.push(pool[chosen]!);
-      pool = pool.filter((_, j) => j !== chosen);
+      let pick = random() * total;
+      let chosen = -1;
+      for (let j = from; j < out.length; j++) {
+        const d = out[j]!;
+        if (scoreOf(strategy, load, d.id) !== best) continue;
+        chosen = j;
+        pick -= d.weight;
+        if (pick < 0) break;
+      }
+      const d = out[chosen]!;
+      out[chosen] = out[from]!;
+      out[from] = d;
     }
-    // weight 0 means standby: tried only after every weighted peer of its tier
-    for (const d of tier) if (d.weight === 0) out.push(d);
+    for (let j = tierFirst; j < i; j++) if (all[j]!.weight === 0) out.push(all[j]!);
   }
   return out;
 }
@@ -75,6 +102,8 @@ export interface RouterOptions {
   /** A Retry-After longer than this is not waited for: another deployment or product is tried. */
   maxRetryAfterMs?: number;
   health?: DeploymentHealth;
+  /** In-flight counts and latencies for the `least-in-flight` and `lowest-latency` strategies. */
+  load?: DeploymentLoad;
   random?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<unknown>;
 }
@@ -99,7 +128,8 @@ export function retryAfterMs(error: UpstreamError, now = Date.now()): number | u
 /**
  * Product -> deployment, with retries, cooldowns and fallbacks, all before the first byte reaches
  * the client: `call` resolves once the upstream accepted the call (plain: the whole answer; stream:
- * the headers), and nothing is retried after that.
+ * the headers), and nothing is retried after that. The caller reports the end of the answer with
+ * `finished` (the deployment's in-flight count, for `least-in-flight`).
  *
  * Within a product, a retry prefers the next available deployment in the order (wrapping round to
  * the same one when it is alone). A connection refused by a deployment not tried yet moves on at once
@@ -110,6 +140,7 @@ export function retryAfterMs(error: UpstreamError, now = Date.now()): number | u
  */
 export class Router {
   readonly health: DeploymentHealth;
+  readonly load: DeploymentLoad;
   private readonly retries: number;
   private readonly baseDelayMs: number;
   private readonly maxRetryAfterMs: number;
@@ -119,6 +150,7 @@ export class Router {
 
   constructor(options: RouterOptions = {}) {
     this.health = options.health ?? new DeploymentHealth();
+    this.load = options.load ?? new DeploymentLoad();
     this.retries = options.retries ?? 2;
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 5_000;
@@ -129,7 +161,15 @@ export class Router {
 
   /** The deployments of a product to try, in order, cooling-down ones left out. */
   order(product: RoutableProduct): RoutableDeployment[] {
-    return orderDeployments(product, this.random, this.isAvailable);
+    return orderDeployments(product, this.random, this.isAvailable, this.load);
+  }
+
+  /**
+   * The answer of a call `route` returned has ended (plain: read; stream: finished or broken off):
+   * the deployment has one call fewer in flight. Once per successful `route`.
+   */
+  finished(served: Served<unknown>): void {
+    this.load.ended(served.deployment.id);
   }
 
   async route<T>(
@@ -169,6 +209,7 @@ export class Router {
       };
     }
     const health = this.health;
+    const load = this.load;
     let retriesLeft = this.retries;
     let retry = 0;
     let pos = 0;
@@ -176,18 +217,18 @@ export class Router {
     for (;;) {
       const deployment = order[pos]!;
       health.begin(deployment.id);
+      load.started(deployment.id);
       const started = performance.now();
       try {
         const result = await call(product, deployment);
+        const durationMs = performance.now() - started;
         health.succeeded(deployment.id);
-        attempts.push({
-          model: product.model,
-          deploymentId: deployment.id,
-          error: null,
-          durationMs: performance.now() - started,
-        });
+        // still in flight until the caller says the answer ended (`finished`)
+        load.observe(deployment.id, durationMs);
+        attempts.push({ model: product.model, deploymentId: deployment.id, error: null, durationMs });
         return { served: { product, deployment, result } };
       } catch (caught) {
+        load.ended(deployment.id);
         if (!(caught instanceof UpstreamError)) {
           health.released(deployment.id);
           throw caught;

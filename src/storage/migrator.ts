@@ -1,6 +1,7 @@
 import type { Database } from './database.ts';
 import { migration001Core } from './migrations/001-core.ts';
 import { migration002Fallbacks } from './migrations/002-fallbacks.ts';
+import { migration003RoutingStrategy } from './migrations/003-routing-strategy.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -9,7 +10,11 @@ export interface Migration {
 }
 
 /** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
-export const migrations: readonly Migration[] = [migration001Core, migration002Fallbacks];
+export const migrations: readonly Migration[] = [
+  migration001Core,
+  migration002Fallbacks,
+  migration003RoutingStrategy,
+];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
 const POSTGRES_LOCK_KEY = 4_240_117;

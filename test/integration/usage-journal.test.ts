@@ -89,7 +89,7 @@ test('migrations are recorded and a second run applies nothing', async () => {
   const ids = await db.all<{ id: string }>('SELECT id FROM kaihub_migrations ORDER BY id');
   assert.deepEqual(
     ids.map((r) => r.id),
-    ['001-core', '002-fallbacks'],
+    ['001-core', '002-fallbacks', '003-routing-strategy'],
   );
 });
 

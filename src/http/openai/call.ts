@@ -74,6 +74,11 @@ export async function admitCall(
     product,
     ticket: decision.ticket,
     signal: controller.signal,
+    options: {
+      signal: controller.signal,
+      headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
+      idleTimeoutMs: deps.upstreamIdleTimeoutMs,
+    },
     finish() {
       clearTimeout(timer);
       ctx.res.off('close', onClose);

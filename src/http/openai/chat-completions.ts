@@ -109,16 +109,13 @@ async function completeChat(
       call.product,
       () => fallbacksOf(deps, ctx, call.product),
       call.signal,
-      (_product, d) =>
-        adapterFor(deps, d).chat(target(d), body, {
-          signal: call.signal,
-          headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
-        }),
+      (_product, d) => adapterFor(deps, d).chat(target(d), body, call.options),
       attempts,
     );
   } catch (error) {
     return meterFailure(deps, ctx, call, error, attempts, false);
   }
+  deps.router.finished(served);
   countUpstreamErrors(deps, ctx, attempts);
   const { body: completion, usage } = served.result;
   completion.model = served.product.model;
@@ -198,11 +195,7 @@ async function streamChat(
       call.product,
       () => fallbacksOf(deps, ctx, call.product),
       call.signal,
-      (_product, d) =>
-        adapterFor(deps, d).chatStream(target(d), body, {
-          signal: call.signal,
-          headersTimeoutMs: deps.upstreamHeadersTimeoutMs,
-        }),
+      (_product, d) => adapterFor(deps, d).chatStream(target(d), body, call.options),
       attempts,
     );
   } catch (error) {
@@ -252,6 +245,7 @@ async function streamChat(
   } catch (error) {
     failure = asUpstreamError(error);
   }
+  deps.router.finished(served);
   if (failure) {
     // after the first byte nothing is retried: the client sees the error; the deployment is told
     if (failure.kind === 'cancelled') deps.router.health.released(served.deployment.id);

@@ -5,7 +5,7 @@ import type { CatalogSnapshot, RoutableProduct } from '../../catalog/catalog-sna
 import type { Admission, AdmissionTicket } from '../../limits/admission.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import type { ProviderAdapter } from '../../providers/adapter.ts';
+import type { CallOptions, ProviderAdapter } from '../../providers/adapter.ts';
 import type { Router } from '../../routing/router.ts';
 
 /** Everything the /v1 surface needs, assembled once by the composition root. */
@@ -22,6 +22,8 @@ export interface OpenAIDeps {
   maxBodyBytes: number;
   upstreamHeadersTimeoutMs: number;
   upstreamTotalTimeoutMs: number;
+  /** Longest silence from an upstream after its headers (between stream chunks). */
+  upstreamIdleTimeoutMs: number;
   logContent: boolean;
 }
 
@@ -42,6 +44,8 @@ export interface AdmittedCall {
   ticket: AdmissionTicket;
   /** Aborted when the client goes away or the total time runs out; passed to the upstream call. */
   signal: AbortSignal;
+  /** What every upstream attempt of this call is given: the signal and the timeouts. */
+  options: CallOptions;
   /** Clears the total-time timer and the disconnect listener. */
   finish(): void;
 }

@@ -50,7 +50,7 @@ export async function handleEmbeddings(
         return adapter.embeddings(
           { deploymentId: d.id, baseUrl: d.baseUrl, apiKey: d.apiKey, upstreamModel: d.upstreamModel },
           body,
-          { signal: call.signal, headersTimeoutMs: deps.upstreamHeadersTimeoutMs },
+          call.options,
         );
       },
       attempts,
@@ -78,6 +78,7 @@ export async function handleEmbeddings(
     return;
   }
   call.finish();
+  deps.router.finished(served);
   countUpstreamErrors(deps, ctx, attempts);
   const { body: response, usage } = served.result;
   response.model = served.product.model;
