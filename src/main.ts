@@ -6,6 +6,7 @@ const USAGE = `kaihub — K-AI Hub (케이에이아이 허브)
 사용법 / Usage:
   kaihub start [flags]          허브 실행 / run the hub
   kaihub <resource> <verb> ...  관리 명령 / admin commands against a running hub (kaihub help admin)
+  kaihub models pull|list|rm    로컬 GGUF 모델 / local GGUF models (kaihub help models)
 
 start flags (each also an environment variable):
 ${startFlags.map((f) => `  --${f.flag.padEnd(30)} ${f.env}`).join('\n')}
@@ -46,7 +47,10 @@ async function start(argv: string[]): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    if (rest[0] === 'admin') {
+    if (rest[0] === 'models') {
+      const { modelsUsage } = await import('./cli/models/commands.ts');
+      process.stdout.write(modelsUsage());
+    } else if (rest[0] === 'admin') {
       const { adminUsage } = await import('./cli/admin-commands.ts');
       process.stdout.write(adminUsage());
     } else {
@@ -55,6 +59,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'start') return start(rest);
+  if (command === 'models' || command === 'model') {
+    const { runModelsCommand } = await import('./cli/models/commands.ts');
+    process.exitCode = await runModelsCommand(rest, process.env);
+    return;
+  }
   const { runAdminCommand } = await import('./cli/admin-commands.ts');
   process.exitCode = await runAdminCommand(command, rest, process.env, process.stdout);
 }
