@@ -88,7 +88,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     for (const product of snapshot.all())
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
-  const agent = createUpstreamAgent();
+  const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
   const adapters = createAdapters(agent, {
     local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
   });

@@ -41,6 +41,7 @@ test('each bad value is one message naming the variable', () => {
     [{ KAIHUB_LOG_LEVEL: 'loud' }, /^KAIHUB_LOG_LEVEL: expected one of/],
     [{ KAIHUB_LOG_CONTENT: 'maybe' }, /^KAIHUB_LOG_CONTENT: expected true or false/],
     [{ KAIHUB_MAX_BODY_BYTES: '10' }, /^KAIHUB_MAX_BODY_BYTES: must be between/],
+    [{ KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: '0' }, /^KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: must be between/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

@@ -18,6 +18,8 @@ export interface Config {
   /** Prompts and completions appear in logs only when an operator asks for it. */
   logContent: boolean;
   maxBodyBytes: number;
+  /** How long opening a connection to an upstream may take (then: 502, and a retry elsewhere). */
+  upstreamConnectTimeoutMs: number;
   upstreamHeadersTimeoutMs: number;
   upstreamTotalTimeoutMs: number;
   /** Longest silence from an upstream once it answered (between stream chunks); then it is cut. */
@@ -135,6 +137,11 @@ const settings = {
   },
   logContent: { env: 'KAIHUB_LOG_CONTENT', flag: 'log-content', parse: boolean },
   maxBodyBytes: { env: 'KAIHUB_MAX_BODY_BYTES', flag: 'max-body-bytes', parse: integer(1024, 1024 ** 3) },
+  upstreamConnectTimeoutMs: {
+    env: 'KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS',
+    flag: 'upstream-connect-timeout-ms',
+    parse: integer(1, 600_000),
+  },
   upstreamHeadersTimeoutMs: {
     env: 'KAIHUB_UPSTREAM_HEADERS_TIMEOUT_MS',
     flag: 'upstream-headers-timeout-ms',
@@ -208,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
+    upstreamConnectTimeoutMs: v.upstreamConnectTimeoutMs ?? 10_000,
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
     upstreamIdleTimeoutMs: v.upstreamIdleTimeoutMs ?? 60_000,

@@ -5,8 +5,9 @@ import { type CallOptions, UpstreamError } from './adapter.ts';
  * One keep-alive connection pool per upstream origin, shared by every adapter. No pipelining: a slow
  * answer must not hold up the requests queued behind it on the same socket.
  */
-export function createUpstreamAgent(): Agent {
+export function createUpstreamAgent(connectTimeoutMs = 10_000): Agent {
   return new Agent({
+    connect: { timeout: connectTimeoutMs },
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
     connections: 512,
