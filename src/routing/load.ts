@@ -5,23 +5,32 @@
  * took to accept a call (stream: to its headers; plain call: to its answer).
  *
  * One small entry per deployment, created on its first call; every operation is one map lookup.
+ *
+ * A measurement older than `staleAfterMs` counts as none: `lowest-latency` tries unmeasured
+ * deployments first, so a deployment that was slow once is probed again now and then instead of
+ * being judged by one bad minute for ever, and its next sample starts a fresh average.
  */
 interface Entry {
   inFlight: number;
   /** -1 until the first successful call was measured. */
   latencyMs: number;
+  measuredAt: number;
 }
 
 export class DeploymentLoad {
   private readonly entries = new Map<string, Entry>();
 
-  /** The weight of the newest sample in the moving average. */
-  constructor(readonly alpha = 0.2) {}
+  constructor(
+    /** The weight of the newest sample in the moving average. */
+    readonly alpha = 0.2,
+    readonly staleAfterMs = 30_000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   private entry(id: string): Entry {
     let e = this.entries.get(id);
     if (e === undefined) {
-      e = { inFlight: 0, latencyMs: -1 };
+      e = { inFlight: 0, latencyMs: -1, measuredAt: 0 };
       this.entries.set(id, e);
     }
     return e;
@@ -41,15 +50,20 @@ export class DeploymentLoad {
   /** A successful attempt took `ms` to be accepted. */
   observe(id: string, ms: number): void {
     const e = this.entry(id);
-    e.latencyMs = e.latencyMs < 0 ? ms : e.latencyMs + this.alpha * (ms - e.latencyMs);
+    const now = this.now();
+    const fresh = e.latencyMs >= 0 && now - e.measuredAt <= this.staleAfterMs;
+    e.latencyMs = fresh ? e.latencyMs + this.alpha * (ms - e.latencyMs) : ms;
+    e.measuredAt = now;
   }
 
   inFlight(id: string): number {
     return this.entries.get(id)?.inFlight ?? 0;
   }
 
-  /** The moving average in milliseconds, or -1 when never measured on this replica. */
+  /** The moving average in milliseconds, or -1 when not measured (recently) on this replica. */
   latencyMs(id: string): number {
-    return this.entries.get(id)?.latencyMs ?? -1;
+    const e = this.entries.get(id);
+    if (e === undefined || e.latencyMs < 0 || this.now() - e.measuredAt > this.staleAfterMs) return -1;
+    return e.latencyMs;
   }
 }
