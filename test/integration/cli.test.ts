@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +8,7 @@ import OpenAI from 'openai';
 import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { closedPort } from '../helpers/v1.ts';
 
 /**
  * The `kaihub` operator CLI as an operator runs it: `node bin/kaihub.mjs …` in a child process
@@ -47,15 +47,6 @@ function run(args: string[], env: Record<string, string | undefined> = {}): Prom
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-/** A port nothing listens on: bound and released again. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe('kaihub CLI against a running hub', () => {
@@ -379,7 +370,7 @@ describe('kaihub CLI against a running hub', () => {
   });
 
   test('a wrong or missing token, and a hub that is not running, are one clear line and exit 1', async () => {
-    const port = await deadPort();
+    const port = await closedPort();
     const [wrongFlag, down] = await Promise.all([
       fails(['suppliers', 'list', '--token', 'wrong-token-0123456789']),
       fails(['suppliers', 'list', '--url', `http://127.0.0.1:${port}`]),
@@ -400,7 +391,7 @@ describe('kaihub CLI against a running hub', () => {
   });
 
   test('--url and --token override the environment; help prints the commands', async () => {
-    const port = await deadPort();
+    const port = await closedPort();
     const list = await inProcess(['orgs', 'list', '--json', '--url', t.url, '--token', ADMIN_TOKEN], {
       KAIHUB_URL: `http://127.0.0.1:${port}`,
       KAIHUB_ADMIN_TOKEN: 'wrong-token-0123456789',

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import {
@@ -17,87 +16,7 @@ import {
   EMBEDDING_RESPONSE,
   ERROR_RESPONSE,
 } from '../helpers/openapi.ts';
-
-/** A loopback port nothing listens on: connecting to it is refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface UsageEvent {
-  requestId: string;
-  deploymentId: string | null;
-  status: string;
-  httpStatus: number;
-  errorCode: string | null;
-  promptTokens: number;
-  completionTokens: number;
-  usageSource: string;
-  costMicroKrw: string;
-  stream: boolean;
-  endpoint: string;
-}
-
-/** The usage record of one request; waits for it, since a cancelled stream is metered after the fact. */
-async function usageEvent(t: TestHub, requestId: string, timeoutMs = 2000): Promise<UsageEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await t.admin('GET', `/usage/events?requestId=${requestId}`);
-    assert.equal(r.status, 200);
-    if (r.body.data.length > 0) return r.body.data[0];
-    if (Date.now() > deadline) assert.fail(`no usage record for ${requestId}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Adds a product of the seeded supplier with the given deployments; returns the deployment ids. */
-async function addProduct(
-  t: TestHub,
-  catalog: Catalog,
-  model: string,
-  deployments: { baseUrl: string; priority?: number }[],
-): Promise<string[]> {
-  const product = await t.admin('POST', '/products', {
-    supplierId: catalog.supplierId,
-    model,
-    displayName: model,
-    purposes: ['chat'],
-    modality: 'text',
-    contextWindow: 8192,
-    priceInputPer1M: '1000',
-    priceOutputPer1M: '3000',
-    residency: 'domestic',
-  });
-  assert.equal(product.status, 201, JSON.stringify(product.body));
-  const ids: string[] = [];
-  for (const d of deployments) {
-    const created = await t.admin('POST', '/deployments', {
-      productId: product.body.id,
-      adapter: 'openai-compatible',
-      baseUrl: d.baseUrl,
-      apiKey: 'upstream-secret',
-      upstreamModel: 'fake-chat',
-      priority: d.priority ?? 0,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    ids.push(created.body.id);
-  }
-  return ids;
-}
-
-async function postChat(t: TestHub, key: string, request: Record<string, unknown>) {
-  const res = await fetch(`${t.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(request),
-  });
-  // the body is a completion or an error depending on the case: each test reads the fields it expects
-  const body: any = JSON.parse(await res.text());
-  return { status: res.status, headers: res.headers, requestId: res.headers.get('x-request-id')!, body };
-}
+import { addProduct, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
 
 const SINGLE_ATTEMPT = { KAIHUB_UPSTREAM_RETRIES: '0', KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0' };
 
@@ -122,11 +41,15 @@ describe('upstream failures and streaming mechanics', () => {
     catalog = await seedCatalog(t, fake.url);
     client = new OpenAI({ apiKey: catalog.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
     const dead = `http://127.0.0.1:${await closedPort()}/v1`;
-    [deadDeploymentId] = (await addProduct(t, catalog, 'dead-test', [{ baseUrl: dead }])) as [string];
-    [, healthyFailoverDeploymentId] = (await addProduct(t, catalog, 'failover-test', [
-      { baseUrl: dead, priority: 0 },
-      { baseUrl: fake.url, priority: 1 },
-    ])) as [string, string];
+    [deadDeploymentId] = (await addProduct(t, catalog, 'dead-test', [{ baseUrl: dead }])).deploymentIds as [
+      string,
+    ];
+    [, healthyFailoverDeploymentId] = (
+      await addProduct(t, catalog, 'failover-test', [
+        { baseUrl: dead, priority: 0 },
+        { baseUrl: fake.url, priority: 1 },
+      ])
+    ).deploymentIds as [string, string];
     await addProduct(t, catalog, 'slow-test', [{ baseUrl: slowFake.url }]);
   });
   after(async () => {
@@ -142,7 +65,10 @@ describe('upstream failures and streaming mechanics', () => {
   describe('upstream errors before the answer', () => {
     test('an upstream 400 stays 400 with the upstream message, and costs nothing', async () => {
       fake.setBehavior('error:400', { model: 'fake-chat' });
-      const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hcx-test',
+        messages: hello,
+      });
       assert.equal(answer.status, 400);
       assertMatchesSchema(ERROR_RESPONSE, answer.body);
       assert.equal(answer.body.error.type, 'invalid_request_error');
@@ -161,7 +87,10 @@ describe('upstream failures and streaming mechanics', () => {
 
     test('an upstream 429 stays 429 with its retry-after', async () => {
       fake.setBehavior('error:429', { model: 'fake-chat' });
-      const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hcx-test',
+        messages: hello,
+      });
       assert.equal(answer.status, 429);
       assertMatchesSchema(ERROR_RESPONSE, answer.body);
       assert.equal(answer.body.error.type, 'rate_limit_error');
@@ -181,7 +110,11 @@ describe('upstream failures and streaming mechanics', () => {
       for (const status of [500, 503, 401]) {
         fake.setBehavior(`error:${status}`, { model: 'fake-chat' });
         for (const stream of [false, true]) {
-          const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello, stream });
+          const answer = await postV1(t, catalog.key, '/chat/completions', {
+            model: 'hcx-test',
+            messages: hello,
+            stream,
+          });
           assert.equal(answer.status, 502, `upstream ${status}, stream ${stream}`);
           assertMatchesSchema(ERROR_RESPONSE, answer.body);
           assert.equal(answer.body.error.type, 'upstream_error');
@@ -198,7 +131,11 @@ describe('upstream failures and streaming mechanics', () => {
 
     test('a deployment that refuses connections is a 502 upstream_unreachable', async () => {
       for (const stream of [false, true]) {
-        const answer = await postChat(t, catalog.key, { model: 'dead-test', messages: hello, stream });
+        const answer = await postV1(t, catalog.key, '/chat/completions', {
+          model: 'dead-test',
+          messages: hello,
+          stream,
+        });
         assert.equal(answer.status, 502);
         assertMatchesSchema(ERROR_RESPONSE, answer.body);
         assert.equal(answer.body.error.code, 'upstream_unreachable');
@@ -287,7 +224,10 @@ describe('upstream failures and streaming mechanics', () => {
 
     test('a reset in the middle of a plain answer is a 502 at no cost', async () => {
       fake.setBehavior('reset-mid-stream', { model: 'fake-chat' });
-      const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hcx-test',
+        messages: hello,
+      });
       assert.equal(answer.status, 502);
       assertMatchesSchema(ERROR_RESPONSE, answer.body);
       const event = await usageEvent(t, answer.requestId);
@@ -468,7 +408,11 @@ describe('upstream time limits', () => {
       fake.setBehavior('slow:3000', { model: 'fake-chat' });
       for (const stream of [false, true]) {
         const started = performance.now();
-        const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello, stream });
+        const answer = await postV1(t, catalog.key, '/chat/completions', {
+          model: 'hcx-test',
+          messages: hello,
+          stream,
+        });
         const took = performance.now() - started;
         assert.equal(answer.status, 504);
         assertMatchesSchema(ERROR_RESPONSE, answer.body);
@@ -500,7 +444,10 @@ describe('upstream time limits', () => {
       await addProduct(t, catalog, 'slow-test', [{ baseUrl: slowFake.url }]);
       fake.setBehavior('hang', { model: 'fake-chat' });
       const started = performance.now();
-      const answer = await postChat(t, catalog.key, { model: 'hcx-test', messages: hello });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hcx-test',
+        messages: hello,
+      });
       const took = performance.now() - started;
       assert.equal(answer.status, 504);
       assertMatchesSchema(ERROR_RESPONSE, answer.body);

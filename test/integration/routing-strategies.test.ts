@@ -2,66 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
-
-async function usageEvent(t: TestHub, requestId: string, timeoutMs = 2000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await t.admin('GET', `/usage/events?requestId=${requestId}`);
-    assert.equal(r.status, 200);
-    if (r.body.data.length > 0) {
-      assert.equal(r.body.data.length, 1, 'one usage record per request');
-      return r.body.data[0];
-    }
-    if (Date.now() > deadline) assert.fail(`no usage record for ${requestId}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** A product with one deployment per upstream, all in one priority tier, weight 1. */
-async function addProduct(
-  t: TestHub,
-  catalog: Catalog,
-  model: string,
-  deployments: { baseUrl: string; upstreamModel: string }[],
-  extra: Record<string, unknown> = {},
-): Promise<{ productId: string; deploymentIds: string[] }> {
-  const product = await t.admin('POST', '/products', {
-    supplierId: catalog.supplierId,
-    model,
-    displayName: model,
-    purposes: ['chat'],
-    modality: 'text',
-    contextWindow: 8192,
-    priceInputPer1M: '1000',
-    priceOutputPer1M: '3000',
-    residency: 'domestic',
-    ...extra,
-  });
-  assert.equal(product.status, 201, JSON.stringify(product.body));
-  const deploymentIds: string[] = [];
-  for (const d of deployments) {
-    const created = await t.admin('POST', '/deployments', {
-      productId: product.body.id,
-      adapter: 'openai-compatible',
-      baseUrl: d.baseUrl,
-      apiKey: 'upstream-secret',
-      upstreamModel: d.upstreamModel,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    deploymentIds.push(created.body.id);
-  }
-  return { productId: product.body.id, deploymentIds };
-}
-
-async function post(t: TestHub, key: string, path: string, request: Record<string, unknown>) {
-  const res = await fetch(`${t.url}/v1${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(request),
-  });
-  const text = await res.text();
-  return { status: res.status, requestId: res.headers.get('x-request-id')!, text };
-}
+import { addProduct, postV1, usageEvent } from '../helpers/v1.ts';
 
 const hello = [{ role: 'user' as const, content: '안녕하세요 반갑습니다' }];
 const long = [{ role: 'user' as const, content: '하나 둘 셋 넷 다섯 여섯 일곱 여덟' }];
@@ -106,7 +47,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
       { baseUrl: stalling.url, upstreamModel: 'idle-chat' },
     ]);
     const started = Date.now();
-    const answer = await post(t, catalog.key, '/chat/completions', {
+    const answer = await postV1(t, catalog.key, '/chat/completions', {
       model: 'idle-test',
       messages: hello,
       stream: true,
@@ -125,7 +66,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
 
     // a stream that takes longer than the idle timeout, but never pauses that long, goes through
     await addProduct(t, catalog, 'paced-test', [{ baseUrl: paced.url, upstreamModel: 'paced-chat' }]);
-    const paced1 = await post(t, catalog.key, '/chat/completions', {
+    const paced1 = await postV1(t, catalog.key, '/chat/completions', {
       model: 'paced-test',
       messages: long,
       stream: true,
@@ -139,7 +80,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
       { baseUrl: fast.url, upstreamModel: 'cut-health-chat' },
     ]);
     fast.queueBehaviors('reset-mid-stream');
-    const answer = await post(t, catalog.key, '/chat/completions', {
+    const answer = await postV1(t, catalog.key, '/chat/completions', {
       model: 'cut-health',
       messages: hello,
       stream: true,
@@ -149,7 +90,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
     assert.equal(health.consecutiveFailures, 1);
     assert.match(health.lastError, /protocol/);
     // the next, complete, stream makes it healthy again
-    const ok = await post(t, catalog.key, '/chat/completions', {
+    const ok = await postV1(t, catalog.key, '/chat/completions', {
       model: 'cut-health',
       messages: hello,
       stream: true,
@@ -163,7 +104,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
 
   test('embeddings: 500 then OK is retried, one usage record, charged once', async () => {
     fast.queueBehaviors('error:500');
-    const answer = await post(t, catalog.key, '/embeddings', { model: 'embed-test', input: '안녕하세요' });
+    const answer = await postV1(t, catalog.key, '/embeddings', { model: 'embed-test', input: '안녕하세요' });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(JSON.parse(answer.text).model, 'embed-test');
     assert.equal(fast.requests.length, 2);
@@ -221,7 +162,7 @@ describe('routing: idle timeout, selection strategies, failures after the first 
     const served: string[] = [];
     for (let i = 0; i < 10; i++) {
       const stream = i % 2 === 1;
-      const answer = await post(t, catalog.key, '/chat/completions', {
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
         model: 'latency-test',
         messages: hello,
         stream,
@@ -250,7 +191,11 @@ describe('routing: idle timeout, selection strategies, failures after the first 
       paced2.reset();
       const answers = await Promise.all(
         Array.from({ length: 4 }, () =>
-          post(t, catalog.key, '/chat/completions', { model: 'inflight-test', messages: long, stream: true }),
+          postV1(t, catalog.key, '/chat/completions', {
+            model: 'inflight-test',
+            messages: long,
+            stream: true,
+          }),
         ),
       );
       for (const a of answers) assert.match(a.text, /\[DONE\]/);

@@ -1,78 +1,8 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
-
-/** A loopback port nothing listens on: connecting to it is refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-async function usageEvent(t: TestHub, requestId: string, timeoutMs = 2000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await t.admin('GET', `/usage/events?requestId=${requestId}`);
-    assert.equal(r.status, 200);
-    if (r.body.data.length > 0) {
-      assert.equal(r.body.data.length, 1, 'one usage record per request');
-      return r.body.data[0];
-    }
-    if (Date.now() > deadline) assert.fail(`no usage record for ${requestId}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Adds a product with deployments on the given upstreams (upstream model names pick fake behaviours). */
-async function addProduct(
-  t: TestHub,
-  catalog: Catalog,
-  model: string,
-  deployments: { baseUrl: string; upstreamModel: string; priority?: number }[],
-  extra: Record<string, unknown> = {},
-): Promise<{ productId: string; deploymentIds: string[] }> {
-  const product = await t.admin('POST', '/products', {
-    supplierId: catalog.supplierId,
-    model,
-    displayName: model,
-    purposes: ['chat'],
-    modality: 'text',
-    contextWindow: 8192,
-    priceInputPer1M: '1000',
-    priceOutputPer1M: '3000',
-    residency: 'domestic',
-    ...extra,
-  });
-  assert.equal(product.status, 201, JSON.stringify(product.body));
-  const deploymentIds: string[] = [];
-  for (const d of deployments) {
-    const created = await t.admin('POST', '/deployments', {
-      productId: product.body.id,
-      adapter: 'openai-compatible',
-      baseUrl: d.baseUrl,
-      apiKey: 'upstream-secret',
-      upstreamModel: d.upstreamModel,
-      priority: d.priority ?? 0,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    deploymentIds.push(created.body.id);
-  }
-  return { productId: product.body.id, deploymentIds };
-}
-
-async function postChat(t: TestHub, key: string, request: Record<string, unknown>) {
-  const res = await fetch(`${t.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify(request),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, requestId: res.headers.get('x-request-id')!, text };
-}
+import { addProduct, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
 
 async function gauge(t: TestHub, deploymentId: string): Promise<number | undefined> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
@@ -119,7 +49,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       { baseUrl: fake.url, upstreamModel: 'refuse-chat' },
     ]);
     for (const stream of [false, true]) {
-      const answer = await postChat(t, catalog.key, { model: 'refuse-test', messages: hello, stream });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'refuse-test',
+        messages: hello,
+        stream,
+      });
       assert.equal(answer.status, 200, answer.text);
       const event = await usageEvent(t, answer.requestId);
       assert.equal(event.deploymentId, deploymentIds[1]);
@@ -133,7 +67,10 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       { baseUrl: fake.url, upstreamModel: 'retry-chat' },
     ]);
     fake.queueBehaviors('error:500');
-    const answer = await postChat(t, catalog.key, { model: 'retry-test', messages: hello });
+    const answer = await postV1(t, catalog.key, '/chat/completions', {
+      model: 'retry-test',
+      messages: hello,
+    });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(JSON.parse(answer.text).model, 'retry-test');
     assert.equal(fake.requests.length, 2);
@@ -153,7 +90,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     ]);
     fake.setBehavior('error:500', { model: 'broken-chat' });
     for (const stream of [false, true]) {
-      const served = await postChat(t, catalog.key, { model: 'pair-test', messages: hello, stream });
+      const served = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'pair-test',
+        messages: hello,
+        stream,
+      });
       assert.equal(served.status, 200, served.text);
       assert.match(served.text, /Echo:/);
       const pairEvent = await usageEvent(t, served.requestId);
@@ -166,7 +107,10 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     await addProduct(t, catalog, 'throttle-test', [{ baseUrl: fake.url, upstreamModel: 'throttle-chat' }]);
     fake.queueBehaviors('error:429');
     const started = Date.now();
-    const answer = await postChat(t, catalog.key, { model: 'throttle-test', messages: hello });
+    const answer = await postV1(t, catalog.key, '/chat/completions', {
+      model: 'throttle-test',
+      messages: hello,
+    });
     assert.equal(answer.status, 200, answer.text);
     assert.ok(Date.now() - started >= 900, 'waited for retry-after: 1');
     assert.equal(fake.requests.length, 2);
@@ -177,7 +121,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     for (const stream of [false, true]) {
       fake.reset();
       fake.queueBehaviors('hang');
-      const answer = await postChat(t, catalog.key, { model: 'hang-test', messages: hello, stream });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hang-test',
+        messages: hello,
+        stream,
+      });
       assert.equal(answer.status, 200, answer.text);
       assert.equal(fake.requests.length, 2);
       assert.equal((await usageEvent(t, answer.requestId)).status, 'ok');
@@ -187,7 +135,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
   test('a stream cut after the first byte is not retried: the client sees the error, nothing is charged', async () => {
     await addProduct(t, catalog, 'cut-test', [{ baseUrl: fake.url, upstreamModel: 'cut-chat' }]);
     fake.queueBehaviors('reset-mid-stream');
-    const answer = await postChat(t, catalog.key, { model: 'cut-test', messages: hello, stream: true });
+    const answer = await postV1(t, catalog.key, '/chat/completions', {
+      model: 'cut-test',
+      messages: hello,
+      stream: true,
+    });
     assert.equal(answer.status, 200);
     assert.match(answer.text, /"error"/);
     assert.doesNotMatch(answer.text, /\[DONE\]/);
@@ -203,7 +155,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     } = await addProduct(t, catalog, 'cool-test', [{ baseUrl: fake.url, upstreamModel: 'cool-chat' }]);
     assert.equal(await gauge(t, id!), 1);
     fake.setBehavior('error:500', { model: 'cool-chat' });
-    const failed = await postChat(t, catalog.key, { model: 'cool-test', messages: hello });
+    const failed = await postV1(t, catalog.key, '/chat/completions', { model: 'cool-test', messages: hello });
     assert.equal(failed.status, 502);
     assert.equal(fake.requests.length, 3, 'first attempt and two retries');
     const health = (await t.admin('GET', `/deployments/${id}`)).body.health;
@@ -216,7 +168,10 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     assert.equal(await gauge(t, id!), 0);
 
     // while it cools, it is skipped: no call reaches it
-    const skipped = await postChat(t, catalog.key, { model: 'cool-test', messages: hello });
+    const skipped = await postV1(t, catalog.key, '/chat/completions', {
+      model: 'cool-test',
+      messages: hello,
+    });
     assert.equal(skipped.status, 502);
     assert.match(skipped.text, /cooling down/);
     assert.equal(fake.requests.length, 3);
@@ -224,7 +179,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     // after the period one request probes it; success makes it healthy
     fake.setBehavior('ok', { model: 'cool-chat' });
     await new Promise((resolve) => setTimeout(resolve, Date.parse(health.cooldownUntil) - Date.now() + 20));
-    const probed = await postChat(t, catalog.key, { model: 'cool-test', messages: hello });
+    const probed = await postV1(t, catalog.key, '/chat/completions', { model: 'cool-test', messages: hello });
     assert.equal(probed.status, 200, probed.text);
     const after = (await t.admin('GET', `/deployments/${id}`)).body.health;
     assert.deepEqual(after, {
@@ -281,7 +236,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     fake.setBehavior('error:503', { model: 'hcx-chat' });
 
     for (const stream of [false, true]) {
-      const answer = await postChat(t, catalog.key, { model: 'hcx-fb', messages: hello, stream });
+      const answer = await postV1(t, catalog.key, '/chat/completions', {
+        model: 'hcx-fb',
+        messages: hello,
+        stream,
+      });
       assert.equal(answer.status, 200, answer.text);
       assert.match(answer.text, /"model":"solar-fb"/);
       assert.doesNotMatch(answer.text, /"model":"hcx-fb"/);
@@ -306,7 +265,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     });
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
     assert.deepEqual(patched.body.fallbackModels, { 'hcx-fb': ['local-fb'] });
-    const answer = await postChat(t, catalog.key, { model: 'hcx-fb', messages: hello });
+    const answer = await postV1(t, catalog.key, '/chat/completions', { model: 'hcx-fb', messages: hello });
     assert.equal(answer.status, 200, answer.text);
     assert.equal(JSON.parse(answer.text).model, 'local-fb');
     const event = await usageEvent(t, answer.requestId);
