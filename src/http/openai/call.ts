@@ -1,6 +1,11 @@
-import type { UsageStatus } from '../../billing/usage-journal.ts';
-import type { RoutableProduct } from '../../catalog/catalog-snapshot.ts';
-import { UpstreamError } from '../../providers/adapter.ts';
+import type { UsageRecord, UsageStatus } from '../../billing/usage-journal.ts';
+import type { RoutableDeployment, RoutableProduct } from '../../catalog/catalog-snapshot.ts';
+import {
+  type JsonObject,
+  type ProviderAdapter,
+  UpstreamError,
+  type UpstreamTarget,
+} from '../../providers/adapter.ts';
 import type { Attempt } from '../../routing/router.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, modelNotFound, type OpenAIError, sendOpenAIError } from './errors.ts';
@@ -169,4 +174,84 @@ export function lastDeploymentOf(product: RoutableProduct, attempts: readonly At
     if (attempts[i]!.model === product.model) return attempts[i]!.deploymentId;
   }
   return null;
+}
+
+type Endpoint = UsageRecord['endpoint'];
+
+/** What every usage record of a request shares; `product` is the one that served (maybe a fallback). */
+export function meterBase(
+  ctx: RequestContext,
+  product: RoutableProduct,
+  endpoint: Endpoint,
+  stream: boolean,
+) {
+  return {
+    requestId: ctx.requestId,
+    startedAtMs: ctx.startedAtMs,
+    startedAt: ctx.startedAt,
+    caller: ctx.caller,
+    product,
+    endpoint,
+    stream,
+  };
+}
+
+export function targetOf(deployment: RoutableDeployment): UpstreamTarget {
+  return {
+    deploymentId: deployment.id,
+    baseUrl: deployment.baseUrl,
+    apiKey: deployment.apiKey,
+    upstreamModel: deployment.upstreamModel,
+  };
+}
+
+export function adapterFor(deps: OpenAIDeps, deployment: RoutableDeployment): ProviderAdapter {
+  const adapter = deps.adapters.get(deployment.adapter);
+  if (!adapter) throw new Error(`deployment ${deployment.id} names unknown adapter ${deployment.adapter}`);
+  return adapter;
+}
+
+/**
+ * A call every attempt of which failed before the client saw an answer: recorded, never charged, and
+ * answered with the mapped error (unless the client is gone).
+ */
+export async function meterFailure(
+  deps: OpenAIDeps,
+  ctx: RequestContext,
+  call: AdmittedCall,
+  error: unknown,
+  attempts: Attempt[],
+  endpoint: Endpoint,
+  stream: boolean,
+): Promise<void> {
+  const failure = asUpstreamError(error);
+  countUpstreamErrors(deps, ctx, attempts);
+  call.ticket.release();
+  const httpStatus = httpStatusOf(failure);
+  deps.metrics.requests.labels(call.product.model, endpoint, String(httpStatus)).inc();
+  const mapped = fromUpstreamError(failure);
+  await deps.meter.record({
+    ...meterBase(ctx, call.product, endpoint, stream),
+    firstTokenAt: null,
+    deploymentId: lastDeploymentOf(call.product, attempts),
+    status: statusOf(failure),
+    httpStatus,
+    errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
+    promptTokens: 0,
+    completionTokens: 0,
+    usageSource: 'none',
+    chargeable: false,
+  });
+  if (failure.kind !== 'cancelled') sendOpenAIError(ctx.res, mapped, ctx.requestId);
+}
+
+/** The 200 answer of a plain call, with its length so keep-alive clients never wait for a close. */
+export function sendCompleted(ctx: RequestContext, body: JsonObject): void {
+  const text = JSON.stringify(body);
+  ctx.res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': ctx.requestId,
+  });
+  ctx.res.end(text);
 }

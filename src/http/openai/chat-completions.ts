@@ -1,22 +1,26 @@
 import type { ServerResponse } from 'node:http';
 import type { MeterInput } from '../../billing/meter.ts';
 import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-estimate.ts';
-import type { RoutableDeployment, RoutableProduct } from '../../catalog/catalog-snapshot.ts';
-import type { ChatStreamPart, JsonObject, TokenUsage } from '../../providers/adapter.ts';
+import type { ChatStreamPart, CompletedCall, JsonObject, TokenUsage } from '../../providers/adapter.ts';
 import type { Attempt, Served } from '../../routing/router.ts';
 import {
+  adapterFor,
   admitCall,
   asUpstreamError,
   countUpstreamErrors,
   fail,
   fallbacksOf,
-  httpStatusOf,
-  lastDeploymentOf,
+  meterBase,
+  meterFailure,
+  sendCompleted,
   statusOf,
+  targetOf,
 } from './call.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
-import { fromUpstreamError, sendOpenAIError } from './errors.ts';
+import { fromUpstreamError } from './errors.ts';
 import { checkChatRequest } from './validate.ts';
+
+const ENDPOINT = 'chat.completions' as const;
 
 export async function handleChatCompletions(
   deps: OpenAIDeps,
@@ -37,64 +41,6 @@ export async function handleChatCompletions(
   }
 }
 
-/** `product` is the one that served (a fallback may differ from the one asked): named and priced. */
-function meterBase(ctx: RequestContext, product: RoutableProduct, stream: boolean) {
-  return {
-    requestId: ctx.requestId,
-    startedAtMs: ctx.startedAtMs,
-    startedAt: ctx.startedAt,
-    caller: ctx.caller,
-    product,
-    endpoint: 'chat.completions' as const,
-    stream,
-  };
-}
-
-function target(deployment: RoutableDeployment) {
-  return {
-    deploymentId: deployment.id,
-    baseUrl: deployment.baseUrl,
-    apiKey: deployment.apiKey,
-    upstreamModel: deployment.upstreamModel,
-  };
-}
-
-function adapterFor(deps: OpenAIDeps, deployment: RoutableDeployment) {
-  const adapter = deps.adapters.get(deployment.adapter);
-  if (!adapter) throw new Error(`deployment ${deployment.id} names unknown adapter ${deployment.adapter}`);
-  return adapter;
-}
-
-/** Meters a failure that happened before the client saw an answer: recorded, never charged. */
-async function meterFailure(
-  deps: OpenAIDeps,
-  ctx: RequestContext,
-  call: AdmittedCall,
-  error: unknown,
-  attempts: Attempt[],
-  stream: boolean,
-): Promise<void> {
-  const failure = asUpstreamError(error);
-  countUpstreamErrors(deps, ctx, attempts);
-  call.ticket.release();
-  const httpStatus = httpStatusOf(failure);
-  deps.metrics.requests.labels(call.product.model, 'chat.completions', String(httpStatus)).inc();
-  const mapped = fromUpstreamError(failure);
-  await deps.meter.record({
-    ...meterBase(ctx, call.product, stream),
-    firstTokenAt: null,
-    deploymentId: lastDeploymentOf(call.product, attempts),
-    status: statusOf(failure),
-    httpStatus,
-    errorCode: failure.kind === 'cancelled' ? 'client_closed' : (mapped.code ?? failure.kind),
-    promptTokens: 0,
-    completionTokens: 0,
-    usageSource: 'none',
-    chargeable: false,
-  });
-  if (failure.kind !== 'cancelled') sendOpenAIError(ctx.res, mapped, ctx.requestId);
-}
-
 async function completeChat(
   deps: OpenAIDeps,
   ctx: RequestContext,
@@ -103,17 +49,17 @@ async function completeChat(
   promptEstimate: number,
 ): Promise<void> {
   const attempts: Attempt[] = [];
-  let served: Served<Awaited<ReturnType<ReturnType<typeof adapterFor>['chat']>>>;
+  let served: Served<CompletedCall>;
   try {
     served = await deps.router.route(
       call.product,
       () => fallbacksOf(deps, ctx, call.product),
       call.signal,
-      (_product, d) => adapterFor(deps, d).chat(target(d), body, call.options),
+      (_product, d) => adapterFor(deps, d).chat(targetOf(d), body, call.options),
       attempts,
     );
   } catch (error) {
-    return meterFailure(deps, ctx, call, error, attempts, false);
+    return meterFailure(deps, ctx, call, error, attempts, ENDPOINT, false);
   }
   deps.router.finished(served);
   countUpstreamErrors(deps, ctx, attempts);
@@ -121,7 +67,7 @@ async function completeChat(
   completion.model = served.product.model;
   const counted = usage ?? { promptTokens: promptEstimate, completionTokens: estimateCompletion(completion) };
   const record = await deps.meter.record({
-    ...meterBase(ctx, served.product, false),
+    ...meterBase(ctx, served.product, ENDPOINT, false),
     firstTokenAt: null,
     deploymentId: served.deployment.id,
     status: 'ok',
@@ -133,16 +79,10 @@ async function completeChat(
     chargeable: true,
   });
   call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
-  deps.metrics.requests.labels(call.product.model, 'chat.completions', '200').inc();
+  deps.metrics.requests.labels(call.product.model, ENDPOINT, '200').inc();
   if (deps.logContent)
     deps.logger.info({ requestId: ctx.requestId, request: body, response: completion }, 'content');
-  const text = JSON.stringify(completion);
-  ctx.res.writeHead(200, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'x-request-id': ctx.requestId,
-  });
-  ctx.res.end(text);
+  sendCompleted(ctx, completion);
 }
 
 function estimateCompletion(completion: JsonObject): number {
@@ -195,11 +135,11 @@ async function streamChat(
       call.product,
       () => fallbacksOf(deps, ctx, call.product),
       call.signal,
-      (_product, d) => adapterFor(deps, d).chatStream(target(d), body, call.options),
+      (_product, d) => adapterFor(deps, d).chatStream(targetOf(d), body, call.options),
       attempts,
     );
   } catch (error) {
-    return meterFailure(deps, ctx, call, error, attempts, true);
+    return meterFailure(deps, ctx, call, error, attempts, ENDPOINT, true);
   }
   countUpstreamErrors(deps, ctx, attempts);
 
@@ -256,7 +196,7 @@ async function streamChat(
   }
 
   const common = {
-    ...meterBase(ctx, served.product, true),
+    ...meterBase(ctx, served.product, ENDPOINT, true),
     firstTokenAt,
     deploymentId: served.deployment.id,
   };
@@ -300,7 +240,7 @@ async function streamChat(
   const record = await deps.meter.record(input);
   if (input.chargeable) call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
   else call.ticket.release();
-  deps.metrics.requests.labels(call.product.model, 'chat.completions', String(input.httpStatus)).inc();
+  deps.metrics.requests.labels(call.product.model, ENDPOINT, String(input.httpStatus)).inc();
   if (deps.logContent) {
     deps.logger.info({ requestId: ctx.requestId, request: body, streamedText: deliveredText }, 'content');
   }
