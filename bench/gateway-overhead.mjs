@@ -22,14 +22,21 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  BENCH_DIR,
+  children,
+  freePort,
+  HUB_NODE_FLAGS,
+  LOOPBACK,
+  REPO_ROOT,
+  sleep,
+  startProcess,
+  stopAll,
+  waitFor,
+} from './processes.mjs';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const REPO_ROOT = path.resolve(BENCH_DIR, '..');
-const LOOPBACK = '127.0.0.1';
 const ALL_TARGETS = ['direct', 'hub', 'portkey'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
@@ -107,8 +114,6 @@ function parseArgs(argv) {
 
 // ---------------------------------------------------------------- helpers --
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 function log(msg) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
@@ -134,17 +139,6 @@ function shuffled(list, rand) {
   return a;
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, LOOPBACK, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function httpJson(method, url, { headers = {}, body, timeoutMs = 5_000 } = {}) {
   const res = await fetch(url, {
     method,
@@ -162,67 +156,7 @@ async function httpJson(method, url, { headers = {}, body, timeoutMs = 5_000 } =
   return { status: res.status, json, text };
 }
 
-async function waitFor(what, timeoutMs, probe, child) {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr;
-  while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`${what} not ready after ${timeoutMs} ms${lastErr ? `: ${lastErr.message}` : ''}`);
-}
-
 // ------------------------------------------------------------- processes --
-
-const children = [];
-
-function startProcess(name, cmd, args, options = {}) {
-  // detached: each child leads its own process group, so cleanup can end the
-  // child together with anything it spawned (e.g. a tsx loader), by group id.
-  const env = {
-    ...(options.env ?? process.env),
-    BENCH_PARENT_PID: String(process.pid),
-    NODE_OPTIONS:
-      `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(path.join(BENCH_DIR, 'exit-with-parent.mjs')).href}`.trim(),
-  };
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options, env });
-  child.benchName = name;
-  child.logTail = [];
-  const keep = (chunk) => {
-    child.logTail.push(chunk.toString());
-    if (child.logTail.length > 50) child.logTail.shift();
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  children.push(child);
-  return child;
-}
-
-async function stopAll() {
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    try {
-      if (child.benchGroup) process.kill(-child.pid, 'SIGTERM');
-      else child.kill('SIGTERM');
-    } catch {}
-  }
-  // Long enough for the hub to drain and write a --cpu-prof profile.
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null))
-    await sleep(50);
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    try {
-      if (child.benchGroup) process.kill(-child.pid, 'SIGKILL');
-      else child.kill('SIGKILL');
-    } catch {}
-  }
-}
 
 // Set the priority of every thread of a process tree. setpriority() on Linux
 // acts per thread, and V8/libuv threads already exist when we get here.
@@ -362,7 +296,6 @@ async function startPortkey(upstreamPort) {
     ['--import', path.join(BENCH_DIR, 'listen-loopback.mjs'), entry, `--port=${port}`, '--headless'],
     { cwd: pkgDir, env: { ...process.env, NODE_ENV: 'production' } },
   );
-  child.benchGroup = true;
   const base = `http://${LOOPBACK}:${port}`;
   await waitFor('portkey', 20_000, async () => (await fetch(`${base}/`)).ok, child);
   return {
@@ -390,10 +323,6 @@ const pick = (obj, ...keys) => {
   return undefined;
 };
 
-const HUB_NODE_FLAGS = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'))
-  .scripts.start.split(' ')
-  .filter((a) => a.startsWith('--'));
-
 async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   const bin = path.join(REPO_ROOT, 'bin', 'kaihub.mjs');
   if (!existsSync(bin))
@@ -417,7 +346,6 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
       NODE_ENV: 'production',
     },
   });
-  child.benchGroup = true;
   child.tmpDir = tmp;
   const base = `http://${LOOPBACK}:${port}`;
   await waitFor('hub', timeoutS * 1000, async () => (await fetch(`${base}/healthz`)).ok, child);

@@ -12,16 +12,23 @@
 // Everything listens on 127.0.0.1; every loop is bounded.
 //
 // Run: npm run bench:local  (or node bench/local-model.mjs --help)
-import { fork, spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import {
+  BENCH_DIR,
+  children,
+  freePort,
+  HUB_NODE_FLAGS,
+  LOOPBACK,
+  REPO_ROOT,
+  startProcess,
+  stopAll,
+  waitFor,
+} from './processes.mjs';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const REPO_ROOT = path.resolve(BENCH_DIR, '..');
-const LOOPBACK = '127.0.0.1';
 const MODEL_FILE = 'bench-local.gguf';
 // Random weights: greedy decoding of the seed-42 file hits EOS early for some prompts; this one runs
 // to max_tokens (128), so both arms measure a full-length generation. Check "completion tokens".
@@ -72,7 +79,6 @@ function parseArgs(argv) {
   };
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -138,54 +144,6 @@ async function bareWorker() {
 
 // ---------------------------------------------------------------- helpers --
 
-const children = [];
-
-function startProcess(name, cmd, args, options = {}) {
-  const env = {
-    ...(options.env ?? process.env),
-    BENCH_PARENT_PID: String(process.pid),
-    NODE_OPTIONS:
-      `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(path.join(BENCH_DIR, 'exit-with-parent.mjs')).href}`.trim(),
-  };
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options, env });
-  child.benchName = name;
-  child.logTail = [];
-  const keep = (chunk) => {
-    child.logTail.push(chunk.toString());
-    if (child.logTail.length > 50) child.logTail.shift();
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  children.push(child);
-  return child;
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, LOOPBACK, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what, timeoutMs, probe, child) {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr;
-  while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`${what} not ready after ${timeoutMs} ms${lastErr ? `: ${lastErr.message}` : ''}`);
-}
-
 async function writeModel(dir, opts) {
   // the TS writer of the tests, through tsx's loader
   const { register } = await import('tsx/esm/api');
@@ -247,10 +205,6 @@ function startBare(modelFile, threads) {
     },
   };
 }
-
-const HUB_NODE_FLAGS = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'))
-  .scripts.start.split(' ')
-  .filter((a) => a.startsWith('--'));
 
 async function startHub(modelsDir, opts) {
   const port = await freePort();
@@ -490,24 +444,8 @@ async function main() {
 }
 
 async function cleanupAndExit(code) {
-  for (const child of children) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    try {
-      if (child.benchName) process.kill(-child.pid, 'SIGTERM');
-      else child.kill('SIGTERM');
-    } catch {}
-  }
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null))
-    await sleep(50);
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try {
-        child.kill('SIGKILL');
-      } catch {}
-    }
-    if (child.tmpDir) rmSync(child.tmpDir, { recursive: true, force: true });
-  }
+  await stopAll();
+  for (const child of children) if (child.tmpDir) rmSync(child.tmpDir, { recursive: true, force: true });
   if (children.tmpModelDir) rmSync(children.tmpModelDir, { recursive: true, force: true });
   process.exit(code);
 }

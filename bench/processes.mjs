@@ -1,0 +1,87 @@
+// What both benchmarks need to run their processes: paths, free loopback ports, starting children
+// that die with the benchmark, waiting for them to be ready, and stopping them all.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
+export const LOOPBACK = '127.0.0.1';
+
+/** The V8 flags `npm start` gives the hub (package.json), so benchmarks measure the hub users run. */
+export const HUB_NODE_FLAGS = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'))
+  .scripts.start.split(' ')
+  .filter((a) => a.startsWith('--'));
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Every child a benchmark started; stopAll ends them. */
+export const children = [];
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, LOOPBACK, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor(what, timeoutMs, probe, child) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}`);
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`${what} not ready after ${timeoutMs} ms${lastErr ? `: ${lastErr.message}` : ''}`);
+}
+
+export function startProcess(name, cmd, args, options = {}) {
+  // detached: each child leads its own process group, so cleanup can end the child together with
+  // anything it spawned (e.g. a tsx loader), by group id. The preload ends it if the benchmark dies.
+  const env = {
+    ...(options.env ?? process.env),
+    BENCH_PARENT_PID: String(process.pid),
+    NODE_OPTIONS:
+      `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(path.join(BENCH_DIR, 'exit-with-parent.mjs')).href}`.trim(),
+  };
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options, env });
+  child.benchName = name;
+  child.benchGroup = true;
+  child.logTail = [];
+  const keep = (chunk) => {
+    child.logTail.push(chunk.toString());
+    if (child.logTail.length > 50) child.logTail.shift();
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  children.push(child);
+  return child;
+}
+
+/** SIGTERM to every child (its process group when it has one), then SIGKILL after 10 s. */
+export async function stopAll() {
+  const signal = (child, sig) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      if (child.benchGroup) process.kill(-child.pid, sig);
+      else child.kill(sig);
+    } catch {}
+  };
+  for (const child of children) signal(child, 'SIGTERM');
+  // Long enough for the hub to drain and write a --cpu-prof profile.
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null))
+    await sleep(50);
+  for (const child of children) signal(child, 'SIGKILL');
+}
