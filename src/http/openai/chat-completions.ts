@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { MeterInput } from '../../billing/meter.ts';
 import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-estimate.ts';
 import type { ChatStreamPart, CompletedCall, JsonObject, TokenUsage } from '../../providers/adapter.ts';
+import { openAIUsage } from '../../providers/openai-shapes.ts';
 import type { Attempt, Served } from '../../routing/router.ts';
 import {
   adapterFor,
@@ -262,9 +263,7 @@ async function streamChat(
       choices: [],
     };
     chunk.usage = {
-      prompt_tokens: record.promptTokens,
-      completion_tokens: record.completionTokens,
-      total_tokens: record.promptTokens + record.completionTokens,
+      ...openAIUsage(record),
       ...((usageChunk?.usage as JsonObject | undefined) ?? {}),
     };
     res.write(`data: ${JSON.stringify(chunk)}\n\n`);

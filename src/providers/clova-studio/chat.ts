@@ -1,5 +1,6 @@
 import type { JsonObject, TokenUsage } from '../adapter.ts';
 import { UpstreamError } from '../adapter.ts';
+import { openAIUsage } from '../openai-shapes.ts';
 
 /** CLOVA's stop reasons → OpenAI's `finish_reason` (v1 also used `stop_before` and `end_token`). */
 const FINISH_REASONS: Readonly<Record<string, string>> = {
@@ -22,14 +23,6 @@ export function readClovaUsage(value: unknown): TokenUsage | null {
   const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
   if (!ok(u.promptTokens) || !ok(u.completionTokens)) return null;
   return { promptTokens: u.promptTokens, completionTokens: u.completionTokens };
-}
-
-export function toOpenAIUsage(usage: TokenUsage): JsonObject {
-  return {
-    prompt_tokens: usage.promptTokens,
-    completion_tokens: usage.completionTokens,
-    total_tokens: usage.promptTokens + usage.completionTokens,
-  };
 }
 
 /** CLOVA `toolCalls` (arguments as an object) → OpenAI `tool_calls` (arguments as a JSON string). */
@@ -102,6 +95,6 @@ export function toChatCompletion(
       },
     ],
   };
-  if (usage) body.usage = toOpenAIUsage(usage);
+  if (usage) body.usage = openAIUsage(usage);
   return body;
 }

@@ -7,6 +7,7 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { postJson, readJson } from '../http.ts';
+import { embeddingList } from '../openai-shapes.ts';
 import { clovaHeaders, embeddingEndpoint, newRequestId } from './api.ts';
 import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus, unsupported } from './errors.ts';
 
@@ -60,25 +61,7 @@ export async function clovaEmbeddings(
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, texts.length) }, worker));
   return {
-    body: {
-      object: 'list',
-      data: vectors.map((v, index) => ({
-        object: 'embedding',
-        index,
-        embedding: base64 ? toBase64(v) : v,
-      })),
-      model: target.upstreamModel,
-      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-    },
+    body: embeddingList(vectors, target.upstreamModel, promptTokens, base64),
     usage: { promptTokens, completionTokens: 0 },
   };
-}
-
-/** OpenAI's base64 encoding: little-endian float32. */
-function toBase64(vector: readonly number[]): string {
-  const buf = Buffer.alloc(vector.length * 4);
-  vector.forEach((v, i) => {
-    buf.writeFloatLE(v, i * 4);
-  });
-  return buf.toString('base64');
 }

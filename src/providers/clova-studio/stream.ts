@@ -1,14 +1,8 @@
 import { type ChatStreamPart, type JsonObject, type TokenUsage, UpstreamError } from '../adapter.ts';
 import { toUpstreamError } from '../http.ts';
+import { usageChunk } from '../openai-shapes.ts';
 import { parseSse } from '../sse.ts';
-import {
-  createdOf,
-  readClovaResult,
-  readClovaUsage,
-  toFinishReason,
-  toOpenAIToolCalls,
-  toOpenAIUsage,
-} from './chat.ts';
+import { createdOf, readClovaResult, readClovaUsage, toFinishReason, toOpenAIToolCalls } from './chat.ts';
 import { clovaStatusError, readClovaStatus } from './errors.ts';
 
 /**
@@ -100,14 +94,7 @@ export async function* readClovaStream(
     yield {
       type: 'usage',
       usage,
-      chunk: {
-        id,
-        object: 'chat.completion.chunk',
-        created: created ?? Math.floor(Date.now() / 1000),
-        model,
-        choices: [],
-        usage: toOpenAIUsage(usage),
-      },
+      chunk: usageChunk(id, created ?? Math.floor(Date.now() / 1000), model, usage),
     };
   }
   yield { type: 'done' };

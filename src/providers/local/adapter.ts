@@ -10,6 +10,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
+import { embeddingList, openAIUsage, usageChunk } from '../openai-shapes.ts';
 import { type LoadedModel, LocalRuntime, type LocalRuntimeOptions, type Slot } from './runtime.ts';
 
 function badRequest(message: string, param: string | null = null): UpstreamError {
@@ -95,14 +96,6 @@ function generationOptions(request: JsonObject, promptTokens: number, contextSiz
 
 function finishReason(response: LlamaChatResponse): string {
   return response.metadata.stopReason === 'maxTokens' ? 'length' : 'stop';
-}
-
-function openAIUsage(usage: TokenUsage): JsonObject {
-  return {
-    prompt_tokens: usage.promptTokens,
-    completion_tokens: usage.completionTokens,
-    total_tokens: usage.promptTokens + usage.completionTokens,
-  };
 }
 
 /** A prepared call: the model, its sequence, the history, and the prompt length by the model's tokenizer. */
@@ -260,14 +253,7 @@ export class LocalAdapter implements ProviderAdapter {
           yield {
             type: 'usage',
             usage,
-            chunk: {
-              id,
-              object: 'chat.completion.chunk',
-              created,
-              model: target.upstreamModel,
-              choices: [],
-              usage: openAIUsage(usage),
-            },
+            chunk: usageChunk(id, created, target.upstreamModel, usage),
           };
           yield { type: 'done' };
           return;
@@ -296,27 +282,16 @@ export class LocalAdapter implements ProviderAdapter {
     const slot = await loaded.acquire(options.signal);
     try {
       const context = await loaded.embeddingContext();
-      const data: JsonObject[] = [];
+      const vectors: (readonly number[])[] = [];
       let promptTokens = 0;
-      for (const [index, text] of (inputs as string[]).entries()) {
+      for (const text of inputs as string[]) {
         if (options.signal.aborted) throw new UpstreamError('cancelled', 'the local embedding was cancelled');
         promptTokens += loaded.model.tokenize(text).length;
-        const vector = (await context.getEmbeddingFor(text)).vector;
-        data.push({
-          object: 'embedding',
-          index,
-          embedding: base64 ? Buffer.from(Float32Array.from(vector).buffer).toString('base64') : [...vector],
-        });
+        vectors.push((await context.getEmbeddingFor(text)).vector);
       }
-      const usage = { promptTokens, completionTokens: 0 };
       return {
-        body: {
-          object: 'list',
-          data,
-          model: target.upstreamModel,
-          usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
-        },
-        usage,
+        body: embeddingList(vectors, target.upstreamModel, promptTokens, base64),
+        usage: { promptTokens, completionTokens: 0 },
       };
     } catch (error) {
       if (UpstreamError.isInstance(error)) throw error;
