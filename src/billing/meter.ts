@@ -3,7 +3,7 @@ import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { costOf } from './money.ts';
-import type { UsageJournal, UsageRecord, UsageSource, UsageStatus } from './usage-journal.ts';
+import type { UsageAttempt, UsageJournal, UsageRecord, UsageSource, UsageStatus } from './usage-journal.ts';
 
 export interface MeterInput {
   requestId: string;
@@ -24,6 +24,8 @@ export interface MeterInput {
   usageSource: UsageSource;
   /** Whether the tokens are charged: only requests that delivered their answer (or part of it). */
   chargeable: boolean;
+  /** The upstream calls, when more than one answering at once (see `UsageRecord.attempts`). */
+  attempts?: UsageAttempt[];
 }
 
 /**
@@ -66,6 +68,7 @@ export class Meter {
       latencyMs: Math.round(now - input.startedAt),
       ttftMs: input.firstTokenAt === null ? null : Math.round(input.firstTokenAt - input.startedAt),
     };
+    if (input.attempts) record.attempts = input.attempts;
     await this.journal.append(record);
     this.observe(record, now - input.startedAt, input);
     return record;

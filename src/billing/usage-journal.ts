@@ -4,6 +4,20 @@ import type { MicroKrw } from './money.ts';
 export type UsageStatus = 'ok' | 'upstream_error' | 'timeout' | 'cancelled' | 'rejected';
 export type UsageSource = 'upstream' | 'estimate' | 'none';
 
+/**
+ * One upstream call made for a request. `outcome` is how the call itself ended before any answer
+ * reached the client: `ok` (the deployment accepted it: the usage record says how the answer ended),
+ * or the failure: `connect`, `timeout`, `http` (with `httpStatus`), `protocol`, `cancelled`.
+ */
+export interface UsageAttempt {
+  productId: string;
+  model: string;
+  deploymentId: string;
+  outcome: 'ok' | 'connect' | 'timeout' | 'http' | 'protocol' | 'cancelled';
+  httpStatus: number | null;
+  durationMs: number;
+}
+
 /** One metered request: the journal's row, and what settlement will read. */
 export interface UsageRecord {
   requestId: string;
@@ -26,6 +40,11 @@ export interface UsageRecord {
   costMicroKrw: MicroKrw;
   latencyMs: number;
   ttftMs: number | null;
+  /**
+   * Every upstream call, in order, when there was more than one that answered at once (see migration
+   * 004); absent when the first attempt served, which the record itself describes.
+   */
+  attempts?: UsageAttempt[];
 }
 
 const COLUMNS = `request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint,
@@ -72,11 +91,47 @@ function batchInsertSql(rows: number): string {
   return sql;
 }
 
-/** Inserts records idempotently, at most MAX_BATCH rows a statement. */
+const ATTEMPT_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/** Whether any of the records carries attempts (then the insert is two statements: one transaction). */
+export function hasAttempts(records: readonly UsageRecord[]): boolean {
+  return records.some((r) => r.attempts !== undefined && r.attempts.length > 0);
+}
+
+/**
+ * Inserts records and their attempts idempotently, at most MAX_BATCH rows a statement. When any record
+ * has attempts, call this inside a transaction so a record never lands without them.
+ */
 export async function insertUsageRecords(db: SqlExecutor, records: readonly UsageRecord[]): Promise<void> {
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
     await db.run(batchInsertSql(batch.length), batch.flatMap(values));
+  }
+  const attempts: SqlValue[][] = [];
+  for (const r of records) {
+    if (!r.attempts) continue;
+    r.attempts.forEach((a, n) => {
+      attempts.push([
+        r.requestId,
+        n + 1,
+        r.createdAtMs,
+        a.productId,
+        a.model,
+        a.deploymentId,
+        a.outcome,
+        a.httpStatus,
+        a.durationMs,
+      ]);
+    });
+  }
+  for (let i = 0; i < attempts.length; i += MAX_BATCH) {
+    const batch = attempts.slice(i, i + MAX_BATCH);
+    await db.run(
+      `INSERT INTO usage_attempts (request_id, attempt, created_at, product_id, model, deployment_id, outcome,
+         http_status, duration_ms) VALUES ${new Array(batch.length).fill(ATTEMPT_TUPLE).join(', ')}
+       ON CONFLICT (request_id, attempt) DO NOTHING`,
+      batch.flat(),
+    );
   }
 }
 
@@ -147,10 +202,9 @@ export class DatabaseUsageJournal implements UsageJournal {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        await insertUsageRecords(
-          this.db,
-          batch.map((p) => p.record),
-        );
+        const records = batch.map((p) => p.record);
+        if (hasAttempts(records)) await this.db.transaction((tx) => insertUsageRecords(tx, records));
+        else await insertUsageRecords(this.db, records);
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);

@@ -132,6 +132,10 @@ export async function listUsageEvents(db: Database, input: unknown) {
       ORDER BY created_at DESC, request_id DESC LIMIT ${q.limit}`,
     params,
   );
+  const attempts = await attemptsOf(
+    db,
+    rows.map((r) => r.request_id as string),
+  );
   return rows.map((r) => ({
     requestId: r.request_id as string,
     createdAt: new Date(Number(r.created_at)).toISOString(),
@@ -152,5 +156,63 @@ export async function listUsageEvents(db: Database, input: unknown) {
     costMicroKrw: r.cost as string,
     latencyMs: Number(r.latency_ms),
     ttftMs: r.ttft_ms === null || r.ttft_ms === undefined ? null : Number(r.ttft_ms),
+    attempts: attempts.get(r.request_id as string) ?? servedAtOnce(r),
   }));
+}
+
+export interface AttemptView {
+  attempt: number;
+  productId: string;
+  model: string;
+  deploymentId: string;
+  outcome: string;
+  httpStatus: number | null;
+  /** Null for a request served by its first attempt: only the record's latency was kept. */
+  durationMs: number | null;
+}
+
+/**
+ * A request without attempt rows was served by its first attempt (see migration 004): that attempt
+ * is the record. A record the upstream never accepted without rows predates attempts: none shown.
+ */
+function servedAtOnce(r: Record<string, unknown>): AttemptView[] {
+  const deploymentId = r.deployment_id as string | null;
+  if (deploymentId === null || Number(r.http_status) !== 200) return [];
+  return [
+    {
+      attempt: 1,
+      productId: r.product_id as string,
+      model: r.model as string,
+      deploymentId,
+      outcome: 'ok',
+      httpStatus: null,
+      durationMs: null,
+    },
+  ];
+}
+
+async function attemptsOf(db: Database, requestIds: readonly string[]): Promise<Map<string, AttemptView[]>> {
+  const byRequest = new Map<string, AttemptView[]>();
+  if (requestIds.length === 0) return byRequest;
+  const rows = await db.all<Record<string, unknown>>(
+    `SELECT request_id, attempt, product_id, model, deployment_id, outcome, http_status, duration_ms
+       FROM usage_attempts WHERE request_id IN (${requestIds.map(() => '?').join(', ')})
+      ORDER BY request_id, attempt`,
+    [...requestIds],
+  );
+  for (const r of rows) {
+    const id = r.request_id as string;
+    let list = byRequest.get(id);
+    if (!list) byRequest.set(id, (list = []));
+    list.push({
+      attempt: Number(r.attempt),
+      productId: r.product_id as string,
+      model: r.model as string,
+      deploymentId: r.deployment_id as string,
+      outcome: r.outcome as string,
+      httpStatus: r.http_status === null || r.http_status === undefined ? null : Number(r.http_status),
+      durationMs: Number(r.duration_ms),
+    });
+  }
+  return byRequest;
 }

@@ -83,6 +83,7 @@ export function orderDeployments(
 export interface Attempt {
   /** The product (public model id) the attempt was for: a fallback may differ from the one asked. */
   model: string;
+  productId: string;
   deploymentId: string;
   error: UpstreamError | null;
   durationMs: number;
@@ -225,7 +226,13 @@ export class Router {
         health.succeeded(deployment.id);
         // still in flight until the caller says the answer ended (`finished`)
         load.observe(deployment.id, durationMs);
-        attempts.push({ model: product.model, deploymentId: deployment.id, error: null, durationMs });
+        attempts.push({
+          model: product.model,
+          productId: product.id,
+          deploymentId: deployment.id,
+          error: null,
+          durationMs,
+        });
         return { served: { product, deployment, result } };
       } catch (caught) {
         load.ended(deployment.id);
@@ -236,6 +243,7 @@ export class Router {
         const error = caught;
         attempts.push({
           model: product.model,
+          productId: product.id,
           deploymentId: deployment.id,
           error,
           durationMs: performance.now() - started,

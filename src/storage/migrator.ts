@@ -2,6 +2,7 @@ import type { Database } from './database.ts';
 import { migration001Core } from './migrations/001-core.ts';
 import { migration002Fallbacks } from './migrations/002-fallbacks.ts';
 import { migration003RoutingStrategy } from './migrations/003-routing-strategy.ts';
+import { migration004UsageAttempts } from './migrations/004-usage-attempts.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -14,6 +15,7 @@ export const migrations: readonly Migration[] = [
   migration001Core,
   migration002Fallbacks,
   migration003RoutingStrategy,
+  migration004UsageAttempts,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

@@ -29,6 +29,15 @@ export async function usageEvent(t: TestHub, requestId: string, timeoutMs = 2000
   }
 }
 
+/** A usage record's attempts as `deployment:outcome[ status]` strings, in order, for short assertions. */
+export function attemptTrace(event: {
+  attempts: { deploymentId: string; outcome: string; httpStatus: number | null }[];
+}): string[] {
+  return event.attempts.map(
+    (a) => `${a.deploymentId}:${a.outcome}${a.httpStatus === null ? '' : ` ${a.httpStatus}`}`,
+  );
+}
+
 /**
  * A chat product of the seeded supplier (1,000 / 3,000 KRW per 1M tokens) with one
  * openai-compatible deployment per entry; the upstream model name picks a fake's behaviour.

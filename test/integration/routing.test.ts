@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { addProduct, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
+import { addProduct, attemptTrace, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
 
 async function gauge(t: TestHub, deploymentId: string): Promise<number | undefined> {
   const text = await (await fetch(`${t.url}/metrics`)).text();
@@ -59,6 +59,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       assert.equal(event.deploymentId, deploymentIds[1]);
       assert.equal(event.status, 'ok');
       assert.ok(BigInt(event.costMicroKrw) > 0n);
+      // every attempt is kept with the record, in order (the first one only while not cooling down)
+      const trace = attemptTrace(event);
+      assert.equal(trace.at(-1), `${deploymentIds[1]}:ok`);
+      if (trace.length > 1)
+        assert.deepEqual(trace, [`${deploymentIds[0]}:connect`, `${deploymentIds[1]}:ok`]);
     }
   });
 
@@ -77,6 +82,11 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     const event = await usageEvent(t, answer.requestId);
     assert.equal(event.deploymentId, deploymentIds[0]);
     assert.equal(event.status, 'ok');
+    assert.deepEqual(attemptTrace(event), [`${deploymentIds[0]}:http 500`, `${deploymentIds[0]}:ok`]);
+    for (const a of event.attempts) {
+      assert.equal(a.model, 'retry-test');
+      assert.ok(Number.isInteger(a.durationMs) && a.durationMs >= 0);
+    }
     const { usage } = JSON.parse(answer.text);
     assert.equal(
       BigInt(event.costMicroKrw),
@@ -114,6 +124,10 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     assert.equal(answer.status, 200, answer.text);
     assert.ok(Date.now() - started >= 900, 'waited for retry-after: 1');
     assert.equal(fake.requests.length, 2);
+    assert.deepEqual(
+      attemptTrace(await usageEvent(t, answer.requestId)).map((a) => a.split(':')[1]),
+      ['http 429', 'ok'],
+    );
   });
 
   test('hang before the first byte: the headers timeout ends the attempt and the retry answers', async () => {
@@ -128,7 +142,12 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       });
       assert.equal(answer.status, 200, answer.text);
       assert.equal(fake.requests.length, 2);
-      assert.equal((await usageEvent(t, answer.requestId)).status, 'ok');
+      const event = await usageEvent(t, answer.requestId);
+      assert.equal(event.status, 'ok');
+      assert.deepEqual(
+        attemptTrace(event).map((a) => a.split(':')[1]),
+        ['timeout', 'ok'],
+      );
     }
   });
 
@@ -147,6 +166,10 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     const event = await usageEvent(t, answer.requestId);
     assert.equal(event.costMicroKrw, '0');
     assert.notEqual(event.status, 'ok');
+    // one attempt, accepted: the record is that attempt (nothing extra stored), its status says how it ended
+    assert.equal(event.attempts.length, 1);
+    assert.equal(event.attempts[0].outcome, 'ok');
+    assert.equal(event.attempts[0].durationMs, null);
   });
 
   test('repeated failures cool a deployment down (admin API, /metrics); a probe brings it back', async () => {
@@ -158,6 +181,9 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     const failed = await postV1(t, catalog.key, '/chat/completions', { model: 'cool-test', messages: hello });
     assert.equal(failed.status, 502);
     assert.equal(fake.requests.length, 3, 'first attempt and two retries');
+    const failedEvent = await usageEvent(t, failed.requestId);
+    assert.equal(failedEvent.costMicroKrw, '0');
+    assert.deepEqual(attemptTrace(failedEvent), new Array(3).fill(`${id}:http 500`));
     const health = (await t.admin('GET', `/deployments/${id}`)).body.health;
     assert.equal(health.state, 'cooling_down');
     assert.equal(health.consecutiveFailures, 3);
@@ -175,6 +201,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     assert.equal(skipped.status, 502);
     assert.match(skipped.text, /cooling down/);
     assert.equal(fake.requests.length, 3);
+    assert.deepEqual((await usageEvent(t, skipped.requestId)).attempts, [], 'no upstream call was made');
 
     // after the period one request probes it; success makes it healthy
     fake.setBehavior('ok', { model: 'cool-chat' });
@@ -248,6 +275,14 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       assert.equal(event.model, 'solar-fb');
       assert.equal(event.productId, solar.productId);
       assert.equal(event.deploymentId, solar.deploymentIds[0]);
+      // the asked product's failed attempts first (while it is not cooling down), then the fallback's
+      assert.equal(attemptTrace(event).at(-1), `${solar.deploymentIds[0]}:ok`);
+      assert.equal(event.attempts.at(-1).model, 'solar-fb');
+      if (event.attempts.length > 1) {
+        assert.equal(event.attempts[0].model, 'hcx-fb');
+        assert.equal(event.attempts[0].outcome, 'http');
+        assert.equal(event.attempts[0].httpStatus, 503);
+      }
       assert.equal(
         BigInt(event.costMicroKrw),
         BigInt(event.promptTokens * 2000 + event.completionTokens * 5000),

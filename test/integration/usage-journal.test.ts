@@ -71,6 +71,61 @@ test('appends are idempotent by request id and money survives beyond 2^53 exactl
   await journal.close();
 });
 
+test('attempts land with their record, in order, and a replay adds none twice', async () => {
+  const journal = openJournal();
+  const withAttempts: UsageRecord = {
+    ...record('req_tried', 5n),
+    attempts: [
+      {
+        productId: 'prd_1',
+        model: 'm',
+        deploymentId: 'dep_a',
+        outcome: 'http',
+        httpStatus: 503,
+        durationMs: 12,
+      },
+      {
+        productId: 'prd_2',
+        model: 'm2',
+        deploymentId: 'dep_b',
+        outcome: 'ok',
+        httpStatus: null,
+        durationMs: 3,
+      },
+    ],
+  };
+  // mixed with records that have none, in one group: the batch carries both
+  await Promise.all([
+    journal.append(record('req_plain_1', 1n)),
+    journal.append(withAttempts),
+    journal.append(record('req_plain_2', 1n)),
+  ]);
+  await journal.append(withAttempts);
+  await journal.sync();
+  const rows = await db.all<Record<string, unknown>>(
+    "SELECT attempt, product_id, deployment_id, outcome, http_status, duration_ms FROM usage_attempts WHERE request_id = 'req_tried' ORDER BY attempt",
+  );
+  assert.deepEqual(
+    rows.map((r) => [
+      Number(r.attempt),
+      r.product_id,
+      r.deployment_id,
+      r.outcome,
+      r.http_status === null ? null : Number(r.http_status),
+      Number(r.duration_ms),
+    ]),
+    [
+      [1, 'prd_1', 'dep_a', 'http', 503, 12],
+      [2, 'prd_2', 'dep_b', 'ok', null, 3],
+    ],
+  );
+  const plain = await db.get<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM usage_attempts WHERE request_id LIKE 'req_plain_%'",
+  );
+  assert.equal(Number(plain?.n), 0, 'a request served at once writes no attempt rows');
+  await journal.close();
+});
+
 test('many concurrent appends all commit (group commit on PostgreSQL)', async () => {
   const journal = openJournal();
   const ids = Array.from({ length: 500 }, (_, i) => `req_bulk_${i}`);
@@ -89,7 +144,7 @@ test('migrations are recorded and a second run applies nothing', async () => {
   const ids = await db.all<{ id: string }>('SELECT id FROM kaihub_migrations ORDER BY id');
   assert.deepEqual(
     ids.map((r) => r.id),
-    ['001-core', '002-fallbacks', '003-routing-strategy'],
+    ['001-core', '002-fallbacks', '003-routing-strategy', '004-usage-attempts'],
   );
 });
 

@@ -1,4 +1,4 @@
-import type { UsageRecord, UsageStatus } from '../../billing/usage-journal.ts';
+import type { UsageAttempt, UsageRecord, UsageStatus } from '../../billing/usage-journal.ts';
 import type { RoutableDeployment, RoutableProduct } from '../../catalog/catalog-snapshot.ts';
 import {
   type JsonObject,
@@ -178,12 +178,29 @@ export function lastDeploymentOf(product: RoutableProduct, attempts: readonly At
 
 type Endpoint = UsageRecord['endpoint'];
 
+/**
+ * The attempts to keep with the usage record: all of them, unless the first one served (then the
+ * record itself is that attempt, and nothing extra is written on the common path).
+ */
+export function usageAttemptsOf(attempts: readonly Attempt[]): UsageAttempt[] | undefined {
+  if (attempts.length === 0 || (attempts.length === 1 && attempts[0]!.error === null)) return undefined;
+  return attempts.map((a) => ({
+    productId: a.productId,
+    model: a.model,
+    deploymentId: a.deploymentId,
+    outcome: a.error === null ? 'ok' : a.error.kind,
+    httpStatus: a.error?.details.status ?? null,
+    durationMs: Math.round(a.durationMs),
+  }));
+}
+
 /** What every usage record of a request shares; `product` is the one that served (maybe a fallback). */
 export function meterBase(
   ctx: RequestContext,
   product: RoutableProduct,
   endpoint: Endpoint,
   stream: boolean,
+  attempts: readonly Attempt[],
 ) {
   return {
     requestId: ctx.requestId,
@@ -193,6 +210,7 @@ export function meterBase(
     product,
     endpoint,
     stream,
+    attempts: usageAttemptsOf(attempts),
   };
 }
 
@@ -231,7 +249,7 @@ export async function meterFailure(
   deps.metrics.requests.labels(call.product.model, endpoint, String(httpStatus)).inc();
   const mapped = fromUpstreamError(failure);
   await deps.meter.record({
-    ...meterBase(ctx, call.product, endpoint, stream),
+    ...meterBase(ctx, call.product, endpoint, stream, attempts),
     firstTokenAt: null,
     deploymentId: lastDeploymentOf(call.product, attempts),
     status: statusOf(failure),

@@ -68,7 +68,7 @@ async function completeChat(
   completion.model = served.product.model;
   const counted = usage ?? { promptTokens: promptEstimate, completionTokens: estimateCompletion(completion) };
   const record = await deps.meter.record({
-    ...meterBase(ctx, served.product, ENDPOINT, false),
+    ...meterBase(ctx, served.product, ENDPOINT, false, attempts),
     firstTokenAt: null,
     deploymentId: served.deployment.id,
     status: 'ok',
@@ -192,12 +192,18 @@ async function streamChat(
     if (failure.kind === 'cancelled') deps.router.health.released(served.deployment.id);
     else deps.router.health.failed(served.deployment.id, failure);
     countUpstreamErrors(deps, ctx, [
-      { model, deploymentId: served.deployment.id, error: failure, durationMs: 0 },
+      {
+        model,
+        productId: served.product.id,
+        deploymentId: served.deployment.id,
+        error: failure,
+        durationMs: 0,
+      },
     ]);
   }
 
   const common = {
-    ...meterBase(ctx, served.product, ENDPOINT, true),
+    ...meterBase(ctx, served.product, ENDPOINT, true, attempts),
     firstTokenAt,
     deploymentId: served.deployment.id,
   };
