@@ -5,7 +5,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
  * A fake Hugging Face Hub on loopback, faithful to what `kaihub models pull` uses:
  * `GET /api/models/{repo}?blobs=true` (siblings with `rfilename`, `size`, and `lfs.{sha256,size}` for
  * LFS files), and `GET /{repo}/resolve/main/{file}`, which redirects (302) to a CDN path that serves
- * the bytes with `Range: bytes=N-` support (206 + Content-Range, 416 past the end).
+ * the bytes with `Range: bytes=N-` support (206 + Content-Range, 416 past the end). A pinned revision
+ * is `GET /api/models/{repo}/revision/{rev}` and `/{repo}/resolve/{rev}/{file}`; the files of revision
+ * `rev` are those of the `repos` entry `{repo}@{rev}` (`{repo}` alone is `main`).
  *
  * Misbehaviour on demand: `cutOnce` sends half of a file and drops the connection (once per file),
  * `wrongSha` publishes a wrong checksum, `ignoreRange` answers a range request with the whole file (200).
@@ -49,10 +51,12 @@ export async function startFakeHuggingFace(): Promise<FakeHuggingFace> {
     res.end(JSON.stringify(body));
   };
 
-  function api(res: ServerResponse, repo: string): void {
-    const files = fake.repos.get(repo);
+  const key = (repo: string, revision: string) => (revision === 'main' ? repo : `${repo}@${revision}`);
+
+  function api(res: ServerResponse, repo: string, revision: string): void {
+    const files = fake.repos.get(key(repo, revision));
     if (!files) {
-      json(res, 404, { error: 'Repository not found' });
+      json(res, 404, { error: revision === 'main' ? 'Repository not found' : 'Invalid rev id' });
       return;
     }
     json(res, 200, {
@@ -117,14 +121,19 @@ export async function startFakeHuggingFace(): Promise<FakeHuggingFace> {
     });
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     if (parts[0] === 'api' && parts[1] === 'models' && parts.length === 4) {
-      return api(res, `${parts[2]}/${parts[3]}`);
+      return api(res, `${parts[2]}/${parts[3]}`, 'main');
     }
-    // /{owner}/{name}/resolve/main/{file…} → the CDN, like the real Hub's LFS redirect
-    if (parts[2] === 'resolve' && parts[3] === 'main' && parts.length > 4) {
-      const repo = `${parts[0]}/${parts[1]}`;
+    if (parts[0] === 'api' && parts[1] === 'models' && parts.length === 6 && parts[4] === 'revision') {
+      return api(res, `${parts[2]}/${parts[3]}`, parts[5]!);
+    }
+    // /{owner}/{name}/resolve/{revision}/{file…} → the CDN, like the real Hub's LFS redirect
+    if (parts[2] === 'resolve' && parts.length > 4) {
+      const stored = key(`${parts[0]}/${parts[1]}`, parts[3]!);
       const name = parts.slice(4).join('/');
-      if (!fake.repos.get(repo)?.has(name)) return json(res, 404, { error: 'Entry not found' });
-      res.writeHead(302, { location: `/cdn/${repo}/${parts.slice(4).map(encodeURIComponent).join('/')}` });
+      if (!fake.repos.get(stored)?.has(name)) return json(res, 404, { error: 'Entry not found' });
+      res.writeHead(302, {
+        location: `/cdn/${stored}/${parts.slice(4).map(encodeURIComponent).join('/')}`,
+      });
       res.end();
       return;
     }

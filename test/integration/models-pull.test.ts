@@ -189,6 +189,33 @@ describe('kaihub models pull | list | rm', () => {
     await rm(join(dir, 'norange.gguf'));
   });
 
+  test('--revision pins a commit: the listing and the bytes come from it, not from main', async () => {
+    const repo = 'someone/pinned-GGUF';
+    const commit = '142acae803a41c206e8d0fa978c6102c748911bb';
+    const pinned = tinyGguf({ seed: 11 });
+    hf.repos.set(repo, new Map([['pinned.gguf', { content: tinyGguf({ seed: 12 }), lfs: true }]]));
+    hf.repos.set(`${repo}@${commit}`, new Map([['pinned.gguf', { content: pinned, lfs: true }]]));
+    const seen = hf.requests.length;
+    const r = await run(['pull', repo, 'pinned.gguf', '--revision', commit, '--no-register']);
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual(await readFile(join(dir, 'pinned.gguf')), pinned);
+    assert.deepEqual(
+      hf.requests
+        .slice(seen)
+        .map((q) => q.path)
+        .filter((p) => !p.startsWith('/cdn/')),
+      [`/api/models/${repo}/revision/${commit}`, `/${repo}/resolve/${commit}/pinned.gguf`],
+    );
+    await rm(join(dir, 'pinned.gguf'));
+
+    const missing = await run(['pull', repo, '--revision', 'no-such-tag', '--no-register']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no such repository or revision/);
+    const bad = await run(['pull', repo, '--revision', '../etc', '--no-register']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid revision/);
+  });
+
   test('several GGUF files and no Q4_K_M: the error lists them', async () => {
     hf.repos.set(
       'someone/many-GGUF',

@@ -62,6 +62,7 @@ function parse(args: string[]) {
         model: { type: 'string' },
         'no-register': { type: 'boolean' },
         'models-dir': { type: 'string' },
+        revision: { type: 'string' },
       },
     });
   } catch (error) {
@@ -155,7 +156,8 @@ async function pull(parsed: Parsed, env: NodeJS.ProcessEnv, out: Out, err: Out):
   const dir = modelsDir(parsed.values['models-dir'], env);
   const hf = hfOptions(env);
 
-  const files = await listRepoFiles(hf, repo);
+  const revision = parsed.values.revision?.trim() || 'main';
+  const files = await listRepoFiles(hf, repo, revision);
   const file = wanted ? files.find((f) => f.path === wanted) : pickGguf(repo, files);
   if (!file) {
     const ggufs = files.filter((f) => f.path.toLowerCase().endsWith('.gguf')).map((f) => `  ${f.path}`);
@@ -171,7 +173,7 @@ async function pull(parsed: Parsed, env: NodeJS.ProcessEnv, out: Out, err: Out):
   const name = localName(file.path);
   await mkdir(dir, { recursive: true });
   err.write(`${repo}/${file.path} → ${join(dir, name)}\n`);
-  const result = await download(hf, repo, file, dir, createProgress(name, err));
+  const result = await download(hf, repo, file, dir, createProgress(name, err), revision);
   err.write(
     result.alreadyPresent
       ? `이미 있습니다 / already present: ${result.path} (${mb(result.bytes)})\n`
@@ -187,7 +189,7 @@ async function pull(parsed: Parsed, env: NodeJS.ProcessEnv, out: Out, err: Out):
         model,
         file: name,
         contextWindow,
-        description: `Hugging Face ${repo} (${file.path})`,
+        description: `Hugging Face ${repo}${revision === 'main' ? '' : `@${revision}`} (${file.path})`,
       });
       Object.assign(summary, registration, { contextWindow });
     } catch (error) {
@@ -353,10 +355,11 @@ async function remove(parsed: Parsed, env: NodeJS.ProcessEnv, out: Out, err: Out
 export function modelsUsage(): string {
   return `kaihub models — 이 컴퓨터의 GGUF 모델 / GGUF models on this machine (KAIHUB_MODELS_DIR)
 
-  kaihub models pull <huggingface-repo> [file] [--model ID] [--no-register] [--models-dir DIR]
+  kaihub models pull <huggingface-repo> [file] [--revision REV] [--model ID] [--no-register] [--models-dir DIR]
       Hugging Face에서 받아(이어받기, SHA-256 검사) 실행 중인 허브에 상품과 local 배포로 등록
       download (resumable, SHA-256 checked) and register a product with a local deployment in the hub
       [file]을 빼면 저장소의 .gguf 하나(여럿이면 Q4_K_M) / without [file]: the repository's one .gguf (Q4_K_M if several)
+      --revision: 커밋·브랜치·태그에 고정 (기본 main) / pin a commit, branch or tag (default main)
   kaihub models list [--models-dir DIR]     파일, 크기, 쓰는 배포 / files, sizes, deployments using them
   kaihub models rm <file> [--models-dir DIR] 파일 삭제, 그 배포는 끔 / delete a file and disable its deployments
 

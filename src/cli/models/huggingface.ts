@@ -72,16 +72,36 @@ async function request(url: string, init: RequestInit): Promise<Response> {
   }
 }
 
-/** The repository's files with size and LFS SHA-256 (`GET /api/models/{repo}?blobs=true`). */
-export async function listRepoFiles(options: HfOptions, repo: string): Promise<RepoFile[]> {
-  const url = `${options.endpoint}/api/models/${checkRepo(repo)}?blobs=true`;
+/** A branch, tag or commit: what `resolve/{revision}` accepts. */
+export function checkRevision(revision: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/.test(revision) || revision.includes('..')) {
+    throw new PullError(
+      `리비전이 올바르지 않습니다 / invalid revision "${revision}" (a commit, branch or tag)`,
+    );
+  }
+  return revision;
+}
+
+/**
+ * The repository's files at `revision` with size and LFS SHA-256 (`GET /api/models/{repo}?blobs=true`,
+ * or `/api/models/{repo}/revision/{revision}` for anything but `main`).
+ */
+export async function listRepoFiles(
+  options: HfOptions,
+  repo: string,
+  revision = 'main',
+): Promise<RepoFile[]> {
+  const at = revision === 'main' ? '' : `/revision/${encodeURIComponent(checkRevision(revision))}`;
+  const url = `${options.endpoint}/api/models/${checkRepo(repo)}${at}?blobs=true`;
   const res = await request(url, { headers: headers(options), signal: AbortSignal.timeout(30_000) });
   if (!res.ok) {
     const hint =
       res.status === 401 || res.status === 403
         ? ' (비공개·동의 필요 저장소는 HF_TOKEN / gated or private: set HF_TOKEN)'
         : res.status === 404
-          ? ' (저장소가 없습니다 / no such repository)'
+          ? revision === 'main'
+            ? ' (저장소가 없습니다 / no such repository)'
+            : ` (저장소나 리비전 ${revision}이 없습니다 / no such repository or revision)`
           : '';
     throw new PullError(`${repo}: HTTP ${res.status}${hint}`);
   }
@@ -142,7 +162,7 @@ export interface DownloadResult {
 }
 
 /**
- * `{endpoint}/{repo}/resolve/main/{file}` → `<dir>/<name>.part` → checked → `<dir>/<name>`.
+ * `{endpoint}/{repo}/resolve/{revision}/{file}` → `<dir>/<name>.part` → checked → `<dir>/<name>`.
  * A part file left by an interrupted run is continued with `Range: bytes=<size>-` (206); a 200 means
  * the server ignored the range and the download starts over. Redirects (the CDN) are followed.
  */
@@ -152,6 +172,7 @@ export async function download(
   file: RepoFile,
   dir: string,
   progress: Progress,
+  revision = 'main',
 ): Promise<DownloadResult> {
   const name = localName(file.path);
   const target = join(dir, name);
@@ -172,7 +193,7 @@ export async function download(
     await rm(part, { force: true });
     offset = 0;
   }
-  const url = `${options.endpoint}/${checkRepo(repo)}/resolve/main/${encodePath(file.path)}`;
+  const url = `${options.endpoint}/${checkRepo(repo)}/resolve/${encodeURIComponent(checkRevision(revision))}/${encodePath(file.path)}`;
   const hash = createHash('sha256');
   let resumedFrom = 0;
   let received = offset;
