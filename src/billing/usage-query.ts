@@ -203,7 +203,10 @@ async function attemptsOf(db: Database, requestIds: readonly string[]): Promise<
   for (const r of rows) {
     const id = r.request_id as string;
     let list = byRequest.get(id);
-    if (!list) byRequest.set(id, (list = []));
+    if (!list) {
+      list = [];
+      byRequest.set(id, list);
+    }
     list.push({
       attempt: Number(r.attempt),
       productId: r.product_id as string,
