@@ -4,6 +4,8 @@
 //   direct  — client → fake upstream
 //   hub     — client → K-AI Hub (auth + metering on) → fake upstream
 //   portkey — client → Portkey gateway (npm @portkey-ai/gateway) → fake upstream
+//   baseline — (with --baseline=<git ref>) the hub as it was at that commit, from a
+//              temporary git worktree, to compare two versions side by side
 // Reports added latency (gateway percentile minus direct percentile at the same
 // fixed arrival rate) and the maximum throughput of each arm.
 //
@@ -20,6 +22,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -37,11 +40,16 @@ import {
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'hub', 'portkey'];
+const ALL_TARGETS = ['direct', 'hub', 'baseline', 'portkey'];
+// the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
+const HUB_ARMS = ['hub', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
   --targets=direct,hub,portkey  arms to run (direct is always included)
+  --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
+                                temporary git worktree sharing node_modules), to
+                                compare two versions in one run
   --rates=200,1000              fixed arrival rates for the latency runs (req/s)
   --rounds=4                    interleaved rounds per rate (arm order shuffled each round)
   --round-seconds=5             length of one latency round per arm
@@ -89,8 +97,12 @@ function parseArgs(argv) {
     .filter(Boolean);
   for (const t of targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t}`);
   if (!targets.includes('direct')) targets.unshift('direct');
+  if (raw.baseline !== undefined && !targets.includes('baseline')) targets.push('baseline');
+  if (targets.includes('baseline') && (raw.baseline === undefined || raw.baseline === 'true'))
+    throw new Error('the baseline arm needs --baseline=<git ref>');
   const opts = {
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
+    baseline: raw.baseline,
     rates: (raw.rates ?? '200,1000').split(',').map(Number),
     rounds: num('rounds', quick ? 2 : 4),
     roundSeconds: num('round-seconds', quick ? 2 : 5),
@@ -323,8 +335,19 @@ const pick = (obj, ...keys) => {
   return undefined;
 };
 
-async function startHub(upstreamPort, timeoutS, cpuProfDir) {
-  const bin = path.join(REPO_ROOT, 'bin', 'kaihub.mjs');
+// The hub as it was at `ref`, checked out in a temporary worktree that shares
+// this checkout's node_modules (dependencies only grow between versions here).
+function prepareBaseline(ref) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kaihub-baseline-'));
+  execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: REPO_ROOT, stdio: 'ignore' });
+  worktrees.push(dir);
+  symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
+  return { dir, commit };
+}
+
+async function startHub(upstreamPort, timeoutS, cpuProfDir, { root = REPO_ROOT, name = 'hub' } = {}) {
+  const bin = path.join(root, 'bin', 'kaihub.mjs');
   if (!existsSync(bin))
     throw new Error(`${bin} not found: the hub is not built yet (use --targets=direct,portkey)`);
   const port = await freePort();
@@ -334,8 +357,8 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
   // the same V8 heap flags as `npm start` (package.json): fewer young-generation GC pauses
   const heapArgs = HUB_NODE_FLAGS;
-  const child = startProcess('hub', process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
-    cwd: REPO_ROOT,
+  const child = startProcess(name, process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
+    cwd: root,
     env: {
       ...process.env,
       PORT: String(port),
@@ -348,7 +371,7 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   });
   child.tmpDir = tmp;
   const base = `http://${LOOPBACK}:${port}`;
-  await waitFor('hub', timeoutS * 1000, async () => (await fetch(`${base}/healthz`)).ok, child);
+  await waitFor(name, timeoutS * 1000, async () => (await fetch(`${base}/healthz`)).ok, child);
 
   const admin = async (p, body) => {
     const r = await httpJson('POST', `${base}/admin/v1${p}`, {
@@ -387,7 +410,7 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
   if (!secret) throw new Error(`hub key response without a key: ${JSON.stringify(key)}`);
   let version;
   try {
-    version = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version;
+    version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
   } catch {}
   return {
     child,
@@ -395,7 +418,7 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir) {
     base,
     adminToken,
     target: {
-      name: 'hub',
+      name,
       url: `${base}/v1/chat/completions`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
       body: REQUEST_BODY,
@@ -589,6 +612,16 @@ async function main() {
     arms.hub = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined);
     log(`hub on ${arms.hub.base}`);
   }
+  let baselineGit;
+  if (opts.targets.includes('baseline')) {
+    const tree = prepareBaseline(opts.baseline);
+    baselineGit = tree.commit;
+    arms.baseline = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
+      root: tree.dir,
+      name: 'baseline',
+    });
+    log(`baseline hub at ${opts.baseline} (${baselineGit}) on ${arms.baseline.base}`);
+  }
   for (const name of opts.targets) await checkTarget(arms[name].target);
 
   const loadgen = startLoadgen();
@@ -607,16 +640,17 @@ async function main() {
       loadgen: treeCpuSeconds(loadgen.child.pid) + reapedChildrenCpuSeconds(),
       upstream: treeCpuSeconds(upstream.child.pid),
     };
-    for (const n of ['hub', 'portkey']) if (arms[n]) out[n] = treeCpuSeconds(arms[n].child.pid);
+    for (const n of [...HUB_ARMS, 'portkey']) if (arms[n]) out[n] = treeCpuSeconds(arms[n].child.pid);
     return out;
   };
-  // Every 200 the hub returned, to check afterwards that each one was metered.
-  let hubOk = opts.targets.includes('hub') ? 1 : 0; // the check request
-  let hubOkExact = true;
+  // Every 200 each hub returned, to check afterwards that each one was metered.
+  const hubOk = {};
+  for (const n of HUB_ARMS) if (arms[n]) hubOk[n] = { served: 1, exact: true }; // the check request
   const countHub = (r) => {
-    if (r.target !== 'hub') return r;
-    if (Number.isFinite(r.ok)) hubOk += r.ok;
-    else hubOkExact = false; // wrk reports no count of successes
+    const count = hubOk[r.target];
+    if (!count) return r;
+    if (Number.isFinite(r.ok)) count.served += r.ok;
+    else count.exact = false; // wrk reports no count of successes
     return r;
   };
   const measured = async (job, seconds) => {
@@ -749,20 +783,22 @@ async function main() {
   // "With metering on" must be true, not assumed: ask the hub how many
   // requests it recorded. The journal may commit in batches, so wait for the
   // count to settle.
-  let metering;
-  if (arms.hub) {
+  const metering = {};
+  for (const name of Object.keys(hubOk)) {
+    const arm = arms[name];
     let recorded = -1;
     for (let i = 0; i < 25; i++) {
-      const r = await httpJson('GET', `${arms.hub.base}/admin/v1/usage`, {
-        headers: { authorization: `Bearer ${arms.hub.adminToken}` },
+      const r = await httpJson('GET', `${arm.base}/admin/v1/usage`, {
+        headers: { authorization: `Bearer ${arm.adminToken}` },
       }).catch(() => undefined);
       const n = Number(r?.json?.totals?.requests);
       if (Number.isFinite(n) && n === recorded) break;
       if (Number.isFinite(n)) recorded = n;
       await sleep(200);
     }
-    metering = { served: hubOk, servedExact: hubOkExact, recorded };
-    log(`hub metering: ${recorded} usage records for ${hubOk}${hubOkExact ? '' : '+'} successful requests`);
+    const { served, exact } = hubOk[name];
+    metering[name] = { served, servedExact: exact, recorded };
+    log(`${name} metering: ${recorded} usage records for ${served}${exact ? '' : '+'} successful requests`);
   }
 
   // ---------------------------------------------------------------- report --
@@ -834,6 +870,22 @@ async function main() {
     for (const name of opts.targets) summary.latency[rate][name].utilization = rate / t[name].medianRps;
   }
   if (t.hub && t.portkey) summary.hubOverPortkey = t.hub.medianRps / t.portkey.medianRps;
+  if (t.hub && t.baseline) {
+    // the two versions side by side: what the change between them costs (or saves)
+    summary.hubVsBaseline = {
+      throughputRatio: t.hub.medianRps / t.baseline.medianRps,
+      latency: Object.fromEntries(
+        opts.rates.map((rate) => {
+          const h = summary.latency[rate].hub;
+          const b = summary.latency[rate].baseline;
+          return [
+            rate,
+            { p50DeltaMs: h.service.p50Ms - b.service.p50Ms, p99DeltaMs: h.service.p99Ms - b.service.p99Ms },
+          ];
+        }),
+      ),
+    };
+  }
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -850,7 +902,7 @@ async function main() {
 
   const lines = [];
   lines.push(
-    `Hub ${arms.hub ? (hubGit ?? 'unknown commit') : 'not run'}; Portkey ${arms.portkey?.version ?? 'not run'}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; seed ${opts.seed}${opts.nice ? `; nice ${opts.nice}` : ''}.`,
+    `Hub ${arms.hub ? (hubGit ?? 'unknown commit') : 'not run'}${arms.baseline ? `; baseline hub ${opts.baseline} (${baselineGit})` : ''}; Portkey ${arms.portkey?.version ?? 'not run'}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; seed ${opts.seed}${opts.nice ? `; nice ${opts.nice}` : ''}.`,
   );
   lines.push('');
   lines.push(
@@ -892,11 +944,23 @@ async function main() {
   if (summary.hubOverPortkey !== undefined)
     lines.push(`Hub / Portkey maximum throughput: **${fmt(summary.hubOverPortkey, 1)}×**`);
   if (t.hub) lines.push(`Hub / direct maximum throughput: ${fmt(t.hub.medianRps / t.direct.medianRps, 2)}`);
+  if (summary.hubVsBaseline) {
+    const v = summary.hubVsBaseline;
+    const deltas = opts.rates
+      .map(
+        (rate) =>
+          `${rate} req/s p50 ${fmt(v.latency[rate].p50DeltaMs)} ms, p99 ${fmt(v.latency[rate].p99DeltaMs)} ms`,
+      )
+      .join('; ');
+    lines.push(
+      `Hub − baseline (${baselineGit}) latency: ${deltas}. Hub / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+    );
+  }
   if (t.portkey)
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
-  if (metering) {
+  for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `Hub metering: ${fmtInt(metering.recorded)} usage records for ${fmtInt(metering.served)}${metering.servedExact ? '' : '+'} successful requests.`,
+      `${name === 'hub' ? 'Hub' : 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(
@@ -925,7 +989,7 @@ async function main() {
       platform: `${os.platform()} ${os.release()}`,
       loadavgAtEnd: os.loadavg(),
     },
-    versions: { portkey: arms.portkey?.version, hub: arms.hub?.version, hubGit },
+    versions: { portkey: arms.portkey?.version, hub: arms.hub?.version, hubGit, baselineGit },
   };
   mkdirSync(opts.out, { recursive: true });
   const file = path.join(opts.out, `gateway-overhead-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -956,12 +1020,21 @@ function mapValues(obj, fn) {
 
 let exiting = false;
 let afterExitNote;
+/** Temporary git worktrees of --baseline, removed on exit. */
+const worktrees = [];
 async function cleanupAndExit(code) {
   if (exiting) return;
   exiting = true;
   await stopAll();
   if (afterExitNote) log(afterExitNote);
   for (const c of children) if (c.tmpDir) rmSync(c.tmpDir, { recursive: true, force: true });
+  for (const dir of worktrees) {
+    try {
+      execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: REPO_ROOT, stdio: 'ignore' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   process.exit(code);
 }
 process.on('SIGINT', () => cleanupAndExit(130));
