@@ -41,6 +41,9 @@ const HELP = `Usage: node bench/local-model.mjs [options]
   --warmup=1          unmeasured rounds per arm first (model load, caches)
   --layers=8 --embedding=512 --heads=8 --ff=1408 --ctx=512   model shape
   --threads=1         CPU threads of both arms (KAIHUB_LOCAL_THREADS)
+  --bare-callback=token  what the bare arm listens to: token (onToken, cheapest)
+                      or text (onTextChunk, as the hub's local adapter does: the
+                      difference is node-llama-cpp's detokenising, not the hub)
   --seed=42           weights seed and sampling seed
   --hub-start-timeout=90
   --out=bench/results where the raw JSON goes
@@ -75,6 +78,11 @@ function parseArgs(argv) {
     threads: int('threads', 1, 1, 256),
     seed: int('seed', 42, 0, 2 ** 31),
     hubStartTimeout: int('hub-start-timeout', 90, 1, 600),
+    bareCallback: (() => {
+      const v = raw['bare-callback'] ?? 'token';
+      if (v !== 'token' && v !== 'text') throw new Error('--bare-callback must be token or text');
+      return v;
+    })(),
     out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
   };
 }
@@ -125,9 +133,17 @@ async function bareWorker() {
         maxTokens: m.tokens,
         temperature: 0,
         seed: m.seed,
-        onToken: () => {
-          first ??= performance.now();
-        },
+        ...(process.env.BENCH_BARE_CALLBACK === 'text'
+          ? {
+              onTextChunk: () => {
+                first ??= performance.now();
+              },
+            }
+          : {
+              onToken: () => {
+                first ??= performance.now();
+              },
+            }),
       });
       const t1 = performance.now();
       const tokens = sequence.tokenMeter.diff(before).usedOutputTokens;
@@ -164,7 +180,7 @@ async function writeModel(dir, opts) {
   return file;
 }
 
-function startBare(modelFile, threads) {
+function startBare(modelFile, threads, callback) {
   const child = fork(fileURLToPath(import.meta.url), ['--bare-worker'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: ['--import', pathToFileURL(path.join(BENCH_DIR, 'exit-with-parent.mjs')).href],
@@ -173,6 +189,7 @@ function startBare(modelFile, threads) {
       BENCH_PARENT_PID: String(process.pid),
       BENCH_MODEL: modelFile,
       BENCH_THREADS: String(threads),
+      BENCH_BARE_CALLBACK: callback,
     },
   });
   children.push(child);
@@ -359,7 +376,7 @@ async function main() {
   const modelBytes = statSync(modelFile).size;
   log(`model: ${(modelBytes / 2 ** 20).toFixed(1)} MiB`);
 
-  const bare = startBare(modelFile, opts.threads);
+  const bare = startBare(modelFile, opts.threads, opts.bareCallback);
   await bare.ready;
   const hub = await startHub(dir, opts);
   log('bare worker and hub ready');
@@ -399,7 +416,7 @@ async function main() {
   summary.pass = summary.overheadPercent < 5;
 
   const lines = [
-    `Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; node-llama-cpp ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version}; model ${opts.layers} layers, embedding ${opts.embedding}, ${opts.heads} heads, FF ${opts.ff}, ctx ${opts.ctx}, F32, ${(modelBytes / 2 ** 20).toFixed(0)} MiB; ${opts.threads} thread(s); max_tokens ${opts.tokens}; ${opts.rounds} rounds per arm, interleaved.`,
+    `Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; node-llama-cpp ${JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version}; model ${opts.layers} layers, embedding ${opts.embedding}, ${opts.heads} heads, FF ${opts.ff}, ctx ${opts.ctx}, F32, ${(modelBytes / 2 ** 20).toFixed(0)} MiB; ${opts.threads} thread(s); bare arm on ${opts.bareCallback === 'text' ? 'onTextChunk' : 'onToken'}; max_tokens ${opts.tokens}; ${opts.rounds} rounds per arm, interleaved.`,
     '',
     '| arm | tokens/s (median) | per round | decode tok/s after 1st token (median) | TTFT (median ms) | wall (median ms) | completion tokens |',
     '| --- | ---: | --- | ---: | ---: | ---: | --- |',

@@ -18,6 +18,8 @@ import {
   RESOURCES,
   type Resource,
   type Row,
+  USAGE_EVENT_COLUMNS,
+  USAGE_EVENT_FILTERS,
   USAGE_FILTERS,
   usageTable,
 } from './resources.ts';
@@ -142,6 +144,16 @@ function planKeys(verb: string, args: string[]): Plan {
 }
 
 function planUsage(args: string[]): Plan {
+  if (args[0] === 'events') {
+    const parsed = parse(args.slice(1), flagSet(USAGE_EVENT_FILTERS), []);
+    return {
+      parsed,
+      method: 'GET',
+      path: `/usage/events${buildQuery(USAGE_EVENT_FILTERS, parsed)}`,
+      fields: USAGE_EVENT_FILTERS,
+      render: (result) => renderTable(USAGE_EVENT_COLUMNS, (result as { data: Row[] }).data),
+    };
+  }
   const parsed = parse(args, flagSet(USAGE_FILTERS), []);
   return {
     parsed,
@@ -233,6 +245,8 @@ export function adminUsage(): string {
   kaihub usage       [--organization-id ID] [--product-id ID] [--key-id ID] [--from DATE] [--to DATE]
                      [--group-by day|product|key|organization]
                      (DATE: YYYY-MM-DD (KST) 또는 ISO 8601; --to는 포함하지 않음 / --to is exclusive)
+  kaihub usage events [--organization-id ID] [--request-id ID] [--limit N]
+                     요청별 기록과 업스트림 시도 / one row per request, with its upstream attempts
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

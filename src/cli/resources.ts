@@ -135,6 +135,31 @@ export const KEY_COLUMNS: Column<Row>[] = [
 ];
 
 export const USAGE_FILTERS = fieldSpecs('organizationId productId keyId from to groupBy');
+export const USAGE_EVENT_FILTERS = fieldSpecs('organizationId requestId limit');
+
+/** `dep_a:http 503 → dep_b:ok`: the upstream calls of one request, in order. */
+export function attemptsText(attempts: unknown): string {
+  if (!Array.isArray(attempts)) return '';
+  return (attempts as Row[])
+    .map(
+      (a) =>
+        `${a.deploymentId}:${a.outcome}${a.httpStatus === null || a.httpStatus === undefined ? '' : ` ${a.httpStatus}`}`,
+    )
+    .join(' → ');
+}
+
+/** One row per request, newest first, with the attempts behind it. */
+export const USAGE_EVENT_COLUMNS: Column<Row>[] = [
+  col('시각 Time', 'createdAt'),
+  col('요청 Request', 'requestId'),
+  col('모델 Model', 'model'),
+  col('상태 Status', 'status'),
+  col('입력 Prompt', 'promptTokens', 'right'),
+  col('출력 Completion', 'completionTokens', 'right'),
+  col('비용 Cost ₩', 'costKrw', 'right'),
+  col('지연 ms', 'latencyMs', 'right'),
+  { header: '시도 Attempts', value: (r) => attemptsText(r.attempts) },
+];
 
 const MEASURES: Column<Row>[] = [
   col('요청 Requests', 'requests', 'right'),

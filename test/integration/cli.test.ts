@@ -230,6 +230,13 @@ describe('kaihub CLI against a running hub', () => {
       new RegExp(`^합계 Total\\s+2\\s+${usage.totals.promptTokens}\\s+\\d+\\s+${usage.totals.costKrw}$`, 'm'),
     );
 
+    // one row per request, newest first, with the attempt that served it
+    const events = await ok(['usage', 'events', '--organization-id', org.id, '--limit', '5']);
+    const eventRows = (events as string).split('\n').filter((l) => l.includes('exaone-cli'));
+    assert.equal(eventRows.length, 2, events);
+    assert.match(eventRows[0]!, new RegExp(`\\sok\\s.*${deploymentId}:ok$`));
+    assert.match(await fails(['usage', 'events', '--limit', '0']), /limit/);
+
     const [revoked, updated, deleted] = await Promise.all([
       ok(['keys', 'revoke', key.id, '--json']),
       ok([

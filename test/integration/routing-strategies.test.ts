@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
-import { addProduct, postV1, usageEvent } from '../helpers/v1.ts';
+import { addProduct, attemptTrace, postV1, usageEvent } from '../helpers/v1.ts';
 
 const hello = [{ role: 'user' as const, content: '안녕하세요 반갑습니다' }];
 const long = [{ role: 'user' as const, content: '하나 둘 셋 넷 다섯 여섯 일곱 여덟' }];
@@ -111,6 +111,34 @@ describe('routing: idle timeout, selection strategies, failures after the first 
     const event = await usageEvent(t, answer.requestId);
     assert.equal(event.status, 'ok');
     assert.ok(BigInt(event.costMicroKrw) > 0n);
+  });
+
+  test('priority tiers: the standby tier serves only while the first tier cannot', async () => {
+    const { deploymentIds } = await addProduct(t, catalog, 'tier-test', [
+      { baseUrl: fast.url, upstreamModel: 'tier-chat', priority: 0 },
+      { baseUrl: other.url, upstreamModel: 'tier-chat', priority: 1 },
+    ]);
+    for (let i = 0; i < 6; i++) {
+      const r = await postV1(t, catalog.key, '/chat/completions', { model: 'tier-test', messages: hello });
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(calls(fast, 'tier-chat'), 6, 'the first tier takes everything while healthy');
+    assert.equal(calls(other, 'tier-chat'), 0);
+
+    // the first tier fails: its retries, then the standby tier answers; the record names it
+    fast.setBehavior('error:503', { model: 'tier-chat' });
+    const r = await postV1(t, catalog.key, '/chat/completions', { model: 'tier-test', messages: hello });
+    assert.equal(r.status, 200, r.text);
+    const event = await usageEvent(t, r.requestId);
+    assert.equal(event.deploymentId, deploymentIds[1]);
+    assert.equal(attemptTrace(event).at(-1), `${deploymentIds[1]}:ok`);
+    assert.ok(
+      attemptTrace(event)
+        .slice(0, -1)
+        .every((a) => a === `${deploymentIds[0]}:http 503`),
+      attemptTrace(event).join(', '),
+    );
+    assert.equal(calls(other, 'tier-chat'), 1);
   });
 
   test('routingStrategy: validated, stored, read back; defaults to weighted', async () => {
