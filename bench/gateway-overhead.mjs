@@ -27,6 +27,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { log, median, rawOptions } from './cli.mjs';
 import {
   BENCH_DIR,
   children,
@@ -74,16 +75,7 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 // ---------------------------------------------------------------- options --
 
 function parseArgs(argv) {
-  const raw = {};
-  for (const a of argv) {
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      process.exit(0);
-    }
-    const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
-    if (!m) throw new Error(`unexpected argument ${a}\n${HELP}`);
-    raw[m[1]] = m[2] ?? 'true';
-  }
+  const raw = rawOptions(argv, HELP);
   const quick = raw.quick === 'true';
   const num = (k, d) => {
     if (raw[k] === undefined) return d;
@@ -125,10 +117,6 @@ function parseArgs(argv) {
 }
 
 // ---------------------------------------------------------------- helpers --
-
-function log(msg) {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
 
 // Small deterministic PRNG so a run's arm order can be reproduced from its seed.
 function mulberry32(seed) {
@@ -554,13 +542,6 @@ function summarize(samplesUs) {
     maxMs: ms(s.length ? s[s.length - 1] : Number.NaN),
   };
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return Number.NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const fmt = (v, digits = 3) => (Number.isFinite(v) ? v.toFixed(digits) : 'n/a');
 const fmtInt = (v) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');

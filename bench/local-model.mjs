@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { log, median, rawOptions } from './cli.mjs';
 import {
   BENCH_DIR,
   children,
@@ -50,16 +51,7 @@ const HELP = `Usage: node bench/local-model.mjs [options]
 `;
 
 function parseArgs(argv) {
-  const raw = {};
-  for (const a of argv) {
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(HELP);
-      process.exit(0);
-    }
-    const m = /^--([^=]+)(?:=(.*))?$/.exec(a);
-    if (!m) throw new Error(`unexpected argument ${a}\n${HELP}`);
-    raw[m[1]] = m[2] ?? 'true';
-  }
+  const raw = rawOptions(argv, HELP);
   const int = (k, d, min = 1, max = 1e6) => {
     const v = raw[k] === undefined ? d : Number(raw[k]);
     if (!Number.isInteger(v) || v < min || v > max)
@@ -87,12 +79,6 @@ function parseArgs(argv) {
   };
 }
 
-const log = (msg) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmt = (n, d = 1) => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d));
 
 // ------------------------------------------------------------ bare worker --

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { type CliRun, runKaihub } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { closedPort } from '../helpers/v1.ts';
 
@@ -15,15 +14,7 @@ import { closedPort } from '../helpers/v1.ts';
  * against a hub on a random port, checking exit codes, stdout and stderr.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/kaihub.mjs', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function run(args: string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.KAIHUB_URL;
   delete childEnv.KAIHUB_ADMIN_TOKEN;
@@ -31,22 +22,7 @@ function run(args: string[], env: Record<string, string | undefined> = {}): Prom
     if (v === undefined) delete childEnv[k];
     else childEnv[k] = v;
   }
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: childEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runKaihub(args, childEnv);
 }
 
 describe('kaihub CLI against a running hub', () => {
@@ -74,7 +50,7 @@ describe('kaihub CLI against a running hub', () => {
    * The same function main.ts calls, run in this process: each child process costs a Node start
    * and the TypeScript loader, so only the end-to-end checks pay for one.
    */
-  async function inProcess(args: string[], runEnv: Record<string, string> = env): Promise<Run> {
+  async function inProcess(args: string[], runEnv: Record<string, string> = env): Promise<CliRun> {
     let stdout = '';
     let stderr = '';
     const sink = (append: (s: string) => void) =>

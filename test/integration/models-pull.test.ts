@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { type FakeHuggingFace, startFakeHuggingFace } from '../fakes/huggingface.ts';
 import { tinyGguf } from '../fakes/tiny-gguf.ts';
+import { type CliRun, runKaihub } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
@@ -16,15 +15,8 @@ import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
  * model answers through /v1 with the official client.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/kaihub.mjs', import.meta.url));
 const REPO = 'kakaocorp/kanana-tiny-GGUF';
 const FILE = 'kanana-tiny-Q4_K_M.gguf';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const exists = (path: string) =>
   stat(path).then(
@@ -38,7 +30,7 @@ describe('kaihub models pull | list | rm', () => {
   let t: TestHub;
   const model = tinyGguf();
 
-  function run(args: string[], extra: Record<string, string> = {}): Promise<Run> {
+  function run(args: string[], extra: Record<string, string> = {}): Promise<CliRun> {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       KAIHUB_URL: t.url,
@@ -48,24 +40,9 @@ describe('kaihub models pull | list | rm', () => {
       HF_TOKEN: 'hf_test_token',
       ...extra,
     };
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'models', ...args], {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => {
-        stdout += d;
-      });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    return runKaihub(['models', ...args], env);
   }
-  const show = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+  const show = (r: CliRun) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kaihub-pull-'));
