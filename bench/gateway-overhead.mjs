@@ -2,6 +2,8 @@
 // Gateway overhead benchmark: the same fake upstream, the same load generator,
 // one run, three arms:
 //   direct  — client → fake upstream
+//   proxy   — client → a bare node:http + undici proxy (bench/bare-proxy.mjs) → fake
+//             upstream: the floor of the hub's stack, without anything of the hub
 //   hub     — client → K-AI Hub (auth + metering on) → fake upstream
 //   portkey — client → Portkey gateway (npm @portkey-ai/gateway) → fake upstream
 //   baseline — (with --baseline=<git ref>) the hub as it was at that commit, from a
@@ -41,13 +43,14 @@ import {
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'hub', 'baseline', 'portkey'];
+const ALL_TARGETS = ['direct', 'proxy', 'hub', 'baseline', 'portkey'];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
 const HUB_ARMS = ['hub', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
-  --targets=direct,hub,portkey  arms to run (direct is always included)
+  --targets=direct,hub,portkey  arms to run (direct is always included; also proxy,
+                                a bare node:http + undici proxy: the stack's floor)
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
@@ -250,11 +253,9 @@ const REQUEST_BODY = JSON.stringify({
   max_tokens: 16,
 });
 
-async function startUpstream() {
-  const child = startProcess('upstream', process.execPath, [
-    path.join(BENCH_DIR, 'fake-upstream.mjs'),
-    '--port=0',
-  ]);
+/** A bench script that prints `{"ready":true,"port":N}` once listening: its process and port. */
+async function startListening(name, script, args) {
+  const child = startProcess(name, process.execPath, [path.join(BENCH_DIR, script), '--port=0', ...args]);
   const port = await new Promise((resolve, reject) => {
     let buf = '';
     const onData = (chunk) => {
@@ -266,10 +267,27 @@ async function startUpstream() {
       }
     };
     child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`fake upstream exited (${code})`)));
-    setTimeout(() => reject(new Error('fake upstream did not start')), 10_000).unref();
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
+    setTimeout(() => reject(new Error(`${name} did not start`)), 10_000).unref();
   });
   return { child, port };
+}
+
+const startUpstream = () => startListening('upstream', 'fake-upstream.mjs', []);
+
+async function startProxy(upstreamPort) {
+  const { child, port } = await startListening('proxy', 'bare-proxy.mjs', [
+    `--upstream=http://${LOOPBACK}:${upstreamPort}`,
+  ]);
+  return {
+    child,
+    target: {
+      name: 'proxy',
+      url: `http://${LOOPBACK}:${port}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json', authorization: 'Bearer upstream-key' },
+      body: REQUEST_BODY,
+    },
+  };
 }
 
 function ensureBenchDeps() {
@@ -582,6 +600,7 @@ async function main() {
       },
     },
   };
+  if (opts.targets.includes('proxy')) arms.proxy = await startProxy(upstream.port);
   if (opts.targets.includes('portkey')) {
     arms.portkey = await startPortkey(upstream.port);
     log(`portkey ${arms.portkey.version} on ${new URL(arms.portkey.target.url).host}`);
@@ -621,7 +640,8 @@ async function main() {
       loadgen: treeCpuSeconds(loadgen.child.pid) + reapedChildrenCpuSeconds(),
       upstream: treeCpuSeconds(upstream.child.pid),
     };
-    for (const n of [...HUB_ARMS, 'portkey']) if (arms[n]) out[n] = treeCpuSeconds(arms[n].child.pid);
+    for (const n of ['proxy', ...HUB_ARMS, 'portkey'])
+      if (arms[n]) out[n] = treeCpuSeconds(arms[n].child.pid);
     return out;
   };
   // Every 200 each hub returned, to check afterwards that each one was metered.
@@ -925,6 +945,18 @@ async function main() {
   if (summary.hubOverPortkey !== undefined)
     lines.push(`Hub / Portkey maximum throughput: **${fmt(summary.hubOverPortkey, 1)}×**`);
   if (t.hub) lines.push(`Hub / direct maximum throughput: ${fmt(t.hub.medianRps / t.direct.medianRps, 2)}`);
+  if (t.hub && t.proxy) {
+    const over = opts.rates
+      .map((rate) => {
+        const h = summary.latency[rate].hub.service;
+        const b = summary.latency[rate].proxy.service;
+        return `${rate} req/s p50 ${fmt(h.p50Ms - b.p50Ms)} ms, p99 ${fmt(h.p99Ms - b.p99Ms)} ms`;
+      })
+      .join('; ');
+    lines.push(
+      `Hub over the bare proxy (the stack's floor): ${over}. Hub / bare proxy maximum throughput: ${fmt(t.hub.medianRps / t.proxy.medianRps, 2)}.`,
+    );
+  }
   if (summary.hubVsBaseline) {
     const v = summary.hubVsBaseline;
     const deltas = opts.rates
