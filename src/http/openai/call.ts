@@ -1,3 +1,4 @@
+import type { MeterBase } from '../../billing/meter.ts';
 import type { UsageAttempt, UsageRecord, UsageStatus } from '../../billing/usage-journal.ts';
 import type { RoutableDeployment, RoutableProduct } from '../../catalog/catalog-snapshot.ts';
 import {
@@ -201,7 +202,7 @@ export function meterBase(
   endpoint: Endpoint,
   stream: boolean,
   attempts: readonly Attempt[],
-) {
+): MeterBase {
   return {
     requestId: ctx.requestId,
     startedAtMs: ctx.startedAtMs,
@@ -248,8 +249,7 @@ export async function meterFailure(
   const httpStatus = httpStatusOf(failure);
   deps.metrics.requests.labels(call.product.model, endpoint, String(httpStatus)).inc();
   const mapped = fromUpstreamError(failure);
-  await deps.meter.record({
-    ...meterBase(ctx, call.product, endpoint, stream, attempts),
+  await deps.meter.record(meterBase(ctx, call.product, endpoint, stream, attempts), {
     firstTokenAt: null,
     deploymentId: lastDeploymentOf(call.product, attempts),
     status: statusOf(failure),

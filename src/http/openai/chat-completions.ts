@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { MeterInput } from '../../billing/meter.ts';
+import type { MeterOutcome } from '../../billing/meter.ts';
 import { estimatePromptTokens, estimateTextTokens } from '../../billing/token-estimate.ts';
 import type { ChatStreamPart, CompletedCall, JsonObject, TokenUsage } from '../../providers/adapter.ts';
 import { openAIUsage } from '../../providers/openai-shapes.ts';
@@ -67,8 +67,7 @@ async function completeChat(
   const { body: completion, usage } = served.result;
   completion.model = served.product.model;
   const counted = usage ?? { promptTokens: promptEstimate, completionTokens: estimateCompletion(completion) };
-  const record = await deps.meter.record({
-    ...meterBase(ctx, served.product, ENDPOINT, false, attempts),
+  const record = await deps.meter.record(meterBase(ctx, served.product, ENDPOINT, false, attempts), {
     firstTokenAt: null,
     deploymentId: served.deployment.id,
     status: 'ok',
@@ -202,15 +201,12 @@ async function streamChat(
     ]);
   }
 
-  const common = {
-    ...meterBase(ctx, served.product, ENDPOINT, true, attempts),
-    firstTokenAt,
-    deploymentId: served.deployment.id,
-  };
-  let input: MeterInput;
+  const deploymentId = served.deployment.id;
+  let input: MeterOutcome;
   if (!failure) {
     input = {
-      ...common,
+      firstTokenAt,
+      deploymentId,
       status: 'ok',
       httpStatus: 200,
       errorCode: null,
@@ -222,7 +218,8 @@ async function streamChat(
   } else if (failure.kind === 'cancelled') {
     // The client hung up mid-answer: it is charged for what it received, as the supplier bills us.
     input = {
-      ...common,
+      firstTokenAt,
+      deploymentId,
       status: 'cancelled',
       httpStatus: 499,
       errorCode: 'client_closed',
@@ -234,7 +231,8 @@ async function streamChat(
   } else {
     // The upstream broke off: the client did not get its answer, so it pays nothing.
     input = {
-      ...common,
+      firstTokenAt,
+      deploymentId,
       status: statusOf(failure),
       httpStatus: 200,
       errorCode: fromUpstreamError(failure).code ?? failure.kind,
@@ -244,7 +242,7 @@ async function streamChat(
       chargeable: false,
     };
   }
-  const record = await deps.meter.record(input);
+  const record = await deps.meter.record(meterBase(ctx, served.product, ENDPOINT, true, attempts), input);
   if (input.chargeable) call.ticket.settle(record.costMicroKrw, record.promptTokens, record.completionTokens);
   else call.ticket.release();
   deps.metrics.requests.labels(call.product.model, ENDPOINT, String(input.httpStatus)).inc();
@@ -268,10 +266,9 @@ async function streamChat(
       model,
       choices: [],
     };
-    chunk.usage = {
-      ...openAIUsage(record),
-      ...((usageChunk?.usage as JsonObject | undefined) ?? {}),
-    };
+    // the upstream's own usage fields (details included) over the metered counts; Object.assign, not
+    // `{ ...a, ...b }`, which costs a fresh hidden class per extra field (see billing/meter.ts)
+    chunk.usage = Object.assign(openAIUsage(record), (usageChunk?.usage as JsonObject | undefined) ?? {});
     res.write(`data: ${JSON.stringify(chunk)}\n\n`);
   }
   res.end('data: [DONE]\n\n');

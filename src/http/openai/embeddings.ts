@@ -46,8 +46,7 @@ export async function handleEmbeddings(
   countUpstreamErrors(deps, ctx, attempts);
   const { body: response, usage } = served.result;
   response.model = served.product.model;
-  const record = await deps.meter.record({
-    ...meterBase(ctx, served.product, ENDPOINT, false, attempts),
+  const record = await deps.meter.record(meterBase(ctx, served.product, ENDPOINT, false, attempts), {
     firstTokenAt: null,
     deploymentId: served.deployment.id,
     status: 'ok',
