@@ -8,6 +8,7 @@ import {
   type UpstreamTarget,
 } from '../../providers/adapter.ts';
 import type { Attempt } from '../../routing/router.ts';
+import { CallAbort } from './call-abort.ts';
 import type { AdmittedCall, OpenAIDeps, RequestContext } from './context.ts';
 import { fromUpstreamError, modelNotFound, type OpenAIError, sendOpenAIError } from './errors.ts';
 
@@ -67,7 +68,7 @@ export async function admitCall(
     );
     return undefined;
   }
-  const controller = new AbortController();
+  const controller = new CallAbort();
   const onClose = () => {
     if (!ctx.res.writableFinished) controller.abort(new DOMException('client went away', 'AbortError'));
   };

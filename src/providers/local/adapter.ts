@@ -142,11 +142,16 @@ export class LocalAdapter implements ProviderAdapter {
     onTextChunk?: (text: string) => void,
   ): Promise<{ response: LlamaChatResponse; usage: TokenUsage }> {
     const { loaded, slot, history, promptTokens, options } = prepared;
+    // node-llama-cpp needs a real AbortSignal; the hub's call signal only has its shape (CallAbort)
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
     try {
       const before = slot.sequence.tokenMeter.getState();
       const response = await slot.chat.generateResponse(history, {
         ...options,
-        signal,
+        signal: controller.signal,
         ...(onTextChunk && { onTextChunk }),
       });
       const completionTokens = slot.sequence.tokenMeter.diff(before).usedOutputTokens;
@@ -159,6 +164,7 @@ export class LocalAdapter implements ProviderAdapter {
         `local model failed: ${String((error as Error)?.message ?? error)}`,
       );
     } finally {
+      signal.removeEventListener('abort', onAbort);
       loaded.release(slot);
     }
   }
