@@ -71,6 +71,11 @@ export interface FakeOpenAIOptions {
   models?: readonly string[];
   /** Content chunks sent before `reset-mid-stream` cuts the connection (default 2). */
   resetAfterChunks?: number;
+  /**
+   * Where the API lives (default '/v1'): an OpenAI-compatible endpoint of another supplier, e.g. CLOVA
+   * Studio's '/v1/openai' or Upstage's '/v1/solar'. `url` includes it.
+   */
+  basePath?: string;
 }
 
 export interface RecordedRequest {
@@ -262,6 +267,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   const chunkDelayMs = options.chunkDelayMs ?? 0;
   const defaultDimensions = options.embeddingDimensions ?? 8;
   const models = options.models ?? ['fake-chat', 'fake-embed'];
+  const basePath = (options.basePath ?? '/v1').replace(/\/+$/, '');
   const resetAfterChunks = options.resetAfterChunks ?? 2;
   const requests: RecordedRequest[] = [];
   const settledPromises = new WeakMap<RecordedRequest, Promise<void>>();
@@ -391,7 +397,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
 
     const method = req.method ?? 'GET';
-    const path = url.pathname.replace(/\/+$/, '');
+    const raw = url.pathname.replace(/\/+$/, '');
+    // the routes below are written for '/v1'; another base path is mapped onto it
+    const path = raw.startsWith(`${basePath}/`) ? `/v1${raw.slice(basePath.length)}` : `/unknown${raw}`;
     if (method === 'POST' && path === '/v1/chat/completions') return chatCompletions(ex);
     if (method === 'POST' && path === '/v1/embeddings') return embeddings(ex);
     if (method === 'GET' && path === '/v1/models') {
@@ -699,7 +707,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   };
 
   return {
-    url: `http://127.0.0.1:${port}/v1`,
+    url: `http://127.0.0.1:${port}${basePath}`,
     port,
     requests,
     setBehavior(behavior, opts) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { type FakeClova, startFakeClova } from '../fakes/clova-studio-upstream.ts';
-import { countPromptTokens } from '../fakes/openai-upstream.ts';
+import { countPromptTokens, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import {
   assertMatchesSchema,
@@ -11,6 +11,7 @@ import {
   EMBEDDING_RESPONSE,
   ERROR_RESPONSE,
 } from '../helpers/openapi.ts';
+import { addProduct } from '../helpers/v1.ts';
 
 describe('CLOVA Studio (HyperCLOVA X) through the hub', () => {
   let fake: FakeClova;
@@ -270,5 +271,35 @@ describe('CLOVA Studio (HyperCLOVA X) through the hub', () => {
     const event = await usageEvent(response.headers.get('x-request-id')!);
     assert.equal(event.promptTokens, 7);
     assert.equal(event.usageSource, 'upstream');
+  });
+
+  test("CLOVA's OpenAI-compatible endpoint (/v1/openai) works through the openai-compatible adapter", async () => {
+    // the compatible endpoint speaks OpenAI's protocol under CLOVA's own base path
+    const compatible = await startFakeOpenAI({ apiKey: 'upstream-secret', basePath: '/v1/openai' });
+    try {
+      const { deploymentIds } = await addProduct(t, catalog, 'hcx-compat', [
+        { baseUrl: compatible.url, upstreamModel: 'HCX-005' },
+      ]);
+      const messages = [{ role: 'user' as const, content: '안녕하세요 반갑습니다' }];
+      const { data, response } = await client.chat.completions
+        .create({ model: 'hcx-compat', messages })
+        .withResponse();
+      assertMatchesSchema(CHAT_COMPLETION_RESPONSE, data);
+      assert.equal(data.model, 'hcx-compat');
+      const stream = await client.chat.completions.create({ model: 'hcx-compat', messages, stream: true });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      assert.equal(text, data.choices[0]?.message.content);
+      assert.deepEqual(
+        compatible.requests.map((r) => `${r.method} ${r.path} ${(r.body as { model: string }).model}`),
+        ['POST /v1/openai/chat/completions HCX-005', 'POST /v1/openai/chat/completions HCX-005'],
+      );
+      const event = await usageEvent(response.headers.get('x-request-id')!);
+      assert.equal(event.deploymentId, deploymentIds[0]);
+      assert.equal(event.usageSource, 'upstream');
+      assert.equal(event.promptTokens, data.usage?.prompt_tokens);
+    } finally {
+      await compatible.close();
+    }
   });
 });
