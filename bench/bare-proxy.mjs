@@ -33,36 +33,39 @@ function fail(res, status, message) {
   res.end(text);
 }
 
-const server = http.createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return fail(res, 404, 'not found');
-  const chunks = [];
-  req.on('data', (c) => chunks.push(c));
-  req.on('end', async () => {
-    try {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      const model = body.model;
-      body.model = 'fake-model';
-      const answer = await agent.request({
-        origin,
-        path,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
-        body: JSON.stringify(body),
-      });
-      const completion = await answer.body.json();
-      completion.model = model;
-      const text = JSON.stringify(completion);
-      res.writeHead(answer.statusCode, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(text),
-      });
-      res.end(text);
-    } catch (error) {
-      fail(res, 502, String(error?.message ?? error));
-    }
-  });
-});
-server.keepAliveTimeout = 65_000;
+// the hub's server options (src/http/server.ts)
+const server = http.createServer(
+  { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 },
+  (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return fail(res, 404, 'not found');
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const model = body.model;
+        body.model = 'fake-model';
+        const answer = await agent.request({
+          origin,
+          path,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
+          body: JSON.stringify(body),
+        });
+        const completion = await answer.body.json();
+        completion.model = model;
+        const text = JSON.stringify(completion);
+        res.writeHead(answer.statusCode, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+      } catch (error) {
+        fail(res, 502, String(error?.message ?? error));
+      }
+    });
+  },
+);
 server.listen(Number(args.port ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ ready: true, port: server.address().port })}\n`);
 });
