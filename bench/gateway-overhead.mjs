@@ -35,6 +35,7 @@ import {
   children,
   freePort,
   HUB_NODE_FLAGS,
+  ipcJobs,
   LOOPBACK,
   REPO_ROOT,
   sleep,
@@ -452,32 +453,11 @@ function startLoadgen() {
     execArgv: ['--max-semi-space-size=32'],
   });
   children.push(child);
-  let nextId = 0;
-  const waiters = new Map();
-  const ready = new Promise((resolve) => {
-    child.on('message', (m) => {
-      if (m?.ready) return resolve();
-      const w = waiters.get(m.id);
-      if (!w) return;
-      waiters.delete(m.id);
-      if (m.error) w.reject(new Error(m.error));
-      else w.resolve(m.result);
-    });
-  });
-  child.on('exit', (code) => {
-    for (const w of waiters.values()) w.reject(new Error(`load generator exited (${code})`));
-    waiters.clear();
-  });
+  const jobs = ipcJobs(child, 'load generator');
   return {
     child,
-    ready,
-    run(job) {
-      const id = ++nextId;
-      return new Promise((resolve, reject) => {
-        waiters.set(id, { resolve, reject });
-        child.send({ ...job, id });
-      });
-    },
+    ready: jobs.ready,
+    run: jobs.run,
     close() {
       if (child.connected) child.send({ type: 'exit' });
     },

@@ -23,6 +23,7 @@ import {
   children,
   freePort,
   HUB_NODE_FLAGS,
+  ipcJobs,
   LOOPBACK,
   REPO_ROOT,
   startProcess,
@@ -179,34 +180,7 @@ function startBare(modelFile, threads, callback) {
     },
   });
   children.push(child);
-  let nextId = 0;
-  const waiters = new Map();
-  const ready = new Promise((resolve, reject) => {
-    child.on('message', (m) => {
-      if (m?.ready) return resolve(m);
-      const w = waiters.get(m.id);
-      if (!w) return;
-      waiters.delete(m.id);
-      if (m.error) w.reject(new Error(m.error));
-      else w.resolve(m.result);
-    });
-    child.on('exit', (code) => {
-      reject(new Error(`bare worker exited (${code})`));
-      for (const w of waiters.values()) w.reject(new Error(`bare worker exited (${code})`));
-      waiters.clear();
-    });
-  });
-  return {
-    child,
-    ready,
-    run(job) {
-      const id = ++nextId;
-      return new Promise((resolve, reject) => {
-        waiters.set(id, { resolve, reject });
-        child.send({ id, ...job });
-      });
-    },
-  };
+  return { child, ...ipcJobs(child, 'bare worker') };
 }
 
 async function startHub(modelsDir, opts) {

@@ -85,3 +85,39 @@ export async function stopAll() {
     await sleep(50);
   for (const child of children) signal(child, 'SIGKILL');
 }
+
+/**
+ * Request/response over a forked child's IPC channel: `run(job)` sends `{ ...job, id }` and resolves
+ * with the child's `{ id, result }` (or rejects on `{ id, error }`); `ready` resolves with the child's
+ * first `{ ready: true, … }` message and rejects if it exits first. Pending jobs fail when it exits.
+ */
+export function ipcJobs(child, name) {
+  let nextId = 0;
+  const waiters = new Map();
+  const ready = new Promise((resolve, reject) => {
+    child.on('message', (m) => {
+      if (m?.ready) return resolve(m);
+      const w = waiters.get(m?.id);
+      if (!w) return;
+      waiters.delete(m.id);
+      if (m.error) w.reject(new Error(m.error));
+      else w.resolve(m.result);
+    });
+    child.on('exit', (code) => {
+      const error = new Error(`${name} exited (${code})`);
+      reject(error);
+      for (const w of waiters.values()) w.reject(error);
+      waiters.clear();
+    });
+  });
+  return {
+    ready,
+    run(job) {
+      const id = ++nextId;
+      return new Promise((resolve, reject) => {
+        waiters.set(id, { resolve, reject });
+        child.send({ ...job, id });
+      });
+    },
+  };
+}
