@@ -42,3 +42,14 @@ export function embeddingList(
     usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
   };
 }
+
+/**
+ * An embeddings `input` as texts: a string or a non-empty array of strings; undefined for anything
+ * else (token arrays, mixed or empty lists), which an adapter taking text refuses with its own words.
+ */
+export function textInputs(input: unknown): string[] | undefined {
+  const texts = typeof input === 'string' ? [input] : input;
+  if (!Array.isArray(texts) || texts.length === 0 || !texts.every((t) => typeof t === 'string'))
+    return undefined;
+  return texts as string[];
+}

@@ -26,18 +26,24 @@ export class ClovaStudioAdapter implements ProviderAdapter {
 
   constructor(private readonly dispatcher: Dispatcher) {}
 
-  async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+  /** One chat call with a fresh CLOVA request id; `stream` only changes what the call `Accept`s. */
+  private async postChat(target: UpstreamTarget, request: JsonObject, options: CallOptions, stream: boolean) {
     const requestId = newRequestId();
     const response = await postJson(
       {
         url: chatEndpoint(target),
-        headers: clovaHeaders(target, requestId, false),
+        headers: clovaHeaders(target, requestId, stream),
         body: JSON.stringify(toClovaChatRequest(request, target.upstreamModel)),
         options,
         readError: readClovaError,
       },
       this.dispatcher,
     );
+    return { requestId, response };
+  }
+
+  async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+    const { requestId, response } = await this.postChat(target, request, options, false);
     const body = await readJson(response, options.signal);
     const status = readClovaStatus(body);
     if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
@@ -51,17 +57,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<AsyncIterable<ChatStreamPart>> {
-    const requestId = newRequestId();
-    const response = await postJson(
-      {
-        url: chatEndpoint(target),
-        headers: clovaHeaders(target, requestId, true),
-        body: JSON.stringify(toClovaChatRequest(request, target.upstreamModel)),
-        options,
-        readError: readClovaError,
-      },
-      this.dispatcher,
-    );
+    const { requestId, response } = await this.postChat(target, request, options, true);
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       // an envelope with an error status on a 200 is still CLOVA telling us what went wrong

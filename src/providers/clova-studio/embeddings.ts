@@ -7,7 +7,7 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { postJson, readJson } from '../http.ts';
-import { embeddingList } from '../openai-shapes.ts';
+import { embeddingList, textInputs } from '../openai-shapes.ts';
 import { clovaHeaders, embeddingEndpoint, newRequestId } from './api.ts';
 import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus, unsupported } from './errors.ts';
 
@@ -25,9 +25,8 @@ export async function clovaEmbeddings(
   request: JsonObject,
   options: CallOptions,
 ): Promise<CompletedCall> {
-  const input = request.input;
-  const texts = typeof input === 'string' ? [input] : input;
-  if (!Array.isArray(texts) || !texts.every((t): t is string => typeof t === 'string'))
+  const texts = textInputs(request.input);
+  if (!texts)
     throw unsupported(
       'CLOVA Studio 임베딩은 텍스트 입력만 받습니다. / CLOVA Studio embeddings take text only, not token arrays.',
       'input',

@@ -10,7 +10,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
-import { embeddingList, openAIUsage, usageChunk } from '../openai-shapes.ts';
+import { embeddingList, openAIUsage, textInputs, usageChunk } from '../openai-shapes.ts';
 import { type LoadedModel, LocalRuntime, type LocalRuntimeOptions, type Slot } from './runtime.ts';
 
 function badRequest(message: string, param: string | null = null): UpstreamError {
@@ -279,10 +279,8 @@ export class LocalAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<CompletedCall> {
-    const input = request.input;
-    const inputs = typeof input === 'string' ? [input] : input;
-    if (!Array.isArray(inputs) || inputs.length === 0 || !inputs.every((s) => typeof s === 'string'))
-      throw badRequest('local embeddings take a string or an array of strings', 'input');
+    const inputs = textInputs(request.input);
+    if (!inputs) throw badRequest('local embeddings take a string or an array of strings', 'input');
     const base64 = request.encoding_format === 'base64';
     const loaded = await this.runtime.model(target.upstreamModel);
     const slot = await loaded.acquire(options.signal);
@@ -290,7 +288,7 @@ export class LocalAdapter implements ProviderAdapter {
       const context = await loaded.embeddingContext();
       const vectors: (readonly number[])[] = [];
       let promptTokens = 0;
-      for (const text of inputs as string[]) {
+      for (const text of inputs) {
         if (options.signal.aborted) throw new UpstreamError('cancelled', 'the local embedding was cancelled');
         promptTokens += loaded.model.tokenize(text).length;
         vectors.push((await context.getEmbeddingFor(text)).vector);
