@@ -26,6 +26,11 @@ export interface CallOptions {
    * a longer one ends the call as a `timeout`. 0 or absent: none (the total timeout still bounds it).
    */
   idleTimeoutMs?: number;
+  /**
+   * Extra request headers for the upstream (W3C `traceparent` / `tracestate` when tracing is on);
+   * absent on the common path.
+   */
+  headers?: Record<string, string>;
 }
 
 export interface CompletedCall {
@@ -44,6 +49,11 @@ export type ChatStreamPart =
 
 export interface ProviderAdapter {
   readonly name: string;
+  /**
+   * The request features (`providers/features.ts`) this adapter can express for a target, as bits.
+   * Read once per deployment when the catalog snapshot is built, never per request.
+   */
+  features(target: UpstreamTarget): number;
   chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall>;
   /**
    * Resolves once the upstream accepted the call (status and headers received), so that failures

@@ -81,6 +81,7 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         ...req.headers,
+        ...req.options.headers,
       },
       body: req.body,
       signal: req.options.signal,

@@ -8,6 +8,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
+import { Feature } from '../features.ts';
 import { postJson, readJson } from '../http.ts';
 import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
 import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
@@ -25,6 +26,15 @@ export class ClovaStudioAdapter implements ProviderAdapter {
   readonly name = 'clova-studio';
 
   constructor(private readonly dispatcher: Dispatcher) {}
+
+  /**
+   * Chat Completions v3 takes tools and a JSON schema, not a schema-less JSON object, one choice only,
+   * no log probabilities; images only on the vision model HCX-005.
+   */
+  features(target: UpstreamTarget): number {
+    const base = Feature.tools | Feature.jsonSchema;
+    return /^HCX-005/i.test(target.upstreamModel) ? base | Feature.vision : base;
+  }
 
   /** One chat call with a fresh CLOVA request id; `stream` only changes what the call `Accept`s. */
   private async postChat(target: UpstreamTarget, request: JsonObject, options: CallOptions, stream: boolean) {

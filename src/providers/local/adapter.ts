@@ -121,6 +121,11 @@ export class LocalAdapter implements ProviderAdapter {
     this.runtime = new LocalRuntime(options);
   }
 
+  /** Text in, one choice of text out: no tools, formats, images or log probabilities yet. */
+  features(): number {
+    return 0;
+  }
+
   private async prepare(target: UpstreamTarget, request: JsonObject, signal: AbortSignal): Promise<Prepared> {
     const history = toChatHistory(request.messages);
     const loaded = await this.runtime.model(target.upstreamModel);

@@ -8,6 +8,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
+import { ALL_FEATURES } from '../features.ts';
 import { endpoint, postJson, readJson, toUpstreamError } from '../http.ts';
 import { parseSse } from '../sse.ts';
 import { readOpenAIUsage } from './usage.ts';
@@ -21,6 +22,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   readonly name = 'openai-compatible';
 
   constructor(private readonly dispatcher: Dispatcher) {}
+
+  /** The protocol is OpenAI's own: every feature can be asked for (the server may still refuse it). */
+  features(): number {
+    return ALL_FEATURES;
+  }
 
   private headers(target: UpstreamTarget): Record<string, string> {
     return target.apiKey ? { authorization: `Bearer ${target.apiKey}` } : {};
