@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import { JsonBodyFailure, type JsonLimitCode, MAX_JSON_DEPTH, parseJsonObjectText } from './json-limits.ts';
+import { JsonParsePool } from './json-parse-pool.ts';
 
 export class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError';
@@ -8,12 +10,31 @@ export class BodyTooLargeError extends Error {
 }
 
 /**
- * Reads a request body up to `limitBytes`. A declared length over the limit is refused before a
- * byte is read; an undeclared (chunked) body is cut off as soon as it passes the limit.
+ * The client went away, or the hub's request-receive timeout closed the connection, before the whole
+ * body arrived: there is nobody to answer.
  */
-export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+export class BodyAbortedError extends Error {
+  override name = 'BodyAbortedError';
+  constructor() {
+    super('the connection closed before the request body was complete');
+  }
+}
+
+interface ReceivedBody {
+  chunks: Buffer[];
+  size: number;
+}
+
+/**
+ * Receives a request body up to `limitBytes`, as the chunks the socket gave. A declared length over
+ * the limit is refused before a byte is read; an undeclared (chunked) body is cut off as soon as it
+ * passes the limit.
+ */
+function receiveBody(req: IncomingMessage, limitBytes: number): Promise<ReceivedBody> {
   const declared = Number(req.headers['content-length']);
   if (declared > limitBytes) return Promise.reject(new BodyTooLargeError(limitBytes));
+  // gone while the hub was busy before reading (authentication): no event will ever come
+  if (req.destroyed) return Promise.reject(new BodyAbortedError());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -28,21 +49,31 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
     };
     const onEnd = () => {
       cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      resolve({ chunks, size });
     };
-    const onError = (error: Error) => {
+    const onAborted = () => {
       cleanup();
-      reject(error);
+      reject(new BodyAbortedError());
     };
     const cleanup = () => {
       req.off('data', onData);
       req.off('end', onEnd);
-      req.off('error', onError);
+      req.off('error', onAborted);
+      req.off('close', onAborted);
     };
     req.on('data', onData);
     req.on('end', onEnd);
-    req.on('error', onError);
+    req.on('error', onAborted);
+    req.on('close', onAborted);
   });
+}
+
+const concatenated = ({ chunks, size }: ReceivedBody): Buffer =>
+  chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+
+/** Reads a request body up to `limitBytes` into one buffer. */
+export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  return concatenated(await receiveBody(req, limitBytes));
 }
 
 /**
@@ -70,16 +101,71 @@ export class MalformedJsonError extends Error {
   override name = 'MalformedJsonError';
 }
 
-/** Parses a JSON object body; anything else (invalid JSON, an array, a number) is malformed. */
-export function parseJsonObject(raw: Buffer): Record<string, unknown> {
-  let value: unknown;
+/** Valid JSON the hub cannot carry: nested deeper than its limit, or a number out of range. */
+export class JsonLimitError extends MalformedJsonError {
+  override name = 'JsonLimitError';
+  constructor(
+    readonly code: JsonLimitCode,
+    message: string,
+    /** The field path, as OpenAI names params: `messages[0].content[1]`. */
+    readonly path: string,
+    readonly maxDepth: number,
+  ) {
+    super(message);
+  }
+}
+
+function throwFailure(failure: JsonBodyFailure, maxDepth: number): never {
+  if (failure.code === 'invalid_json') throw new MalformedJsonError(failure.message);
+  throw new JsonLimitError(failure.code, failure.message, failure.path ?? '', maxDepth);
+}
+
+/** Parses a JSON object body within the limits of json-limits.ts; anything else is malformed. */
+export function parseJsonObject(raw: Buffer, maxDepth = MAX_JSON_DEPTH): Record<string, unknown> {
+  const result = parseJsonObjectText(raw.toString('utf8'), maxDepth);
+  if (result instanceof JsonBodyFailure) throwFailure(result, maxDepth);
+  return result;
+}
+
+export interface JsonBodyLimits {
+  maxBytes: number;
+  /** Default MAX_JSON_DEPTH (128). */
+  maxDepth?: number;
+  /** Bodies of at least this many bytes are parsed in a worker thread (default 256 KiB). */
+  offThreadBytes?: number;
+}
+
+/**
+ * Bodies below this size are parsed on the event loop: at most ≈ 2–3 ms of JSON.parse (a 256 KiB
+ * conversation of small messages), less than a worker round trip costs in latency.
+ */
+export const OFF_THREAD_PARSE_BYTES = 256 * 1024;
+
+let sharedPool: JsonParsePool | undefined;
+
+/**
+ * Reads and parses a /v1 request body: a JSON object, at most `maxBytes`, nested at most `maxDepth`
+ * deep, every number finite. Large bodies are parsed off the event loop. Throws
+ * `BodyTooLargeError` (the rest of the body is already being discarded), `MalformedJsonError`,
+ * `JsonLimitError` (a subclass naming the code and path) or `BodyAbortedError`.
+ */
+export async function readJsonBody(
+  req: IncomingMessage,
+  limits: JsonBodyLimits,
+): Promise<Record<string, unknown>> {
+  const maxDepth = limits.maxDepth ?? MAX_JSON_DEPTH;
+  let received: ReceivedBody;
   try {
-    value = JSON.parse(raw.toString('utf8'));
+    received = await receiveBody(req, limits.maxBytes);
   } catch (error) {
-    throw new MalformedJsonError(`request body is not valid JSON: ${(error as Error).message}`);
+    if (error instanceof BodyTooLargeError) discardBody(req);
+    throw error;
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) {
-    throw new MalformedJsonError('request body must be a JSON object');
+  if (received.size < (limits.offThreadBytes ?? OFF_THREAD_PARSE_BYTES)) {
+    return parseJsonObject(concatenated(received), maxDepth);
   }
-  return value as Record<string, unknown>;
+  sharedPool ??= new JsonParsePool();
+  const result = await sharedPool.parse(received.chunks, maxDepth);
+  if (result instanceof JsonBodyFailure) throwFailure(result, maxDepth);
+  return result;
 }

@@ -1,18 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
+import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
 import { handleChatCompletions } from './chat-completions.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { handleEmbeddings } from './embeddings.ts';
-import {
-  bodyTooLarge,
-  internalError,
-  invalidApiKey,
-  invalidRequest,
-  type OpenAIError,
-  sendOpenAIError,
-} from './errors.ts';
+import { internalError, invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
 import { handleListModels, handleRetrieveModel } from './models.ts';
+import { bodyRefusal } from './validate.ts';
 
 const notFound = (method: string, path: string): OpenAIError => ({
   status: 404,
@@ -100,18 +94,13 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
 
     let body: Record<string, unknown>;
     try {
-      body = parseJsonObject(await readBody(req, deps.maxBodyBytes));
+      body = await readJsonBody(req, { maxBytes: deps.maxBodyBytes });
     } catch (error) {
-      if (error instanceof BodyTooLargeError) {
-        discardBody(req);
-        return refuse(bodyTooLarge(error.limitBytes));
-      }
-      if (error instanceof MalformedJsonError) {
-        return refuse(
-          invalidRequest(`${error.message} / 요청 본문이 올바른 JSON이 아닙니다.`, null, 'invalid_json'),
-        );
-      }
-      throw error;
+      // nobody to answer: the client left, or the receive timeout already answered 408
+      if (error instanceof BodyAbortedError) return;
+      const refusal = bodyRefusal(error);
+      if (!refusal) throw error;
+      return refuse(refusal);
     }
     deps.metrics.inFlight.inc();
     try {

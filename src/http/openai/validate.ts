@@ -1,10 +1,37 @@
-import { invalidRequest, type OpenAIError } from './errors.ts';
+import { BodyTooLargeError, JsonLimitError, MalformedJsonError } from '../body.ts';
+import { bodyTooLarge, invalidRequest, type OpenAIError } from './errors.ts';
 
 /**
  * Checks the fields the hub itself relies on, naming the field on failure. Everything else passes
  * through to the upstream, which validates its own parameters and answers in OpenAI's shape.
  */
 export type Check = OpenAIError | null;
+
+/**
+ * The answer to a body that could not be taken (too large, not JSON, over a JSON limit), naming the
+ * problem; undefined for any other error.
+ */
+export function bodyRefusal(error: unknown): OpenAIError | undefined {
+  if (error instanceof BodyTooLargeError) return bodyTooLarge(error.limitBytes);
+  if (error instanceof JsonLimitError) {
+    const { code, path, maxDepth } = error;
+    return code === 'nesting_too_deep'
+      ? invalidRequest(
+          `요청 JSON의 중첩이 너무 깊습니다: '${path}'에서 ${maxDepth}단계를 넘습니다. / Request JSON nests deeper than ${maxDepth} levels at '${path}'.`,
+          path,
+          code,
+        )
+      : invalidRequest(
+          `'${path}'의 숫자가 표현할 수 있는 범위를 벗어났습니다. / Invalid number at '${path}': out of range (JSON numbers must be finite, at most ±1.7976931348623157e308).`,
+          path,
+          code,
+        );
+  }
+  if (error instanceof MalformedJsonError) {
+    return invalidRequest(`요청 본문이 올바른 JSON이 아닙니다. / ${error.message}.`, null, 'invalid_json');
+  }
+  return undefined;
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   !!v && typeof v === 'object' && !Array.isArray(v);

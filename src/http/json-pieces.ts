@@ -1,0 +1,141 @@
+/**
+ * A parsed JSON value cut into pieces of bounded size, and put back together in order.
+ *
+ * A large body is parsed in a worker thread (see json-parse-pool.ts); handing the result back
+ * costs the main thread a structured-clone deserialisation, which for a 16 MB body of small objects
+ * takes longer than JSON.parse itself. Cut into pieces, received one per event-loop turn, it costs
+ * about as much in total but never more than a few milliseconds at once, so the requests of
+ * everyone else go on in between.
+ *
+ * Any container heavier than the budget is opened, at any depth: a piece carries a batch of array
+ * items or object entries, and a heavy child inside a batch travels as an empty placeholder filled
+ * by the pieces that follow. Only a single string heavier than the budget stays whole (copying it is
+ * a memcpy: ≈ 15 ms for 16 MB on the benchmark machine).
+ */
+
+export type PiecePath = (string | number)[];
+
+export type Piece =
+  | { kind: 'root'; value: unknown }
+  /** Items appended, in order, to the array at `path`. */
+  | { kind: 'items'; path: PiecePath; items: unknown[] }
+  /** Entries set, in order, on the object at `path`: key, value, key, value… */
+  | { kind: 'entries'; path: PiecePath; entries: unknown[] };
+
+/**
+ * The weight of a value is roughly what deserialising it costs: strings by their length, every
+ * other value a fixed amount (an object or array costs about as much as a 200-character string).
+ */
+const CONTAINER_WEIGHT = 200;
+const SCALAR_WEIGHT = 16;
+
+/** Pieces of about this weight take 1–3 ms to deserialise (benchmark machine, docs/benchmarks.md). */
+export const DEFAULT_PIECE_WEIGHT = 512 * 1024;
+
+const isContainer = (v: unknown): v is object => typeof v === 'object' && v !== null;
+
+/**
+ * The weight of `value`, counted up to a little past `cap` (then the walk stops). Recursive: only
+ * called on values already checked to nest no deeper than MAX_JSON_DEPTH.
+ */
+export function weightUpTo(value: unknown, cap: number): number {
+  if (typeof value === 'string') return SCALAR_WEIGHT + value.length;
+  if (!isContainer(value)) return SCALAR_WEIGHT;
+  let weight = CONTAINER_WEIGHT;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length && weight <= cap; i++) weight += weightUpTo(value[i], cap - weight);
+  } else {
+    for (const key in value) {
+      weight +=
+        SCALAR_WEIGHT + key.length + weightUpTo((value as Record<string, unknown>)[key], cap - weight);
+      if (weight > cap) break;
+    }
+  }
+  return weight;
+}
+
+/** Calls `emit` with the pieces of `root` in the order `PieceAssembler` must apply them. */
+export function splitIntoPieces(root: object, budget: number, emit: (piece: Piece) => void): void {
+  if (weightUpTo(root, budget) <= budget) {
+    emit({ kind: 'root', value: root });
+    return;
+  }
+  emit({ kind: 'root', value: Array.isArray(root) ? [] : {} });
+  splitContainer(root, [], budget, emit);
+}
+
+function splitContainer(
+  container: object,
+  path: PiecePath,
+  budget: number,
+  emit: (piece: Piece) => void,
+): void {
+  const isArray = Array.isArray(container);
+  const keys = isArray ? null : Object.keys(container);
+  const size = keys === null ? (container as unknown[]).length : keys.length;
+  let batch: unknown[] = [];
+  let heavy: [string | number, object][] = [];
+  let weight = 0;
+  const flush = () => {
+    if (batch.length > 0) {
+      emit(isArray ? { kind: 'items', path, items: batch } : { kind: 'entries', path, entries: batch });
+    }
+    // the placeholders now exist on the other side: fill them
+    for (const [key, child] of heavy) splitContainer(child, [...path, key], budget, emit);
+    batch = [];
+    heavy = [];
+    weight = 0;
+  };
+  for (let i = 0; i < size; i++) {
+    const key = keys === null ? i : (keys[i] as string);
+    const child = (container as Record<string | number, unknown>)[key];
+    const childWeight = weightUpTo(child, budget);
+    let value = child;
+    if (childWeight > budget && isContainer(child)) {
+      value = Array.isArray(child) ? [] : {};
+      heavy.push([key, child]);
+      weight += CONTAINER_WEIGHT;
+    } else {
+      weight += childWeight;
+    }
+    if (keys === null) batch.push(value);
+    else batch.push(key, value);
+    if (weight >= budget) flush();
+  }
+  flush();
+}
+
+/** Rebuilds the value from its pieces, applied in the order they were emitted. */
+export class PieceAssembler {
+  root: unknown = undefined;
+
+  apply(piece: Piece): void {
+    if (piece.kind === 'root') {
+      this.root = piece.value;
+      return;
+    }
+    let target = this.root as Record<string | number, unknown>;
+    for (const key of piece.path) target = target[key] as Record<string | number, unknown>;
+    if (piece.kind === 'items') {
+      const array = target as unknown as unknown[];
+      for (const item of piece.items) array.push(item);
+      return;
+    }
+    const entries = piece.entries;
+    for (let i = 0; i < entries.length; i += 2) {
+      const key = entries[i] as string;
+      // `__proto__` is an ordinary key in JSON (JSON.parse makes it an own property); assigning it
+      // would set the prototype instead
+      if (key === '__proto__') {
+        Object.defineProperty(target, key, {
+          value: entries[i + 1],
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
+      } else {
+        target[key] = entries[i + 1];
+      }
+    }
+  }
+}
