@@ -33,9 +33,15 @@ function fail(res, status, message) {
   res.end(text);
 }
 
-// the hub's server options (src/http/server.ts)
+// the hub's server options with its defaults (serverTimeouts in src/http/server.ts, 60 s to receive a
+// request; KAIHUB_MAX_CONNECTIONS 10,000)
 const server = http.createServer(
-  { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 },
+  {
+    keepAliveTimeout: 65_000,
+    requestTimeout: 60_000,
+    headersTimeout: 60_000,
+    connectionsCheckingInterval: 1_000,
+  },
   (req, res) => {
     if (req.method !== 'POST' || req.url !== '/v1/chat/completions') return fail(res, 404, 'not found');
     const chunks = [];
@@ -66,6 +72,7 @@ const server = http.createServer(
     });
   },
 );
+server.maxConnections = 10_000;
 server.listen(Number(args.port ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ ready: true, port: server.address().port })}\n`);
 });

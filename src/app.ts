@@ -139,6 +139,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       },
     },
     logger,
+    { requestTimeoutMs: config.requestTimeoutMs, maxConnections: config.maxConnections },
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

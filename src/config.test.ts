@@ -13,6 +13,15 @@ test('defaults: 127.0.0.1:8080 on ./data/kaihub.sqlite', () => {
   assert.equal(c.secretKey, undefined);
   assert.equal(c.logLevel, 'info');
   assert.equal(c.logContent, false);
+  assert.equal(c.requestTimeoutMs, 60_000);
+  assert.equal(c.maxConnections, 10_000);
+});
+
+test('receive timeout and connection cap from the environment or flags', () => {
+  const c = loadConfig({ KAIHUB_REQUEST_TIMEOUT_MS: '5000', KAIHUB_MAX_CONNECTIONS: '200' });
+  assert.equal(c.requestTimeoutMs, 5000);
+  assert.equal(c.maxConnections, 200);
+  assert.equal(loadConfig({}, { 'request-timeout-ms': '750', 'max-connections': '3' }).requestTimeoutMs, 750);
 });
 
 test('flags win over the environment', () => {
@@ -42,6 +51,9 @@ test('each bad value is one message naming the variable', () => {
     [{ KAIHUB_LOG_CONTENT: 'maybe' }, /^KAIHUB_LOG_CONTENT: expected true or false/],
     [{ KAIHUB_MAX_BODY_BYTES: '10' }, /^KAIHUB_MAX_BODY_BYTES: must be between/],
     [{ KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: '0' }, /^KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: must be between/],
+    [{ KAIHUB_REQUEST_TIMEOUT_MS: '0' }, /^KAIHUB_REQUEST_TIMEOUT_MS: must be between 100 and 3600000/],
+    [{ KAIHUB_MAX_CONNECTIONS: '0' }, /^KAIHUB_MAX_CONNECTIONS: must be between 1 and 1000000/],
+    [{ KAIHUB_MAX_CONNECTIONS: 'many' }, /^KAIHUB_MAX_CONNECTIONS: expected an integer/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

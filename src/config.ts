@@ -18,6 +18,13 @@ export interface Config {
   /** Prompts and completions appear in logs only when an operator asks for it. */
   logContent: boolean;
   maxBodyBytes: number;
+  /**
+   * How long a client may take to send a whole request, headers and body; then 408 and the
+   * connection closes. Answers, streamed ones included, are not limited by it.
+   */
+  requestTimeoutMs: number;
+  /** Client connections open at once; past it new ones are closed at once (see README). */
+  maxConnections: number;
   /** How long opening a connection to an upstream may take (then: 502, and a retry elsewhere). */
   upstreamConnectTimeoutMs: number;
   upstreamHeadersTimeoutMs: number;
@@ -137,6 +144,12 @@ const settings = {
   },
   logContent: { env: 'KAIHUB_LOG_CONTENT', flag: 'log-content', parse: boolean },
   maxBodyBytes: { env: 'KAIHUB_MAX_BODY_BYTES', flag: 'max-body-bytes', parse: integer(1024, 1024 ** 3) },
+  requestTimeoutMs: {
+    env: 'KAIHUB_REQUEST_TIMEOUT_MS',
+    flag: 'request-timeout-ms',
+    parse: integer(100, 3_600_000),
+  },
+  maxConnections: { env: 'KAIHUB_MAX_CONNECTIONS', flag: 'max-connections', parse: integer(1, 1_000_000) },
   upstreamConnectTimeoutMs: {
     env: 'KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS',
     flag: 'upstream-connect-timeout-ms',
@@ -215,6 +228,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
+    // 16 MiB (the default body limit) in 60 s needs ≈ 2.2 Mbit/s from the client
+    requestTimeoutMs: v.requestTimeoutMs ?? 60_000,
+    maxConnections: v.maxConnections ?? 10_000,
     upstreamConnectTimeoutMs: v.upstreamConnectTimeoutMs ?? 10_000,
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,

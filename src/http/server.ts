@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from '../observability/logger.ts';
 import { sendJson } from './respond.ts';
 
@@ -12,46 +14,140 @@ export interface Surfaces {
   metrics: PathHandler;
 }
 
+export interface ConnectionLimits {
+  /** Time to receive a whole request, headers and body (KAIHUB_REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs: number;
+  /** Client connections open at once (KAIHUB_MAX_CONNECTIONS). */
+  maxConnections: number;
+}
+
+/** Node's options for these limits, shared with bench/bare-proxy.mjs's copy of them. */
+export function serverTimeouts(requestTimeoutMs: number) {
+  return {
+    keepAliveTimeout: 65_000,
+    requestTimeout: requestTimeoutMs,
+    // node requires headersTimeout <= requestTimeout
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    // node checks the two timeouts on a timer (30 s by default, which would let a 60 s timeout run
+    // to 90 s); the check walks only connections that are receiving a request, so it is cheap
+    connectionsCheckingInterval: Math.max(25, Math.min(1_000, Math.floor(requestTimeoutMs / 4))),
+  };
+}
+
 /**
  * Plain node:http with a prefix dispatch: the hot path pays for no framework. A handler that throws
  * gets a 500 in the shape of its surface; the process never goes down for one request.
+ *
+ * A request must arrive whole within `requestTimeoutMs` (else 408 and the connection closes: a body
+ * trickled a byte at a time no longer holds a connection forever). Only receiving counts: once the
+ * request is in, its answer, a long stream included, takes as long as it takes, and a keep-alive
+ * connection waiting for its next request is governed by `keepAliveTimeout`. Past `maxConnections`
+ * open connections, node closes new ones as they arrive.
  */
-export function createHttpServer(surfaces: Surfaces, logger: Logger): Server {
-  const server = createServer(
-    { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 },
-    (req, res) => {
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
-      let handler: PathHandler;
-      if (path.startsWith('/v1/')) handler = surfaces.openai;
-      else if (path.startsWith('/admin/v1/') || path === '/admin/v1') handler = surfaces.admin;
-      else if (path === '/healthz') handler = surfaces.healthz;
-      else if (path === '/readyz') handler = surfaces.readyz;
-      else if (path === '/metrics') handler = surfaces.metrics;
-      else {
-        sendJson(res, 404, {
-          error: { code: 'not_found', message: `찾을 수 없습니다. / Not found: ${path}` },
-        });
-        return;
-      }
-      let result: Promise<void> | void;
-      try {
-        result = handler(req, res, path);
-      } catch (error) {
-        internalError(res, path, error, logger);
-        return;
-      }
-      if (result) result.catch((error: unknown) => internalError(res, path, error, logger));
-    },
-  );
-  // A client that sends a malformed request line gets a 400 instead of a silent reset.
-  server.on('clientError', (error, socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy(error);
+export function createHttpServer(surfaces: Surfaces, logger: Logger, limits: ConnectionLimits): Server {
+  const server = createServer(serverTimeouts(limits.requestTimeoutMs), (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    let handler: PathHandler;
+    if (path.startsWith('/v1/')) handler = surfaces.openai;
+    else if (path.startsWith('/admin/v1/') || path === '/admin/v1') handler = surfaces.admin;
+    else if (path === '/healthz') handler = surfaces.healthz;
+    else if (path === '/readyz') handler = surfaces.readyz;
+    else if (path === '/metrics') handler = surfaces.metrics;
+    else {
+      sendJson(res, 404, {
+        error: { code: 'not_found', message: `찾을 수 없습니다. / Not found: ${path}` },
+      });
+      return;
+    }
+    let result: Promise<void> | void;
+    try {
+      result = handler(req, res, path);
+    } catch (error) {
+      internalError(res, path, error, logger);
+      return;
+    }
+    if (result) result.catch((error: unknown) => internalError(res, path, error, logger));
   });
+  server.maxConnections = limits.maxConnections;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) =>
+    answerClientError(error, socket, logger),
+  );
+  server.on('drop', reportDrops(limits.maxConnections, logger));
+  warnIfTooFewFileDescriptors(limits.maxConnections, logger);
   return server;
+}
+
+const CLIENT_ERROR_ANSWERS: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+};
+
+/**
+ * A request node could not take (malformed, too slow, headers too large) gets its status before the
+ * connection closes, instead of a silent reset; `end`, not node's write-then-destroy, so that the
+ * answer is not lost. Never in the middle of an answer already under way on that connection.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Socket, logger: Logger): void {
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = CLIENT_ERROR_ANSWERS[error.code ?? ''] ?? '400 Bad Request';
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    logger.debug({ remote: socket.remoteAddress }, 'request not received in time');
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+}
+
+/** One warning per 10 s with the count, however many connections are refused. */
+function reportDrops(maxConnections: number, logger: Logger): () => void {
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  return () => {
+    dropped++;
+    if (timer) return;
+    timer = setTimeout(() => {
+      logger.warn({ dropped, maxConnections }, 'connections refused: KAIHUB_MAX_CONNECTIONS reached');
+      dropped = 0;
+      timer = undefined;
+    }, 10_000);
+    timer.unref();
+  };
+}
+
+/** The soft limit on open files of this process (`ulimit -n`), where the system tells it (Linux). */
+export function openFileLimit(limitsText = readProcLimits()): number | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(limitsText ?? '');
+  if (!m) return undefined;
+  return m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
+}
+
+function readProcLimits(): string | undefined {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Each client connection can hold a second descriptor towards its upstream (a stream does, for its
+ * whole length), and the hub needs some of its own (database, journal, workers, logs).
+ */
+export function fileDescriptorsNeeded(maxConnections: number): number {
+  return 2 * maxConnections + 100;
+}
+
+function warnIfTooFewFileDescriptors(maxConnections: number, logger: Logger): void {
+  const limit = openFileLimit();
+  const needed = fileDescriptorsNeeded(maxConnections);
+  if (limit === undefined || limit >= needed) return;
+  logger.warn(
+    { maxConnections, openFileLimit: limit, needed },
+    `KAIHUB_MAX_CONNECTIONS=${maxConnections} needs about ${needed} open files (a client and an upstream connection each), but this process may open ${limit} (ulimit -n): past that, new connections fail with EMFILE. Raise the limit (ulimit -n ${needed}, LimitNOFILE=${needed} for systemd) or lower KAIHUB_MAX_CONNECTIONS to ${Math.max(1, Math.floor((limit - 100) / 2))}.`,
+  );
 }
 
 function internalError(res: ServerResponse, path: string, error: unknown, logger: Logger): void {
