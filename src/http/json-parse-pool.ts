@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { JsonBodyFailure, type JsonLimitCode } from './json-limits.ts';
-import { DEFAULT_PIECE_WEIGHT, type Piece, PieceAssembler } from './json-pieces.ts';
+import { DEFAULT_PIECE_WEIGHT, decodePiece, type Piece, PieceAssembler } from './json-pieces.ts';
 
 /**
  * Large request bodies are parsed off the event loop: JSON.parse of a 16 MB chat body held every
@@ -96,7 +96,7 @@ class ParseWorker {
       this.gone(new Error('JSON parse worker reported pieces that never arrived'));
       return;
     }
-    job.assembler.apply(received.message as Piece);
+    job.assembler.apply(decodePiece(received.message as Piece | string));
     if (--job.remaining === 0) {
       this.ready.shift();
       job.resolve(job.assembler.root as Record<string, unknown>);

@@ -1,7 +1,7 @@
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { JsonBodyFailure, parseJsonObjectText } from './json-limits.ts';
 import type { ParseJob, ParseJobResult } from './json-parse-pool.ts';
-import { splitIntoPieces } from './json-pieces.ts';
+import { encodePiece, splitIntoPieces } from './json-pieces.ts';
 
 /**
  * A parse worker: decodes, parses and checks one large body at a time, then sends it back in pieces
@@ -22,8 +22,8 @@ parent.on('message', (job: ParseJob) => {
     };
   } else {
     let count = 0;
-    splitIntoPieces(result, job.pieceWeight, (piece) => {
-      pieces.postMessage(piece);
+    splitIntoPieces(result, job.pieceWeight, (piece, holdsLongString) => {
+      pieces.postMessage(encodePiece(piece, holdsLongString));
       count++;
     });
     reply = { id: job.id, pieces: count, failure: null };

@@ -1,11 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Piece, PieceAssembler, splitIntoPieces, weightUpTo } from './json-pieces.ts';
+import {
+  decodePiece,
+  encodePiece,
+  type Piece,
+  PieceAssembler,
+  splitIntoPieces,
+  weightUpTo,
+} from './json-pieces.ts';
 
 /** Splits, sends every piece through a structured clone (as postMessage does), and reassembles. */
-function roundTrip(value: object, budget: number): { result: unknown; pieces: Piece[]; weights: number[] } {
+function roundTrip(
+  value: object,
+  budget: number,
+): { result: unknown; pieces: Piece[]; weights: number[]; encodings: string[] } {
   const pieces: Piece[] = [];
-  splitIntoPieces(value, budget, (piece) => pieces.push(structuredClone(piece)));
+  const encodings: string[] = [];
+  splitIntoPieces(value, budget, (piece, holdsLongString) => {
+    const message = encodePiece(piece, holdsLongString);
+    encodings.push(typeof message);
+    pieces.push(decodePiece(structuredClone(message)));
+  });
   // weighed before assembly, which fills the root placeholder in place
   const weights = pieces.map((p) =>
     weightUpTo(
@@ -15,7 +30,7 @@ function roundTrip(value: object, budget: number): { result: unknown; pieces: Pi
   );
   const assembler = new PieceAssembler();
   for (const piece of pieces) assembler.apply(piece);
-  return { result: assembler.root, pieces, weights };
+  return { result: assembler.root, pieces, weights, encodings };
 }
 
 function assertBounded(weights: number[], budget: number): void {
@@ -73,9 +88,12 @@ test('a string heavier than the budget travels whole, in its own piece', () => {
       },
     ],
   };
-  const { result, pieces } = roundTrip(body, 4096);
+  const { result, pieces, encodings } = roundTrip(body, 4096);
   assert.deepEqual(result, body);
-  assert.ok(pieces.some((p) => p.kind === 'entries' && p.entries.includes(image)));
+  const i = pieces.findIndex((p) => p.kind === 'entries' && p.entries.includes(image));
+  assert.ok(i !== -1, 'the image travels in one piece');
+  assert.equal(encodings[i], 'object', 'as a structured clone, not as JSON text');
+  assert.ok(encodings.filter((e) => e === 'string').length > 0, 'the other pieces as JSON text');
 });
 
 test('`__proto__` stays an own key, as JSON.parse makes it, and pollutes nothing', () => {

@@ -9,8 +9,14 @@
  *
  * Any container heavier than the budget is opened, at any depth: a piece carries a batch of array
  * items or object entries, and a heavy child inside a batch travels as an empty placeholder filled
- * by the pieces that follow. Only a single string heavier than the budget stays whole (copying it is
- * a memcpy: ≈ 15 ms for 16 MB on the benchmark machine).
+ * by the pieces that follow. Only a single string heavier than the budget stays whole.
+ *
+ * How a piece travels (measured, docs/benchmarks.md): as JSON text, parsed again on the event loop,
+ * unless it holds such a heavy string. For objects, JSON.parse on the receiving side allocates about
+ * half the young-generation memory that a structured-clone deserialisation does (keys and short
+ * strings are internalised), and every byte of it is copied again by the next scavenges, which were
+ * the longest pauses left. A long string is the reverse: a structured clone copies it, JSON.parse
+ * decodes it (a 16 MB document: ≈ 40 ms against ≈ 140 ms).
  */
 
 export type PiecePath = (string | number)[];
@@ -54,37 +60,49 @@ export function weightUpTo(value: unknown, cap: number): number {
   return weight;
 }
 
+/** `holdsLongString`: the piece carries a single string heavier than the budget. */
+export type EmitPiece = (piece: Piece, holdsLongString: boolean) => void;
+
 /** Calls `emit` with the pieces of `root` in the order `PieceAssembler` must apply them. */
-export function splitIntoPieces(root: object, budget: number, emit: (piece: Piece) => void): void {
+export function splitIntoPieces(root: object, budget: number, emit: EmitPiece): void {
   if (weightUpTo(root, budget) <= budget) {
-    emit({ kind: 'root', value: root });
+    emit({ kind: 'root', value: root }, false);
     return;
   }
-  emit({ kind: 'root', value: Array.isArray(root) ? [] : {} });
+  emit({ kind: 'root', value: Array.isArray(root) ? [] : {} }, false);
   splitContainer(root, [], budget, emit);
 }
 
-function splitContainer(
-  container: object,
-  path: PiecePath,
-  budget: number,
-  emit: (piece: Piece) => void,
-): void {
+/** What crosses the thread boundary for a piece: JSON text, or the piece itself when it holds a long string. */
+export function encodePiece(piece: Piece, holdsLongString: boolean): Piece | string {
+  return holdsLongString ? piece : JSON.stringify(piece);
+}
+
+export function decodePiece(message: Piece | string): Piece {
+  return typeof message === 'string' ? (JSON.parse(message) as Piece) : message;
+}
+
+function splitContainer(container: object, path: PiecePath, budget: number, emit: EmitPiece): void {
   const isArray = Array.isArray(container);
   const keys = isArray ? null : Object.keys(container);
   const size = keys === null ? (container as unknown[]).length : keys.length;
   let batch: unknown[] = [];
   let heavy: [string | number, object][] = [];
   let weight = 0;
+  let holdsLongString = false;
   const flush = () => {
     if (batch.length > 0) {
-      emit(isArray ? { kind: 'items', path, items: batch } : { kind: 'entries', path, entries: batch });
+      const piece: Piece = isArray
+        ? { kind: 'items', path, items: batch }
+        : { kind: 'entries', path, entries: batch };
+      emit(piece, holdsLongString);
     }
     // the placeholders now exist on the other side: fill them
     for (const [key, child] of heavy) splitContainer(child, [...path, key], budget, emit);
     batch = [];
     heavy = [];
     weight = 0;
+    holdsLongString = false;
   };
   for (let i = 0; i < size; i++) {
     const key = keys === null ? i : (keys[i] as string);
@@ -97,6 +115,7 @@ function splitContainer(
       weight += CONTAINER_WEIGHT;
     } else {
       weight += childWeight;
+      if (childWeight > budget) holdsLongString = true;
     }
     if (keys === null) batch.push(value);
     else batch.push(key, value);
