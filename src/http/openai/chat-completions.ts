@@ -31,7 +31,7 @@ export async function handleChatCompletions(
   const problem = checkChatRequest(body);
   if (problem) return fail(deps, ctx, problem, '');
   const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? null) as number | null;
-  const promptEstimate = estimatePromptTokens(body.messages);
+  const promptEstimate = estimatePromptTokens(body);
   const call = await admitCall(deps, ctx, body.model as string, promptEstimate, maxTokens);
   if (!call) return;
   try {
