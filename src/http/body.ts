@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { JsonBodyFailure, type JsonLimitCode, MAX_JSON_DEPTH, parseJsonObjectText } from './json-limits.ts';
+import { JsonBodyFailure, type JsonLimitCode, MAX_JSON_DEPTH, parseJsonObjectText } from './json-limits.mjs';
 import { JsonParsePool } from './json-parse-pool.ts';
 
 export class BodyTooLargeError extends Error {

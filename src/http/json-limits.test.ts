@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { findJsonLimitViolation, MAX_JSON_DEPTH } from './json-limits.ts';
+import { findJsonLimitViolation, MAX_JSON_DEPTH } from './json-limits.mjs';
 
 const nestedArrays = (depth: number) => JSON.parse(`${'['.repeat(depth)}${']'.repeat(depth)}`);
 

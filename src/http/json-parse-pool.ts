@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
-import { JsonBodyFailure, type JsonLimitCode } from './json-limits.ts';
-import { DEFAULT_PIECE_WEIGHT, decodePiece, type Piece, PieceAssembler } from './json-pieces.ts';
+import { JsonBodyFailure, type JsonLimitCode } from './json-limits.mjs';
+import { DEFAULT_PIECE_WEIGHT, decodePiece, type Piece, PieceAssembler } from './json-pieces.mjs';
 
 /**
  * Large request bodies are parsed off the event loop: JSON.parse of a 16 MB chat body held every

@@ -7,7 +7,7 @@ import {
   PieceAssembler,
   splitIntoPieces,
   weightUpTo,
-} from './json-pieces.ts';
+} from './json-pieces.mjs';
 
 /** Splits, sends every piece through a structured clone (as postMessage does), and reassembles. */
 function roundTrip(

@@ -5,6 +5,9 @@
  * Both checks are one iterative walk (an explicit stack, no recursion), so a body nested 100,000
  * levels deep is refused with a 400 instead of overflowing the stack later, in JSON.stringify on the
  * way to the upstream (which used to come back as a 502 "Maximum call stack size exceeded").
+ *
+ * Plain JavaScript (types in json-limits.d.mts): the parse workers load it without the TypeScript
+ * loader, which would make each worker start 5–10 times slower and 20 MB larger (docs/decisions/0010).
  */
 
 /**
@@ -15,14 +18,6 @@
  */
 export const MAX_JSON_DEPTH = 128;
 
-export type JsonLimitCode = 'nesting_too_deep' | 'invalid_number';
-
-export interface JsonLimitViolation {
-  code: JsonLimitCode;
-  /** Where, as a field path: `messages[0].content[1].weight`, `logit_bias["50256"]`. */
-  path: string;
-}
-
 /** Paths are cut to this many characters (a path 129 levels deep is several hundred). */
 const MAX_PATH_CHARS = 200;
 
@@ -30,15 +25,15 @@ const MAX_PATH_CHARS = 200;
  * The first value that breaks a limit, or null. The common case (no violation) pays one walk with
  * two flat stacks and no allocation per node; only a violation pays for finding its path.
  */
-export function findJsonLimitViolation(root: unknown, maxDepth = MAX_JSON_DEPTH): JsonLimitViolation | null {
+export function findJsonLimitViolation(root, maxDepth = MAX_JSON_DEPTH) {
   if (typeof root === 'number') return Number.isFinite(root) ? null : { code: 'invalid_number', path: '' };
   if (root === null || typeof root !== 'object') return null;
   if (maxDepth < 1) return { code: 'nesting_too_deep', path: '' };
-  const values: object[] = [root];
-  const depths: number[] = [1];
+  const values = [root];
+  const depths = [1];
   while (values.length > 0) {
-    const value = values.pop() as Record<string, unknown> | unknown[];
-    const childDepth = (depths.pop() as number) + 1;
+    const value = values.pop();
+    const childDepth = depths.pop() + 1;
     if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
         const child = value[i];
@@ -70,25 +65,23 @@ export function findJsonLimitViolation(root: unknown, maxDepth = MAX_JSON_DEPTH)
  * The first violation in document order, with its path: a walk that keeps one frame per open
  * container (its keys and the position reached), still without recursion.
  */
-function locateViolation(root: object, maxDepth: number): JsonLimitViolation | null {
-  const containers: object[] = [root];
-  const keyLists: (string[] | null)[] = [Array.isArray(root) ? null : Object.keys(root)];
-  const positions: number[] = [0];
+function locateViolation(root, maxDepth) {
+  const containers = [root];
+  // the keys of each open object; null for an array
+  const keyLists = [Array.isArray(root) ? null : Object.keys(root)];
+  const positions = [0];
   let top = 0;
   while (top >= 0) {
-    const container = containers[top] as Record<string, unknown> | unknown[];
-    const keys = keyLists[top] as string[] | null;
-    const position = positions[top] as number;
-    const size = keys === null ? (container as unknown[]).length : keys.length;
+    const container = containers[top];
+    const keys = keyLists[top];
+    const position = positions[top];
+    const size = keys === null ? container.length : keys.length;
     if (position >= size) {
       top--;
       continue;
     }
     positions[top] = position + 1;
-    const child =
-      keys === null
-        ? (container as unknown[])[position]
-        : (container as Record<string, unknown>)[keys[position] as string];
+    const child = keys === null ? container[position] : container[keys[position]];
     if (typeof child === 'number' && !Number.isFinite(child)) {
       return { code: 'invalid_number', path: pathOf(keyLists, positions, top) };
     }
@@ -105,14 +98,14 @@ function locateViolation(root: object, maxDepth: number): JsonLimitViolation | n
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /** The path to the child last taken at each open frame, as OpenAI names params (`a.b[0].c`). */
-function pathOf(keyLists: (string[] | null)[], positions: number[], top: number): string {
+function pathOf(keyLists, positions, top) {
   let path = '';
   for (let f = 0; f <= top; f++) {
-    const keys = keyLists[f] as string[] | null;
-    const index = (positions[f] as number) - 1;
+    const keys = keyLists[f];
+    const index = positions[f] - 1;
     if (keys === null) path += `[${index}]`;
     else {
-      const key = keys[index] as string;
+      const key = keys[index];
       path += IDENTIFIER.test(key) ? (path === '' ? key : `.${key}`) : `[${JSON.stringify(key)}]`;
     }
     if (path.length > MAX_PATH_CHARS) return `${path.slice(0, MAX_PATH_CHARS)}…`;
@@ -125,12 +118,12 @@ function pathOf(keyLists: (string[] | null)[], positions: number[], top: number)
  * be mistaken for a parsed body; plain fields so that it crosses threads (the pool rebuilds it).
  */
 export class JsonBodyFailure {
-  constructor(
-    readonly code: 'invalid_json' | JsonLimitCode,
-    readonly message: string,
-    /** The field path for a limit; null when the body as a whole is wrong. */
-    readonly path: string | null,
-  ) {}
+  /** `path`: the field path for a limit; null when the body as a whole is wrong. */
+  constructor(code, message, path) {
+    this.code = code;
+    this.message = message;
+    this.path = path;
+  }
 }
 
 /**
@@ -138,25 +131,18 @@ export class JsonBodyFailure {
  * or what is wrong with it; used the same way on the event loop (small bodies) and in the parse
  * workers (large ones).
  */
-export function parseJsonObjectText(
-  text: string,
-  maxDepth = MAX_JSON_DEPTH,
-): Record<string, unknown> | JsonBodyFailure {
-  let value: unknown;
+export function parseJsonObjectText(text, maxDepth = MAX_JSON_DEPTH) {
+  let value;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return new JsonBodyFailure(
-      'invalid_json',
-      `request body is not valid JSON: ${(error as Error).message}`,
-      null,
-    );
+    return new JsonBodyFailure('invalid_json', `request body is not valid JSON: ${error.message}`, null);
   }
   if (!value || typeof value !== 'object' || Array.isArray(value)) {
     return new JsonBodyFailure('invalid_json', 'request body must be a JSON object', null);
   }
   const violation = findJsonLimitViolation(value, maxDepth);
-  if (!violation) return value as Record<string, unknown>;
+  if (!violation) return value;
   const message =
     violation.code === 'nesting_too_deep'
       ? `request body nests deeper than ${maxDepth} levels at '${violation.path}'`
