@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { type Catalog, seedCatalog, type TestHub } from '../helpers/hub.ts';
+import { type HubProcess, spawnHub } from '../helpers/hub-process.ts';
+
+/**
+ * A 16 MB body must not stop everyone else. The hub runs in its own process (so the test's own work
+ * does not count as the hub's stall); small chat requests go out every 10 ms on other connections
+ * while a 16 MB conversation (≈ 95,000 short messages, the shape that costs JSON.parse the most) is
+ * read and parsed, and the slowest of them is the stall the big body caused.
+ *
+ * Bound: 150 ms for the better of two rounds. What remains on the hub's event loop while the big body
+ * is parsed is receiving it (64 KB socket reads), taking it back from the parse worker in pieces of a
+ * few milliseconds, checking the fields the hub relies on (≈ 4–10 ms for 95,000 messages) and the
+ * garbage collections that move the body, once rebuilt, into the old generation (tens of ms); a small
+ * request through the hub takes 1–3 ms. The rest is for this shared 2-core machine, where the parse
+ * worker, the test process and other suites compete for the cores; a stall the body causes shows in
+ * both rounds, a burst of someone else's work rarely does. Before the body was parsed off the event
+ * loop, the slowest small request took 270–850 ms here (docs/benchmarks.md, "Large request bodies").
+ */
+const STALL_BOUND_MS = 150;
+
+/** An upstream that reads whatever it is sent without parsing it and answers a fixed completion. */
+function startSinkUpstream(): Promise<{ server: Server; url: string; bodiesBytes: number[] }> {
+  const bodiesBytes: number[] = [];
+  const answer = JSON.stringify({
+    id: 'chatcmpl-sink',
+    object: 'chat.completion',
+    created: 1_700_000_000,
+    model: 'fake-chat',
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: '네', refusal: null },
+        finish_reason: 'stop',
+        logprobs: null,
+      },
+    ],
+    usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
+  });
+  const server = createServer((req, res) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+    });
+    req.on('end', () => {
+      bodiesBytes.push(size);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(answer);
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, bodiesBytes }),
+    ),
+  );
+}
+
+/** ≈ 16 MB of short messages, just under the hub's default 16 MiB limit. */
+function conversationBody(extra: string): Buffer {
+  const line = '대한민국의 초거대 AI 생태계는 공급기업과 수요기관을 잇는다. The hub meters every token. ';
+  const messages: { role: string; content: string }[] = [];
+  let bytes = 0;
+  for (let i = 0; bytes < 16 * 1024 * 1024 - 4096; i++) {
+    const message = { role: i % 2 ? 'assistant' : 'user', content: `${i}: ${line}` };
+    bytes += Buffer.byteLength(JSON.stringify(message)) + 1;
+    messages.push(message);
+  }
+  return Buffer.from(JSON.stringify({ model: 'hcx-test', messages }).slice(0, -1) + extra);
+}
+
+function post(url: string, key: string, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${key}`,
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+      },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Sends `big` once while a small chat request goes out every 10 ms (without waiting for the previous
+ * one) from 100 ms before until 100 ms after it; returns the big answer and the small latencies.
+ */
+async function duringBigRequest(
+  url: string,
+  key: string,
+  big: Buffer,
+): Promise<{ big: { status: number; body: string }; latenciesMs: number[]; bigMs: number }> {
+  const small = Buffer.from(
+    JSON.stringify({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }] }),
+  );
+  const latenciesMs: number[] = [];
+  const pending: Promise<void>[] = [];
+  let ticking = true;
+  const ticker = (async () => {
+    const deadline = Date.now() + 30_000;
+    while (ticking && Date.now() < deadline) {
+      const sentAt = performance.now();
+      pending.push(
+        post(url, key, small).then((r) => {
+          assert.equal(r.status, 200, r.body);
+          latenciesMs.push(performance.now() - sentAt);
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const startedAt = performance.now();
+  const answer = await post(url, key, big);
+  const bigMs = performance.now() - startedAt;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  ticking = false;
+  await ticker;
+  await Promise.all(pending);
+  return { big: answer, latenciesMs, bigMs };
+}
+
+let database: TestDatabase;
+let hub: HubProcess;
+let sink: Awaited<ReturnType<typeof startSinkUpstream>>;
+let catalog: Catalog;
+before(async () => {
+  sink = await startSinkUpstream();
+  database = await createTestDatabase();
+  hub = await spawnHub(
+    { KAIHUB_DATABASE: database.location, KAIHUB_DATA_DIR: database.dataDir },
+    randomBytes(32).toString('hex'),
+  );
+  catalog = await seedCatalog(hub as unknown as TestHub, sink.url);
+});
+after(async () => {
+  await hub?.stop();
+  await database?.drop();
+  await new Promise((resolve) => sink?.server.close(resolve));
+});
+
+test('small requests keep completing while a 16 MB body is read and parsed', async () => {
+  // refused only after it is parsed and its fields checked (max_tokens comes last): the stall
+  // measured is that of receiving, parsing and validating the body
+  const big = conversationBody(',"max_tokens":0}');
+  const warmUp = await duringBigRequest(hub.url, catalog.key, big);
+  assert.equal(warmUp.big.status, 400, warmUp.big.body);
+  const rounds = [];
+  for (let i = 0; i < 2; i++) {
+    const round = await duringBigRequest(hub.url, catalog.key, big);
+    assert.equal(round.big.status, 400, round.big.body);
+    assert.equal(JSON.parse(round.big.body).error.param, 'max_tokens');
+    assert.ok(round.latenciesMs.length >= 10, `${round.latenciesMs.length} small requests`);
+    rounds.push(round);
+  }
+  const summary = rounds
+    .map(({ latenciesMs, bigMs }) => {
+      const sorted = latenciesMs.toSorted((a, b) => a - b);
+      return `${latenciesMs.length} small requests during ${bigMs.toFixed(0)} ms: median ${sorted[sorted.length >> 1]?.toFixed(1)} ms, slowest ${sorted.at(-1)?.toFixed(1)} ms`;
+    })
+    .join('; ');
+  console.log(`[read and parse] ${summary}`);
+  const best = Math.min(...rounds.map((r) => Math.max(...r.latenciesMs)));
+  assert.ok(best < STALL_BOUND_MS, summary);
+});
+
+test('a 16 MB body served end to end arrives whole at the upstream', async () => {
+  const big = conversationBody('}');
+  const { big: answer, latenciesMs, bigMs } = await duringBigRequest(hub.url, catalog.key, big);
+  assert.equal(answer.status, 200, answer.body);
+  assert.equal(JSON.parse(answer.body).choices[0].message.content, '네');
+  // the upstream got the request re-serialised with its own model name: same size give or take that
+  const forwarded = Math.max(...sink.bodiesBytes);
+  assert.ok(Math.abs(forwarded - big.length) < 64, `${forwarded} bytes forwarded for ${big.length} sent`);
+  // reported, not asserted: estimating and re-serialising the body for the upstream still run on the
+  // event loop (docs/benchmarks.md, "Large request bodies")
+  const sorted = latenciesMs.toSorted((a, b) => a - b);
+  console.log(
+    `[end to end] ${latenciesMs.length} small requests during ${bigMs.toFixed(0)} ms: median ${sorted[sorted.length >> 1]?.toFixed(1)} ms, slowest ${Math.max(...latenciesMs).toFixed(1)} ms`,
+  );
+});
