@@ -120,7 +120,7 @@ function throwFailure(failure: JsonBodyFailure, maxDepth: number): never {
   throw new JsonLimitError(failure.code, failure.message, failure.path ?? '', maxDepth);
 }
 
-/** Parses a JSON object body within the limits of json-limits.ts; anything else is malformed. */
+/** Parses a JSON object body within the limits of json-limits.mjs; anything else is malformed. */
 export function parseJsonObject(raw: Buffer, maxDepth = MAX_JSON_DEPTH): Record<string, unknown> {
   const result = parseJsonObjectText(raw.toString('utf8'), maxDepth);
   if (result instanceof JsonBodyFailure) throwFailure(result, maxDepth);

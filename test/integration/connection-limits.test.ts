@@ -216,7 +216,7 @@ describe('KAIHUB_MAX_CONNECTIONS caps open connections', () => {
 });
 
 describe('KAIHUB_MAX_CONNECTIONS is checked against the open-file limit at start', () => {
-  /** Starts `kaihub start` under `ulimit -n <openFiles>` and returns what it printed once listening. */
+  /** Starts `kaihub start` under `ulimit -n <openFiles>`, stops it once listening, returns all it printed. */
   async function startUnderLimit(openFiles: number, env: Record<string, string>): Promise<string> {
     const database = await createTestDatabase();
     const child = spawn(
@@ -238,24 +238,27 @@ describe('KAIHUB_MAX_CONNECTIONS is checked against the open-file limit at start
       },
     );
     let output = '';
+    // the output until the process is gone: the log (stdout) and the URL line (stderr) arrive on two
+    // pipes in no fixed order
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-          output += chunk.toString();
-          if (/K-AI Hub: http/.test(output)) resolve();
-        };
-        child.stdout.on('data', onData);
-        child.stderr.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`exited with ${code}: ${output}`)));
-        setTimeout(() => reject(new Error(`not listening after 30 s: ${output}`)), 30_000).unref();
-      });
-      return output;
+      const deadline = Date.now() + 30_000;
+      while (!/K-AI Hub: http/.test(output)) {
+        if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${output}`);
+        if (Date.now() > deadline) throw new Error(`not listening after 30 s: ${output}`);
+        await sleep(50);
+      }
     } finally {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
-      await exited;
+      await closed;
       await database.drop();
     }
+    return output;
   }
 
   test('a cap the open-file limit cannot hold is a clear warning; one it can is silent', async () => {
