@@ -9,10 +9,20 @@ import { audioTokens, imageTokens } from './media-tokens.ts';
  * pair, one emoji, counts once). Rounding up happens once per text, or once per answer.
  */
 export function textQuarterTokens(text: string): number {
-  // all ASCII (an image's base64, English): one native pass instead of a loop over the characters
-  if (text.length > 256 && Buffer.byteLength(text, 'utf8') === text.length) return text.length;
+  // all ASCII (an image's base64, English): one native pass instead of a loop over the characters,
+  // tried only when a first, middle and last character are ASCII (Korean text would pay it for nothing)
+  const n = text.length;
+  if (
+    n > 256 &&
+    text.charCodeAt(0) < 128 &&
+    text.charCodeAt(n >> 1) < 128 &&
+    text.charCodeAt(n - 1) < 128 &&
+    Buffer.byteLength(text, 'utf8') === n
+  ) {
+    return n;
+  }
   let quarterTokens = 0;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     quarterTokens += c < 128 ? 1 : c >= 0xd800 && c <= 0xdbff ? 0 : 4;
   }
