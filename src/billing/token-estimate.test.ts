@@ -26,6 +26,11 @@ test('long ASCII text takes the fast path and counts the same', () => {
     250,
     'a lone high surrogate counts 0 either way',
   );
+  assert.equal(
+    estimateTextTokens(`${'a'.repeat(100)}한${'a'.repeat(500)}`),
+    151,
+    'first, middle and last characters ASCII, one Korean inside: (600 + 4) / 4',
+  );
 });
 
 test('a prompt: message framing, names, every kind of content part', () => {
