@@ -7,7 +7,10 @@ import { KeyCache } from './accounts/key-cache.ts';
 import { OrganizationService } from './accounts/organizations.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
-import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
+import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
+import { CallLayer } from './calls/call-layer.ts';
+import { type Guard, guardNothing } from './calls/guard.ts';
+import { type CallObserver, observeNothing } from './calls/observer.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
@@ -18,8 +21,9 @@ import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
 import { createHttpServer } from './http/server.ts';
 import { type Admission, admitEveryone } from './limits/admission.ts';
+import { OrganizationConcurrency } from './limits/concurrency.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createUpstreamAgent } from './providers/http.ts';
 import { closeAdapters, createAdapters } from './providers/registry.ts';
 import { DeploymentHealth } from './routing/health.ts';
@@ -39,6 +43,8 @@ export interface Hub {
 
 export interface HubOptions {
   admission?: Admission;
+  guard?: Guard;
+  observer?: CallObserver;
   logger?: Logger;
 }
 
@@ -59,8 +65,20 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const metrics = createMetrics();
   const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
 
+  const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
+  const adapters = createAdapters(agent, {
+    local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
+  });
   const catalogService = new CatalogService(db, credentials);
-  const snapshot = new CatalogSnapshot(db, credentials, logError);
+  const snapshot = new CatalogSnapshot(
+    db,
+    credentials,
+    {
+      featuresOf: (adapter, target) => adapters.get(adapter)?.features(target) ?? 0,
+      defaultMaxConcurrent: config.deploymentMaxConcurrent,
+    },
+    logError,
+  );
   await snapshot.reload();
   // awaited by every catalog change: the admin API answers once routing here sees the change
   catalogService.onChange = () => snapshot.reload().catch(logError);
@@ -78,6 +96,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     retries: config.upstreamRetries,
     baseDelayMs: config.upstreamRetryBaseMs,
     maxRetryAfterMs: config.upstreamRetryAfterMaxMs,
+    queueTimeoutMs: config.queueTimeoutMs,
     health: new DeploymentHealth({
       failureThreshold: config.upstreamCooldownFailures,
       baseCooldownMs: config.upstreamCooldownMs,
@@ -88,29 +107,48 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     for (const product of snapshot.all())
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
-  const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
-  const adapters = createAdapters(agent, {
-    local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
-  });
-  const usageJournal = openUsageJournal(db, config, logger);
+  const usageJournal = openUsageJournal(db, config, logger, metrics);
   const meter = new Meter(usageJournal, metrics, logger);
-  const openai = createOpenAIHandler({
-    keys: keyCache,
+  const calls = new CallLayer({
     catalog: snapshot,
     adapters,
     router,
     admission: options.admission ?? admitEveryone,
+    guard: options.guard ?? guardNothing,
+    observer: options.observer ?? observeNothing,
     meter,
     metrics,
     logger,
+    concurrency: new OrganizationConcurrency(),
+    settings: {
+      upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
+      upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
+      upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
+      streamDrainMs: config.streamDrainMs,
+      organizationMaxConcurrent: config.organizationMaxConcurrent,
+      largeRequestTokens: config.largeRequestTokens,
+      logContent: config.logContent,
+    },
+  });
+  const openai = createOpenAIHandler({
+    keys: keyCache,
+    calls,
+    catalog: snapshot,
+    metrics,
+    logger,
     maxBodyBytes: config.maxBodyBytes,
-    upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
-    upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
-    upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
-    logContent: config.logContent,
   });
   const admin = createAdminHandler(
-    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal, health: router.health }),
+    adminRoutes({
+      db,
+      catalog: catalogService,
+      organizations,
+      keys,
+      usageJournal,
+      health: router.health,
+      load: router.load,
+      defaultMaxConcurrent: config.deploymentMaxConcurrent,
+    }),
     adminToken,
     logger,
   );
@@ -183,11 +221,20 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
  * SQLite on a file: a journal file beside it, applied by a worker (see billing/file-journal.ts).
  * PostgreSQL (and an in-memory SQLite): group commit into the database itself.
  */
-function openUsageJournal(db: Database, config: Config, logger: Logger): UsageJournal {
+function openUsageJournal(db: Database, config: Config, logger: Logger, metrics: Metrics): UsageJournal {
+  // a record the database refused is set aside in usage_rejected: loud, counted, never retried
+  const onRejected = (rejected: RejectedUsage) => {
+    metrics.usageRejected.inc();
+    logger.error(rejected, 'usage record set aside in usage_rejected');
+  };
   if (db.dialect === 'sqlite' && config.database !== ':memory:') {
-    return new FileUsageJournal(join(config.dataDir, 'journal'), config.database, (message) =>
-      logger.error(message),
+    return new FileUsageJournal(
+      join(config.dataDir, 'journal'),
+      config.database,
+      (message) => logger.error(message),
+      200,
+      onRejected,
     );
   }
-  return new DatabaseUsageJournal(db);
+  return new DatabaseUsageJournal(db, onRejected);
 }

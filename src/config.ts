@@ -36,6 +36,16 @@ export interface Config {
   upstreamRetryBaseMs: number;
   /** The longest upstream Retry-After the hub waits for before retrying the same deployment. */
   upstreamRetryAfterMaxMs: number;
+  /** After a client leaves a stream, how long the upstream is still read for its own usage counts. */
+  streamDrainMs: number;
+  /** A deployment's cap on calls in flight from one replica when it sets none. */
+  deploymentMaxConcurrent: number;
+  /** How long a call waits for a slot when every deployment that could serve it is full. */
+  queueTimeoutMs: number;
+  /** Calls one organisation may have in progress on one replica unless it has its own cap. */
+  organizationMaxConcurrent: number;
+  /** Requests this large (tokens) or larger are "large": their time-outs are their own. */
+  largeRequestTokens: number;
   /** Consecutive failures after which a deployment cools down; 0: never. */
   upstreamCooldownFailures: number;
   /** The first cooldown period; it doubles with every failed probe, up to 60 s (or this, if longer). */
@@ -178,6 +188,23 @@ const settings = {
     flag: 'upstream-cooldown-ms',
     parse: integer(1, 3_600_000),
   },
+  streamDrainMs: { env: 'KAIHUB_STREAM_DRAIN_MS', flag: 'stream-drain-ms', parse: integer(0, 60_000) },
+  deploymentMaxConcurrent: {
+    env: 'KAIHUB_DEPLOYMENT_MAX_CONCURRENT',
+    flag: 'deployment-max-concurrent',
+    parse: integer(1, 1_000_000),
+  },
+  queueTimeoutMs: { env: 'KAIHUB_QUEUE_TIMEOUT_MS', flag: 'queue-timeout-ms', parse: integer(0, 600_000) },
+  organizationMaxConcurrent: {
+    env: 'KAIHUB_ORG_MAX_CONCURRENT',
+    flag: 'org-max-concurrent',
+    parse: integer(1, 1_000_000),
+  },
+  largeRequestTokens: {
+    env: 'KAIHUB_LARGE_REQUEST_TOKENS',
+    flag: 'large-request-tokens',
+    parse: integer(1, 100_000_000),
+  },
   modelsDir: { env: 'KAIHUB_MODELS_DIR', flag: 'models-dir', parse: text },
   localThreads: { env: 'KAIHUB_LOCAL_THREADS', flag: 'local-threads', parse: integer(1, 256) },
   localParallel: { env: 'KAIHUB_LOCAL_PARALLEL', flag: 'local-parallel', parse: integer(1, 64) },
@@ -225,6 +252,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamRetries: v.upstreamRetries ?? 2,
     upstreamRetryBaseMs: v.upstreamRetryBaseMs ?? 100,
     upstreamRetryAfterMaxMs: v.upstreamRetryAfterMaxMs ?? 5_000,
+    streamDrainMs: v.streamDrainMs ?? 2_000,
+    deploymentMaxConcurrent: v.deploymentMaxConcurrent ?? 4_096,
+    queueTimeoutMs: v.queueTimeoutMs ?? 5_000,
+    organizationMaxConcurrent: v.organizationMaxConcurrent ?? 2_048,
+    largeRequestTokens: v.largeRequestTokens ?? 8_192,
     upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
     upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
   };

@@ -42,3 +42,39 @@ export function estimateEmbeddingInputTokens(input: unknown): number {
   }
   return total;
 }
+
+// Interim versions (the request-side work replaces them with estimates of every field).
+function quarterTokens(text: string): number {
+  let q = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    q += c < 128 ? 1 : c >= 0xd800 && c <= 0xdbff ? 0 : 4;
+  }
+  return q;
+}
+
+/** A completed chat answer: the content of every choice. */
+export function estimateCompletionTokens(completion: Record<string, unknown>): number {
+  let q = 0;
+  for (const choice of (completion.choices as { message?: { content?: unknown } }[] | undefined) ?? []) {
+    const content = choice?.message?.content;
+    if (typeof content === 'string') q += quarterTokens(content);
+  }
+  return tokensFromQuarters(q);
+}
+
+/** A streamed chunk's deltas, in quarter tokens (summed over a stream, then `tokensFromQuarters`). */
+export function chunkQuarterTokens(chunk: Record<string, unknown>): number {
+  const choices = chunk.choices;
+  if (!Array.isArray(choices)) return 0;
+  let q = 0;
+  for (const choice of choices) {
+    const content = (choice as { delta?: { content?: unknown } } | null)?.delta?.content;
+    if (typeof content === 'string') q += quarterTokens(content);
+  }
+  return q;
+}
+
+export function tokensFromQuarters(quarters: number): number {
+  return Math.ceil(quarters / 4);
+}

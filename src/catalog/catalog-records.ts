@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
+import { ADAPTER_NAMES } from '../providers/registry.ts';
 import type { DeploymentHealthView } from '../routing/health.ts';
 
 /**
@@ -24,7 +25,6 @@ export const PURPOSES = [
 export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
 export const RESIDENCIES = ['domestic', 'foreign'] as const;
 export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
-export const ADAPTERS = ['openai-compatible', 'clova-studio', 'local'] as const;
 
 const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
@@ -92,13 +92,15 @@ const baseUrl = z.union([
 
 export const deploymentInput = z.strictObject({
   productId: z.string().min(1),
-  adapter: z.enum(ADAPTERS),
+  adapter: z.enum(ADAPTER_NAMES),
   baseUrl,
   apiKey: z.string().min(1).max(4096).nullable().optional(),
   upstreamModel: z.string().min(1).max(256).optional(),
   weight: z.number().int().min(0).max(1_000_000).optional(),
   priority: z.number().int().min(0).max(1000).optional(),
   status: z.enum(['active', 'disabled']).optional(),
+  /** Calls in flight one replica sends this deployment at most; null: the hub's default. */
+  maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
 });
 
 export interface Supplier {
@@ -146,8 +148,12 @@ export interface Deployment {
   weight: number;
   priority: number;
   status: string;
+  /** Its own concurrency cap, null when it uses the hub's default (KAIHUB_DEPLOYMENT_MAX_CONCURRENT). */
+  maxConcurrent: number | null;
   /** This replica's view (in memory, per replica): see routing/health.ts. */
   health?: DeploymentHealthView;
+  /** This replica's load: calls in flight, the cap in force, calls waiting for a slot of its product. */
+  load?: { inFlight: number; maxConcurrent: number; queued: number };
   createdAt: string;
   updatedAt: string;
 }
@@ -160,7 +166,7 @@ export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, descriptio
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
   residency, status, fallback_models, routing_strategy, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
-  created_at, updated_at`;
+  created_at, updated_at, max_concurrent`;
 
 type R = Record<string, unknown>;
 
@@ -211,6 +217,8 @@ export function toDeployment(r: R): Deployment {
     weight: Number(r.weight),
     priority: Number(r.priority),
     status: r.status as string,
+    maxConcurrent:
+      r.max_concurrent === null || r.max_concurrent === undefined ? null : Number(r.max_concurrent),
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };

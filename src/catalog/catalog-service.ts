@@ -198,7 +198,7 @@ export class CatalogService {
     const now = Date.now();
     const id = newId('dep');
     await this.db.run(
-      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         id,
         v.productId,
@@ -211,6 +211,7 @@ export class CatalogService {
         v.status ?? 'active',
         now,
         now,
+        v.maxConcurrent ?? null,
       ],
     );
     await this.changed();
@@ -250,6 +251,7 @@ export class CatalogService {
       weight: v.weight,
       priority: v.priority,
       status: v.status,
+      max_concurrent: v.maxConcurrent,
     });
     if (sql) {
       await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [

@@ -1,4 +1,5 @@
 import type { TokenPrices } from '../billing/money.ts';
+import type { UpstreamTarget } from '../providers/adapter.ts';
 import type { Database } from '../storage/database.ts';
 import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
@@ -13,6 +14,12 @@ export interface RoutableDeployment {
   upstreamModel: string;
   weight: number;
   priority: number;
+  /** What the adapter can express for this target (`providers/features.ts` bits), read once here. */
+  features: number;
+  /** Calls in flight this replica sends it at most (routing/load.ts); its own or the hub's default. */
+  maxConcurrent: number;
+  /** What the adapter is given for every call, built once per snapshot. */
+  target: UpstreamTarget;
 }
 
 export interface RoutableProduct {
@@ -39,6 +46,13 @@ export interface RoutableProduct {
  * deployments, in memory. Rebuilt at once after a change on this replica, and within
  * `pollIntervalMs` after a change on another (the catalog revision, one indexed row, tells).
  */
+export interface SnapshotOptions {
+  /** The feature bits the named adapter supports for a target (the adapter registry answers). */
+  featuresOf(adapter: string, target: UpstreamTarget): number;
+  /** A deployment's concurrency cap when it sets none. */
+  defaultMaxConcurrent: number;
+}
+
 export class CatalogSnapshot {
   private products = new Map<string, RoutableProduct>();
   private fingerprint = '';
@@ -49,6 +63,7 @@ export class CatalogSnapshot {
   constructor(
     private readonly db: Database,
     private readonly credentials: CredentialBox,
+    private readonly options: SnapshotOptions,
     private readonly onError: (error: unknown) => void = () => {},
   ) {}
 
@@ -113,7 +128,7 @@ export class CatalogSnapshot {
         WHERE p.status = 'active' AND s.status = 'active'`,
     );
     const deployments = await this.db.all<Record<string, unknown>>(
-      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority
+      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority, max_concurrent
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
     const next = new Map<string, RoutableProduct>();
@@ -153,6 +168,12 @@ export class CatalogSnapshot {
           continue;
         }
       }
+      const target: UpstreamTarget = {
+        deploymentId: r.id as string,
+        baseUrl: r.base_url as string,
+        apiKey,
+        upstreamModel: r.upstream_model as string,
+      };
       product.deployments.push({
         id: r.id as string,
         adapter: r.adapter as string,
@@ -161,6 +182,12 @@ export class CatalogSnapshot {
         upstreamModel: r.upstream_model as string,
         weight: Number(r.weight),
         priority: Number(r.priority),
+        features: this.options.featuresOf(r.adapter as string, target),
+        maxConcurrent:
+          r.max_concurrent === null || r.max_concurrent === undefined
+            ? this.options.defaultMaxConcurrent
+            : Number(r.max_concurrent),
+        target,
       });
     }
     this.products = next;

@@ -62,6 +62,11 @@ export function createMetrics() {
         });
       },
     }),
+    usageRejected: new Counter({
+      name: 'kaihub_usage_rejected_total',
+      help: 'Usage records the database refused, set aside in usage_rejected (see GET /admin/v1/usage/rejected)',
+      registers: [registry],
+    }),
     inFlight: new Gauge({
       name: 'kaihub_in_flight_requests',
       help: 'Requests on /v1 being served now',

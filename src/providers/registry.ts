@@ -10,17 +10,25 @@ export interface AdapterSettings {
   local: LocalRuntimeOptions;
 }
 
-/** The one place adapters are registered; a deployment's `adapter` field names one of these. */
+/**
+ * The one list of adapters: a deployment's `adapter` field names one of these (the catalog validates
+ * against `ADAPTER_NAMES`), and `createAdapters` builds them. Adding a supplier protocol is adding a
+ * folder and a line here.
+ */
+const ADAPTERS = {
+  'openai-compatible': (dispatcher: Dispatcher) => new OpenAICompatibleAdapter(dispatcher),
+  'clova-studio': (dispatcher: Dispatcher) => new ClovaStudioAdapter(dispatcher),
+  local: (_dispatcher: Dispatcher, settings: AdapterSettings) => new LocalAdapter(settings.local),
+} satisfies Record<string, (dispatcher: Dispatcher, settings: AdapterSettings) => ProviderAdapter>;
+
+export type AdapterName = keyof typeof ADAPTERS;
+export const ADAPTER_NAMES = Object.keys(ADAPTERS) as [AdapterName, ...AdapterName[]];
+
 export function createAdapters(
   dispatcher: Dispatcher,
   settings: AdapterSettings,
 ): ReadonlyMap<string, ProviderAdapter> {
-  const adapters: ProviderAdapter[] = [
-    new OpenAICompatibleAdapter(dispatcher),
-    new ClovaStudioAdapter(dispatcher),
-    new LocalAdapter(settings.local),
-  ];
-  return new Map(adapters.map((a) => [a.name, a]));
+  return new Map(ADAPTER_NAMES.map((name) => [name, ADAPTERS[name](dispatcher, settings)]));
 }
 
 /** Frees what adapters hold (loaded local models); the hub calls it on shutdown. */

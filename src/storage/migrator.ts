@@ -1,13 +1,16 @@
-import type { Database } from './database.ts';
+import type { Database, Dialect } from './database.ts';
 import { migration001Core } from './migrations/001-core.ts';
 import { migration002Fallbacks } from './migrations/002-fallbacks.ts';
 import { migration003RoutingStrategy } from './migrations/003-routing-strategy.ts';
 import { migration004UsageAttempts } from './migrations/004-usage-attempts.ts';
+import { migration005UsageIntegrity } from './migrations/005-usage-integrity.ts';
+import { migration006ConcurrencyLimits } from './migrations/006-concurrency-limits.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
   id: string;
-  statements: readonly string[];
+  /** One script for both engines, or one per engine where their SQL differs (constraints, JSON). */
+  statements: readonly string[] | Readonly<Record<Dialect, readonly string[]>>;
 }
 
 /** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
@@ -16,6 +19,8 @@ export const migrations: readonly Migration[] = [
   migration002Fallbacks,
   migration003RoutingStrategy,
   migration004UsageAttempts,
+  migration005UsageIntegrity,
+  migration006ConcurrencyLimits,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
@@ -32,7 +37,10 @@ export async function migrate(db: Database, list: readonly Migration[] = migrati
     const applied: string[] = [];
     for (const migration of list) {
       if (done.has(migration.id)) continue;
-      for (const statement of migration.statements) await tx.run(statement);
+      const statements = Array.isArray(migration.statements)
+        ? migration.statements
+        : (migration.statements as Readonly<Record<Dialect, readonly string[]>>)[db.dialect];
+      for (const statement of statements) await tx.run(statement);
       await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [
         migration.id,
         Date.now(),

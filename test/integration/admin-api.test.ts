@@ -475,6 +475,8 @@ describe('admin API /admin/v1', () => {
         'hasApiKey',
         'health',
         'id',
+        'load',
+        'maxConcurrent',
         'priority',
         'productId',
         'status',

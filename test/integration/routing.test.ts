@@ -151,7 +151,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     }
   });
 
-  test('a stream cut after the first byte is not retried: the client sees the error, nothing is charged', async () => {
+  test('a stream cut after the first byte is not retried: the client sees the error, pays for what it got', async () => {
     await addProduct(t, catalog, 'cut-test', [{ baseUrl: fake.url, upstreamModel: 'cut-chat' }]);
     fake.queueBehaviors('reset-mid-stream');
     const answer = await postV1(t, catalog.key, '/chat/completions', {
@@ -164,7 +164,8 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     assert.doesNotMatch(answer.text, /\[DONE\]/);
     assert.equal(fake.requests.length, 1, 'no retry after the first byte');
     const event = await usageEvent(t, answer.requestId);
-    assert.equal(event.costMicroKrw, '0');
+    assert.ok(BigInt(event.costMicroKrw) > 0n, 'the delivered part is charged');
+    assert.equal(event.usageSource, 'estimate');
     assert.notEqual(event.status, 'ok');
     // one attempt, accepted: the record is that attempt (nothing extra stored), its status says how it ended
     assert.equal(event.attempts.length, 1);
@@ -198,7 +199,8 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       model: 'cool-test',
       messages: hello,
     });
-    assert.equal(skipped.status, 502);
+    assert.equal(skipped.status, 503);
+    assert.equal(skipped.body.error.code, 'model_unavailable');
     assert.match(skipped.text, /cooling down/);
     assert.equal(fake.requests.length, 3);
     assert.deepEqual((await usageEvent(t, skipped.requestId)).attempts, [], 'no upstream call was made');

@@ -10,7 +10,7 @@ import {
   type UsageRecord,
 } from '../../src/billing/usage-journal.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
-import { migrate } from '../../src/storage/migrator.ts';
+import { migrate, migrations } from '../../src/storage/migrator.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 
 let database: TestDatabase;
@@ -55,6 +55,7 @@ function record(requestId: string, cost: bigint): UsageRecord {
     costMicroKrw: cost,
     latencyMs: 5,
     ttftMs: null,
+    usageNote: null,
   };
 }
 
@@ -144,6 +145,10 @@ test('migrations are recorded and a second run applies nothing', async () => {
   const ids = await db.all<{ id: string }>('SELECT id FROM kaihub_migrations ORDER BY id');
   assert.deepEqual(
     ids.map((r) => r.id),
+    migrations.map((m) => m.id),
+  );
+  assert.deepEqual(
+    ids.slice(0, 4).map((r) => r.id),
     ['001-core', '002-fallbacks', '003-routing-strategy', '004-usage-attempts'],
   );
 });

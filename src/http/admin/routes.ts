@@ -1,10 +1,11 @@
 import type { ApiKeyService } from '../../accounts/api-keys.ts';
 import type { OrganizationService } from '../../accounts/organizations.ts';
 import type { UsageJournal } from '../../billing/usage-journal.ts';
-import { listUsageEvents, queryUsage } from '../../billing/usage-query.ts';
+import { listRejectedUsage, listUsageEvents, queryUsage } from '../../billing/usage-query.ts';
 import type { Deployment } from '../../catalog/catalog-records.ts';
 import type { CatalogService } from '../../catalog/catalog-service.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
+import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import type { AdminRoute } from './router.ts';
 
@@ -17,6 +18,10 @@ export interface AdminDeps {
   usageJournal: UsageJournal;
   /** This replica's in-memory deployment health, shown with each deployment. */
   health?: DeploymentHealth;
+  /** This replica's in-flight counts and queues, shown with each deployment. */
+  load?: DeploymentLoad;
+  /** The cap a deployment without its own has (KAIHUB_DEPLOYMENT_MAX_CONCURRENT). */
+  defaultMaxConcurrent?: number;
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -31,8 +36,20 @@ export function adminRoutes({
   keys,
   usageJournal,
   health,
+  load,
+  defaultMaxConcurrent,
 }: AdminDeps): AdminRoute[] {
-  const withHealth = (d: Deployment): Deployment => (health ? { ...d, health: health.view(d.id) } : d);
+  const withHealth = (d: Deployment): Deployment => ({
+    ...d,
+    ...(health && { health: health.view(d.id) }),
+    ...(load && {
+      load: {
+        inFlight: load.inFlight(d.id),
+        maxConcurrent: d.maxConcurrent ?? defaultMaxConcurrent ?? 0,
+        queued: load.queued(d.productId),
+      },
+    }),
+  });
   return [
     {
       method: 'POST',
@@ -133,6 +150,14 @@ export function adminRoutes({
       handle: async (r) => {
         await usageJournal.sync();
         return ok(await queryUsage(db, r.query));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/usage/rejected',
+      handle: async (r) => {
+        await usageJournal.sync();
+        return list(await listRejectedUsage(db, r.query));
       },
     },
     {

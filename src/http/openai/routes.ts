@@ -1,17 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { internalError, invalidRequest } from '../../calls/errors.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
-import { handleChatCompletions } from './chat-completions.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
-import { handleEmbeddings } from './embeddings.ts';
-import {
-  bodyTooLarge,
-  internalError,
-  invalidApiKey,
-  invalidRequest,
-  type OpenAIError,
-  sendOpenAIError,
-} from './errors.ts';
+import { bodyTooLarge, invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
+import { handleModelCall } from './model-calls.ts';
 import { handleListModels, handleRetrieveModel } from './models.ts';
 
 const notFound = (method: string, path: string): OpenAIError => ({
@@ -65,7 +58,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     } catch (error) {
       deps.logger.error({ err: error, requestId, path }, 'unhandled error on /v1');
       if (res.headersSent) res.destroy();
-      else refuse(internalError());
+      else refuse(internalError(requestId));
     }
   };
 
@@ -113,12 +106,6 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       }
       throw error;
     }
-    deps.metrics.inFlight.inc();
-    try {
-      if (path === '/v1/chat/completions') await handleChatCompletions(deps, ctx, body);
-      else await handleEmbeddings(deps, ctx, body);
-    } finally {
-      deps.metrics.inFlight.dec();
-    }
+    await handleModelCall(deps, ctx, path === '/v1/chat/completions' ? 'chat' : 'embeddings', body);
   }
 }

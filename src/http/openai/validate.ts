@@ -1,4 +1,5 @@
-import { invalidRequest, type OpenAIError } from './errors.ts';
+import { invalidRequest } from '../../calls/errors.ts';
+import type { OpenAIError } from './errors.ts';
 
 /**
  * Checks the fields the hub itself relies on, naming the field on failure. Everything else passes
