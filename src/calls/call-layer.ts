@@ -28,6 +28,11 @@ export interface CallSettings {
   largeRequestTokens: number;
   /** Prompts and answers appear in logs only when an operator asks for it. */
   logContent: boolean;
+  /**
+   * After the total time, how long a stream's consumer has to take the failure before the call reads
+   * (or returns) its stream itself, so that an abandoned stream still ends (default 10 s).
+   */
+  abandonedStreamGraceMs?: number;
 }
 
 /** Everything a call needs, assembled once by the composition root. */

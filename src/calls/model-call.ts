@@ -19,6 +19,7 @@ import {
   UpstreamError,
 } from '../providers/adapter.ts';
 import { chatRequestFeatures } from '../providers/features.ts';
+import { openAIUsage } from '../providers/openai-shapes.ts';
 import { CapacityError } from '../routing/load.ts';
 import type { Attempt, RoutedCall, Served } from '../routing/router.ts';
 import { CallAbort } from './call-abort.ts';
@@ -65,12 +66,10 @@ export type CallOutcome =
 /** 499 as nginx uses it: the client closed the connection before the answer. */
 export const CLIENT_CLOSED = 499;
 
-/** After the total time, how long a stream's consumer has to take the failure before the call takes its stream back. */
-const ABANDONED_STREAM_GRACE_MS = 10_000;
-
 function onTotalTimeout(call: ModelCall): void {
   call.abortUpstream(new DOMException('total upstream time exceeded', 'TimeoutError'));
-  if (call.handedOver) call.watchForAbandonedStream(ABANDONED_STREAM_GRACE_MS);
+  if (call.handedOver)
+    call.watchForAbandonedStream(call.layer.deps.settings.abandonedStreamGraceMs ?? 10_000);
 }
 
 function onAbandonedStream(call: ModelCall): void {
@@ -352,6 +351,8 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       chargeable: true,
     });
     this.settle(record);
+    // the client reads what it was billed: counts the hub estimated replace the upstream's (or its none)
+    if (counted === null) answer.usage = usageOf(this.operation, record);
     this.ended(
       200,
       null,
@@ -678,6 +679,12 @@ function ignoredParamsOf(
     if (!accepted.has(key)) ignored = ignored === null ? key : `${ignored}, ${key}`;
   }
   return ignored;
+}
+
+function usageOf(operation: CallOperation, record: UsageRecord): JsonObject {
+  if (operation === 'embeddings')
+    return { prompt_tokens: record.promptTokens, total_tokens: record.promptTokens };
+  return openAIUsage(record);
 }
 
 function finishReasonsOf(answer: JsonObject): string[] | null {

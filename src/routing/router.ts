@@ -304,7 +304,17 @@ export class Router {
       } catch (caught) {
         load.ended(deployment, product.id);
         if (!(caught instanceof UpstreamError)) {
+          // a bug, not the deployment's failure: no verdict on it, and the attempt still closes
           health.released(deployment.id);
+          const attempt: Attempt = {
+            model: product.model,
+            productId: product.id,
+            deploymentId: deployment.id,
+            error: new UpstreamError('protocol', `the hub failed during the call: ${String(caught)}`),
+            durationMs: performance.now() - started,
+          };
+          call.attempts.push(attempt);
+          call.attemptFailed(attempt);
           throw caught;
         }
         const error = caught;

@@ -36,6 +36,8 @@
  * - `reset`: destroy the socket before answering.
  * - `hang`: never answer (until the client goes away or the fake is closed).
  * - `no-usage`: omit `usage` everywhere (no usage chunk when streaming), as some servers do.
+ * - `usage:<prompt>:<completion>`: report these counts instead of the real ones (any JSON number, e.g.
+ *   `usage:1e300:5` or `usage:-3:2`): a hostile or broken supplier.
  * Precedence: the header, else the next queued behaviour, else the behaviour set for the requested
  * model, else the server-wide behaviour.
  *
@@ -54,7 +56,8 @@ export type FakeBehavior =
   | 'hang'
   | 'no-usage'
   | `error:${number}`
-  | `slow:${number}`;
+  | `slow:${number}`
+  | `usage:${string}:${string}`;
 
 export interface FakeOpenAIOptions {
   /** When set, every request must carry `Authorization: Bearer <apiKey>`. */
@@ -122,7 +125,8 @@ export interface FakeOpenAI {
   close(): Promise<void>;
 }
 
-const BEHAVIOR_RE = /^(ok|reset-mid-stream|reset|hang|no-usage|error:\d{3}|slow:\d+)$/;
+const BEHAVIOR_RE =
+  /^(ok|reset-mid-stream|reset|hang|no-usage|error:\d{3}|slow:\d+|usage:-?[\d.e+]+:-?[\d.e+]+)$/;
 
 export function parseBehaviors(value: string): FakeBehavior[] {
   const parts = value
@@ -478,8 +482,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       content = words.join(' ');
       finishReason = 'length';
     }
-    const promptTokens = countPromptTokens(messages);
-    const completionTokens = words.length * n;
+    const forced = ex.behaviors.find((b) => b.startsWith('usage:'))?.split(':');
+    const promptTokens = forced ? Number(forced[1]) : countPromptTokens(messages);
+    const completionTokens = forced ? Number(forced[2]) : words.length * n;
     const usage = {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
