@@ -575,7 +575,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
 
   // --- RoutedCall ------------------------------------------------------------------------------
 
-  attempt(product: RoutableProduct, deployment: RoutableDeployment): Promise<unknown> {
+  attempt(_product: RoutableProduct, deployment: RoutableDeployment): Promise<unknown> {
     const adapter = this.layer.adapterOf(deployment);
     this.options.headers = this.upstreamHeaders;
     if (this.operation === 'embeddings')
