@@ -103,6 +103,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       maxCooldownMs: Math.max(60_000, config.upstreamCooldownMs),
     }),
   });
+  metrics.deploymentLoad.read = (set, queued) => {
+    for (const product of snapshot.all()) {
+      queued(product.model, router.load.queued(product.id));
+      for (const d of product.deployments)
+        set(product.model, d.id, router.load.inFlight(d.id), d.maxConcurrent);
+    }
+  };
   metrics.deploymentHealth.read = (set) => {
     for (const product of snapshot.all())
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));

@@ -3,14 +3,17 @@ import { type CallOptions, UpstreamError } from './adapter.ts';
 
 /**
  * One keep-alive connection pool per upstream origin, shared by every adapter. No pipelining: a slow
- * answer must not hold up the requests queued behind it on the same socket.
+ * answer must not hold up the requests queued behind it on the same socket. No cap on connections per
+ * origin here: an invisible cap (it was 512) made every call beyond it wait for a whole stream to end,
+ * whoever's it was. Concurrency towards suppliers is capped explicitly, per deployment, by the router
+ * (routing/load.ts), which sends a call to a peer or queues it fairly with a deadline.
  */
 export function createUpstreamAgent(connectTimeoutMs = 10_000): Agent {
   return new Agent({
     connect: { timeout: connectTimeoutMs },
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
-    connections: 512,
+    connections: null,
     pipelining: 1,
   });
 }

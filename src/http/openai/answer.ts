@@ -114,8 +114,8 @@ async function writeStream(
       return;
     }
     if (res.destroyed) return;
-    res.end(errorEvent(error.error));
     // a client that stopped reading would hold the connection for ever: its time is up
     if (res.writableNeedDrain) res.destroy();
+    else res.end(errorEvent(error.error));
   }
 }
