@@ -35,6 +35,16 @@ import {
 } from './errors.ts';
 import { type GuardSession, isRefusal } from './guard.ts';
 import type { CallEnd, CallOperation, CallStage, ObservedCall } from './observer.ts';
+import {
+  admissionError,
+  describe,
+  ignoredParamsOf,
+  kindOf,
+  lastDeploymentOf,
+  statusOf,
+  usageAttemptsOf,
+} from './outcome-details.ts';
+import { completePlainCall } from './plain-answer.ts';
 import { pumpStream } from './stream-pump.ts';
 
 /** One call as its caller hands it over: who asks, for what, and when it arrived. */
@@ -317,53 +327,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       this.pump = pumpStream(this, served.result as AsyncIterable<ChatStreamPart>);
       return { type: 'stream', stream: this.pump };
     }
-    return this.complete(served as Served<CompletedCall>);
-  }
-
-  /** A plain call (chat or embeddings) whose upstream answered: rewrite, meter, settle. */
-  private async complete(served: Served<CompletedCall>): Promise<CallOutcome> {
-    const deps = this.layer.deps;
-    deps.router.finished(this, served, null);
-    const { body: answer, usage } = served.result;
-    this.servedAttemptEnded(null, usage);
-    answer.model = served.product.model;
-    const final = this.guardSession !== null ? this.guardSession.completed(answer) : answer;
-    let counted = usage;
-    let note: string | null = null;
-    if (usage !== null) {
-      note = usageProblem(usage, this.usageBounds(served.product));
-      if (note !== null) counted = null;
-    }
-    const record = await this.meter(served.product, {
-      firstTokenAt: null,
-      deploymentId: served.deployment.id,
-      status: 'ok',
-      httpStatus: 200,
-      errorCode: null,
-      promptTokens: counted ? counted.promptTokens : this.promptEstimate,
-      completionTokens: counted
-        ? counted.completionTokens
-        : this.operation === 'chat'
-          ? estimateCompletionTokens(answer)
-          : 0,
-      usageSource: counted ? 'upstream' : 'estimate',
-      usageNote: note,
-      chargeable: true,
-    });
-    this.settle(record);
-    // the client reads what it was billed: counts the hub estimated replace the upstream's (or its none)
-    if (counted === null) answer.usage = usageOf(this.operation, record);
-    this.ended(
-      200,
-      null,
-      record,
-      served,
-      typeof answer.id === 'string' ? answer.id : null,
-      finishReasonsOf(answer),
-    );
-    if (deps.settings.logContent)
-      deps.logger.info({ requestId: this.requestId, request: this.body, response: final }, 'content');
-    return { type: 'completed', body: final };
+    return completePlainCall(this, served as Served<CompletedCall>);
   }
 
   /** Every attempt failed before the client saw an answer (or no slot freed): recorded, never charged. */
@@ -650,90 +614,4 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
 
 function onDrainDeadline(call: ModelCall): void {
   call.abortUpstream(new DOMException('the client went away', 'AbortError'));
-}
-
-function admissionError(refusal: AdmissionRefusal): CallError {
-  return {
-    status: refusal.status,
-    type: refusal.status === 429 ? 'rate_limit_error' : 'insufficient_quota',
-    code: refusal.code,
-    message: refusal.message,
-    ...(refusal.retryAfterSeconds !== undefined && {
-      headers: { 'retry-after': String(refusal.retryAfterSeconds) },
-    }),
-  };
-}
-
-/** Request fields the serving adapter does not pass on, comma-separated; null when none (common). */
-function ignoredParamsOf(
-  adapter: ProviderAdapter,
-  operation: CallOperation,
-  body: JsonObject,
-): string | null {
-  const params = (adapter as { params?: { chat: ReadonlySet<string>; embeddings: ReadonlySet<string> } })
-    .params;
-  const accepted = params?.[operation === 'chat' ? 'chat' : 'embeddings'];
-  if (accepted === undefined) return null;
-  let ignored: string | null = null;
-  for (const key in body) {
-    if (!accepted.has(key)) ignored = ignored === null ? key : `${ignored}, ${key}`;
-  }
-  return ignored;
-}
-
-function usageOf(operation: CallOperation, record: UsageRecord): JsonObject {
-  if (operation === 'embeddings')
-    return { prompt_tokens: record.promptTokens, total_tokens: record.promptTokens };
-  return openAIUsage(record);
-}
-
-function finishReasonsOf(answer: JsonObject): string[] | null {
-  const choices = answer.choices;
-  if (!Array.isArray(choices)) return null;
-  const reasons: string[] = [];
-  for (const c of choices) {
-    const r = (c as { finish_reason?: unknown } | null)?.finish_reason;
-    if (typeof r === 'string') reasons.push(r);
-  }
-  return reasons;
-}
-
-export function statusOf(error: UpstreamError): UsageStatus {
-  if (error.kind === 'cancelled') return 'cancelled';
-  if (error.kind === 'timeout') return 'timeout';
-  return 'upstream_error';
-}
-
-export function kindOf(error: UpstreamError): string {
-  return error.kind === 'http' ? String(error.details.status ?? 'http') : error.kind;
-}
-
-/** The upstream's own words, for the log only. */
-export function describe(error: UpstreamError): string {
-  const status = error.details.status;
-  return `${error.kind}${status !== undefined ? ` ${status}` : ''}: ${error.message.slice(0, 500)}`;
-}
-
-/** The deployment a failure record names: the last one tried for the product asked. */
-function lastDeploymentOf(product: RoutableProduct, attempts: readonly Attempt[]): string | null {
-  for (let i = attempts.length - 1; i >= 0; i--) {
-    if (attempts[i]!.model === product.model) return attempts[i]!.deploymentId;
-  }
-  return null;
-}
-
-/**
- * The attempts to keep with the usage record: all of them, unless the first one served (then the
- * record itself is that attempt, and nothing extra is written on the common path).
- */
-export function usageAttemptsOf(attempts: readonly Attempt[]): UsageAttempt[] | undefined {
-  if (attempts.length === 0 || (attempts.length === 1 && attempts[0]!.error === null)) return undefined;
-  return attempts.map((a) => ({
-    productId: a.productId,
-    model: a.model,
-    deploymentId: a.deploymentId,
-    outcome: a.error === null ? 'ok' : a.error.kind,
-    httpStatus: a.error?.details.status ?? null,
-    durationMs: Math.round(a.durationMs),
-  }));
 }

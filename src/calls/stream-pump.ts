@@ -10,7 +10,8 @@ import {
 } from '../providers/adapter.ts';
 import { openAIUsage } from '../providers/openai-shapes.ts';
 import { CallStreamError, fromUpstreamError, internalError } from './errors.ts';
-import { CLIENT_CLOSED, describe, type ModelCall } from './model-call.ts';
+import { CLIENT_CLOSED, type ModelCall } from './model-call.ts';
+import { describe } from './outcome-details.ts';
 
 /** What a stream has told so far, kept across the pump's steps. */
 interface StreamState {

@@ -85,7 +85,7 @@ export interface Catalog {
  * key. Prices are chosen so that costs in tests are easy to compute by hand.
  */
 export async function seedCatalog(
-  t: TestHub,
+  t: Pick<TestHub, 'admin'>,
   upstreamUrl: string,
   upstreamKey = 'upstream-secret',
 ): Promise<Catalog> {
