@@ -1,25 +1,19 @@
 import type { Caller } from '../accounts/key-cache.ts';
 import type { MeterBase, MeterOutcome } from '../billing/meter.ts';
-import {
-  estimateCompletionTokens,
-  estimateEmbeddingInputTokens,
-  estimatePromptTokens,
-} from '../billing/token-estimate.ts';
-import { type UsageBounds, usageProblem } from '../billing/usage-check.ts';
-import type { UsageAttempt, UsageRecord, UsageStatus } from '../billing/usage-journal.ts';
+import { estimateEmbeddingInputTokens, estimatePromptTokens } from '../billing/token-estimate.ts';
+import type { UsageBounds } from '../billing/usage-check.ts';
+import type { UsageRecord, UsageStatus } from '../billing/usage-journal.ts';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
-import type { AdmissionRefusal, AdmissionTicket } from '../limits/admission.ts';
+import type { AdmissionTicket } from '../limits/admission.ts';
 import {
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
   type JsonObject,
-  type ProviderAdapter,
   type TokenUsage,
   UpstreamError,
 } from '../providers/adapter.ts';
 import { chatRequestFeatures } from '../providers/features.ts';
-import { openAIUsage } from '../providers/openai-shapes.ts';
 import { CapacityError } from '../routing/load.ts';
 import type { Attempt, RoutedCall, Served } from '../routing/router.ts';
 import { CallAbort } from './call-abort.ts';
