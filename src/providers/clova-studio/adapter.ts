@@ -9,7 +9,7 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { Feature } from '../features.ts';
-import { postJson, readJson } from '../http.ts';
+import { DEFAULT_UPSTREAM_LIMITS, postJson, readJson, type UpstreamLimits } from '../http.ts';
 import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
 import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
 import { clovaEmbeddings } from './embeddings.ts';
@@ -25,7 +25,10 @@ import { readClovaStream } from './stream.ts';
 export class ClovaStudioAdapter implements ProviderAdapter {
   readonly name = 'clova-studio';
 
-  constructor(private readonly dispatcher: Dispatcher) {}
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+  ) {}
 
   /**
    * Chat Completions v3 takes tools and a JSON schema, not a schema-less JSON object, one choice only,
@@ -54,7 +57,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
 
   async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
     const { requestId, response } = await this.postChat(target, request, options, false);
-    const body = await readJson(response, options.signal);
+    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
     const status = readClovaStatus(body);
     if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
     const result = readClovaResult(body.result);
@@ -71,7 +74,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       // an envelope with an error status on a 200 is still CLOVA telling us what went wrong
-      const body = await readJson(response, options.signal).catch(() => null);
+      const body = await readJson(response, options.signal, this.limits.maxBodyBytes).catch(() => null);
       const status = readClovaStatus(body);
       if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
       throw new UpstreamError(
@@ -79,10 +82,10 @@ export class ClovaStudioAdapter implements ProviderAdapter {
         `CLOVA Studio answered ${contentType || 'no content type'} to a stream request`,
       );
     }
-    return readClovaStream(response.body, options.signal, requestId, target.upstreamModel);
+    return readClovaStream(response.body, options.signal, requestId, target.upstreamModel, this.limits);
   }
 
   embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
-    return clovaEmbeddings(this.dispatcher, target, request, options);
+    return clovaEmbeddings(this.dispatcher, target, request, options, this.limits);
   }
 }

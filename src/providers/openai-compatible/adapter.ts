@@ -9,7 +9,14 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { ALL_FEATURES } from '../features.ts';
-import { endpoint, postJson, readJson, toUpstreamError } from '../http.ts';
+import {
+  DEFAULT_UPSTREAM_LIMITS,
+  endpoint,
+  postJson,
+  readJson,
+  toUpstreamError,
+  type UpstreamLimits,
+} from '../http.ts';
 import { parseSse } from '../sse.ts';
 import { readOpenAIUsage } from './usage.ts';
 
@@ -21,7 +28,10 @@ import { readOpenAIUsage } from './usage.ts';
 export class OpenAICompatibleAdapter implements ProviderAdapter {
   readonly name = 'openai-compatible';
 
-  constructor(private readonly dispatcher: Dispatcher) {}
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+  ) {}
 
   /** The protocol is OpenAI's own: every feature can be asked for (the server may still refuse it). */
   features(): number {
@@ -42,7 +52,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal);
+    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
     if (!Array.isArray(body.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
     return { body, usage: readOpenAIUsage(body.usage) };
   }
@@ -75,7 +85,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         `upstream answered ${contentType || 'no content type'} to a stream request`,
       );
     }
-    return readChatStream(response.body, options.signal);
+    return readChatStream(response.body, options.signal, this.limits);
   }
 
   async embeddings(
@@ -92,7 +102,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal);
+    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
     if (!Array.isArray(body.data))
       throw new UpstreamError('protocol', 'upstream embeddings answer has no data');
     return { body, usage: readOpenAIUsage(body.usage) };
@@ -102,10 +112,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
 async function* readChatStream(
   body: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
+  limits: UpstreamLimits,
 ): AsyncGenerator<ChatStreamPart> {
   let done = false;
   try {
-    for await (const event of parseSse(body)) {
+    for await (const event of parseSse(body, limits)) {
       if (event.data === '[DONE]') {
         done = true;
         break;
