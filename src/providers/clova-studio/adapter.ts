@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import {
+  type AdapterParams,
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
@@ -14,7 +15,7 @@ import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
 import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
 import { clovaEmbeddings } from './embeddings.ts';
 import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus } from './errors.ts';
-import { toClovaChatRequest } from './params.ts';
+import { CLOVA_PARAMS, toClovaChatRequest } from './params.ts';
 import { readClovaStream } from './stream.ts';
 
 /**
@@ -24,6 +25,7 @@ import { readClovaStream } from './stream.ts';
  */
 export class ClovaStudioAdapter implements ProviderAdapter {
   readonly name = 'clova-studio';
+  readonly params: AdapterParams = CLOVA_PARAMS;
 
   constructor(
     private readonly dispatcher: Dispatcher,

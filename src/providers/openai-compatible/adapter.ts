@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import {
+  type AdapterParams,
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
@@ -17,16 +18,19 @@ import {
   toUpstreamError,
   type UpstreamLimits,
 } from '../http.ts';
+import { allowedFields } from '../params.ts';
 import { parseSse } from '../sse.ts';
+import { OPENAI_COMPATIBLE_PARAMS } from './params.ts';
 import { readOpenAIUsage } from './usage.ts';
 
 /**
  * Any server that speaks OpenAI's API: OpenAI itself, Upstage Solar, vLLM, the llama.cpp server,
- * Ollama, LM Studio. Requests pass through with `model` replaced by the deployment's upstream model;
- * streams always ask for usage so that metering never has to guess.
+ * Ollama, LM Studio. Requests pass through with only the fields of `params.ts` and `model` replaced
+ * by the deployment's upstream model; streams always ask for usage so that metering never has to guess.
  */
 export class OpenAICompatibleAdapter implements ProviderAdapter {
   readonly name = 'openai-compatible';
+  readonly params: AdapterParams = OPENAI_COMPATIBLE_PARAMS;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -43,18 +47,20 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 
   async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+    const body = allowedFields(request, this.params.chat);
+    body.model = target.upstreamModel;
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
-        body: JSON.stringify({ ...request, model: target.upstreamModel }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
-    if (!Array.isArray(body.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
-    return { body, usage: readOpenAIUsage(body.usage) };
+    const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
+    if (!Array.isArray(answer.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
+    return { body: answer, usage: readOpenAIUsage(answer.usage) };
   }
 
   async chatStream(
@@ -62,17 +68,18 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<AsyncIterable<ChatStreamPart>> {
-    const streamOptions = (request.stream_options as JsonObject | undefined) ?? {};
+    const body = allowedFields(request, this.params.chat);
+    body.model = target.upstreamModel;
+    body.stream = true;
+    // usage always: metering never guesses; the hub strips the chunk when the client did not ask
+    body.stream_options = Object.assign({}, request.stream_options as JsonObject | undefined, {
+      include_usage: true,
+    });
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
-        body: JSON.stringify({
-          ...request,
-          model: target.upstreamModel,
-          stream: true,
-          stream_options: { ...streamOptions, include_usage: true },
-        }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
@@ -93,19 +100,21 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<CompletedCall> {
+    const body = allowedFields(request, this.params.embeddings);
+    body.model = target.upstreamModel;
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/embeddings'),
         headers: this.headers(target),
-        body: JSON.stringify({ ...request, model: target.upstreamModel }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
-    if (!Array.isArray(body.data))
+    const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
+    if (!Array.isArray(answer.data))
       throw new UpstreamError('protocol', 'upstream embeddings answer has no data');
-    return { body, usage: readOpenAIUsage(body.usage) };
+    return { body: answer, usage: readOpenAIUsage(answer.usage) };
   }
 }
 
