@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher, errors } from 'undici';
+import { abortedCallError } from './abort.ts';
 import { type CallOptions, UpstreamError } from './adapter.ts';
 import { DEFAULT_MAX_EVENT_BYTES } from './sse.ts';
 
@@ -69,12 +70,7 @@ export interface PostJson {
 /** Connection, timeout and cancellation failures as typed upstream errors. */
 export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamError {
   if (error instanceof UpstreamError) return error;
-  if (signal.aborted) {
-    const reason = signal.reason as { name?: string } | undefined;
-    return reason?.name === 'TimeoutError'
-      ? new UpstreamError('timeout', 'upstream did not finish in time')
-      : new UpstreamError('cancelled', 'the client closed the connection');
-  }
+  if (signal.aborted) return abortedCallError(signal);
   if (error instanceof errors.HeadersTimeoutError) {
     return new UpstreamError('timeout', 'upstream sent no response headers in time');
   }

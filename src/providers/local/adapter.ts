@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatHistoryItem, LLamaChatGenerateResponseOptions, LlamaChatResponse } from 'node-llama-cpp';
+import { abortedCallError } from '../abort.ts';
 import {
   type AdapterParams,
   type CallOptions,
@@ -192,7 +193,8 @@ export class LocalAdapter implements ProviderAdapter {
       const completionTokens = slot.sequence.tokenMeter.diff(before).usedOutputTokens;
       return { response, usage: { promptTokens, completionTokens } };
     } catch (error) {
-      if (signal.aborted) throw new UpstreamError('cancelled', 'the local generation was cancelled');
+      // the hub's time-out is not a client that left: it answers 504 and records `timeout`
+      if (signal.aborted) throw abortedCallError(signal);
       if (UpstreamError.isInstance(error)) throw error;
       throw new UpstreamError(
         'protocol',
@@ -324,7 +326,7 @@ export class LocalAdapter implements ProviderAdapter {
       const vectors: (readonly number[])[] = [];
       let promptTokens = 0;
       for (const text of inputs) {
-        if (options.signal.aborted) throw new UpstreamError('cancelled', 'the local embedding was cancelled');
+        if (options.signal.aborted) throw abortedCallError(options.signal);
         promptTokens += loaded.model.tokenize(text).length;
         vectors.push((await context.getEmbeddingFor(text)).vector);
       }
