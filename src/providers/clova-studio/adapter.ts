@@ -18,6 +18,11 @@ import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus } from './e
 import { CLOVA_PARAMS, toClovaChatRequest } from './params.ts';
 import { readClovaStream } from './stream.ts';
 
+/** "Structured Outputs are only available on the HCX-007 model" (Chat Completions v3, structured outputs). */
+const STRUCTURED_OUTPUT_MODEL = /^HCX-007/i;
+/** "Image input is only available in HCX-005, the HyperCLOVA X vision model" (Chat Completions v3). */
+const VISION_MODEL = /^HCX-005/i;
+
 /**
  * NAVER Cloud CLOVA Studio, HyperCLOVA X models, over its own Chat Completions v3 protocol
  * (camelCase fields, a `{status, result}` envelope, SSE with named events). See README.md beside this
@@ -33,12 +38,16 @@ export class ClovaStudioAdapter implements ProviderAdapter {
   ) {}
 
   /**
-   * Chat Completions v3 takes tools and a JSON schema, not a schema-less JSON object, one choice only,
-   * no log probabilities; images only on the vision model HCX-005.
+   * What Chat Completions v3 documents (README.md): function calling on every model; a JSON schema
+   * (`responseFormat`) only on HCX-007, images only on the vision model HCX-005; no schema-less JSON
+   * object, one choice only, no log probabilities, no audio.
    */
   features(target: UpstreamTarget): number {
-    const base = Feature.tools | Feature.jsonSchema;
-    return /^HCX-005/i.test(target.upstreamModel) ? base | Feature.vision : base;
+    const model = target.upstreamModel;
+    let bits = Feature.tools;
+    if (STRUCTURED_OUTPUT_MODEL.test(model)) bits |= Feature.jsonSchema;
+    if (VISION_MODEL.test(model)) bits |= Feature.vision;
+    return bits;
   }
 
   /** One chat call with a fresh CLOVA request id; `stream` only changes what the call `Accept`s. */
