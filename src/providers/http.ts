@@ -67,6 +67,17 @@ export interface PostJson {
   readError?: (parsed: unknown) => { message: string; code?: string | null; type?: string } | null;
 }
 
+/**
+ * Drops an answer's body unread, closing its connection. undici reports dropping a body it already
+ * holds whole as an `error` event; unheard, that event is an uncaught exception that ends the process.
+ */
+export function dropBody(response: Dispatcher.ResponseData): void {
+  response.body.on('error', ignore);
+  response.body.destroy();
+}
+
+function ignore(): void {}
+
 /** Connection, timeout and cancellation failures as typed upstream errors. */
 export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamError {
   if (error instanceof UpstreamError) return error;
@@ -126,7 +137,7 @@ async function readErrorResponse(
   } catch (error) {
     return toUpstreamError(error, signal);
   } finally {
-    response.body.destroy();
+    dropBody(response);
   }
   const status = response.statusCode;
   const retryAfter = response.headers['retry-after'];
@@ -178,7 +189,7 @@ export async function readJson(
 ): Promise<Record<string, unknown>> {
   const declared = Number(response.headers['content-length']);
   if (declared > maxBytes) {
-    response.body.destroy();
+    dropBody(response);
     throw tooLarge(maxBytes);
   }
   const chunks: Buffer[] = [];
@@ -187,7 +198,7 @@ export async function readJson(
     for await (const chunk of response.body as AsyncIterable<Buffer>) {
       bytes += chunk.length;
       if (bytes > maxBytes) {
-        response.body.destroy();
+        dropBody(response);
         throw tooLarge(maxBytes);
       }
       chunks.push(chunk);

@@ -12,6 +12,7 @@ import {
 import { ALL_FEATURES } from '../features.ts';
 import {
   DEFAULT_UPSTREAM_LIMITS,
+  dropBody,
   endpoint,
   postJson,
   readJson,
@@ -86,7 +87,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     );
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
-      response.body.destroy();
+      dropBody(response);
       throw new UpstreamError(
         'protocol',
         `upstream answered ${contentType || 'no content type'} to a stream request`,
