@@ -59,8 +59,13 @@ export interface AdapterParams {
 
 export interface ProviderAdapter {
   readonly name: string;
-  /** The fields this adapter passes on (`AdapterParams`), fixed for the adapter, not per target. */
-  readonly params: AdapterParams;
+  /**
+   * The fields this adapter passes on (`AdapterParams`), fixed for the adapter, not per target. Every
+   * adapter of the registry declares it (`registry.test.ts`); optional only so that test doubles
+   * written before it (the call layer's `ScriptedAdapter`) still type-check: without it nothing is
+   * reported as ignored.
+   */
+  readonly params?: AdapterParams;
   /**
    * The request features (`providers/features.ts`) this adapter can express for a target, as bits.
    * Read once per deployment when the catalog snapshot is built, never per request.
