@@ -68,6 +68,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
   const adapters = createAdapters(agent, {
     local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
+    limits: { maxEventBytes: config.upstreamMaxEventBytes, maxBodyBytes: config.upstreamMaxBodyBytes },
   });
   const catalogService = new CatalogService(db, credentials);
   const snapshot = new CatalogSnapshot(

@@ -1,4 +1,5 @@
 import { dirname, resolve } from 'node:path';
+import { DEFAULT_UPSTREAM_LIMITS } from './providers/http.ts';
 import { isPostgresUrl } from './storage/database.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -24,6 +25,10 @@ export interface Config {
   upstreamTotalTimeoutMs: number;
   /** Longest silence from an upstream once it answered (between stream chunks); then it is cut. */
   upstreamIdleTimeoutMs: number;
+  /** The most bytes held of one SSE line or event from an upstream; more ends the call (protocol error). */
+  upstreamMaxEventBytes: number;
+  /** The largest plain (non-stream) upstream answer read; more ends the call (protocol error). */
+  upstreamMaxBodyBytes: number;
   /** Where GGUF files of `local` deployments live; `upstreamModel` is a file name inside it. */
   modelsDir: string;
   /** CPU threads per local model (1 is fastest on small machines: see README, local models). */
@@ -167,6 +172,17 @@ const settings = {
     flag: 'upstream-idle-timeout-ms',
     parse: integer(1, 3_600_000),
   },
+  upstreamMaxEventBytes: {
+    env: 'KAIHUB_UPSTREAM_MAX_EVENT_BYTES',
+    flag: 'upstream-max-event-bytes',
+    parse: integer(1024, 256 * 1024 * 1024),
+  },
+  upstreamMaxBodyBytes: {
+    env: 'KAIHUB_UPSTREAM_MAX_BODY_BYTES',
+    flag: 'upstream-max-body-bytes',
+    // below V8's longest string (2^29 − 24 characters), which the body becomes
+    parse: integer(1024, 500 * 1024 * 1024),
+  },
   upstreamRetries: { env: 'KAIHUB_UPSTREAM_RETRIES', flag: 'upstream-retries', parse: integer(0, 10) },
   upstreamRetryBaseMs: {
     env: 'KAIHUB_UPSTREAM_RETRY_BASE_MS',
@@ -246,6 +262,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
     upstreamIdleTimeoutMs: v.upstreamIdleTimeoutMs ?? 60_000,
+    upstreamMaxEventBytes: v.upstreamMaxEventBytes ?? DEFAULT_UPSTREAM_LIMITS.maxEventBytes,
+    upstreamMaxBodyBytes: v.upstreamMaxBodyBytes ?? DEFAULT_UPSTREAM_LIMITS.maxBodyBytes,
     modelsDir: resolve(v.modelsDir ?? './data/models'),
     localThreads: v.localThreads ?? 1,
     localParallel: v.localParallel ?? 1,

@@ -88,6 +88,10 @@ export type Script =
 
 export class ScriptedAdapter implements ProviderAdapter {
   readonly name = 'scripted';
+  readonly params = {
+    chat: new Set(['model', 'messages', 'stream', 'stream_options', 'max_tokens', 'n', 'tools']),
+    embeddings: new Set(['model', 'input']),
+  };
   readonly scripts: Script[] = [];
   calls = 0;
   /** The deployment of every call made, in order. */

@@ -29,10 +29,7 @@ export function ignoredParamsOf(
   operation: CallOperation,
   body: JsonObject,
 ): string | null {
-  const params = (adapter as { params?: { chat: ReadonlySet<string>; embeddings: ReadonlySet<string> } })
-    .params;
-  const accepted = params?.[operation === 'chat' ? 'chat' : 'embeddings'];
-  if (accepted === undefined) return null;
+  const accepted = adapter.params[operation === 'chat' ? 'chat' : 'embeddings'];
   let ignored: string | null = null;
   for (const key in body) {
     if (!accepted.has(key)) ignored = ignored === null ? key : `${ignored}, ${key}`;

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { ProviderAdapter } from './adapter.ts';
 import { ClovaStudioAdapter } from './clova-studio/adapter.ts';
+import type { UpstreamLimits } from './http.ts';
 import { LocalAdapter } from './local/adapter.ts';
 import type { LocalRuntimeOptions } from './local/runtime.ts';
 import { OpenAICompatibleAdapter } from './openai-compatible/adapter.ts';
@@ -8,6 +9,8 @@ import { OpenAICompatibleAdapter } from './openai-compatible/adapter.ts';
 export interface AdapterSettings {
   /** The in-process runtime of the `local` adapter (node-llama-cpp). */
   local: LocalRuntimeOptions;
+  /** What the hub holds of one upstream answer (the adapters speaking HTTP). */
+  limits: UpstreamLimits;
 }
 
 /**
@@ -16,8 +19,10 @@ export interface AdapterSettings {
  * folder and a line here.
  */
 const ADAPTERS = {
-  'openai-compatible': (dispatcher: Dispatcher) => new OpenAICompatibleAdapter(dispatcher),
-  'clova-studio': (dispatcher: Dispatcher) => new ClovaStudioAdapter(dispatcher),
+  'openai-compatible': (dispatcher: Dispatcher, settings: AdapterSettings) =>
+    new OpenAICompatibleAdapter(dispatcher, settings.limits),
+  'clova-studio': (dispatcher: Dispatcher, settings: AdapterSettings) =>
+    new ClovaStudioAdapter(dispatcher, settings.limits),
   local: (_dispatcher: Dispatcher, settings: AdapterSettings) => new LocalAdapter(settings.local),
 } satisfies Record<string, (dispatcher: Dispatcher, settings: AdapterSettings) => ProviderAdapter>;
 

@@ -38,6 +38,10 @@
  * - `no-usage`: omit `usage` everywhere (no usage chunk when streaming), as some servers do.
  * - `usage:<prompt>:<completion>`: report these counts instead of the real ones (any JSON number, e.g.
  *   `usage:1e300:5` or `usage:-3:2`): a hostile or broken supplier.
+ * - `endless-body`: a 200 JSON answer whose body never ends (a string that goes on and on).
+ * - `endless-event`: a 200 SSE answer of `data:` lines with no blank line: one event that never ends.
+ *   Both stop by themselves after `ENDLESS_LIMIT_BYTES` (hostile-answers.ts) and record what they sent
+ *   in `bodyBytesSent`.
  * Precedence: the header, else the next queued behaviour, else the behaviour set for the requested
  * model, else the server-wide behaviour.
  *
@@ -48,6 +52,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type EndlessKind, sendEndless } from './hostile-answers.ts';
 
 export type FakeBehavior =
   | 'ok'
@@ -55,6 +60,7 @@ export type FakeBehavior =
   | 'reset'
   | 'hang'
   | 'no-usage'
+  | EndlessKind
   | `error:${number}`
   | `slow:${number}`
   | `usage:${string}:${string}`;
@@ -102,6 +108,8 @@ export interface RecordedRequest {
   aborted: boolean;
   /** True once the exchange is over: response finished, client gone, or fake-made reset. */
   settled: boolean;
+  /** Body bytes an `endless-*` behaviour wrote before it stopped; 0 for the others. */
+  bodyBytesSent: number;
 }
 
 export interface FakeOpenAI {
@@ -126,7 +134,7 @@ export interface FakeOpenAI {
 }
 
 const BEHAVIOR_RE =
-  /^(ok|reset-mid-stream|reset|hang|no-usage|error:\d{3}|slow:\d+|usage:-?[\d.e+]+:-?[\d.e+]+)$/;
+  /^(ok|reset-mid-stream|reset|hang|no-usage|endless-body|endless-event|error:\d{3}|slow:\d+|usage:-?[\d.e+]+:-?[\d.e+]+)$/;
 
 export function parseBehaviors(value: string): FakeBehavior[] {
   const parts = value
@@ -336,6 +344,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       status: undefined,
       aborted: false,
       settled: false,
+      bodyBytesSent: 0,
     };
 
     const local = new AbortController();
@@ -393,6 +402,12 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
     const errorBehavior = behaviors.find((b) => b.startsWith('error:'));
     if (errorBehavior !== undefined) return sendError(res, statusError(Number(errorBehavior.slice(6))), ex);
+    const endless = behaviors.find((b): b is EndlessKind => b === 'endless-body' || b === 'endless-event');
+    if (endless !== undefined) {
+      record.status = 200;
+      record.bodyBytesSent = await sendEndless(res, signal, endless, model ?? '');
+      return;
+    }
     if (badJson) {
       return reply400(
         ex,
