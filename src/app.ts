@@ -20,6 +20,7 @@ import { createHttpServer } from './http/server.ts';
 import { type Admission, admitEveryone } from './limits/admission.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
+import { createTracing } from './observability/tracing.ts';
 import { createUpstreamAgent } from './providers/http.ts';
 import { closeAdapters, createAdapters } from './providers/registry.ts';
 import { DeploymentHealth } from './routing/health.ts';
@@ -93,6 +94,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
   });
   const usageJournal = openUsageJournal(db, config, logger);
+  // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
+  // The call layer observes calls with `tracing?.observer ?? observeNothing` (calls/observer.ts).
+  const tracing = await createTracing(config.tracing, { logger });
   const meter = new Meter(usageJournal, metrics, logger);
   const openai = createOpenAIHandler({
     keys: keyCache,
@@ -169,6 +173,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           // in-flight requests get a grace period, then go
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
+        // the spans of the calls just finished go out before the process does (never throws)
+        await tracing?.shutdown();
         await agent.close();
         await closeAdapters(adapters);
         await usageJournal.close();
