@@ -48,6 +48,13 @@ const headerSetter: TextMapSetter<Record<string, string>> = {
 
 const STAGE_SPAN: SpanOptions = { kind: SpanKind.INTERNAL };
 
+/** The model a client asked for names its span: a made-up name of any length must not follow it there. */
+const MAX_MODEL_CHARS = 128;
+
+function boundedModel(model: string): string {
+  return model.length <= MAX_MODEL_CHARS ? model : `${model.slice(0, MAX_MODEL_CHARS)}…`;
+}
+
 /** Per deployment and operation, built once: the attempt span's name and start options. */
 interface AttemptTemplate {
   name: string;
@@ -144,12 +151,13 @@ export class CallTracer implements CallObserver {
         ? ROOT_CONTEXT
         : propagator.extract(ROOT_CONTEXT, call, incomingTraceContext);
     // only what a sampler may look at is given at creation; the rest is set once the span records
+    const model = boundedModel(call.requestedModel);
     const span = this.tracer.startSpan(
-      `${call.operation} ${call.requestedModel}`,
+      `${call.operation} ${model}`,
       {
         kind: SpanKind.SERVER,
         startTime: call.startedAtMs,
-        attributes: { 'gen_ai.operation.name': call.operation, 'gen_ai.request.model': call.requestedModel },
+        attributes: { 'gen_ai.operation.name': call.operation, 'gen_ai.request.model': model },
       },
       parent,
     );
@@ -195,7 +203,7 @@ export class CallTracer implements CallObserver {
       t.attempt = this.tracer.startSpan(template.name, template.options, t.context);
       t.attemptStartedAt = performance.now();
       current = t.attempt;
-    } else if (t !== undefined) {
+    } else if (t !== undefined && t !== null) {
       // sampled out: the upstream still learns the trace (and that it is not sampled)
       current = t as Span;
     } else {

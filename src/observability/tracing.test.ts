@@ -564,6 +564,25 @@ describe('tracing choices', () => {
     assert.equal(only(spans, 'chat HCX-005').status.message, 'upstream http 400: bad prompt');
   });
 
+  test("a client's made-up model name is cut in the span; events of an unobserved call do nothing", async () => {
+    const tracing = await startTracing(collector);
+    const long = 'm'.repeat(10_000);
+    plainCall(tracing, new TestCall('chat', long, { ...chatBody, model: long }));
+    const stray = new TestCall('chat', 'hcx-005', chatBody);
+    tracing.observer.stageStarted(stray, 'guard');
+    tracing.observer.stageEnded(stray, 'guard', 'blocked');
+    tracing.observer.attemptStarted(stray, productA, deploymentA);
+    tracing.observer.firstToken(stray);
+    tracing.observer.attemptEnded(stray, attempt(productA, deploymentA, null), null);
+    tracing.observer.callEnded(stray, served(stray, productA, deploymentA));
+    assert.equal(stray.upstreamHeaders, undefined);
+    const spans = await exported(tracing, collector, 5);
+    await tracing.shutdown();
+    const root = spans.find((s) => s.kind === SERVER)!;
+    assert.equal(root.name, `chat ${'m'.repeat(128)}…`);
+    assert.equal(root.attributes['gen_ai.request.model'], `${'m'.repeat(128)}…`);
+  });
+
   test('exporter headers and resource attributes come from the OTEL_* variables', async () => {
     const tracing = await startTracing(collector, {
       OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20abc,x-tenant=one',
