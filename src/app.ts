@@ -24,6 +24,7 @@ import { type Admission, admitEveryone } from './limits/admission.ts';
 import { OrganizationConcurrency } from './limits/concurrency.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createTracing } from './observability/tracing.ts';
 import { createUpstreamAgent } from './providers/http.ts';
 import { closeAdapters, createAdapters } from './providers/registry.ts';
 import { DeploymentHealth } from './routing/health.ts';
@@ -116,6 +117,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
   const usageJournal = openUsageJournal(db, config, logger, metrics);
+  // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
+  const tracing = await createTracing(config.tracing, { logger });
   const meter = new Meter(usageJournal, metrics, logger);
   const calls = new CallLayer({
     catalog: snapshot,
@@ -123,7 +126,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     router,
     admission: options.admission ?? admitEveryone,
     guard: options.guard ?? guardNothing,
-    observer: options.observer ?? observeNothing,
+    observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
     metrics,
     logger,
@@ -215,6 +218,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           // in-flight requests get a grace period, then go
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
+        // the spans of the calls just finished go out before the process does (never throws)
+        await tracing?.shutdown();
         await agent.close();
         await closeAdapters(adapters);
         await usageJournal.close();

@@ -1,4 +1,6 @@
 import { dirname, resolve } from 'node:path';
+import { ConfigError } from './config-error.ts';
+import { readTracingSettings, type TracingSettings } from './observability/tracing-settings.ts';
 import { DEFAULT_UPSTREAM_LIMITS } from './providers/http.ts';
 import { isPostgresUrl } from './storage/database.ts';
 
@@ -55,12 +57,12 @@ export interface Config {
   upstreamCooldownFailures: number;
   /** The first cooldown period; it doubles with every failed probe, up to 60 s (or this, if longer). */
   upstreamCooldownMs: number;
+  /** OpenTelemetry traces (the standard OTEL_* variables); null: off, and no SDK is loaded. */
+  tracing: TracingSettings | null;
 }
 
-/** One line naming the setting and what is wrong with it; `main` prints it and exits 1. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+// its own file so that settings read elsewhere (observability/tracing-settings.ts) throw it without a cycle
+export { ConfigError } from './config-error.ts';
 
 /** A setting as it may be given: environment variable name, flag name, and how to read it. */
 interface Setting<T> {
@@ -277,5 +279,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     largeRequestTokens: v.largeRequestTokens ?? 8_192,
     upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
     upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
+    tracing: readTracingSettings(env),
   };
 }
