@@ -185,6 +185,21 @@ async function readErrorResponse(
  * Reads a whole JSON body of at most `maxBytes`, counted as the bytes arrive (a longer one is cut off
  * and the connection dropped), turning a broken, oversized or non-JSON answer into a protocol error.
  */
+/** A body of unknown length, read up to `maxBytes` and no further. */
+async function readCounted(response: Dispatcher.ResponseData, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) {
+      dropBody(response);
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8');
+}
+
 export async function readJson(
   response: Dispatcher.ResponseData,
   signal: AbortSignal,
@@ -195,25 +210,18 @@ export async function readJson(
     dropBody(response);
     throw tooLarge(maxBytes);
   }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
+  let text: string;
   try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) {
-        dropBody(response);
-        throw tooLarge(maxBytes);
-      }
-      chunks.push(chunk);
-    }
+    // a declared length within the cap is the common case: undici reads it whole, with no iterator
+    // per answer; only an undeclared (chunked) body is counted as it arrives
+    text = declared >= 0 ? await response.body.text() : await readCounted(response, maxBytes);
   } catch (error) {
+    if (error instanceof UpstreamError) throw error;
     const failure = toUpstreamError(error, signal);
     throw failure.kind === 'connect'
       ? new UpstreamError('protocol', `upstream broke off its answer: ${failure.message}`)
       : failure;
   }
-  let text =
-    chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8');
   // a byte order mark is not JSON, but some servers send one (fetch's text() drops it too)
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
