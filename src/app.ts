@@ -5,6 +5,10 @@ import { loadAdminToken } from './accounts/admin-token.ts';
 import { ApiKeyService } from './accounts/api-keys.ts';
 import { KeyCache } from './accounts/key-cache.ts';
 import { OrganizationService } from './accounts/organizations.ts';
+import { PersonalTokenService } from './accounts/personal-tokens.ts';
+import { createAuthenticator } from './accounts/principals.ts';
+import { UserService } from './accounts/users.ts';
+import { AuditLog } from './audit/audit-log.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
 import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
@@ -32,7 +36,9 @@ export interface Hub {
   db: Database;
   logger: Logger;
   url: string;
-  /** Printed once by `kaihub start` when this start generated the operator token. */
+  /** Every /admin/v1 route (method and path template): what the role matrix test must cover. */
+  adminRoutes: readonly { method: string; path: string }[];
+  /** Printed once by `kaihub start` when this start generated and stored the operator token. */
   generatedAdminToken: string | undefined;
   close(): Promise<void>;
 }
@@ -73,6 +79,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
+  const users = new UserService(db);
+  const tokens = new PersonalTokenService(db);
+  const auditLog = new AuditLog(db);
+  const authenticate = createAuthenticator(adminToken, tokens);
 
   const router = new Router({
     retries: config.upstreamRetries,
@@ -109,11 +119,18 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
     logContent: config.logContent,
   });
-  const admin = createAdminHandler(
-    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal, health: router.health }),
-    adminToken,
-    logger,
-  );
+  const routes = adminRoutes({
+    db,
+    catalog: catalogService,
+    organizations,
+    keys,
+    users,
+    tokens,
+    auditLog,
+    usageJournal,
+    health: router.health,
+  });
+  const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
 
   const server = createHttpServer(
     {
@@ -151,6 +168,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
+  // Only now: a start that could not listen leaves no token behind that nobody was shown.
+  const generatedAdminToken = await adminToken.commit();
 
   let closing: Promise<void> | undefined;
   return {
@@ -158,7 +177,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     db,
     logger,
     url,
-    generatedAdminToken: adminToken.generated,
+    adminRoutes: routes.map((r) => ({ method: r.method, path: r.path })),
+    generatedAdminToken,
     close() {
       closing ??= (async () => {
         snapshot.stop();

@@ -217,16 +217,46 @@ export class CatalogService {
     return this.getDeployment(id);
   }
 
-  async listDeployments(filter: { productId?: string } = {}): Promise<Deployment[]> {
-    const rows = filter.productId
-      ? await this.db.all(
-          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' AND product_id = ? ORDER BY created_at, id`,
-          [filter.productId],
-        )
-      : await this.db.all(
-          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' ORDER BY created_at, id`,
-        );
+  /** `supplierIds` keeps only the deployments of those suppliers' products (a supplier admin's view). */
+  async listDeployments(
+    filter: { productId?: string; supplierIds?: readonly string[] } = {},
+  ): Promise<Deployment[]> {
+    const where = ["status <> 'deleted'"];
+    const params: SqlValue[] = [];
+    if (filter.productId) {
+      where.push('product_id = ?');
+      params.push(filter.productId);
+    }
+    if (filter.supplierIds) {
+      if (filter.supplierIds.length === 0) return [];
+      where.push(
+        `product_id IN (SELECT id FROM products WHERE supplier_id IN (${filter.supplierIds.map(() => '?').join(', ')}))`,
+      );
+      params.push(...filter.supplierIds);
+    }
+    const rows = await this.db.all(
+      `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE ${where.join(' AND ')} ORDER BY created_at, id`,
+      params,
+    );
     return rows.map(toDeployment);
+  }
+
+  /** The supplier whose product this is; undefined when there is no such product. */
+  async supplierOfProduct(productId: string): Promise<string | undefined> {
+    const row = await this.db.get<{ supplier_id: string }>('SELECT supplier_id FROM products WHERE id = ?', [
+      productId,
+    ]);
+    return row?.supplier_id;
+  }
+
+  /** Every product of these suppliers, any status: whose usage a supplier admin sees. */
+  async productIdsOf(supplierIds: readonly string[]): Promise<string[]> {
+    if (supplierIds.length === 0) return [];
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM products WHERE supplier_id IN (${supplierIds.map(() => '?').join(', ')})`,
+      [...supplierIds],
+    );
+    return rows.map((r) => r.id);
   }
 
   async getDeployment(id: string): Promise<Deployment> {
