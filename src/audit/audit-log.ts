@@ -50,7 +50,8 @@ const SECRET_FIELDS = new Set([
   'api_key_sealed',
   'secret',
 ]);
-const SECRET_VALUE = /^(sk-kai-|kaihub-pat-|kaihub-admin-)/;
+// Whole secrets only: their short public prefixes (`sk-kai-AbC123`) are how people tell keys apart.
+const SECRET_VALUE = /^(sk-kai-|kaihub-pat-|kaihub-admin-)[A-Za-z0-9_-]{16,}/;
 export const REDACTED = '[redacted]';
 
 export function redactSecrets(value: unknown): unknown {

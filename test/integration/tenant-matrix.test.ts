@@ -117,6 +117,7 @@ describe('tenant matrix: every role × every /admin/v1 route × own and foreign 
               assert.deepEqual(entries, [], `${label}: a refused change leaves no audit entry`);
             }
           }
+          await request.cleanup?.();
         }
       }
     });

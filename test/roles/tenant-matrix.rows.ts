@@ -13,11 +13,13 @@ import type { Caller, Side, World } from './world.ts';
  */
 export type Outcome = 'ok' | 403 | 404;
 export type Pair = 'ok/ok' | 'ok/403' | 'ok/404' | '403/403' | '403/404' | '404/404';
-export type MatrixRole = 'supplier_admin' | 'org_admin' | 'org_member' | 'evaluator';
+export type MatrixRole = 'supplier_admin' | 'org_admin' | 'org_member' | 'evaluator' | 'nobody';
 
 export interface MatrixRequest {
   path: string;
   body?: unknown;
+  /** Undoes what `request` set up, once the cell is checked. */
+  cleanup?: () => Promise<void>;
 }
 
 export interface MatrixRow {
@@ -36,6 +38,7 @@ const all = (pair: Pair): Record<MatrixRole, Pair> => ({
   org_admin: pair,
   org_member: pair,
   evaluator: pair,
+  nobody: pair,
 });
 
 /** The user a user-route addresses: oneself (own), or someone of tenant B (foreign). */
@@ -293,9 +296,17 @@ export const MATRIX: MatrixRow[] = [
     method: 'DELETE',
     route: '/memberships/:id',
     expect: all('403/404'),
-    request: async (w, _s, side, caller) => ({
-      path: `/memberships/${await w.membershipOf(await targetUser(w, side, caller, true))}`,
-    }),
+    request: async (w, _s, side, caller) => {
+      const membership = await w.membershipOf(await targetUser(w, side, caller, true));
+      return {
+        path: `/memberships/${membership.id}`,
+        // A role-less caller's own membership exists only for this cell.
+        cleanup: async () => {
+          if (membership.created && !caller.isOperator)
+            await w.must('DELETE', `/memberships/${membership.id}`);
+        },
+      };
+    },
   },
   {
     method: 'POST',

@@ -11,7 +11,15 @@ import { ADMIN_TOKEN, type TestHub } from '../helpers/hub.ts';
  * against A's things ("own") and B's ("foreign").
  */
 
-export type Who = 'operator-token' | 'operator' | 'supplier_admin' | 'org_admin' | 'org_member' | 'evaluator';
+/** `nobody`: a signed-in user without any membership. */
+export type Who =
+  | 'operator-token'
+  | 'operator'
+  | 'supplier_admin'
+  | 'org_admin'
+  | 'org_member'
+  | 'evaluator'
+  | 'nobody';
 export const WHO: readonly Who[] = [
   'operator-token',
   'operator',
@@ -19,6 +27,7 @@ export const WHO: readonly Who[] = [
   'org_admin',
   'org_member',
   'evaluator',
+  'nobody',
 ];
 
 export interface Caller {
@@ -60,8 +69,8 @@ export interface World {
   freshKey(side: Side): Promise<string>;
   freshUser(): Promise<string>;
   freshToken(userId: string): Promise<string>;
-  /** One of the user's memberships: an existing one, else a new evaluator membership. */
-  membershipOf(userId: string): Promise<string>;
+  /** One of the user's memberships: an existing one, else a new evaluator membership (`created`). */
+  membershipOf(userId: string): Promise<{ id: string; created: boolean }>;
 }
 
 export async function buildWorld(t: TestHub, fake: FakeOpenAI): Promise<World> {
@@ -136,6 +145,7 @@ export async function buildWorld(t: TestHub, fake: FakeOpenAI): Promise<World> {
   const orgAdmin = await person('org_admin', { organizationId: a.organizationId });
   const orgMember = await person('org_member', { organizationId: a.organizationId });
   const evaluator = await person('evaluator', {});
+  const nobody = await person(null, {});
   const userB = await person('org_admin', { organizationId: b.organizationId });
 
   const caller = (who: Who, p: { userId: string; token: string; tokenId: string }): Caller => ({
@@ -164,6 +174,7 @@ export async function buildWorld(t: TestHub, fake: FakeOpenAI): Promise<World> {
       org_admin: caller('org_admin', orgAdmin),
       org_member: caller('org_member', orgMember),
       evaluator: caller('evaluator', evaluator),
+      nobody: caller('nobody', nobody),
     },
     nonce,
     must,
@@ -173,8 +184,13 @@ export async function buildWorld(t: TestHub, fake: FakeOpenAI): Promise<World> {
     freshUser: async () =>
       (await must('POST', '/users', { name: `새 사람 ${nonce()}`, email: `n-${nonce()}@example.kr` })).id,
     freshToken: async (userId) => (await must('POST', `/users/${userId}/tokens`, { name: 'fresh' })).id,
-    membershipOf: async (userId) =>
-      (await must('GET', `/users/${userId}/memberships`)).data[0]?.id ??
-      (await must('POST', `/users/${userId}/memberships`, { role: 'evaluator' })).id,
+    membershipOf: async (userId) => {
+      const existing = (await must('GET', `/users/${userId}/memberships`)).data[0];
+      if (existing) return { id: existing.id, created: false };
+      return {
+        id: (await must('POST', `/users/${userId}/memberships`, { role: 'evaluator' })).id,
+        created: true,
+      };
+    },
   };
 }

@@ -1,6 +1,6 @@
 import type { Role } from '../../accounts/roles.ts';
 
-/** Every signed-in role: who may read the public catalogue and their own user. */
-export const EVERYONE: readonly Role[] = ['supplier_admin', 'org_admin', 'org_member', 'evaluator'];
+/** Everyone signed in, with or without a role: the public catalogue, and one's own user and tokens. */
+export const EVERYONE = 'anyone' as const;
 /** An organisation's admins and members. */
 export const ORGANIZATION_PEOPLE: readonly Role[] = ['org_admin', 'org_member'];

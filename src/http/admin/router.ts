@@ -44,8 +44,8 @@ export interface AdminRoute {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** `/organizations/:id/keys` */
   path: string;
-  /** Roles that may call this route besides the operator; `[]`: the operator only. */
-  roles: readonly Role[];
+  /** Roles that may call this route besides the operator; `[]`: the operator only; `anyone` signed in. */
+  roles: readonly Role[] | 'anyone';
   /**
    * Without one of `roles`, the caller gets 403, or 404 when the path names a tenant's thing whose
    * existence must not leak to outsiders (`hidden`): the answer a nonexistent id gets.
@@ -123,7 +123,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
       if (!m) continue;
       matchedPath = true;
       if (route.method !== method) continue;
-      if (!principal.operator && !route.roles.some((role) => hasRole(principal, role))) {
+      if (!mayCall(principal, route.roles)) {
         discardBody(req);
         if (route.hidden) return sendError(res, 404, 'not_found', notFoundMessage(path));
         return sendError(
@@ -232,6 +232,10 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
       );
     sendError(res, 404, 'not_found', notFoundMessage(path));
   };
+}
+
+function mayCall(principal: Principal, roles: AdminRoute['roles']): boolean {
+  return principal.operator || roles === 'anyone' || roles.some((role) => hasRole(principal, role));
 }
 
 function entityIdOf(result: AdminResult): string | undefined {
