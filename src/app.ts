@@ -18,6 +18,7 @@ import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
 import { type Config, parseSecretKey } from './config.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
 import { createHttpServer } from './http/server.ts';
@@ -131,6 +132,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     health: router.health,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
+  const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
 
   const server = createHttpServer(
     {
@@ -149,7 +151,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           });
         }
       },
-      metrics: async (_req, res) => {
+      metrics: async (req, res) => {
+        if (!(await mayScrape(req, res))) return;
         const text = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);

@@ -11,6 +11,8 @@ export interface Config {
   /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
   dataDir: string;
   adminToken: string | undefined;
+  /** A bearer token that may read /metrics and nothing else (for a Prometheus scraper). */
+  metricsToken: string | undefined;
   /** 32 bytes, from hex or base64. */
   secretKey: Buffer | undefined;
   redisUrl: string | undefined;
@@ -116,6 +118,15 @@ const settings = {
       return v;
     },
   },
+  metricsToken: {
+    env: 'KAIHUB_METRICS_TOKEN',
+    flag: 'metrics-token',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v.length < 16) throw new ConfigError(`${name}: must be at least 16 characters`);
+      return v;
+    },
+  },
   secretKey: { env: 'KAIHUB_SECRET_KEY', flag: 'secret-key', parse: parseSecretKey },
   redisUrl: {
     env: 'REDIS_URL',
@@ -210,6 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
     dataDir,
     adminToken: v.adminToken,
+    metricsToken: v.metricsToken,
     secretKey: v.secretKey,
     redisUrl: v.redisUrl,
     logLevel: v.logLevel ?? 'info',
