@@ -14,7 +14,7 @@ import { Meter } from './billing/meter.ts';
 import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
-import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
+import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
 import { type Config, parseSecretKey } from './config.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
@@ -60,8 +60,14 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     await db.close();
     throw error;
   }
-  const secretKey = loadSecretKey(config.secretKey, config.dataDir, parseSecretKey, (m) => logger.warn(m));
-  const credentials = new CredentialBox(secretKey);
+  const secretKeys = loadSecretKeys(
+    config.secretKey,
+    config.secretKeysOld,
+    config.dataDir,
+    parseSecretKey,
+    (m) => logger.warn(m),
+  );
+  const credentials = new CredentialBox(secretKeys.current, secretKeys.old);
   const adminToken = await loadAdminToken(db, config.adminToken);
   const metrics = createMetrics();
   const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
@@ -142,14 +148,21 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       readyz: async (_req, res) => {
         try {
           await db.ping();
-          sendJson(res, 200, { status: 'ready', database: db.dialect });
         } catch (error) {
           sendJson(res, 503, {
             status: 'unavailable',
             database: db.dialect,
             error: String((error as Error).message),
           });
+          return;
         }
+        // Degraded, not unavailable: the other deployments serve; taking the replica out would not help.
+        const unreadable = snapshot.unreadableCredentials();
+        sendJson(res, 200, {
+          status: unreadable.length > 0 ? 'degraded' : 'ready',
+          database: db.dialect,
+          credentials: { keyId: credentials.currentKeyId, unreadable },
+        });
       },
       metrics: async (req, res) => {
         if (!(await mayScrape(req, res))) return;

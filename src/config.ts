@@ -15,6 +15,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** 32 bytes, from hex or base64. */
   secretKey: Buffer | undefined;
+  /** Keys that only open credentials sealed before a rotation (KAIHUB_SECRET_KEYS_OLD, comma-separated). */
+  secretKeysOld: Buffer[];
   redisUrl: string | undefined;
   logLevel: LogLevel;
   /** Prompts and completions appear in logs only when an operator asks for it. */
@@ -128,6 +130,14 @@ const settings = {
     },
   },
   secretKey: { env: 'KAIHUB_SECRET_KEY', flag: 'secret-key', parse: parseSecretKey },
+  secretKeysOld: {
+    env: 'KAIHUB_SECRET_KEYS_OLD',
+    flag: 'secret-keys-old',
+    parse(raw: string, name: string) {
+      const entries = raw.split(',').map((entry) => entry.trim());
+      return entries.filter(Boolean).map((entry, i) => parseSecretKey(entry, `${name} (key ${i + 1})`));
+    },
+  },
   redisUrl: {
     env: 'REDIS_URL',
     flag: 'redis-url',
@@ -223,6 +233,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     adminToken: v.adminToken,
     metricsToken: v.metricsToken,
     secretKey: v.secretKey,
+    secretKeysOld: v.secretKeysOld ?? [],
     redisUrl: v.redisUrl,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
 import type { DeploymentHealthView } from '../routing/health.ts';
+import type { CredentialState } from './credentials.ts';
 
 /**
  * The catalog's records: what the admin API accepts (zod schemas, which name each bad field), what
@@ -143,6 +144,8 @@ export interface Deployment {
   upstreamModel: string;
   /** The key itself is write-only; readers learn only whether one is set. */
   hasApiKey: boolean;
+  /** Whether the hub can open the stored key, and under which secret key it is sealed ('none': no key). */
+  credential: { state: CredentialState['state'] | 'none'; keyId: string | null };
   weight: number;
   priority: number;
   status: string;
@@ -200,14 +203,16 @@ export function toProduct(r: R): Product {
   };
 }
 
-export function toDeployment(r: R): Deployment {
+export function toDeployment(r: R, inspect: (sealed: string) => CredentialState): Deployment {
+  const sealed = (r.api_key_sealed as string | null | undefined) ?? null;
   return {
     id: r.id as string,
     productId: r.product_id as string,
     adapter: r.adapter as string,
     baseUrl: r.base_url as string,
     upstreamModel: r.upstream_model as string,
-    hasApiKey: r.api_key_sealed !== null && r.api_key_sealed !== undefined,
+    hasApiKey: sealed !== null,
+    credential: sealed === null ? { state: 'none', keyId: null } : inspect(sealed),
     weight: Number(r.weight),
     priority: Number(r.priority),
     status: r.status as string,

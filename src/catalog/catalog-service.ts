@@ -16,6 +16,7 @@ import {
   toProduct,
   toSupplier,
 } from './catalog-records.ts';
+import { type ResealReport, resealCredentials } from './credential-reseal.ts';
 import type { CredentialBox } from './credentials.ts';
 
 /** The settings row whose value changes with every catalog write. */
@@ -41,6 +42,8 @@ export class CatalogService {
     private readonly db: Database,
     private readonly credentials: CredentialBox,
   ) {}
+
+  private readonly inspect = (sealed: string) => this.credentials.inspect(sealed);
 
   // --- suppliers -------------------------------------------------------------------------------
 
@@ -238,7 +241,7 @@ export class CatalogService {
       `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE ${where.join(' AND ')} ORDER BY created_at, id`,
       params,
     );
-    return rows.map(toDeployment);
+    return rows.map((r) => toDeployment(r, this.inspect));
   }
 
   /** The supplier whose product this is; undefined when there is no such product. */
@@ -265,7 +268,7 @@ export class CatalogService {
       [id],
     );
     if (!row) throw new NotFoundError('deployment', id);
-    return toDeployment(row);
+    return toDeployment(row, this.inspect);
   }
 
   async updateDeployment(id: string, input: unknown): Promise<Deployment> {
@@ -303,6 +306,15 @@ export class CatalogService {
       id,
     ]);
     await this.changed();
+  }
+
+  /** Seals every stored credential under the current secret key (see credential-reseal.ts). */
+  async resealCredentials(
+    onResealed: (deploymentId: string, fromKeyId: string | null, toKeyId: string) => Promise<void>,
+  ): Promise<ResealReport> {
+    const report = await resealCredentials(this.db, this.credentials, onResealed);
+    if (report.resealed.length > 0) await this.changed();
+    return report;
   }
 
   /**

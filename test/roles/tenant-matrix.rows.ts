@@ -334,6 +334,12 @@ export const MATRIX: MatrixRow[] = [
 
   // --- the operator's tools --------------------------------------------------------------------
   { method: 'GET', route: '/audit', expect: all('403/403'), request: async () => ({ path: '/audit' }) },
+  {
+    method: 'POST',
+    route: '/credentials/reseal',
+    expect: all('403/403'),
+    request: async () => ({ path: '/credentials/reseal' }),
+  },
 ];
 
 /**
