@@ -12,10 +12,12 @@ import { AuditLog } from './audit/audit-log.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
 import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
+import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
-import { type Config, parseSecretKey } from './config.ts';
+import { type Config, ConfigError, parseSecretKey } from './config.ts';
+import { ValidationError } from './errors.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
@@ -60,6 +62,19 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     await db.close();
     throw error;
   }
+  const auditLog = new AuditLog(db);
+  if (config.catalogSeed !== 'none') {
+    const path = config.catalogSeed ?? SHIPPED_CATALOG_PATH;
+    try {
+      const seeded = await seedCatalogOnce(db, path, auditLog);
+      if (seeded) logger.info({ path, products: seeded.products.created.length }, 'catalogue seeded');
+    } catch (error) {
+      await db.close();
+      if (error instanceof ValidationError)
+        throw new ConfigError(`KAIHUB_CATALOG_SEED: ${path}: ${error.message}`);
+      throw error;
+    }
+  }
   const secretKeys = loadSecretKeys(
     config.secretKey,
     config.secretKeysOld,
@@ -88,7 +103,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
   const users = new UserService(db);
   const tokens = new PersonalTokenService(db);
-  const auditLog = new AuditLog(db);
   const authenticate = createAuthenticator(adminToken, tokens);
 
   const router = new Router({

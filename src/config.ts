@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isPostgresUrl } from './storage/database.ts';
 
@@ -8,6 +9,11 @@ export interface Config {
   host: string;
   /** A SQLite file path or a `postgres://` URL. */
   database: string;
+  /**
+   * The catalogue file a new database starts with: undefined for the shipped one
+   * (src/catalog/seed/catalog.json), 'none' for an empty catalogue, else a path.
+   */
+  catalogSeed: string | undefined;
   /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
   dataDir: string;
   adminToken: string | undefined;
@@ -111,6 +117,17 @@ const settings = {
     },
   },
   dataDir: { env: 'KAIHUB_DATA_DIR', flag: 'data-dir', parse: text },
+  catalogSeed: {
+    env: 'KAIHUB_CATALOG_SEED',
+    flag: 'catalog-seed',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v === 'none') return v;
+      if (!existsSync(v))
+        throw new ConfigError(`${name}: no such file "${v}" (or "none" for an empty catalogue)`);
+      return resolve(v);
+    },
+  },
   adminToken: {
     env: 'KAIHUB_ADMIN_TOKEN',
     flag: 'admin-token',
@@ -230,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     host: v.host ?? '127.0.0.1',
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
     dataDir,
+    catalogSeed: v.catalogSeed,
     adminToken: v.adminToken,
     metricsToken: v.metricsToken,
     secretKey: v.secretKey,

@@ -1,7 +1,9 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type Database, isUniqueViolation, type SqlValue } from '../storage/database.ts';
+import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
+import type { CatalogFile } from './catalog-file.ts';
+import { type ImportAudit, type ImportOptions, type ImportReport, importCatalog } from './catalog-import.ts';
 import {
   DEPLOYMENT_COLUMNS,
   type Deployment,
@@ -30,6 +32,10 @@ function setClause(changes: Record<string, SqlValue | undefined>): { sql: string
   const entries = Object.entries(changes).filter(([, v]) => v !== undefined) as [string, SqlValue][];
   return { sql: entries.map(([column]) => `${column} = ?`).join(', '), params: entries.map(([, v]) => v) };
 }
+
+/** undefined stays undefined (not in the PATCH), null clears, anything else is stored as JSON. */
+const jsonOrNull = (value: unknown) =>
+  value === undefined ? undefined : value === null ? null : JSON.stringify(value);
 
 export class CatalogService {
   /**
@@ -111,8 +117,8 @@ export class CatalogService {
       this.db.run(
         `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
           context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, fallback_models,
-          routing_strategy, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          routing_strategy, price_reference, suggested_deployment, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.supplierId,
@@ -129,6 +135,8 @@ export class CatalogService {
           v.status ?? 'active',
           v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
           v.routingStrategy ?? 'weighted',
+          v.priceReference ? JSON.stringify(v.priceReference) : null,
+          v.suggestedDeployment ? JSON.stringify(v.suggestedDeployment) : null,
           now,
           now,
         ],
@@ -180,6 +188,8 @@ export class CatalogService {
             ? JSON.stringify([...new Set(v.fallbackModels)])
             : null,
       routing_strategy: v.routingStrategy,
+      price_reference: jsonOrNull(v.priceReference),
+      suggested_deployment: jsonOrNull(v.suggestedDeployment),
     });
     if (sql) {
       await this.unique('model', `model "${v.model}" is already a product`, () =>
@@ -306,6 +316,19 @@ export class CatalogService {
       id,
     ]);
     await this.changed();
+  }
+
+  /** A catalogue file into the catalogue, in one transaction (see catalog-import.ts). */
+  async importCatalog(
+    file: CatalogFile,
+    options: ImportOptions,
+    audit: (entry: Parameters<ImportAudit>[0], tx: SqlExecutor) => Promise<void>,
+  ): Promise<ImportReport> {
+    const report = await this.db.transaction((tx) =>
+      importCatalog(tx, file, options, (entry) => audit(entry, tx)),
+    );
+    if (!options.dryRun) await this.changed();
+    return report;
   }
 
   /** Seals every stored credential under the current secret key (see credential-reseal.ts). */

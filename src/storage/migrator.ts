@@ -5,6 +5,7 @@ import { migration003RoutingStrategy } from './migrations/003-routing-strategy.t
 import { migration004UsageAttempts } from './migrations/004-usage-attempts.ts';
 import { migration010People } from './migrations/010-people.ts';
 import { migration011AuditLog } from './migrations/011-audit-log.ts';
+import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -22,6 +23,7 @@ export const migrations: readonly Migration[] = [
   migration004UsageAttempts,
   migration010People,
   migration011AuditLog,
+  migration012CatalogProvenance,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

@@ -336,6 +336,30 @@ export const MATRIX: MatrixRow[] = [
   { method: 'GET', route: '/audit', expect: all('403/403'), request: async () => ({ path: '/audit' }) },
   {
     method: 'POST',
+    route: '/catalog/import',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: '/catalog/import',
+      body: {
+        version: 1,
+        generatedAt: '2026-11-29',
+        suppliers: [
+          {
+            name: `가져온 공급기업 ${w.nonce()}`,
+            products: [{ ...product(w, s.supplierId), supplierId: undefined }],
+          },
+        ],
+      },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/catalog/export',
+    expect: all('403/403'),
+    request: async () => ({ path: '/catalog/export' }),
+  },
+  {
+    method: 'POST',
     route: '/credentials/reseal',
     expect: all('403/403'),
     request: async () => ({ path: '/credentials/reseal' }),

@@ -4,6 +4,7 @@ import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
 import type { AuditEntryInput, AuditLog } from '../../audit/audit-log.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { SqlExecutor } from '../../storage/database.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
 
@@ -21,8 +22,11 @@ export interface AdminRequest {
   /** Who is asking: checked by every route against the tenant of what it touches (docs/roles.md). */
   principal: Principal;
   requestId: string;
-  /** For routes that change several things (an import, a re-seal): one audit entry per thing changed. */
-  audit(entry: RouteAuditEntry): Promise<void>;
+  /**
+   * For routes that change several things (an import, a re-seal): one audit entry per thing changed,
+   * inside the transaction that changes it when `tx` is given.
+   */
+  audit(entry: RouteAuditEntry, tx?: SqlExecutor): Promise<void>;
 }
 
 /** What a route returns: a status and a JSON body (204 sends none). */
@@ -162,7 +166,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           body,
           principal,
           requestId,
-          audit: (entry) => auditLog.record({ ...base, ...entry }),
+          audit: (entry, tx) => auditLog.record({ ...base, ...entry }, tx),
         };
         const spec = typeof route.audit === 'object' ? route.audit : undefined;
         const before = spec?.before ? await spec.before(request) : undefined;
