@@ -135,7 +135,11 @@ export async function importCatalog(
     products: { created: [], updated: [], unchanged: 0, kept: [], otherSupplier: [] },
   };
   const write = !options.dryRun;
-  const now = Date.now();
+  // Created rows are stamped a millisecond apart, so lists (ordered by creation) keep the file's order.
+  const start = Date.now();
+  let created = 0;
+  const stamp = () => start + created++;
+  const now = start;
   for (const supplier of file.suppliers) {
     const incoming: Fields = { nameEn: supplier.nameEn ?? null, website: supplier.website ?? null };
     const row = await tx.get<Record<string, unknown>>(
@@ -154,7 +158,7 @@ export async function importCatalog(
             supplier.name,
             incoming.nameEn as SqlValue,
             incoming.website as SqlValue,
-            now,
+            stamp(),
             now,
             canonical(incoming),
           ],
@@ -194,7 +198,7 @@ export async function importCatalog(
       }
     }
     for (const product of supplier.products)
-      await importProduct(tx, supplierId, supplier.name, product, options, report, audit, now);
+      await importProduct(tx, supplierId, supplier.name, product, options, report, audit, now, stamp);
   }
   if (write && file.exchangeRates.length > 0) {
     await tx.run(
@@ -218,6 +222,7 @@ async function importProduct(
   report: ImportReport,
   audit: ImportAudit,
   now: number,
+  stamp: () => number,
 ): Promise<void> {
   const write = !options.dryRun;
   const incoming = productFields(product);
@@ -240,7 +245,7 @@ async function importProduct(
         product.model,
         product.status ?? 'active',
         canonical(incoming),
-        now,
+        stamp(),
         now,
         ...Object.entries(PRODUCT_FIELDS).map(([field, c]) => c.toDb(incoming[field])),
       ],

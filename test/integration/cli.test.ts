@@ -18,6 +18,7 @@ function run(args: string[], env: Record<string, string | undefined> = {}): Prom
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.KAIHUB_URL;
   delete childEnv.KAIHUB_ADMIN_TOKEN;
+  delete childEnv.KAIHUB_TOKEN;
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete childEnv[k];
     else childEnv[k] = v;
