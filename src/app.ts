@@ -200,6 +200,15 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   logger.info({ url, database: db.dialect }, 'kaihub listening');
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = await adminToken.commit();
+  if (generatedAdminToken) {
+    await auditLog.record({
+      actorId: 'system',
+      source: 'system',
+      action: 'create',
+      entityType: 'admin_token',
+      entityId: 'operator-token',
+    });
+  }
 
   let closing: Promise<void> | undefined;
   return {

@@ -93,6 +93,15 @@ describe('people, memberships and personal access tokens', () => {
     assert.equal(after.body.error.code, 'unauthorized');
   });
 
+  test('each surface takes its own credentials: no API key on /admin/v1, no personal token on /v1', async () => {
+    const org = await must('POST', '/organizations', { name: `키 기관 ${n++}`, class: 'sme' });
+    const key = await must('POST', `/organizations/${org.id}/keys`, {});
+    assert.equal((await as(t, key.key, 'GET', '/me')).status, 401);
+    const { token } = await person({ role: 'operator' });
+    const v1 = await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${token.token}` } });
+    assert.equal(v1.status, 401);
+  });
+
   test('an expired token, a suspended user, and an unknown token are refused', async () => {
     const a = await person({ role: 'evaluator' });
     assert.equal((await as(t, a.token.token, 'GET', '/me')).status, 200);
@@ -186,6 +195,33 @@ describe('people, memberships and personal access tokens', () => {
     const other = await must('POST', '/suppliers', { name: `다른 공급기업 ${n++}` });
     const move = await as(t, supplierAdmin, 'PATCH', `/products/${productId}`, { supplierId: other.id });
     assert.equal(move.status, 403);
+    const fallback = await as(t, supplierAdmin, 'PATCH', `/products/${productId}`, { fallbackModels: [] });
+    assert.equal(fallback.status, 403, 'fallback chains send callers to other suppliers: the operator’s');
+    const local = await as(t, supplierAdmin, 'POST', '/deployments', {
+      productId,
+      adapter: 'local',
+      baseUrl: 'local:',
+      upstreamModel: 'model.gguf',
+    });
+    assert.equal(local.status, 403, 'a local deployment runs on the hub’s machine: the operator’s');
+    const operatorsLocal = await must('POST', '/deployments', {
+      productId,
+      adapter: 'local',
+      baseUrl: 'local:',
+      upstreamModel: 'model.gguf',
+      status: 'disabled',
+    });
+    const seen = await as(t, supplierAdmin, 'GET', `/deployments/${operatorsLocal.id}`);
+    assert.equal(seen.status, 200, 'the supplier sees it');
+    const touched = await as(t, supplierAdmin, 'PATCH', `/deployments/${operatorsLocal.id}`, { weight: 5 });
+    assert.equal(touched.status, 403, 'but does not change it');
+    const remote = await as(t, supplierAdmin, 'POST', '/deployments', {
+      productId,
+      adapter: 'openai-compatible',
+      baseUrl: 'https://api.upstage.example/v1',
+      apiKey: 'up-secret',
+    });
+    assert.equal(remote.status, 201, 'its own remote deployment, with its key');
     const byCustomer = await as(t, supplierAdmin, 'GET', '/usage?groupBy=organization');
     assert.equal(byCustomer.status, 403, 'who calls a supplier is not the supplier’s to see');
     assert.equal((await as(t, supplierAdmin, 'GET', '/usage?groupBy=day')).status, 200);

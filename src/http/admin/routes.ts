@@ -44,6 +44,27 @@ const bodyField = (body: unknown, field: string): unknown =>
   body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
 
 /**
+ * What stays the operator's even on a supplier's own things: which supplier a product belongs to,
+ * fallback chains (they send callers to other suppliers' products), and `local` deployments (they
+ * run on the hub's own machine). `creating`: the supplier id of a new product is checked elsewhere.
+ */
+function requireOperatorProductDecisions(p: Principal, body: unknown, creating: boolean): void {
+  if (p.operator) return;
+  if (!creating && bodyField(body, 'supplierId') !== undefined)
+    throw new ForbiddenError('only the operator moves a product to another supplier');
+  if (bodyField(body, 'fallbackModels') !== undefined)
+    throw new ForbiddenError('fallback chains across products are the operator’s to set');
+}
+
+function requireOperatorDeploymentDecisions(p: Principal, body: unknown, currentAdapter?: string): void {
+  if (p.operator) return;
+  if (bodyField(body, 'adapter') === 'local' || currentAdapter === 'local')
+    throw new ForbiddenError(
+      'local deployments run on the hub’s own machine: only the operator manages them',
+    );
+}
+
+/**
  * Every /admin/v1 route in one table: the API at a glance, with who may call each (`roles`; the
  * operator always may) and the tenant check each makes. Handlers only check and translate.
  */
@@ -106,6 +127,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         const supplierId = bodyField(r.body, 'supplierId');
         // Without a supplier id the validation names the field (400); with one, it must be theirs.
         if (typeof supplierId === 'string') requireManageSupplier(r.principal, supplierId);
+        requireOperatorProductDecisions(r.principal, r.body, true);
         return created(await catalog.createProduct(r.body));
       },
     },
@@ -130,8 +152,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       handle: async (r) => {
         const product = await catalog.getProduct(r.params.id!);
         requireManageSupplier(r.principal, product.supplierId);
-        if (!r.principal.operator && bodyField(r.body, 'supplierId') !== undefined)
-          throw new ForbiddenError('only the operator moves a product to another supplier');
+        requireOperatorProductDecisions(r.principal, r.body, false);
         return ok(await catalog.updateProduct(r.params.id!, r.body));
       },
     },
@@ -148,6 +169,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // A missing or unknown product is the validation's to name (400 productId); a product is
         // public, so someone else's is a 403.
         if (supplierId !== undefined) requireManageSupplier(r.principal, supplierId);
+        requireOperatorDeploymentDecisions(r.principal, r.body);
         return created(withHealth(await catalog.createDeployment(r.body)));
       },
     },
@@ -183,7 +205,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         before: (r) => catalog.getDeployment(r.params.id!),
       },
       handle: async (r) => {
-        await visibleDeployment(r.principal, r.params.id!);
+        const deployment = await visibleDeployment(r.principal, r.params.id!);
+        requireOperatorDeploymentDecisions(r.principal, r.body, deployment.adapter);
         return ok(withHealth(await catalog.updateDeployment(r.params.id!, r.body)));
       },
     },
@@ -198,7 +221,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         before: (r) => catalog.getDeployment(r.params.id!),
       },
       handle: async (r) => {
-        await visibleDeployment(r.principal, r.params.id!);
+        const deployment = await visibleDeployment(r.principal, r.params.id!);
+        requireOperatorDeploymentDecisions(r.principal, undefined, deployment.adapter);
         await catalog.deleteDeployment(r.params.id!);
         return { status: 204 };
       },
