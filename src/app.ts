@@ -5,18 +5,25 @@ import { loadAdminToken } from './accounts/admin-token.ts';
 import { ApiKeyService } from './accounts/api-keys.ts';
 import { KeyCache } from './accounts/key-cache.ts';
 import { OrganizationService } from './accounts/organizations.ts';
+import { PersonalTokenService } from './accounts/personal-tokens.ts';
+import { createAuthenticator } from './accounts/principals.ts';
+import { UserService } from './accounts/users.ts';
+import { AuditLog } from './audit/audit-log.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
 import { CallLayer } from './calls/call-layer.ts';
 import { type Guard, guardNothing } from './calls/guard.ts';
 import { type CallObserver, observeNothing } from './calls/observer.ts';
+import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
-import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
-import { type Config, parseSecretKey } from './config.ts';
+import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
+import { type Config, ConfigError, parseSecretKey } from './config.ts';
+import { ValidationError } from './errors.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
 import { createHttpServer } from './http/server.ts';
@@ -37,7 +44,9 @@ export interface Hub {
   db: Database;
   logger: Logger;
   url: string;
-  /** Printed once by `kaihub start` when this start generated the operator token. */
+  /** Every /admin/v1 route (method and path template): what the role matrix test must cover. */
+  adminRoutes: readonly { method: string; path: string }[];
+  /** Printed once by `kaihub start` when this start generated and stored the operator token. */
   generatedAdminToken: string | undefined;
   close(): Promise<void>;
 }
@@ -60,8 +69,27 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     await db.close();
     throw error;
   }
-  const secretKey = loadSecretKey(config.secretKey, config.dataDir, parseSecretKey, (m) => logger.warn(m));
-  const credentials = new CredentialBox(secretKey);
+  const auditLog = new AuditLog(db);
+  if (config.catalogSeed !== 'none') {
+    const path = config.catalogSeed ?? SHIPPED_CATALOG_PATH;
+    try {
+      const seeded = await seedCatalogOnce(db, path, auditLog);
+      if (seeded) logger.info({ path, products: seeded.products.created.length }, 'catalogue seeded');
+    } catch (error) {
+      await db.close();
+      if (error instanceof ValidationError)
+        throw new ConfigError(`KAIHUB_CATALOG_SEED: ${path}: ${error.message}`);
+      throw error;
+    }
+  }
+  const secretKeys = loadSecretKeys(
+    config.secretKey,
+    config.secretKeysOld,
+    config.dataDir,
+    parseSecretKey,
+    (m) => logger.warn(m),
+  );
+  const credentials = new CredentialBox(secretKeys.current, secretKeys.old);
   const adminToken = await loadAdminToken(db, config.adminToken);
   const metrics = createMetrics();
   const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
@@ -93,6 +121,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
+  const users = new UserService(db);
+  const tokens = new PersonalTokenService(db);
+  const authenticate = createAuthenticator(adminToken, tokens);
 
   const router = new Router({
     retries: config.upstreamRetries,
@@ -149,20 +180,21 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logger,
     maxBodyBytes: config.maxBodyBytes,
   });
-  const admin = createAdminHandler(
-    adminRoutes({
-      db,
-      catalog: catalogService,
-      organizations,
-      keys,
-      usageJournal,
-      health: router.health,
-      load: router.load,
-      defaultMaxConcurrent: config.deploymentMaxConcurrent,
-    }),
-    adminToken,
-    logger,
-  );
+  const routes = adminRoutes({
+    db,
+    catalog: catalogService,
+    organizations,
+    keys,
+    users,
+    tokens,
+    auditLog,
+    usageJournal,
+    health: router.health,
+    load: router.load,
+    defaultMaxConcurrent: config.deploymentMaxConcurrent,
+  });
+  const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
+  const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
 
   const server = createHttpServer(
     {
@@ -172,16 +204,24 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       readyz: async (_req, res) => {
         try {
           await db.ping();
-          sendJson(res, 200, { status: 'ready', database: db.dialect });
         } catch (error) {
           sendJson(res, 503, {
             status: 'unavailable',
             database: db.dialect,
             error: String((error as Error).message),
           });
+          return;
         }
+        // Degraded, not unavailable: the other deployments serve; taking the replica out would not help.
+        const unreadable = snapshot.unreadableCredentials();
+        sendJson(res, 200, {
+          status: unreadable.length > 0 ? 'degraded' : 'ready',
+          database: db.dialect,
+          credentials: { keyId: credentials.currentKeyId, unreadable },
+        });
       },
-      metrics: async (_req, res) => {
+      metrics: async (req, res) => {
+        if (!(await mayScrape(req, res))) return;
         const text = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);
@@ -200,6 +240,17 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
+  // Only now: a start that could not listen leaves no token behind that nobody was shown.
+  const generatedAdminToken = await adminToken.commit();
+  if (generatedAdminToken) {
+    await auditLog.record({
+      actorId: 'system',
+      source: 'system',
+      action: 'create',
+      entityType: 'admin_token',
+      entityId: 'operator-token',
+    });
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -207,7 +258,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     db,
     logger,
     url,
-    generatedAdminToken: adminToken.generated,
+    adminRoutes: routes.map((r) => ({ method: r.method, path: r.path })),
+    generatedAdminToken,
     close() {
       closing ??= (async () => {
         snapshot.stop();

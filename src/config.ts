@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from './config-error.ts';
 import { readTracingSettings, type TracingSettings } from './observability/tracing-settings.ts';
@@ -11,11 +12,20 @@ export interface Config {
   host: string;
   /** A SQLite file path or a `postgres://` URL. */
   database: string;
+  /**
+   * The catalogue file a new database starts with: undefined for the shipped one
+   * (src/catalog/seed/catalog.json), 'none' for an empty catalogue, else a path.
+   */
+  catalogSeed: string | undefined;
   /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
   dataDir: string;
   adminToken: string | undefined;
+  /** A bearer token that may read /metrics and nothing else (for a Prometheus scraper). */
+  metricsToken: string | undefined;
   /** 32 bytes, from hex or base64. */
   secretKey: Buffer | undefined;
+  /** Keys that only open credentials sealed before a rotation (KAIHUB_SECRET_KEYS_OLD, comma-separated). */
+  secretKeysOld: Buffer[];
   redisUrl: string | undefined;
   logLevel: LogLevel;
   /** Prompts and completions appear in logs only when an operator asks for it. */
@@ -124,6 +134,17 @@ const settings = {
     },
   },
   dataDir: { env: 'KAIHUB_DATA_DIR', flag: 'data-dir', parse: text },
+  catalogSeed: {
+    env: 'KAIHUB_CATALOG_SEED',
+    flag: 'catalog-seed',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v === 'none') return v;
+      if (!existsSync(v))
+        throw new ConfigError(`${name}: no such file "${v}" (or "none" for an empty catalogue)`);
+      return resolve(v);
+    },
+  },
   adminToken: {
     env: 'KAIHUB_ADMIN_TOKEN',
     flag: 'admin-token',
@@ -133,7 +154,24 @@ const settings = {
       return v;
     },
   },
+  metricsToken: {
+    env: 'KAIHUB_METRICS_TOKEN',
+    flag: 'metrics-token',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v.length < 16) throw new ConfigError(`${name}: must be at least 16 characters`);
+      return v;
+    },
+  },
   secretKey: { env: 'KAIHUB_SECRET_KEY', flag: 'secret-key', parse: parseSecretKey },
+  secretKeysOld: {
+    env: 'KAIHUB_SECRET_KEYS_OLD',
+    flag: 'secret-keys-old',
+    parse(raw: string, name: string) {
+      const entries = raw.split(',').map((entry) => entry.trim());
+      return entries.filter(Boolean).map((entry, i) => parseSecretKey(entry, `${name} (key ${i + 1})`));
+    },
+  },
   redisUrl: {
     env: 'REDIS_URL',
     flag: 'redis-url',
@@ -254,8 +292,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     host: v.host ?? '127.0.0.1',
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
     dataDir,
+    catalogSeed: v.catalogSeed,
     adminToken: v.adminToken,
+    metricsToken: v.metricsToken,
     secretKey: v.secretKey,
+    secretKeysOld: v.secretKeysOld ?? [],
     redisUrl: v.redisUrl,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,

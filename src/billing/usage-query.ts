@@ -61,14 +61,35 @@ function totals(r: Record<string, unknown>): UsageTotals {
   };
 }
 
+/**
+ * Whose usage a caller may read (docs/roles.md): records of these organisations, or of these
+ * products; undefined reads everything (the operator).
+ */
+export interface UsageScope {
+  organizationIds: readonly string[];
+  productIds: readonly string[];
+}
+
+function scopeWhere(scope: UsageScope | undefined, where: string[], params: SqlValue[]): void {
+  if (!scope) return;
+  const any: string[] = [];
+  const list = (ids: readonly string[]) => ids.map(() => '?').join(', ');
+  if (scope.organizationIds.length > 0) any.push(`organization_id IN (${list(scope.organizationIds)})`);
+  if (scope.productIds.length > 0) any.push(`product_id IN (${list(scope.productIds)})`);
+  where.push(any.length > 0 ? `(${any.join(' OR ')})` : '1 = 0');
+  params.push(...scope.organizationIds, ...scope.productIds);
+}
+
 /** Aggregates the usage journal; every money figure is an exact sum of integer micro-won. */
 export async function queryUsage(
   db: Database,
   input: unknown,
+  scope?: UsageScope,
 ): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
   const q = parseInput(usageQuery, input);
   const where: string[] = [];
   const params: SqlValue[] = [];
+  scopeWhere(scope, where, params);
   const add = (sql: string, value: SqlValue | undefined) => {
     if (value === undefined) return;
     where.push(sql);
@@ -112,10 +133,11 @@ const eventsQuery = z.strictObject({
 });
 
 /** Individual usage records, newest first: for audits and for finding one request by its id. */
-export async function listUsageEvents(db: Database, input: unknown) {
+export async function listUsageEvents(db: Database, input: unknown, scope?: UsageScope) {
   const q = parseInput(eventsQuery, input);
   const where: string[] = [];
   const params: SqlValue[] = [];
+  scopeWhere(scope, where, params);
   if (q.organizationId) {
     where.push('organization_id = ?');
     params.push(q.organizationId);

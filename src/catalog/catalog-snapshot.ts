@@ -3,7 +3,7 @@ import type { UpstreamTarget } from '../providers/adapter.ts';
 import type { Database } from '../storage/database.ts';
 import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
-import type { CredentialBox } from './credentials.ts';
+import { type CredentialBox, CredentialError } from './credentials.ts';
 
 export interface RoutableDeployment {
   id: string;
@@ -53,8 +53,16 @@ export interface SnapshotOptions {
   defaultMaxConcurrent: number;
 }
 
+/** An active deployment left out of routing because no secret key the hub holds opens its credential. */
+export interface UnreadableCredential {
+  deploymentId: string;
+  productId: string;
+  keyId: string | null;
+}
+
 export class CatalogSnapshot {
   private products = new Map<string, RoutableProduct>();
+  private unreadable: UnreadableCredential[] = [];
   private fingerprint = '';
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
@@ -73,6 +81,11 @@ export class CatalogSnapshot {
 
   all(): IterableIterator<RoutableProduct> {
     return this.products.values();
+  }
+
+  /** Shown by /readyz: otherwise the product would just vanish from /v1/models. */
+  unreadableCredentials(): readonly UnreadableCredential[] {
+    return this.unreadable;
   }
 
   start(pollIntervalMs = 1000): void {
@@ -132,6 +145,7 @@ export class CatalogSnapshot {
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
     const next = new Map<string, RoutableProduct>();
+    const unreadable: UnreadableCredential[] = [];
     const byId = new Map<string, RoutableProduct>();
     for (const r of products) {
       const product: RoutableProduct = {
@@ -163,7 +177,13 @@ export class CatalogSnapshot {
         try {
           apiKey = this.credentials.open(r.api_key_sealed as string);
         } catch (error) {
-          // A key sealed under another secret must not take the whole catalog down: skip that one.
+          // A key sealed under another secret must not take the whole catalog down: skip that one,
+          // and say so where an operator looks (/readyz, the deployment in the admin API).
+          unreadable.push({
+            deploymentId: r.id as string,
+            productId: product.id,
+            keyId: error instanceof CredentialError ? error.keyId : null,
+          });
           this.onError(new Error(`deployment ${r.id as string}: cannot open its API key (${String(error)})`));
           continue;
         }
@@ -191,6 +211,7 @@ export class CatalogSnapshot {
       });
     }
     this.products = next;
+    this.unreadable = unreadable;
     this.fingerprint = fingerprint;
   }
 }

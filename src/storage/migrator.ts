@@ -5,12 +5,16 @@ import { migration003RoutingStrategy } from './migrations/003-routing-strategy.t
 import { migration004UsageAttempts } from './migrations/004-usage-attempts.ts';
 import { migration005UsageIntegrity } from './migrations/005-usage-integrity.ts';
 import { migration006ConcurrencyLimits } from './migrations/006-concurrency-limits.ts';
+import { migration010People } from './migrations/010-people.ts';
+import { migration011AuditLog } from './migrations/011-audit-log.ts';
+import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
   id: string;
-  /** One script for both engines, or one per engine where their SQL differs (constraints, JSON). */
-  statements: readonly string[] | Readonly<Record<Dialect, readonly string[]>>;
+  statements: readonly string[];
+  /** Run after `statements` on that engine only: what the two dialects spell differently (triggers). */
+  dialectStatements?: Partial<Record<Dialect, readonly string[]>>;
 }
 
 /** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
@@ -21,6 +25,9 @@ export const migrations: readonly Migration[] = [
   migration004UsageAttempts,
   migration005UsageIntegrity,
   migration006ConcurrencyLimits,
+  migration010People,
+  migration011AuditLog,
+  migration012CatalogProvenance,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
@@ -37,10 +44,8 @@ export async function migrate(db: Database, list: readonly Migration[] = migrati
     const applied: string[] = [];
     for (const migration of list) {
       if (done.has(migration.id)) continue;
-      const statements = Array.isArray(migration.statements)
-        ? migration.statements
-        : (migration.statements as Readonly<Record<Dialect, readonly string[]>>)[db.dialect];
-      for (const statement of statements) await tx.run(statement);
+      for (const statement of migration.statements) await tx.run(statement);
+      for (const statement of migration.dialectStatements?.[db.dialect] ?? []) await tx.run(statement);
       await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [
         migration.id,
         Date.now(),

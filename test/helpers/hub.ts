@@ -42,6 +42,8 @@ export async function startTestHub(
     KAIHUB_DATA_DIR: database.dataDir,
     KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN,
     KAIHUB_SECRET_KEY: secretKey,
+    // Tests build their own catalogues; the shipped one is tested on its own (catalog-file.test.ts).
+    KAIHUB_CATALOG_SEED: 'none',
     ...env,
   });
   const logger =

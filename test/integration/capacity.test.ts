@@ -6,7 +6,7 @@ import { Agent, request as undiciRequest } from 'undici';
 import { type GatedUpstream, startGatedUpstream } from '../fakes/gated-upstream.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { type HubProcess, spawnHub } from '../helpers/hub-process.ts';
 import { addProduct, postV1, usageEvent } from '../helpers/v1.ts';
 
@@ -71,7 +71,9 @@ describe('concurrency towards suppliers: caps, peers, a fair queue with a deadli
     const view = (await t.admin('GET', `/deployments/${only}`)).body;
     assert.equal(view.maxConcurrent, 1);
     assert.deepEqual(view.load, { inFlight: 1, maxConcurrent: 1, queued: 3 });
-    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const metrics = await (
+      await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
     assert.match(metrics, new RegExp(`kaihub_deployment_in_flight\\{[^}]*deployment="${only}"[^}]*\\} 1`));
     assert.match(
       metrics,

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { addProduct, attemptTrace, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
 
 async function gauge(t: TestHub, deploymentId: string): Promise<number | undefined> {
-  const text = await (await fetch(`${t.url}/metrics`)).text();
+  const text = await (
+    await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  ).text();
   const line = text
     .split('\n')
     .find((l) => l.startsWith('kaihub_deployment_healthy{') && l.includes(`deployment="${deploymentId}"`));

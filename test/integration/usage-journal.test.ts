@@ -143,14 +143,12 @@ test('many concurrent appends all commit (group commit on PostgreSQL)', async ()
 test('migrations are recorded and a second run applies nothing', async () => {
   assert.deepEqual(await migrate(db), []);
   const ids = await db.all<{ id: string }>('SELECT id FROM kaihub_migrations ORDER BY id');
+  // Every migration the hub ships, each recorded once (the list grows with each issue).
   assert.deepEqual(
     ids.map((r) => r.id),
-    migrations.map((m) => m.id),
+    migrations.map((m) => m.id).sort(),
   );
-  assert.deepEqual(
-    ids.slice(0, 4).map((r) => r.id),
-    ['001-core', '002-fallbacks', '003-routing-strategy', '004-usage-attempts'],
-  );
+  assert.equal(ids[0]?.id, '001-core');
 });
 
 test('a journal file left by a killed process is applied on the next start and then deleted', {

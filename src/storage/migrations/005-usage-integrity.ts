@@ -29,9 +29,9 @@ const USAGE_COLUMNS = `request_id, created_at, organization_id, api_key_id, prod
 
 export const migration005UsageIntegrity: Migration = {
   id: '005-usage-integrity',
-  statements: {
+  statements: [REJECTED_TABLE],
+  dialectStatements: {
     postgres: [
-      REJECTED_TABLE,
       `INSERT INTO usage_rejected (request_id, rejected_at, source, reason, record)
          SELECT u.request_id, (EXTRACT(EPOCH FROM now()) * 1000)::bigint, 'migration 005',
                 'negative amount or token count', row_to_json(u)::text
@@ -46,7 +46,6 @@ export const migration005UsageIntegrity: Migration = {
          CHECK (price_input_micro_per_1m >= 0 AND price_output_micro_per_1m >= 0)`,
     ],
     sqlite: [
-      REJECTED_TABLE,
       `INSERT INTO usage_rejected (request_id, rejected_at, source, reason, record)
          SELECT request_id, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'migration 005',
                 'negative amount or token count',
