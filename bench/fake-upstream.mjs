@@ -4,7 +4,12 @@
 // event loop. Every response is a pre-serialised Buffer: the upstream should
 // cost as little as possible so that what the benchmark sees is the gateway.
 //
-// Usage: node bench/fake-upstream.mjs [--port=0]
+// A request with `"stream":true` gets a slow stream instead: its first chunk at once, then one chunk
+// every --chunk-interval-ms (default 1000) until --chunks (default 12) have gone, then the usage chunk
+// and [DONE]. The first chunk carries the time it was sent (epoch ms, in `system_fingerprint`), so a
+// client can tell how long after the supplier's first byte its own first byte came.
+//
+// Usage: node bench/fake-upstream.mjs [--port=0] [--chunks=12] [--chunk-interval-ms=1000]
 // Prints one JSON line `{"ready":true,"port":N}` on stdout once listening.
 import http from 'node:http';
 
@@ -15,6 +20,8 @@ const args = Object.fromEntries(
   }),
 );
 const port = Number(args.port ?? 0);
+const streamChunks = Number(args.chunks ?? 12);
+const chunkIntervalMs = Number(args['chunk-interval-ms'] ?? 1000);
 
 const completion = Buffer.from(
   JSON.stringify({
@@ -44,6 +51,42 @@ const notFound = Buffer.from(
 
 let served = 0;
 
+const chunkOf = (content, fingerprint) =>
+  `data: ${JSON.stringify({
+    id: 'chatcmpl-bench',
+    object: 'chat.completion.chunk',
+    created: 1700000000,
+    model: 'fake-model',
+    system_fingerprint: fingerprint,
+    choices: [{ index: 0, delta: { content }, finish_reason: null }],
+  })}\n\n`;
+const streamEnd = Buffer.from(
+  `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1700000000, model: 'fake-model', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n` +
+    `data: ${JSON.stringify({ id: 'chatcmpl-bench', object: 'chat.completion.chunk', created: 1700000000, model: 'fake-model', choices: [], usage: { prompt_tokens: 9, completion_tokens: streamChunks, total_tokens: 9 + streamChunks } })}\n\n` +
+    'data: [DONE]\n\n',
+);
+
+/** A slow stream: the first chunk at once (stamped with its send time), then one a tick. */
+function stream(res) {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write(chunkOf('첫', String(performance.timeOrigin + performance.now())));
+  let sent = 1;
+  const timer = setInterval(() => {
+    if (res.destroyed) {
+      clearInterval(timer);
+      return;
+    }
+    if (sent < streamChunks) {
+      res.write(chunkOf(' 토큰', 'fp_bench'));
+      sent++;
+      return;
+    }
+    clearInterval(timer);
+    res.end(streamEnd);
+  }, chunkIntervalMs);
+  res.on('close', () => clearInterval(timer));
+}
+
 function send(res, status, body) {
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -59,12 +102,17 @@ function send(res, status, body) {
 const server = http.createServer((req, res) => {
   // The body must be drained for the connection to be reused, but it is never
   // parsed: parsing would add upstream cost that both arms would pay anyway.
-  req.resume();
+  let streamed = false;
+  req.on('data', (d) => {
+    if (!streamed && d.includes('"stream":true')) streamed = true;
+  });
   req.on('end', () => {
     served++;
     const path = req.url.split('?')[0];
-    if (req.method === 'POST' && path.endsWith('/chat/completions')) send(res, 200, completion);
-    else if (req.method === 'GET' && path.endsWith('/models')) send(res, 200, models);
+    if (req.method === 'POST' && path.endsWith('/chat/completions')) {
+      if (streamed) stream(res);
+      else send(res, 200, completion);
+    } else if (req.method === 'GET' && path.endsWith('/models')) send(res, 200, models);
     else if (req.method === 'GET' && path === '/healthz') send(res, 200, Buffer.from('{"ok":true}'));
     else send(res, 404, notFound);
   });

@@ -8,6 +8,8 @@
 //   portkey — client → Portkey gateway (npm @portkey-ai/gateway) → fake upstream
 //   baseline — (with --baseline=<git ref>) the hub as it was at that commit, from a
 //              temporary git worktree, to compare two versions side by side
+//   traced  — the hub with tracing on: every call sampled, spans exported over OTLP/HTTP to a
+//             collector sink in its own process (what tracing costs, against the hub arm)
 // Reports added latency (gateway percentile minus direct percentile at the same
 // fixed arrival rate) and the maximum throughput of each arm.
 //
@@ -24,34 +26,42 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { log, median, rawOptions } from './cli.mjs';
 import {
+  gitDescribe,
+  httpJson,
+  prepareBaseline,
+  removeWorktrees,
+  startHub as startHubArm,
+  startOtlpSink,
+} from './hub-arm.mjs';
+import {
   BENCH_DIR,
   children,
   freePort,
-  HUB_NODE_FLAGS,
   ipcJobs,
   LOOPBACK,
   REPO_ROOT,
   sleep,
+  startListening,
   startProcess,
   stopAll,
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'proxy', 'hub', 'baseline', 'portkey'];
+const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'baseline', 'portkey'];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
-const HUB_ARMS = ['hub', 'baseline'];
+const HUB_ARMS = ['hub', 'traced', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
   --targets=direct,hub,portkey  arms to run (direct is always included; also proxy,
-                                a bare node:http + undici proxy: the stack's floor)
+                                a bare node:http + undici proxy: the stack's floor; and
+                                traced, the hub with every call traced to an OTLP sink)
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
@@ -141,23 +151,6 @@ function shuffled(list, rand) {
     [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
-}
-
-async function httpJson(method, url, { headers = {}, body, timeoutMs = 5_000 } = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  let json;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text };
 }
 
 // ------------------------------------------------------------- processes --
@@ -255,24 +248,6 @@ const REQUEST_BODY = JSON.stringify({
 });
 
 /** A bench script that prints `{"ready":true,"port":N}` once listening: its process and port. */
-async function startListening(name, script, args) {
-  const child = startProcess(name, process.execPath, [path.join(BENCH_DIR, script), '--port=0', ...args]);
-  const port = await new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (chunk) => {
-      buf += chunk.toString();
-      const line = buf.split('\n').find((l) => l.includes('"ready"'));
-      if (line) {
-        child.stdout.off('data', onData);
-        resolve(JSON.parse(line).port);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
-    setTimeout(() => reject(new Error(`${name} did not start`)), 10_000).unref();
-  });
-  return { child, port };
-}
 
 const startUpstream = () => startListening('upstream', 'fake-upstream.mjs', []);
 
@@ -334,100 +309,15 @@ async function startPortkey(upstreamPort) {
   };
 }
 
-const pick = (obj, ...keys) => {
-  for (const k of keys) {
-    const v = k.split('.').reduce((o, p) => o?.[p], obj);
-    if (v !== undefined && v !== null) return v;
-  }
-  return undefined;
-};
-
-// The hub as it was at `ref`, checked out in a temporary worktree that shares
-// this checkout's node_modules (dependencies only grow between versions here).
-function prepareBaseline(ref) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'kaihub-baseline-'));
-  execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: REPO_ROOT, stdio: 'ignore' });
-  worktrees.push(dir);
-  symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
-  return { dir, commit };
-}
-
-async function startHub(upstreamPort, timeoutS, cpuProfDir, { root = REPO_ROOT, name = 'hub' } = {}) {
-  const bin = path.join(root, 'bin', 'kaihub.mjs');
-  if (!existsSync(bin))
-    throw new Error(`${bin} not found: the hub is not built yet (use --targets=direct,portkey)`);
-  const port = await freePort();
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'kaihub-bench-'));
-  const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
-  // --cpu-prof writes the profile when the hub exits (it exits on SIGTERM).
-  const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // the same V8 heap flags as `npm start` (package.json): fewer young-generation GC pauses
-  const heapArgs = HUB_NODE_FLAGS;
-  const child = startProcess(name, process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: LOOPBACK,
-      KAIHUB_DATABASE: path.join(tmp, 'hub.sqlite'),
-      KAIHUB_ADMIN_TOKEN: adminToken,
-      KAIHUB_LOG_LEVEL: 'warn',
-      NODE_ENV: 'production',
-    },
-  });
-  child.tmpDir = tmp;
-  const base = `http://${LOOPBACK}:${port}`;
-  await waitFor(name, timeoutS * 1000, async () => (await fetch(`${base}/healthz`)).ok, child);
-
-  const admin = async (p, body) => {
-    const r = await httpJson('POST', `${base}/admin/v1${p}`, {
-      headers: { authorization: `Bearer ${adminToken}` },
-      body,
-    });
-    if (r.status < 200 || r.status >= 300)
-      throw new Error(`hub admin POST ${p} -> ${r.status}: ${r.text.slice(0, 500)}`);
-    return r.json;
-  };
-  const supplier = await admin('/suppliers', { name: 'Bench Supplier' });
-  const supplierId = pick(supplier, 'id', 'data.id', 'supplier.id');
-  const product = await admin('/products', {
-    supplierId,
-    model: 'bench-model',
-    displayName: 'Bench',
-    purposes: ['chat'],
-    modality: 'text',
-    contextWindow: 8192,
-    priceInputPer1M: '1000',
-    priceOutputPer1M: '3000',
-    residency: 'domestic',
-  });
-  const productId = pick(product, 'id', 'data.id', 'product.id');
-  await admin('/deployments', {
-    productId,
-    adapter: 'openai-compatible',
-    baseUrl: `http://${LOOPBACK}:${upstreamPort}/v1`,
-    apiKey: 'upstream-key',
-    upstreamModel: 'fake-model',
-  });
-  const org = await admin('/organizations', { name: 'Bench Org', class: 'sme' });
-  const orgId = pick(org, 'id', 'data.id', 'organization.id');
-  const key = await admin(`/organizations/${orgId}/keys`, { name: 'bench' });
-  const secret = pick(key, 'key', 'data.key', 'secret', 'apiKey');
-  if (!secret) throw new Error(`hub key response without a key: ${JSON.stringify(key)}`);
-  let version;
-  try {
-    version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
-  } catch {}
+/** A hub arm and the request the load generator sends it. */
+async function startHub(upstreamPort, timeoutS, cpuProfDir, options = {}) {
+  const arm = await startHubArm(upstreamPort, timeoutS, cpuProfDir, options);
   return {
-    child,
-    version,
-    base,
-    adminToken,
+    ...arm,
     target: {
-      name,
-      url: `${base}/v1/chat/completions`,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      name: options.name ?? 'hub',
+      url: `${arm.base}/v1/chat/completions`,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${arm.key}` },
       body: REQUEST_BODY,
     },
   };
@@ -591,6 +481,14 @@ async function main() {
   if (opts.targets.includes('hub')) {
     arms.hub = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined);
     log(`hub on ${arms.hub.base}`);
+  }
+  if (opts.targets.includes('traced')) {
+    const sink = await startOtlpSink();
+    arms.traced = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
+      name: 'traced',
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' },
+    });
+    log(`traced hub on ${arms.traced.base}, exporting to ${sink}`);
   }
   let baselineGit;
   if (opts.targets.includes('baseline')) {
@@ -867,6 +765,22 @@ async function main() {
       ),
     };
   }
+  if (t.hub && t.traced) {
+    // tracing at 100 % against the same hub without it: what traces cost
+    summary.tracedVsHub = {
+      throughputRatio: t.traced.medianRps / t.hub.medianRps,
+      latency: Object.fromEntries(
+        opts.rates.map((rate) => {
+          const h = summary.latency[rate].traced;
+          const b = summary.latency[rate].hub;
+          return [
+            rate,
+            { p50DeltaMs: h.service.p50Ms - b.service.p50Ms, p99DeltaMs: h.service.p99Ms - b.service.p99Ms },
+          ];
+        }),
+      ),
+    };
+  }
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -949,11 +863,23 @@ async function main() {
       `Hub − baseline (${baselineGit}) latency: ${deltas}. Hub / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
+  if (summary.tracedVsHub) {
+    const v = summary.tracedVsHub;
+    const deltas = opts.rates
+      .map(
+        (rate) =>
+          `${rate} req/s p50 ${fmt(v.latency[rate].p50DeltaMs)} ms, p99 ${fmt(v.latency[rate].p99DeltaMs)} ms`,
+      )
+      .join('; ');
+    lines.push(
+      `Traced − hub (tracing on at 100 % sampling): ${deltas}. Traced / hub maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+    );
+  }
   if (t.portkey)
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
   for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `${name === 'hub' ? 'Hub' : 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
+      `${name === 'hub' ? 'Hub' : name === 'traced' ? 'Traced hub' : 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(
@@ -995,39 +921,19 @@ async function main() {
   rmSync(tmpDir, { recursive: true, force: true });
 }
 
-// Which hub code was measured: commit, and whether the work tree had changes.
-function gitDescribe() {
-  try {
-    const git = (...a) => execFileSync('git', a, { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const commit = git('rev-parse', '--short', 'HEAD');
-    const dirty = git('status', '--porcelain', '--', 'src', 'bin').length > 0;
-    return `${commit}${dirty ? ' (with uncommitted changes in src/ or bin/)' : ''}`;
-  } catch {
-    return undefined;
-  }
-}
-
 function mapValues(obj, fn) {
   return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, fn(v)]));
 }
 
 let exiting = false;
 let afterExitNote;
-/** Temporary git worktrees of --baseline, removed on exit. */
-const worktrees = [];
 async function cleanupAndExit(code) {
   if (exiting) return;
   exiting = true;
   await stopAll();
   if (afterExitNote) log(afterExitNote);
   for (const c of children) if (c.tmpDir) rmSync(c.tmpDir, { recursive: true, force: true });
-  for (const dir of worktrees) {
-    try {
-      execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: REPO_ROOT, stdio: 'ignore' });
-    } catch {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  removeWorktrees();
   process.exit(code);
 }
 process.on('SIGINT', () => cleanupAndExit(130));

@@ -121,3 +121,23 @@ export function ipcJobs(child, name) {
     },
   };
 }
+
+/** A bench script that prints `{"ready":true,"port":N}` once listening on a free port. */
+export async function startListening(name, script, args) {
+  const child = startProcess(name, process.execPath, [path.join(BENCH_DIR, script), '--port=0', ...args]);
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (chunk) => {
+      buf += chunk.toString();
+      const line = buf.split('\n').find((l) => l.includes('"ready"'));
+      if (line) {
+        child.stdout.off('data', onData);
+        resolve(JSON.parse(line).port);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${name} exited (${code})`)));
+    setTimeout(() => reject(new Error(`${name} did not start`)), 10_000).unref();
+  });
+  return { child, port };
+}

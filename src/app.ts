@@ -5,21 +5,33 @@ import { loadAdminToken } from './accounts/admin-token.ts';
 import { ApiKeyService } from './accounts/api-keys.ts';
 import { KeyCache } from './accounts/key-cache.ts';
 import { OrganizationService } from './accounts/organizations.ts';
+import { PersonalTokenService } from './accounts/personal-tokens.ts';
+import { createAuthenticator } from './accounts/principals.ts';
+import { UserService } from './accounts/users.ts';
+import { AuditLog } from './audit/audit-log.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { Meter } from './billing/meter.ts';
-import { DatabaseUsageJournal, type UsageJournal } from './billing/usage-journal.ts';
+import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
+import { CallLayer } from './calls/call-layer.ts';
+import { type Guard, guardNothing } from './calls/guard.ts';
+import { type CallObserver, observeNothing } from './calls/observer.ts';
+import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
-import { CredentialBox, loadSecretKey } from './catalog/credentials.ts';
-import { type Config, parseSecretKey } from './config.ts';
+import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
+import { type Config, ConfigError, parseSecretKey } from './config.ts';
+import { ValidationError } from './errors.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
 import { createHttpServer } from './http/server.ts';
 import { type Admission, admitEveryone } from './limits/admission.ts';
+import { OrganizationConcurrency } from './limits/concurrency.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createTracing } from './observability/tracing.ts';
 import { createUpstreamAgent } from './providers/http.ts';
 import { closeAdapters, createAdapters } from './providers/registry.ts';
 import { DeploymentHealth } from './routing/health.ts';
@@ -32,13 +44,17 @@ export interface Hub {
   db: Database;
   logger: Logger;
   url: string;
-  /** Printed once by `kaihub start` when this start generated the operator token. */
+  /** Every /admin/v1 route (method and path template): what the role matrix test must cover. */
+  adminRoutes: readonly { method: string; path: string }[];
+  /** Printed once by `kaihub start` when this start generated and stored the operator token. */
   generatedAdminToken: string | undefined;
   close(): Promise<void>;
 }
 
 export interface HubOptions {
   admission?: Admission;
+  guard?: Guard;
+  observer?: CallObserver;
   logger?: Logger;
 }
 
@@ -53,14 +69,46 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     await db.close();
     throw error;
   }
-  const secretKey = loadSecretKey(config.secretKey, config.dataDir, parseSecretKey, (m) => logger.warn(m));
-  const credentials = new CredentialBox(secretKey);
+  const auditLog = new AuditLog(db);
+  if (config.catalogSeed !== 'none') {
+    const path = config.catalogSeed ?? SHIPPED_CATALOG_PATH;
+    try {
+      const seeded = await seedCatalogOnce(db, path, auditLog);
+      if (seeded) logger.info({ path, products: seeded.products.created.length }, 'catalogue seeded');
+    } catch (error) {
+      await db.close();
+      if (error instanceof ValidationError)
+        throw new ConfigError(`KAIHUB_CATALOG_SEED: ${path}: ${error.message}`);
+      throw error;
+    }
+  }
+  const secretKeys = loadSecretKeys(
+    config.secretKey,
+    config.secretKeysOld,
+    config.dataDir,
+    parseSecretKey,
+    (m) => logger.warn(m),
+  );
+  const credentials = new CredentialBox(secretKeys.current, secretKeys.old);
   const adminToken = await loadAdminToken(db, config.adminToken);
   const metrics = createMetrics();
   const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
 
+  const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
+  const adapters = createAdapters(agent, {
+    local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
+    limits: { maxEventBytes: config.upstreamMaxEventBytes, maxBodyBytes: config.upstreamMaxBodyBytes },
+  });
   const catalogService = new CatalogService(db, credentials);
-  const snapshot = new CatalogSnapshot(db, credentials, logError);
+  const snapshot = new CatalogSnapshot(
+    db,
+    credentials,
+    {
+      featuresOf: (adapter, target) => adapters.get(adapter)?.features(target) ?? 0,
+      defaultMaxConcurrent: config.deploymentMaxConcurrent,
+    },
+    logError,
+  );
   await snapshot.reload();
   // awaited by every catalog change: the admin API answers once routing here sees the change
   catalogService.onChange = () => snapshot.reload().catch(logError);
@@ -73,47 +121,80 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
+  const users = new UserService(db);
+  const tokens = new PersonalTokenService(db);
+  const authenticate = createAuthenticator(adminToken, tokens);
 
   const router = new Router({
     retries: config.upstreamRetries,
     baseDelayMs: config.upstreamRetryBaseMs,
     maxRetryAfterMs: config.upstreamRetryAfterMaxMs,
+    queueTimeoutMs: config.queueTimeoutMs,
     health: new DeploymentHealth({
       failureThreshold: config.upstreamCooldownFailures,
       baseCooldownMs: config.upstreamCooldownMs,
       maxCooldownMs: Math.max(60_000, config.upstreamCooldownMs),
     }),
   });
+  metrics.deploymentLoad.read = (set, queued) => {
+    for (const product of snapshot.all()) {
+      queued(product.model, router.load.queued(product.id));
+      for (const d of product.deployments)
+        set(product.model, d.id, router.load.inFlight(d.id), d.maxConcurrent);
+    }
+  };
   metrics.deploymentHealth.read = (set) => {
     for (const product of snapshot.all())
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
-  const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
-  const adapters = createAdapters(agent, {
-    local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
-  });
-  const usageJournal = openUsageJournal(db, config, logger);
+  const usageJournal = openUsageJournal(db, config, logger, metrics);
+  // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
+  const tracing = await createTracing(config.tracing, { logger });
   const meter = new Meter(usageJournal, metrics, logger);
-  const openai = createOpenAIHandler({
-    keys: keyCache,
+  const calls = new CallLayer({
     catalog: snapshot,
     adapters,
     router,
     admission: options.admission ?? admitEveryone,
+    guard: options.guard ?? guardNothing,
+    observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
     metrics,
     logger,
-    maxBodyBytes: config.maxBodyBytes,
-    upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
-    upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
-    upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
-    logContent: config.logContent,
+    concurrency: new OrganizationConcurrency(),
+    settings: {
+      upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
+      upstreamTotalTimeoutMs: config.upstreamTotalTimeoutMs,
+      upstreamIdleTimeoutMs: config.upstreamIdleTimeoutMs,
+      streamDrainMs: config.streamDrainMs,
+      organizationMaxConcurrent: config.organizationMaxConcurrent,
+      largeRequestTokens: config.largeRequestTokens,
+      logContent: config.logContent,
+    },
   });
-  const admin = createAdminHandler(
-    adminRoutes({ db, catalog: catalogService, organizations, keys, usageJournal, health: router.health }),
-    adminToken,
+  const openai = createOpenAIHandler({
+    keys: keyCache,
+    calls,
+    catalog: snapshot,
+    metrics,
     logger,
-  );
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const routes = adminRoutes({
+    db,
+    catalog: catalogService,
+    organizations,
+    keys,
+    users,
+    tokens,
+    auditLog,
+    usageJournal,
+    health: router.health,
+    load: router.load,
+    defaultMaxConcurrent: config.deploymentMaxConcurrent,
+  });
+  const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
+  const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
 
   const server = createHttpServer(
     {
@@ -123,16 +204,24 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       readyz: async (_req, res) => {
         try {
           await db.ping();
-          sendJson(res, 200, { status: 'ready', database: db.dialect });
         } catch (error) {
           sendJson(res, 503, {
             status: 'unavailable',
             database: db.dialect,
             error: String((error as Error).message),
           });
+          return;
         }
+        // Degraded, not unavailable: the other deployments serve; taking the replica out would not help.
+        const unreadable = snapshot.unreadableCredentials();
+        sendJson(res, 200, {
+          status: unreadable.length > 0 ? 'degraded' : 'ready',
+          database: db.dialect,
+          credentials: { keyId: credentials.currentKeyId, unreadable },
+        });
       },
-      metrics: async (_req, res) => {
+      metrics: async (req, res) => {
+        if (!(await mayScrape(req, res))) return;
         const text = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(text);
@@ -152,6 +241,17 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
+  // Only now: a start that could not listen leaves no token behind that nobody was shown.
+  const generatedAdminToken = await adminToken.commit();
+  if (generatedAdminToken) {
+    await auditLog.record({
+      actorId: 'system',
+      source: 'system',
+      action: 'create',
+      entityType: 'admin_token',
+      entityId: 'operator-token',
+    });
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -159,7 +259,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     db,
     logger,
     url,
-    generatedAdminToken: adminToken.generated,
+    adminRoutes: routes.map((r) => ({ method: r.method, path: r.path })),
+    generatedAdminToken,
     close() {
       closing ??= (async () => {
         snapshot.stop();
@@ -170,6 +271,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           // in-flight requests get a grace period, then go
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
+        // the spans of the calls just finished go out before the process does (never throws)
+        await tracing?.shutdown();
         await agent.close();
         await closeAdapters(adapters);
         await usageJournal.close();
@@ -184,11 +287,20 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
  * SQLite on a file: a journal file beside it, applied by a worker (see billing/file-journal.ts).
  * PostgreSQL (and an in-memory SQLite): group commit into the database itself.
  */
-function openUsageJournal(db: Database, config: Config, logger: Logger): UsageJournal {
+function openUsageJournal(db: Database, config: Config, logger: Logger, metrics: Metrics): UsageJournal {
+  // a record the database refused is set aside in usage_rejected: loud, counted, never retried
+  const onRejected = (rejected: RejectedUsage) => {
+    metrics.usageRejected.inc();
+    logger.error(rejected, 'usage record set aside in usage_rejected');
+  };
   if (db.dialect === 'sqlite' && config.database !== ':memory:') {
-    return new FileUsageJournal(join(config.dataDir, 'journal'), config.database, (message) =>
-      logger.error(message),
+    return new FileUsageJournal(
+      join(config.dataDir, 'journal'),
+      config.database,
+      (message) => logger.error(message),
+      200,
+      onRejected,
     );
   }
-  return new DatabaseUsageJournal(db);
+  return new DatabaseUsageJournal(db, onRejected);
 }

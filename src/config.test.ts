@@ -13,6 +13,8 @@ test('defaults: 127.0.0.1:8080 on ./data/kaihub.sqlite', () => {
   assert.equal(c.secretKey, undefined);
   assert.equal(c.logLevel, 'info');
   assert.equal(c.logContent, false);
+  assert.equal(c.upstreamMaxEventBytes, 1024 * 1024);
+  assert.equal(c.upstreamMaxBodyBytes, 64 * 1024 * 1024);
   assert.equal(c.requestTimeoutMs, 60_000);
   assert.equal(c.maxConnections, 10_000);
 });
@@ -51,6 +53,9 @@ test('each bad value is one message naming the variable', () => {
     [{ KAIHUB_LOG_CONTENT: 'maybe' }, /^KAIHUB_LOG_CONTENT: expected true or false/],
     [{ KAIHUB_MAX_BODY_BYTES: '10' }, /^KAIHUB_MAX_BODY_BYTES: must be between/],
     [{ KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: '0' }, /^KAIHUB_UPSTREAM_CONNECT_TIMEOUT_MS: must be between/],
+    [{ KAIHUB_UPSTREAM_MAX_EVENT_BYTES: '100' }, /^KAIHUB_UPSTREAM_MAX_EVENT_BYTES: must be between 1024/],
+    [{ KAIHUB_UPSTREAM_MAX_BODY_BYTES: '1gb' }, /^KAIHUB_UPSTREAM_MAX_BODY_BYTES: expected an integer/],
+    [{ KAIHUB_UPSTREAM_MAX_BODY_BYTES: '1073741824' }, /^KAIHUB_UPSTREAM_MAX_BODY_BYTES: must be between/],
     [{ KAIHUB_REQUEST_TIMEOUT_MS: '0' }, /^KAIHUB_REQUEST_TIMEOUT_MS: must be between 100 and 3600000/],
     [{ KAIHUB_MAX_CONNECTIONS: '0' }, /^KAIHUB_MAX_CONNECTIONS: must be between 1 and 1000000/],
     [{ KAIHUB_MAX_CONNECTIONS: 'many' }, /^KAIHUB_MAX_CONNECTIONS: expected an integer/],

@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ConfigError } from './config-error.ts';
+import { readTracingSettings, type TracingSettings } from './observability/tracing-settings.ts';
+import { DEFAULT_UPSTREAM_LIMITS } from './providers/http.ts';
 import { isPostgresUrl } from './storage/database.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -8,11 +12,20 @@ export interface Config {
   host: string;
   /** A SQLite file path or a `postgres://` URL. */
   database: string;
+  /**
+   * The catalogue file a new database starts with: undefined for the shipped one
+   * (src/catalog/seed/catalog.json), 'none' for an empty catalogue, else a path.
+   */
+  catalogSeed: string | undefined;
   /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
   dataDir: string;
   adminToken: string | undefined;
+  /** A bearer token that may read /metrics and nothing else (for a Prometheus scraper). */
+  metricsToken: string | undefined;
   /** 32 bytes, from hex or base64. */
   secretKey: Buffer | undefined;
+  /** Keys that only open credentials sealed before a rotation (KAIHUB_SECRET_KEYS_OLD, comma-separated). */
+  secretKeysOld: Buffer[];
   redisUrl: string | undefined;
   logLevel: LogLevel;
   /** Prompts and completions appear in logs only when an operator asks for it. */
@@ -31,6 +44,10 @@ export interface Config {
   upstreamTotalTimeoutMs: number;
   /** Longest silence from an upstream once it answered (between stream chunks); then it is cut. */
   upstreamIdleTimeoutMs: number;
+  /** The most bytes held of one SSE line or event from an upstream; more ends the call (protocol error). */
+  upstreamMaxEventBytes: number;
+  /** The largest plain (non-stream) upstream answer read; more ends the call (protocol error). */
+  upstreamMaxBodyBytes: number;
   /** Where GGUF files of `local` deployments live; `upstreamModel` is a file name inside it. */
   modelsDir: string;
   /** CPU threads per local model (1 is fastest on small machines: see README, local models). */
@@ -43,16 +60,26 @@ export interface Config {
   upstreamRetryBaseMs: number;
   /** The longest upstream Retry-After the hub waits for before retrying the same deployment. */
   upstreamRetryAfterMaxMs: number;
+  /** After a client leaves a stream, how long the upstream is still read for its own usage counts. */
+  streamDrainMs: number;
+  /** A deployment's cap on calls in flight from one replica when it sets none. */
+  deploymentMaxConcurrent: number;
+  /** How long a call waits for a slot when every deployment that could serve it is full. */
+  queueTimeoutMs: number;
+  /** Calls one organisation may have in progress on one replica unless it has its own cap. */
+  organizationMaxConcurrent: number;
+  /** Requests this large (tokens) or larger are "large": their time-outs are their own. */
+  largeRequestTokens: number;
   /** Consecutive failures after which a deployment cools down; 0: never. */
   upstreamCooldownFailures: number;
   /** The first cooldown period; it doubles with every failed probe, up to 60 s (or this, if longer). */
   upstreamCooldownMs: number;
+  /** OpenTelemetry traces (the standard OTEL_* variables); null: off, and no SDK is loaded. */
+  tracing: TracingSettings | null;
 }
 
-/** One line naming the setting and what is wrong with it; `main` prints it and exits 1. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+// its own file so that settings read elsewhere (observability/tracing-settings.ts) throw it without a cycle
+export { ConfigError } from './config-error.ts';
 
 /** A setting as it may be given: environment variable name, flag name, and how to read it. */
 interface Setting<T> {
@@ -114,6 +141,17 @@ const settings = {
     },
   },
   dataDir: { env: 'KAIHUB_DATA_DIR', flag: 'data-dir', parse: text },
+  catalogSeed: {
+    env: 'KAIHUB_CATALOG_SEED',
+    flag: 'catalog-seed',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v === 'none') return v;
+      if (!existsSync(v))
+        throw new ConfigError(`${name}: no such file "${v}" (or "none" for an empty catalogue)`);
+      return resolve(v);
+    },
+  },
   adminToken: {
     env: 'KAIHUB_ADMIN_TOKEN',
     flag: 'admin-token',
@@ -123,7 +161,24 @@ const settings = {
       return v;
     },
   },
+  metricsToken: {
+    env: 'KAIHUB_METRICS_TOKEN',
+    flag: 'metrics-token',
+    parse(raw: string, name: string) {
+      const v = text(raw, name);
+      if (v.length < 16) throw new ConfigError(`${name}: must be at least 16 characters`);
+      return v;
+    },
+  },
   secretKey: { env: 'KAIHUB_SECRET_KEY', flag: 'secret-key', parse: parseSecretKey },
+  secretKeysOld: {
+    env: 'KAIHUB_SECRET_KEYS_OLD',
+    flag: 'secret-keys-old',
+    parse(raw: string, name: string) {
+      const entries = raw.split(',').map((entry) => entry.trim());
+      return entries.filter(Boolean).map((entry, i) => parseSecretKey(entry, `${name} (key ${i + 1})`));
+    },
+  },
   redisUrl: {
     env: 'REDIS_URL',
     flag: 'redis-url',
@@ -170,6 +225,17 @@ const settings = {
     flag: 'upstream-idle-timeout-ms',
     parse: integer(1, 3_600_000),
   },
+  upstreamMaxEventBytes: {
+    env: 'KAIHUB_UPSTREAM_MAX_EVENT_BYTES',
+    flag: 'upstream-max-event-bytes',
+    parse: integer(1024, 256 * 1024 * 1024),
+  },
+  upstreamMaxBodyBytes: {
+    env: 'KAIHUB_UPSTREAM_MAX_BODY_BYTES',
+    flag: 'upstream-max-body-bytes',
+    // below V8's longest string (2^29 − 24 characters), which the body becomes
+    parse: integer(1024, 500 * 1024 * 1024),
+  },
   upstreamRetries: { env: 'KAIHUB_UPSTREAM_RETRIES', flag: 'upstream-retries', parse: integer(0, 10) },
   upstreamRetryBaseMs: {
     env: 'KAIHUB_UPSTREAM_RETRY_BASE_MS',
@@ -190,6 +256,23 @@ const settings = {
     env: 'KAIHUB_UPSTREAM_COOLDOWN_MS',
     flag: 'upstream-cooldown-ms',
     parse: integer(1, 3_600_000),
+  },
+  streamDrainMs: { env: 'KAIHUB_STREAM_DRAIN_MS', flag: 'stream-drain-ms', parse: integer(0, 60_000) },
+  deploymentMaxConcurrent: {
+    env: 'KAIHUB_DEPLOYMENT_MAX_CONCURRENT',
+    flag: 'deployment-max-concurrent',
+    parse: integer(1, 1_000_000),
+  },
+  queueTimeoutMs: { env: 'KAIHUB_QUEUE_TIMEOUT_MS', flag: 'queue-timeout-ms', parse: integer(0, 600_000) },
+  organizationMaxConcurrent: {
+    env: 'KAIHUB_ORG_MAX_CONCURRENT',
+    flag: 'org-max-concurrent',
+    parse: integer(1, 1_000_000),
+  },
+  largeRequestTokens: {
+    env: 'KAIHUB_LARGE_REQUEST_TOKENS',
+    flag: 'large-request-tokens',
+    parse: integer(1, 100_000_000),
   },
   modelsDir: { env: 'KAIHUB_MODELS_DIR', flag: 'models-dir', parse: text },
   localThreads: { env: 'KAIHUB_LOCAL_THREADS', flag: 'local-threads', parse: integer(1, 256) },
@@ -222,8 +305,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     host: v.host ?? '127.0.0.1',
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
     dataDir,
+    catalogSeed: v.catalogSeed,
     adminToken: v.adminToken,
+    metricsToken: v.metricsToken,
     secretKey: v.secretKey,
+    secretKeysOld: v.secretKeysOld ?? [],
     redisUrl: v.redisUrl,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
@@ -235,13 +321,21 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
     upstreamIdleTimeoutMs: v.upstreamIdleTimeoutMs ?? 60_000,
+    upstreamMaxEventBytes: v.upstreamMaxEventBytes ?? DEFAULT_UPSTREAM_LIMITS.maxEventBytes,
+    upstreamMaxBodyBytes: v.upstreamMaxBodyBytes ?? DEFAULT_UPSTREAM_LIMITS.maxBodyBytes,
     modelsDir: resolve(v.modelsDir ?? './data/models'),
     localThreads: v.localThreads ?? 1,
     localParallel: v.localParallel ?? 1,
     upstreamRetries: v.upstreamRetries ?? 2,
     upstreamRetryBaseMs: v.upstreamRetryBaseMs ?? 100,
     upstreamRetryAfterMaxMs: v.upstreamRetryAfterMaxMs ?? 5_000,
+    streamDrainMs: v.streamDrainMs ?? 2_000,
+    deploymentMaxConcurrent: v.deploymentMaxConcurrent ?? 4_096,
+    queueTimeoutMs: v.queueTimeoutMs ?? 5_000,
+    organizationMaxConcurrent: v.organizationMaxConcurrent ?? 2_048,
+    largeRequestTokens: v.largeRequestTokens ?? 8_192,
     upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
     upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
+    tracing: readTracingSettings(env),
   };
 }

@@ -36,3 +36,12 @@ export class ConflictError extends Error {
     super(message);
   }
 }
+
+/**
+ * The caller may see the thing but not do this to it (an organisation member creating a key, a
+ * supplier admin editing another supplier's public product). What the caller may not even see is a
+ * NotFoundError instead, so that its existence does not leak (docs/roles.md).
+ */
+export class ForbiddenError extends Error {
+  override name = 'ForbiddenError';
+}

@@ -7,6 +7,7 @@ const USAGE = `kaihub — K-AI Hub (케이에이아이 허브)
   kaihub start [flags]          허브 실행 / run the hub
   kaihub <resource> <verb> ...  관리 명령 / admin commands against a running hub (kaihub help admin)
   kaihub models pull|list|rm    로컬 GGUF 모델 / local GGUF models (kaihub help models)
+  kaihub admin-token reset      운영자 토큰 재발급(허브 중지 상태 가능) / new operator token, offline
 
 start flags (each also an environment variable):
 ${startFlags.map((f) => `  --${f.flag.padEnd(30)} ${f.env}`).join('\n')}
@@ -59,6 +60,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'start') return start(rest);
+  if (command === 'admin-token') {
+    const { runAdminTokenCommand } = await import('./cli/admin-token.ts');
+    process.exitCode = await runAdminTokenCommand(rest, process.env, process.stdout, process.stderr);
+    return;
+  }
   if (command === 'models' || command === 'model') {
     const { runModelsCommand } = await import('./cli/models/commands.ts');
     process.exitCode = await runModelsCommand(rest, process.env);
@@ -74,7 +80,11 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.stderr.write(`kaihub: ${(error as Error).message}\n`);
   } else if ((error as { code?: string }).code === 'EADDRINUSE') {
     process.stderr.write(
-      `kaihub: PORT: ${(error as Error).message} (이미 사용 중인 포트 / port already in use)\n`,
+      `kaihub: PORT: ${(error as Error).message} (이미 사용 중인 포트 / port already in use)\n` +
+        '  다른 포트로 실행하세요(예: PORT=8081 npm start). 운영자 토큰이 아직 없었다면 이번에도 저장되지 않았으며, 처음으로 실행에 성공할 때 출력됩니다. ' +
+        '토큰을 잃었다면: kaihub admin-token reset\n' +
+        '  Start on another port (e.g. PORT=8081 npm start). If there was no operator token yet, none was stored: the first start that listens prints it. ' +
+        'Lost a token? kaihub admin-token reset\n',
     );
   } else {
     process.stderr.write(`kaihub: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -11,6 +11,8 @@ export interface Caller {
   allowedModels: ReadonlySet<string> | null;
   /** The organisation's fallback chains by requested model, overriding the product's; null: none. */
   fallbackModels: Readonly<Record<string, readonly string[]>> | null;
+  /** Calls the organisation may have in progress on one replica; null: the hub's default. */
+  maxConcurrentRequests: number | null;
 }
 
 interface Entry {
@@ -92,7 +94,7 @@ export class KeyCache {
 
   private async load(hash: string): Promise<Caller | null> {
     const row = await this.db.get<Record<string, unknown>>(
-      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class, o.fallback_models
+      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class, o.fallback_models, o.max_concurrent_requests
          FROM api_keys k JOIN organizations o ON o.id = k.organization_id
         WHERE k.key_hash = ? AND k.revoked_at IS NULL AND o.status = 'active'`,
       [hash],
@@ -109,6 +111,10 @@ export class KeyCache {
       fallbackModels: row.fallback_models
         ? (JSON.parse(row.fallback_models as string) as Record<string, string[]>)
         : null,
+      maxConcurrentRequests:
+        row.max_concurrent_requests === null || row.max_concurrent_requests === undefined
+          ? null
+          : Number(row.max_concurrent_requests),
     };
   }
 }

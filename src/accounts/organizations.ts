@@ -20,6 +20,8 @@ const organizationInput = z.strictObject({
     .record(z.string().min(1).max(128), z.array(z.string().min(1).max(128)).max(8))
     .nullable()
     .optional(),
+  /** Calls it may have in progress on one replica; null: the hub's default (KAIHUB_ORG_MAX_CONCURRENT). */
+  maxConcurrentRequests: z.number().int().min(1).max(1_000_000).nullable().optional(),
 });
 
 export interface Organization {
@@ -30,12 +32,14 @@ export interface Organization {
   status: string;
   /** Overrides of products' fallback chains, by requested model; {} when none. */
   fallbackModels: Record<string, string[]>;
+  /** null: the hub's default applies. */
+  maxConcurrentRequests: number | null;
   createdAt: string;
   updatedAt: string;
 }
 
 const COLUMNS = 'id, name, class, business_number, status, created_at, updated_at';
-const READ_COLUMNS = `${COLUMNS}, fallback_models`;
+const READ_COLUMNS = `${COLUMNS}, fallback_models, max_concurrent_requests`;
 
 function toOrganization(r: Record<string, unknown>): Organization {
   return {
@@ -47,6 +51,10 @@ function toOrganization(r: Record<string, unknown>): Organization {
     fallbackModels: r.fallback_models
       ? (JSON.parse(r.fallback_models as string) as Record<string, string[]>)
       : {},
+    maxConcurrentRequests:
+      r.max_concurrent_requests === null || r.max_concurrent_requests === undefined
+        ? null
+        : Number(r.max_concurrent_requests),
     createdAt: new Date(Number(r.created_at)).toISOString(),
     updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
@@ -65,15 +73,19 @@ export class OrganizationService {
     const id = newId('org');
     const now = Date.now();
     try {
-      await this.db.run(`INSERT INTO organizations (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`, [
-        id,
-        v.name,
-        v.class,
-        v.businessNumber ?? null,
-        v.status ?? 'active',
-        now,
-        now,
-      ]);
+      await this.db.run(
+        `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          id,
+          v.name,
+          v.class,
+          v.businessNumber ?? null,
+          v.status ?? 'active',
+          now,
+          now,
+          v.maxConcurrentRequests ?? null,
+        ],
+      );
     } catch (error) {
       if (isUniqueViolation(error)) throw new ConflictError('name', 'an organization with this name exists');
       throw error;
@@ -122,6 +134,11 @@ export class OrganizationService {
       );
       if (fallbacks !== undefined)
         await this.db.run('UPDATE organizations SET fallback_models = ? WHERE id = ?', [fallbacks, id]);
+      if (v.maxConcurrentRequests !== undefined)
+        await this.db.run('UPDATE organizations SET max_concurrent_requests = ? WHERE id = ?', [
+          v.maxConcurrentRequests,
+          id,
+        ]);
     } catch (error) {
       if (isUniqueViolation(error)) throw new ConflictError('name', 'an organization with this name exists');
       throw error;

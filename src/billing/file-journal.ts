@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
+import { type RejectedUsage, recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
 
 /** Past this size the journal moves to a new file, so applied files can be deleted. */
 const ROTATE_BYTES = 64 * 1024 * 1024;
@@ -17,7 +17,11 @@ export type ApplierRequest =
   | { type: 'apply'; id: number }
   | { type: 'files'; own: string[]; current: string }
   | { type: 'close'; id: number };
-export type ApplierReply = { type: 'applied'; id: number } | { type: 'error'; message: string };
+export type ApplierReply =
+  | { type: 'applied'; id: number }
+  | { type: 'error'; message: string }
+  /** A line set aside in `usage_rejected`: reported, never retried. */
+  | { type: 'rejected'; requestId: string; reason: string };
 
 /**
  * SQLite: usage records are appended to a journal file (JSON lines, one `write(2)` per turn of the
@@ -47,6 +51,7 @@ export class FileUsageJournal implements UsageJournal {
     databasePath: string,
     private readonly onError: (message: string) => void,
     applyIntervalMs = 200,
+    private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.current = this.newFileName();
@@ -57,6 +62,7 @@ export class FileUsageJournal implements UsageJournal {
     });
     this.worker.on('message', (m: ApplierReply) => {
       if (m.type === 'error') this.onError(m.message);
+      else if (m.type === 'rejected') this.onRejected({ requestId: m.requestId, reason: m.reason });
       else {
         this.waiting.get(m.id)?.();
         this.waiting.delete(m.id);

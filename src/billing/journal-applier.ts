@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqlite } from '../storage/sqlite.ts';
 import type { ApplierReply, ApplierRequest } from './file-journal.ts';
-import { insertUsageRecords, lineToRecord, type UsageRecord } from './usage-journal.ts';
+import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from './usage-journal.ts';
 
 /**
  * The worker side of the file journal: reads what was appended since last time and inserts it into
@@ -42,12 +42,23 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** A complete line that is not a usage record (a torn or foreign write): set aside, never retried. */
+interface UnreadableLine {
+  offset: number;
+  line: string;
+  reason: string;
+}
+
 /** Complete lines appended after `from`; a partial last line waits for the rest of its write. */
-function readNew(path: string, from: number): { records: UsageRecord[]; next: number; size: number } {
+function readNew(
+  path: string,
+  from: number,
+): { records: UsageRecord[]; unreadable: UnreadableLine[]; next: number; size: number } {
   const size = statSync(path).size;
   const records: UsageRecord[] = [];
+  const unreadable: UnreadableLine[] = [];
   let next = from;
-  if (size <= from) return { records, next, size };
+  if (size <= from) return { records, unreadable, next, size };
   const fd = openSync(path, 'r');
   try {
     let carry = '';
@@ -63,21 +74,40 @@ function readNew(path: string, from: number): { records: UsageRecord[]; next: nu
         carry = text;
         continue;
       }
-      for (const line of text.slice(0, lastNewline).split('\n')) if (line) records.push(lineToRecord(line));
+      let lineStart = position - n - Buffer.byteLength(carry);
+      for (const line of text.slice(0, lastNewline).split('\n')) {
+        if (line) {
+          try {
+            records.push(lineToRecord(line));
+          } catch (error) {
+            unreadable.push({ offset: lineStart, line, reason: `unreadable journal line: ${String(error)}` });
+          }
+        }
+        lineStart += Buffer.byteLength(line) + 1;
+      }
       carry = text.slice(lastNewline + 1);
       next = position - Buffer.byteLength(carry);
     }
   } finally {
     closeSync(fd);
   }
-  return { records, next, size };
+  return { records, unreadable, next, size };
 }
 
 async function applyFile(name: string, finished: boolean): Promise<void> {
   const path = join(data.dir, name);
   const from = offsets.get(name) ?? 0;
-  const { records, next, size } = readNew(path, from);
-  if (records.length > 0) await db.transaction((tx) => insertUsageRecords(tx, records));
+  const { records, unreadable, next, size } = readNew(path, from);
+  for (const u of unreadable) {
+    const requestId = `unreadable:${name}:${u.offset}`;
+    await setAsideUsage(db, requestId, `journal ${name}`, u.reason, u.line.slice(0, 100_000));
+    report({ type: 'rejected', requestId, reason: u.reason });
+  }
+  if (records.length > 0) {
+    // a record the database refuses is set aside inside; a database failure throws: retried next time
+    const rejected = await applyUsageRecords(db, records, `journal ${name}`);
+    for (const r of rejected) report({ type: 'rejected', requestId: r.requestId, reason: r.reason });
+  }
   offsets.set(name, next);
   // a trailing partial line of a finished file is a write that never completed: no client saw it
   if (finished && (next === size || !own.has(name))) {
@@ -95,6 +125,10 @@ async function applyAll(closing: boolean): Promise<void> {
     if (!mine && processAlive(pid)) continue;
     await applyFile(name, !mine || name !== current || closing);
   }
+}
+
+function report(reply: ApplierReply): void {
+  parentPort!.postMessage(reply);
 }
 
 let running: Promise<void> = Promise.resolve();

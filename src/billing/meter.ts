@@ -35,6 +35,8 @@ export interface MeterOutcome {
   promptTokens: number;
   completionTokens: number;
   usageSource: UsageSource;
+  /** Why the counts are an estimate although the upstream reported some (billing/usage-check.ts). */
+  usageNote: string | null;
   /** Whether the tokens are charged: only requests that delivered their answer (or part of it). */
   chargeable: boolean;
 }
@@ -78,6 +80,7 @@ export class Meter {
       costMicroKrw,
       latencyMs: Math.round(now - base.startedAt),
       ttftMs: outcome.firstTokenAt === null ? null : Math.round(outcome.firstTokenAt - base.startedAt),
+      usageNote: outcome.usageNote,
     };
     if (base.attempts) record.attempts = base.attempts;
     await this.journal.append(record);

@@ -41,6 +41,11 @@ export interface UsageRecord {
   latencyMs: number;
   ttftMs: number | null;
   /**
+   * Why the counts are the hub's estimate although the upstream reported some (its counts were not
+   * plausible: see billing/usage-check.ts); null otherwise.
+   */
+  usageNote: string | null;
+  /**
    * Every upstream call, in order, when there was more than one that answered at once (see migration
    * 004); absent when the first attempt served, which the record itself describes.
    */
@@ -49,8 +54,8 @@ export interface UsageRecord {
 
 const COLUMNS = `request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint,
   stream, status, http_status, error_code, prompt_tokens, completion_tokens, usage_source,
-  price_input_micro_per_1m, price_output_micro_per_1m, cost_micro_krw, latency_ms, ttft_ms`;
-const COLUMN_COUNT = 20;
+  price_input_micro_per_1m, price_output_micro_per_1m, cost_micro_krw, latency_ms, ttft_ms, usage_note`;
+const COLUMN_COUNT = 21;
 
 function values(r: UsageRecord): SqlValue[] {
   return [
@@ -74,6 +79,8 @@ function values(r: UsageRecord): SqlValue[] {
     r.costMicroKrw,
     r.latencyMs,
     r.ttftMs,
+    // lines journaled before the column existed have none
+    r.usageNote ?? null,
   ];
 }
 
@@ -165,6 +172,85 @@ export interface UsageJournal {
   close(): Promise<void>;
 }
 
+/** A usage record the database would not take, set aside in `usage_rejected`. */
+export interface RejectedUsage {
+  requestId: string;
+  reason: string;
+}
+
+/**
+ * Whether a failed insert is the record's own fault (a value the schema refuses: a CHECK, a number out
+ * of range, a malformed value) rather than the database's (down, busy, out of disk). Only the former is
+ * set aside; the latter is retried, so a database outage never sends good records to the side table.
+ */
+export function isRecordProblem(error: unknown): boolean {
+  if (error instanceof RangeError || error instanceof TypeError) return true;
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  // PostgreSQL: class 22 (data exception, e.g. 22003 numeric out of range) and 23 (integrity)
+  if (/^2[23][0-9A-Z]{3}$/.test(code)) return true;
+  return /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/.test(code);
+}
+
+function reasonOf(error: unknown): string {
+  return String((error as Error)?.message ?? error).slice(0, 500);
+}
+
+/** Sets one record (or an unreadable journal line) aside, once; the request id is the key. */
+export async function setAsideUsage(
+  db: SqlExecutor,
+  requestId: string,
+  source: string,
+  reason: string,
+  record: string,
+): Promise<void> {
+  await db.run(
+    `INSERT INTO usage_rejected (request_id, rejected_at, source, reason, record) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (request_id) DO NOTHING`,
+    [requestId, Date.now(), source, reason.slice(0, 500), record],
+  );
+}
+
+/**
+ * One statement is atomic by itself: a transaction (two more round trips on PostgreSQL) only when the
+ * records have attempts (a second statement) or span several statements.
+ */
+function insertAtomically(db: Database, records: readonly UsageRecord[]): Promise<void> {
+  if (records.length <= MAX_BATCH && !hasAttempts(records)) return insertUsageRecords(db, records);
+  return db.transaction((tx) => insertUsageRecords(tx, records));
+}
+
+/**
+ * Applies records in one transaction; when that fails, row by row, each in its own transaction, and a
+ * row the database refuses for its own values is set aside in `usage_rejected` instead of blocking
+ * every record after it (one answer with `prompt_tokens: 1e300` once stopped the SQLite applier for
+ * ever; on PostgreSQL a count of 3e9 dropped a whole group-commit batch of other organisations'
+ * records). Throws when the database itself fails: the caller retries the same records later.
+ */
+export async function applyUsageRecords(
+  db: Database,
+  records: readonly UsageRecord[],
+  source: string,
+): Promise<RejectedUsage[]> {
+  try {
+    await insertAtomically(db, records);
+    return [];
+  } catch (error) {
+    if (records.length === 1 && !isRecordProblem(error)) throw error;
+  }
+  const rejected: RejectedUsage[] = [];
+  for (const record of records) {
+    try {
+      await insertAtomically(db, [record]);
+    } catch (error) {
+      if (!isRecordProblem(error)) throw error;
+      const reason = reasonOf(error);
+      await setAsideUsage(db, record.requestId, source, reason, recordToLine(record).trimEnd());
+      rejected.push({ requestId: record.requestId, reason });
+    }
+  }
+  return rejected;
+}
+
 interface Pending {
   record: UsageRecord;
   resolve: () => void;
@@ -175,13 +261,18 @@ interface Pending {
  * PostgreSQL: records are group-committed straight into `usage_events`. Those that arrive while a
  * write is in flight go together in the next multi-row insert, so under load one round trip serves
  * many requests while an idle hub still writes each record at once. The database is the journal:
- * any replica may die at any moment and lose nothing, because nothing lives on its own disk.
+ * any replica may die at any moment and lose nothing, because nothing lives on its own disk. A record
+ * the database refuses is set aside (`usage_rejected`, reported through `onRejected`) and its batch
+ * mates still land.
  */
 export class DatabaseUsageJournal implements UsageJournal {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
+  ) {}
 
   append(record: UsageRecord): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -202,9 +293,12 @@ export class DatabaseUsageJournal implements UsageJournal {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        const records = batch.map((p) => p.record);
-        if (hasAttempts(records)) await this.db.transaction((tx) => insertUsageRecords(tx, records));
-        else await insertUsageRecords(this.db, records);
+        const rejected = await applyUsageRecords(
+          this.db,
+          batch.map((p) => p.record),
+          'database journal',
+        );
+        for (const r of rejected) this.onRejected(r);
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);

@@ -61,14 +61,35 @@ function totals(r: Record<string, unknown>): UsageTotals {
   };
 }
 
+/**
+ * Whose usage a caller may read (docs/roles.md): records of these organisations, or of these
+ * products; undefined reads everything (the operator).
+ */
+export interface UsageScope {
+  organizationIds: readonly string[];
+  productIds: readonly string[];
+}
+
+function scopeWhere(scope: UsageScope | undefined, where: string[], params: SqlValue[]): void {
+  if (!scope) return;
+  const any: string[] = [];
+  const list = (ids: readonly string[]) => ids.map(() => '?').join(', ');
+  if (scope.organizationIds.length > 0) any.push(`organization_id IN (${list(scope.organizationIds)})`);
+  if (scope.productIds.length > 0) any.push(`product_id IN (${list(scope.productIds)})`);
+  where.push(any.length > 0 ? `(${any.join(' OR ')})` : '1 = 0');
+  params.push(...scope.organizationIds, ...scope.productIds);
+}
+
 /** Aggregates the usage journal; every money figure is an exact sum of integer micro-won. */
 export async function queryUsage(
   db: Database,
   input: unknown,
+  scope?: UsageScope,
 ): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
   const q = parseInput(usageQuery, input);
   const where: string[] = [];
   const params: SqlValue[] = [];
+  scopeWhere(scope, where, params);
   const add = (sql: string, value: SqlValue | undefined) => {
     if (value === undefined) return;
     where.push(sql);
@@ -112,10 +133,11 @@ const eventsQuery = z.strictObject({
 });
 
 /** Individual usage records, newest first: for audits and for finding one request by its id. */
-export async function listUsageEvents(db: Database, input: unknown) {
+export async function listUsageEvents(db: Database, input: unknown, scope?: UsageScope) {
   const q = parseInput(eventsQuery, input);
   const where: string[] = [];
   const params: SqlValue[] = [];
+  scopeWhere(scope, where, params);
   if (q.organizationId) {
     where.push('organization_id = ?');
     params.push(q.organizationId);
@@ -126,7 +148,7 @@ export async function listUsageEvents(db: Database, input: unknown) {
   }
   const rows = await db.all<Record<string, unknown>>(
     `SELECT request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint, stream,
-            status, http_status, error_code, prompt_tokens, completion_tokens, usage_source,
+            status, http_status, error_code, prompt_tokens, completion_tokens, usage_source, usage_note,
             CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms
        FROM usage_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, request_id DESC LIMIT ${q.limit}`,
@@ -152,6 +174,7 @@ export async function listUsageEvents(db: Database, input: unknown) {
     promptTokens: Number(r.prompt_tokens),
     completionTokens: Number(r.completion_tokens),
     usageSource: r.usage_source as string,
+    usageNote: (r.usage_note as string | null) ?? null,
     costKrw: formatKrw(BigInt(r.cost as string)),
     costMicroKrw: r.cost as string,
     latencyMs: Number(r.latency_ms),
@@ -218,4 +241,27 @@ async function attemptsOf(db: Database, requestIds: readonly string[]): Promise<
     });
   }
   return byRequest;
+}
+
+const rejectedQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/**
+ * Usage records the database refused (or journal lines it could not read), newest first: set aside
+ * so that every later record still lands, kept whole for an operator to examine and correct.
+ */
+export async function listRejectedUsage(db: Database, input: unknown) {
+  const q = parseInput(rejectedQuery, input);
+  const rows = await db.all<Record<string, unknown>>(
+    `SELECT request_id, rejected_at, source, reason, record FROM usage_rejected
+      ORDER BY rejected_at DESC, request_id DESC LIMIT ${q.limit}`,
+  );
+  return rows.map((r) => ({
+    requestId: r.request_id as string,
+    rejectedAt: new Date(Number(r.rejected_at)).toISOString(),
+    source: r.source as string,
+    reason: r.reason as string,
+    record: r.record as string,
+  }));
 }

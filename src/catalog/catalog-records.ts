@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts';
+import { ADAPTER_NAMES } from '../providers/registry.ts';
 import type { DeploymentHealthView } from '../routing/health.ts';
+import type { CredentialState } from './credentials.ts';
 
 /**
  * The catalog's records: what the admin API accepts (zod schemas, which name each bad field), what
@@ -24,7 +26,6 @@ export const PURPOSES = [
 export const MODALITIES = ['text', 'embedding', 'multimodal'] as const;
 export const RESIDENCIES = ['domestic', 'foreign'] as const;
 export const PRODUCT_STATUSES = ['active', 'inactive', 'retired'] as const;
-export const ADAPTERS = ['openai-compatible', 'clova-studio', 'local'] as const;
 
 const price = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
@@ -65,6 +66,28 @@ export const fallbackModelsInput = z.array(modelId).max(8);
 export const ROUTING_STRATEGIES = ['weighted', 'least-in-flight', 'lowest-latency'] as const;
 export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
 
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD');
+const decimalText = z.string().regex(/^\d+(\.\d+)?$/, 'a decimal number as text, e.g. "1.25"');
+
+/** The public list price a product's price was set from: kept beside it, with where and when it was read. */
+export const priceReferenceInput = z.strictObject({
+  currency: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code, e.g. KRW or USD'),
+  inputPer1M: decimalText.nullable(),
+  outputPer1M: decimalText.nullable(),
+  source: z.string().trim().min(1).max(2000),
+  retrieved: isoDate,
+  note: z.string().max(4000).optional(),
+});
+export type PriceReference = z.infer<typeof priceReferenceInput>;
+
+/** How the product is usually deployed: what an operator fills in when adding a deployment with a key. */
+export const suggestedDeploymentInput = z.strictObject({
+  adapter: z.enum(ADAPTER_NAMES),
+  baseUrl: z.union([z.url({ protocol: /^https?$/ }), z.literal('local:')]),
+  upstreamModel: z.string().min(1).max(256),
+});
+export type SuggestedDeployment = z.infer<typeof suggestedDeploymentInput>;
+
 export const productInput = z.strictObject({
   supplierId: z.string().min(1),
   model: modelId.refine((m) => m !== 'auto', '"auto" is reserved'),
@@ -80,6 +103,8 @@ export const productInput = z.strictObject({
   status: z.enum(PRODUCT_STATUSES).optional(),
   fallbackModels: fallbackModelsInput.optional(),
   routingStrategy: z.enum(ROUTING_STRATEGIES).optional(),
+  priceReference: priceReferenceInput.nullable().optional(),
+  suggestedDeployment: suggestedDeploymentInput.nullable().optional(),
 });
 
 /** The base URL of a `local` deployment: the model runs in the hub's own process (providers/local). */
@@ -92,13 +117,15 @@ const baseUrl = z.union([
 
 export const deploymentInput = z.strictObject({
   productId: z.string().min(1),
-  adapter: z.enum(ADAPTERS),
+  adapter: z.enum(ADAPTER_NAMES),
   baseUrl,
   apiKey: z.string().min(1).max(4096).nullable().optional(),
   upstreamModel: z.string().min(1).max(256).optional(),
   weight: z.number().int().min(0).max(1_000_000).optional(),
   priority: z.number().int().min(0).max(1000).optional(),
   status: z.enum(['active', 'disabled']).optional(),
+  /** Calls in flight one replica sends this deployment at most; null: the hub's default. */
+  maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
 });
 
 export interface Supplier {
@@ -131,6 +158,9 @@ export interface Product {
   /** Public model ids tried in order when this product cannot answer. */
   fallbackModels: string[];
   routingStrategy: RoutingStrategy;
+  /** The published list price this product's price was set from, with its source and date. */
+  priceReference: PriceReference | null;
+  suggestedDeployment: SuggestedDeployment | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -143,11 +173,17 @@ export interface Deployment {
   upstreamModel: string;
   /** The key itself is write-only; readers learn only whether one is set. */
   hasApiKey: boolean;
+  /** Whether the hub can open the stored key, and under which secret key it is sealed ('none': no key). */
+  credential: { state: CredentialState['state'] | 'none'; keyId: string | null };
   weight: number;
   priority: number;
   status: string;
+  /** Its own concurrency cap, null when it uses the hub's default (KAIHUB_DEPLOYMENT_MAX_CONCURRENT). */
+  maxConcurrent: number | null;
   /** This replica's view (in memory, per replica): see routing/health.ts. */
   health?: DeploymentHealthView;
+  /** This replica's load: calls in flight, the cap in force, calls waiting for a slot of its product. */
+  load?: { inFlight: number; maxConcurrent: number; queued: number };
   createdAt: string;
   updatedAt: string;
 }
@@ -158,9 +194,9 @@ export const SUPPLIER_COLUMNS =
   'id, name, name_en, contact_name, contact_email, website, status, created_at, updated_at';
 export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, description, parameters, purposes, modality,
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
-  residency, status, fallback_models, routing_strategy, created_at, updated_at`;
+  residency, status, fallback_models, routing_strategy, price_reference, suggested_deployment, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
-  created_at, updated_at`;
+  created_at, updated_at, max_concurrent`;
 
 type R = Record<string, unknown>;
 
@@ -195,22 +231,30 @@ export function toProduct(r: R): Product {
     status: r.status as string,
     fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
     routingStrategy: (r.routing_strategy as RoutingStrategy | null) ?? 'weighted',
+    priceReference: r.price_reference ? (JSON.parse(r.price_reference as string) as PriceReference) : null,
+    suggestedDeployment: r.suggested_deployment
+      ? (JSON.parse(r.suggested_deployment as string) as SuggestedDeployment)
+      : null,
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };
 }
 
-export function toDeployment(r: R): Deployment {
+export function toDeployment(r: R, inspect: (sealed: string) => CredentialState): Deployment {
+  const sealed = (r.api_key_sealed as string | null | undefined) ?? null;
   return {
     id: r.id as string,
     productId: r.product_id as string,
     adapter: r.adapter as string,
     baseUrl: r.base_url as string,
     upstreamModel: r.upstream_model as string,
-    hasApiKey: r.api_key_sealed !== null && r.api_key_sealed !== undefined,
+    hasApiKey: sealed !== null,
+    credential: sealed === null ? { state: 'none', keyId: null } : inspect(sealed),
     weight: Number(r.weight),
     priority: Number(r.priority),
     status: r.status as string,
+    maxConcurrent:
+      r.max_concurrent === null || r.max_concurrent === undefined ? null : Number(r.max_concurrent),
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };

@@ -1,7 +1,9 @@
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type Database, isUniqueViolation, type SqlValue } from '../storage/database.ts';
+import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
+import type { CatalogFile } from './catalog-file.ts';
+import { type ImportAudit, type ImportOptions, type ImportReport, importCatalog } from './catalog-import.ts';
 import {
   DEPLOYMENT_COLUMNS,
   type Deployment,
@@ -16,6 +18,7 @@ import {
   toProduct,
   toSupplier,
 } from './catalog-records.ts';
+import { type ResealReport, resealCredentials } from './credential-reseal.ts';
 import type { CredentialBox } from './credentials.ts';
 
 /** The settings row whose value changes with every catalog write. */
@@ -30,6 +33,10 @@ function setClause(changes: Record<string, SqlValue | undefined>): { sql: string
   return { sql: entries.map(([column]) => `${column} = ?`).join(', '), params: entries.map(([, v]) => v) };
 }
 
+/** undefined stays undefined (not in the PATCH), null clears, anything else is stored as JSON. */
+const jsonOrNull = (value: unknown) =>
+  value === undefined ? undefined : value === null ? null : JSON.stringify(value);
+
 export class CatalogService {
   /**
    * Called after every change and awaited before the change is answered, so that this replica's
@@ -41,6 +48,8 @@ export class CatalogService {
     private readonly db: Database,
     private readonly credentials: CredentialBox,
   ) {}
+
+  private readonly inspect = (sealed: string) => this.credentials.inspect(sealed);
 
   // --- suppliers -------------------------------------------------------------------------------
 
@@ -108,8 +117,8 @@ export class CatalogService {
       this.db.run(
         `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
           context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, fallback_models,
-          routing_strategy, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          routing_strategy, price_reference, suggested_deployment, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.supplierId,
@@ -126,6 +135,8 @@ export class CatalogService {
           v.status ?? 'active',
           v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
           v.routingStrategy ?? 'weighted',
+          v.priceReference ? JSON.stringify(v.priceReference) : null,
+          v.suggestedDeployment ? JSON.stringify(v.suggestedDeployment) : null,
           now,
           now,
         ],
@@ -177,6 +188,8 @@ export class CatalogService {
             ? JSON.stringify([...new Set(v.fallbackModels)])
             : null,
       routing_strategy: v.routingStrategy,
+      price_reference: jsonOrNull(v.priceReference),
+      suggested_deployment: jsonOrNull(v.suggestedDeployment),
     });
     if (sql) {
       await this.unique('model', `model "${v.model}" is already a product`, () =>
@@ -198,7 +211,7 @@ export class CatalogService {
     const now = Date.now();
     const id = newId('dep');
     await this.db.run(
-      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         id,
         v.productId,
@@ -211,22 +224,53 @@ export class CatalogService {
         v.status ?? 'active',
         now,
         now,
+        v.maxConcurrent ?? null,
       ],
     );
     await this.changed();
     return this.getDeployment(id);
   }
 
-  async listDeployments(filter: { productId?: string } = {}): Promise<Deployment[]> {
-    const rows = filter.productId
-      ? await this.db.all(
-          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' AND product_id = ? ORDER BY created_at, id`,
-          [filter.productId],
-        )
-      : await this.db.all(
-          `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE status <> 'deleted' ORDER BY created_at, id`,
-        );
-    return rows.map(toDeployment);
+  /** `supplierIds` keeps only the deployments of those suppliers' products (a supplier admin's view). */
+  async listDeployments(
+    filter: { productId?: string; supplierIds?: readonly string[] } = {},
+  ): Promise<Deployment[]> {
+    const where = ["status <> 'deleted'"];
+    const params: SqlValue[] = [];
+    if (filter.productId) {
+      where.push('product_id = ?');
+      params.push(filter.productId);
+    }
+    if (filter.supplierIds) {
+      if (filter.supplierIds.length === 0) return [];
+      where.push(
+        `product_id IN (SELECT id FROM products WHERE supplier_id IN (${filter.supplierIds.map(() => '?').join(', ')}))`,
+      );
+      params.push(...filter.supplierIds);
+    }
+    const rows = await this.db.all(
+      `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE ${where.join(' AND ')} ORDER BY created_at, id`,
+      params,
+    );
+    return rows.map((r) => toDeployment(r, this.inspect));
+  }
+
+  /** The supplier whose product this is; undefined when there is no such product. */
+  async supplierOfProduct(productId: string): Promise<string | undefined> {
+    const row = await this.db.get<{ supplier_id: string }>('SELECT supplier_id FROM products WHERE id = ?', [
+      productId,
+    ]);
+    return row?.supplier_id;
+  }
+
+  /** Every product of these suppliers, any status: whose usage a supplier admin sees. */
+  async productIdsOf(supplierIds: readonly string[]): Promise<string[]> {
+    if (supplierIds.length === 0) return [];
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM products WHERE supplier_id IN (${supplierIds.map(() => '?').join(', ')})`,
+      [...supplierIds],
+    );
+    return rows.map((r) => r.id);
   }
 
   async getDeployment(id: string): Promise<Deployment> {
@@ -235,7 +279,7 @@ export class CatalogService {
       [id],
     );
     if (!row) throw new NotFoundError('deployment', id);
-    return toDeployment(row);
+    return toDeployment(row, this.inspect);
   }
 
   async updateDeployment(id: string, input: unknown): Promise<Deployment> {
@@ -250,6 +294,7 @@ export class CatalogService {
       weight: v.weight,
       priority: v.priority,
       status: v.status,
+      max_concurrent: v.maxConcurrent,
     });
     if (sql) {
       await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [
@@ -273,6 +318,28 @@ export class CatalogService {
       id,
     ]);
     await this.changed();
+  }
+
+  /** A catalogue file into the catalogue, in one transaction (see catalog-import.ts). */
+  async importCatalog(
+    file: CatalogFile,
+    options: ImportOptions,
+    audit: (entry: Parameters<ImportAudit>[0], tx: SqlExecutor) => Promise<void>,
+  ): Promise<ImportReport> {
+    const report = await this.db.transaction((tx) =>
+      importCatalog(tx, file, options, (entry) => audit(entry, tx)),
+    );
+    if (!options.dryRun) await this.changed();
+    return report;
+  }
+
+  /** Seals every stored credential under the current secret key (see credential-reseal.ts). */
+  async resealCredentials(
+    onResealed: (deploymentId: string, fromKeyId: string | null, toKeyId: string) => Promise<void>,
+  ): Promise<ResealReport> {
+    const report = await resealCredentials(this.db, this.credentials, onResealed);
+    if (report.resealed.length > 0) await this.changed();
+    return report;
   }
 
   /**

@@ -1,8 +1,9 @@
 import type { TokenPrices } from '../billing/money.ts';
+import type { UpstreamTarget } from '../providers/adapter.ts';
 import type { Database } from '../storage/database.ts';
 import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
-import type { CredentialBox } from './credentials.ts';
+import { type CredentialBox, CredentialError } from './credentials.ts';
 
 export interface RoutableDeployment {
   id: string;
@@ -13,6 +14,12 @@ export interface RoutableDeployment {
   upstreamModel: string;
   weight: number;
   priority: number;
+  /** What the adapter can express for this target (`providers/features.ts` bits), read once here. */
+  features: number;
+  /** Calls in flight this replica sends it at most (routing/load.ts); its own or the hub's default. */
+  maxConcurrent: number;
+  /** What the adapter is given for every call, built once per snapshot. */
+  target: UpstreamTarget;
 }
 
 export interface RoutableProduct {
@@ -39,8 +46,23 @@ export interface RoutableProduct {
  * deployments, in memory. Rebuilt at once after a change on this replica, and within
  * `pollIntervalMs` after a change on another (the catalog revision, one indexed row, tells).
  */
+export interface SnapshotOptions {
+  /** The feature bits the named adapter supports for a target (the adapter registry answers). */
+  featuresOf(adapter: string, target: UpstreamTarget): number;
+  /** A deployment's concurrency cap when it sets none. */
+  defaultMaxConcurrent: number;
+}
+
+/** An active deployment left out of routing because no secret key the hub holds opens its credential. */
+export interface UnreadableCredential {
+  deploymentId: string;
+  productId: string;
+  keyId: string | null;
+}
+
 export class CatalogSnapshot {
   private products = new Map<string, RoutableProduct>();
+  private unreadable: UnreadableCredential[] = [];
   private fingerprint = '';
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
@@ -49,6 +71,7 @@ export class CatalogSnapshot {
   constructor(
     private readonly db: Database,
     private readonly credentials: CredentialBox,
+    private readonly options: SnapshotOptions,
     private readonly onError: (error: unknown) => void = () => {},
   ) {}
 
@@ -58,6 +81,11 @@ export class CatalogSnapshot {
 
   all(): IterableIterator<RoutableProduct> {
     return this.products.values();
+  }
+
+  /** Shown by /readyz: otherwise the product would just vanish from /v1/models. */
+  unreadableCredentials(): readonly UnreadableCredential[] {
+    return this.unreadable;
   }
 
   start(pollIntervalMs = 1000): void {
@@ -113,10 +141,11 @@ export class CatalogSnapshot {
         WHERE p.status = 'active' AND s.status = 'active'`,
     );
     const deployments = await this.db.all<Record<string, unknown>>(
-      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority
+      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority, max_concurrent
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
     const next = new Map<string, RoutableProduct>();
+    const unreadable: UnreadableCredential[] = [];
     const byId = new Map<string, RoutableProduct>();
     for (const r of products) {
       const product: RoutableProduct = {
@@ -148,11 +177,23 @@ export class CatalogSnapshot {
         try {
           apiKey = this.credentials.open(r.api_key_sealed as string);
         } catch (error) {
-          // A key sealed under another secret must not take the whole catalog down: skip that one.
+          // A key sealed under another secret must not take the whole catalog down: skip that one,
+          // and say so where an operator looks (/readyz, the deployment in the admin API).
+          unreadable.push({
+            deploymentId: r.id as string,
+            productId: product.id,
+            keyId: error instanceof CredentialError ? error.keyId : null,
+          });
           this.onError(new Error(`deployment ${r.id as string}: cannot open its API key (${String(error)})`));
           continue;
         }
       }
+      const target: UpstreamTarget = {
+        deploymentId: r.id as string,
+        baseUrl: r.base_url as string,
+        apiKey,
+        upstreamModel: r.upstream_model as string,
+      };
       product.deployments.push({
         id: r.id as string,
         adapter: r.adapter as string,
@@ -161,9 +202,16 @@ export class CatalogSnapshot {
         upstreamModel: r.upstream_model as string,
         weight: Number(r.weight),
         priority: Number(r.priority),
+        features: this.options.featuresOf(r.adapter as string, target),
+        maxConcurrent:
+          r.max_concurrent === null || r.max_concurrent === undefined
+            ? this.options.defaultMaxConcurrent
+            : Number(r.max_concurrent),
+        target,
       });
     }
     this.products = next;
+    this.unreadable = unreadable;
     this.fingerprint = fingerprint;
   }
 }

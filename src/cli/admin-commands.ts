@@ -2,16 +2,11 @@
  * `kaihub <resource> <verb> …`: the operator's commands against a running hub's /admin/v1. Each
  * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
  */
-import {
-  buildBody,
-  buildQuery,
-  COMMON_FLAGS,
-  type FieldSpec,
-  type ParsedArgs,
-  parseArgv,
-  UsageError,
-} from './flags.ts';
+import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
+import { planCatalog, planCredentials } from './operation-commands.ts';
+import { planAudit, planMemberships, planTokens, planWhoami } from './people-commands.ts';
+import { flagSet, list, type Plan, parse, record, updateBody } from './plan.ts';
 import {
   KEY_COLUMNS,
   KEY_FIELDS,
@@ -23,50 +18,7 @@ import {
   USAGE_FILTERS,
   usageTable,
 } from './resources.ts';
-import { renderRecord, renderTable } from './table.ts';
-
-interface Plan {
-  parsed: ParsedArgs;
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  path: string;
-  body?: Record<string, unknown>;
-  render(result: unknown): string;
-  /** The fields this command has flags for, to point at the flag when the hub rejects a field. */
-  fields?: readonly FieldSpec[];
-  /** Said once on stderr after success, so stdout stays clean for scripts. */
-  notice?: string;
-}
-
-const list = (columns: Resource['columns']) => (result: unknown) => {
-  const rows = (result as { data: Row[] }).data;
-  return rows.length === 0 ? '(없음 / none)\n' : renderTable(columns, rows);
-};
-const record = (result: unknown) => renderRecord(result as Row);
-
-function flagSet(...groups: (readonly string[] | readonly FieldSpec[])[]): Set<string> {
-  const set = new Set<string>(COMMON_FLAGS);
-  for (const group of groups) for (const item of group) set.add(typeof item === 'string' ? item : item.flag);
-  return set;
-}
-
-/** Parses the rest of the line and checks the positional arguments, named for the error message. */
-function parse(args: string[], known: Set<string>, positionals: string[]): ParsedArgs {
-  const parsed = parseArgv(args, known);
-  if (parsed.positionals.length !== positionals.length) {
-    const expected = positionals.map((p) => `<${p}>`).join(' ') || '(없음 / none)';
-    const got = parsed.positionals.join(' ') || '(없음 / none)';
-    throw new UsageError(`인자 / arguments: expected ${expected}, got ${got}`);
-  }
-  return parsed;
-}
-
-function updateBody(specs: FieldSpec[], parsed: ParsedArgs): Record<string, unknown> {
-  const body = buildBody(specs, parsed);
-  if (Object.keys(body).length === 0) {
-    throw new UsageError('바꿀 필드가 없습니다 / nothing to update: give field flags or --data');
-  }
-  return body;
-}
+import { renderTable } from './table.ts';
 
 function planResource(resource: Resource, verb: string, args: string[]): Plan {
   if (!(resource.verbs as string[]).includes(verb)) {
@@ -172,8 +124,14 @@ function planUsage(args: string[]): Plan {
 
 function plan(command: string, args: string[]): Plan {
   if (command === 'usage') return planUsage(args);
+  if (command === 'whoami') return planWhoami(args);
+  if (command === 'audit') return planAudit(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
+  if (command === 'memberships' || command === 'membership') return planMemberships(verb, rest);
+  if (command === 'tokens' || command === 'token') return planTokens(verb, rest);
+  if (command === 'catalog') return planCatalog(verb, rest);
+  if (command === 'credentials') return planCredentials(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -248,6 +206,20 @@ export function adminUsage(): string {
   kaihub usage events [--organization-id ID] [--request-id ID] [--limit N]
                      요청별 기록과 업스트림 시도 / one row per request, with its upstream attempts
 
+  kaihub users       list | get <id> | create --name N --email E | update <id>
+  kaihub memberships list <userId> | add <userId> --role ROLE [--supplier-id ID | --organization-id ID]
+                     | remove <membershipId>
+                     ROLE: operator, supplier_admin (--supplier-id), org_admin, org_member (--organization-id),
+                     evaluator — 권한 표 / who may do what: docs/roles.md
+  kaihub tokens      list <userId> | create <userId> [--name N] [--expires-in-days D] | revoke <tokenId>
+                     개인 액세스 토큰(한 번만 표시) / personal access tokens (shown once)
+  kaihub whoami      이 토큰의 사용자와 역할 / who this token is, and its roles
+  kaihub audit       [--actor-id ID] [--entity-type T] [--entity-id ID] [--action A] [--request-id ID]
+                     [--from DATE] [--to DATE] [--limit N]     변경 기록 / the audit log, newest first
+  kaihub catalog     import <file> [--dry-run] [--overwrite] | export      카탈로그 파일 / catalogue files
+  kaihub credentials reseal    모든 공급기업 키를 현재 KAIHUB_SECRET_KEY로 / every supplier key under the current key
+  kaihub admin-token reset     (허브 없이 / offline) 새 운영자 토큰 / a new operator token
+
 필드 옵션 / field flags (create, update):
 ${resourceFields}
   목록은 쉼표로 / lists are comma-separated: --purposes chat,summarization
@@ -255,7 +227,8 @@ ${resourceFields}
 
 공통 옵션 / common flags:
   --url URL        허브 주소 / hub URL (KAIHUB_URL, 기본 default ${DEFAULT_URL})
-  --token TOKEN    운영자 토큰 / operator token (KAIHUB_ADMIN_TOKEN)
+  --token TOKEN    운영자 토큰 또는 개인 액세스 토큰 / operator token or personal access token
+                   (KAIHUB_TOKEN, 없으면 / else KAIHUB_ADMIN_TOKEN)
   --data JSON      요청 본문; 필드 옵션이 덮어씀 / request body; field flags override it
   --json           표 대신 원본 JSON / raw JSON instead of a table
 

@@ -43,8 +43,12 @@ export interface ParsedArgs {
   json: boolean;
 }
 
-/** `--flag value` or `--flag=value`; `--json` stands alone. */
-export function parseArgv(args: readonly string[], known: ReadonlySet<string>): ParsedArgs {
+/** `--flag value` or `--flag=value`; `--json` and the `switches` stand alone (a switch reads as `true`). */
+export function parseArgv(
+  args: readonly string[],
+  known: ReadonlySet<string>,
+  switches: ReadonlySet<string> = new Set(),
+): ParsedArgs {
   const parsed: ParsedArgs = { positionals: [], values: new Map(), json: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -58,9 +62,10 @@ export function parseArgv(args: readonly string[], known: ReadonlySet<string>): 
       const options = [...known].map((f) => `--${f}`).join(' ');
       throw new UsageError(`알 수 없는 옵션 / unknown flag --${name} (가능 / known: ${options})`);
     }
-    if (name === 'json') {
-      if (eq !== -1) throw new UsageError('--json takes no value');
-      parsed.json = true;
+    if (name === 'json' || switches.has(name)) {
+      if (eq !== -1) throw new UsageError(`--${name} takes no value`);
+      if (name === 'json') parsed.json = true;
+      else parsed.values.set(name, 'true');
       continue;
     }
     let value: string | undefined;

@@ -35,7 +35,11 @@ export interface Connection {
   token: string;
 }
 
-/** `--url` / `KAIHUB_URL` and `--token` / `KAIHUB_ADMIN_TOKEN`; flags win over the environment. */
+/**
+ * `--url` / `KAIHUB_URL`, and `--token` / `KAIHUB_TOKEN` (the operator token or a personal access
+ * token) / `KAIHUB_ADMIN_TOKEN` (the hub's own setting, so an operator's shell needs only that);
+ * flags win over the environment.
+ */
 export function resolveConnection(
   flags: { url?: string | undefined; token?: string | undefined },
   env: NodeJS.ProcessEnv,
@@ -52,10 +56,10 @@ export function resolveConnection(
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConnectionError(`허브 주소는 http(s)여야 합니다 / hub URL must be http(s): "${raw}"`);
   }
-  const token = (flags.token ?? env.KAIHUB_ADMIN_TOKEN ?? '').trim();
+  const token = (flags.token ?? (env.KAIHUB_TOKEN || undefined) ?? env.KAIHUB_ADMIN_TOKEN ?? '').trim();
   if (!token) {
     throw new ConnectionError(
-      '운영자 토큰이 없습니다 / no operator token: give --token or set KAIHUB_ADMIN_TOKEN',
+      '토큰이 없습니다 / no token: give --token, or set KAIHUB_TOKEN (a personal access token) or KAIHUB_ADMIN_TOKEN (the operator token)',
     );
   }
   return { url: raw.replace(/\/+$/, ''), token };

@@ -121,7 +121,34 @@ export const RESOURCES: Resource[] = [
       { header: '생성 Created (KST)', value: (r) => kst(r.createdAt) },
     ],
   },
+  {
+    command: 'users',
+    aliases: ['user'],
+    path: '/users',
+    verbs: ['list', 'get', 'create', 'update'],
+    fields: fieldSpecs('name email status'),
+    filters: [],
+    columns: [
+      col('ID', 'id'),
+      col('이름 Name', 'name'),
+      col('이메일 Email', 'email'),
+      col('상태 Status', 'status'),
+      { header: '역할 Roles', value: (r) => rolesText(r.memberships) },
+      { header: '생성 Created (KST)', value: (r) => kst(r.createdAt) },
+    ],
+  },
 ];
+
+/** `org_admin@org_… supplier_admin@sup_… evaluator`: a user's memberships on one line. */
+export function rolesText(memberships: unknown): string {
+  if (!Array.isArray(memberships)) return '';
+  return (memberships as Row[])
+    .map((m) => {
+      const tenant = m.supplierId ?? m.organizationId;
+      return tenant ? `${m.role}@${tenant}` : String(m.role);
+    })
+    .join(' ');
+}
 
 export const KEY_FIELDS = fieldSpecs('name allowedModels:list');
 

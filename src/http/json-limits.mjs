@@ -7,7 +7,7 @@
  * way to the upstream (which used to come back as a 502 "Maximum call stack size exceeded").
  *
  * Plain JavaScript (types in json-limits.d.mts): the parse workers load it without the TypeScript
- * loader, which would make each worker start 5–10 times slower and 20 MB larger (docs/decisions/0010).
+ * loader, which would make each worker start 5–10 times slower and 20 MB larger (docs/decisions/0012).
  */
 
 /**

@@ -8,7 +8,7 @@ import { DEFAULT_PIECE_WEIGHT, decodePiece, type Piece, PieceAssembler } from '.
  * every other request for 115–122 ms on a quiet machine and 0.5–0.8 s on a busy one
  * (docs/benchmarks.md, "Large request bodies: what a 16 MB body costs everyone else"). A few worker
  * threads, started on first use and stopped when idle, decode, parse and check a body and send it
- * back in pieces (json-pieces.mjs) that the event loop takes one per turn (docs/decisions/0010).
+ * back in pieces (json-pieces.mjs) that the event loop takes one per turn (docs/decisions/0012).
  */
 
 /** What the event loop sends a worker. The chunks are transferred when they own their memory. */

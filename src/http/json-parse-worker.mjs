@@ -1,7 +1,7 @@
 // A parse worker: decodes, parses and checks one large request body at a time, then sends it back in
 // pieces on its pieces port and says how many on the parent port once they are all queued (the
 // protocol's types: ParseJob and ParseJobResult in json-parse-pool.ts). Plain JavaScript: without the
-// TypeScript loader a worker starts in ≈ 0.1 s instead of ≈ 1 s (docs/decisions/0010).
+// TypeScript loader a worker starts in ≈ 0.1 s instead of ≈ 1 s (docs/decisions/0012).
 import { parentPort, workerData } from 'node:worker_threads';
 import { JsonBodyFailure, parseJsonObjectText } from './json-limits.mjs';
 import { encodePiece, splitIntoPieces } from './json-pieces.mjs';

@@ -10,7 +10,7 @@
  * items or object entries, and a heavy child inside a batch travels as an empty placeholder filled
  * by the pieces that follow. Only a single string heavier than the budget stays whole.
  *
- * How a piece travels (measured, docs/decisions/0010): as JSON text, parsed again on the event
+ * How a piece travels (measured, docs/decisions/0012): as JSON text, parsed again on the event
  * loop, unless it holds such a long string. For objects, JSON.parse allocates about half the
  * young-generation memory a structured-clone deserialisation does (keys and short strings are
  * internalised), and every byte of it is copied again by the next scavenges, the longest pauses

@@ -1,5 +1,5 @@
 import type { Caller } from '../accounts/key-cache.ts';
-import type { MicroKrw } from '../billing/money.ts';
+import type { UsageRecord } from '../billing/usage-journal.ts';
 import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 
 /** What admission needs to decide: who, which product, and the worst case this request can cost. */
@@ -11,16 +11,34 @@ export interface AdmissionRequest {
   maxCompletionTokens: number | null;
 }
 
+/** A refusal the client reads as it is: 429 (rate limit) or 402/403 (funds, policy). */
+export interface AdmissionRefusal {
+  status: number;
+  code: string;
+  message: string;
+  retryAfterSeconds?: number;
+}
+
 export type AdmissionDecision =
   | { admitted: true; ticket: AdmissionTicket }
-  /** `status` 429 (rate limit) or 402/403 (funds, policy); the message is shown to the client. */
-  | { admitted: false; status: number; code: string; message: string; retryAfterSeconds?: number };
+  | ({ admitted: false } & AdmissionRefusal);
 
-/** Held for the life of one request; exactly one of the two is called. */
+/**
+ * Held for the life of one admitted call. The call layer calls exactly one of `settle` and `release`,
+ * once, whatever happens (src/calls/model-call.ts).
+ */
 export interface AdmissionTicket {
-  /** The request completed with this cost (already durably metered). */
-  settle(costMicroKrw: MicroKrw, promptTokens: number, completionTokens: number): void;
-  /** The request failed before anything was charged. */
+  /**
+   * Before the call goes to a fallback product (other prices, other residency): null when this caller
+   * may use it, else why not — the fallback is then skipped.
+   */
+  reroute?(product: RoutableProduct): AdmissionRefusal | null;
+  /**
+   * The call was charged: `record` is its durable usage record, naming the product that really served
+   * (a fallback's, with its prices) and the cost.
+   */
+  settle(record: UsageRecord): void;
+  /** The call ended with nothing charged. */
   release(): void;
 }
 

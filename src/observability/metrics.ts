@@ -7,6 +7,13 @@ export function createMetrics() {
   const deploymentHealth: {
     read: (set: (product: string, deployment: string, healthy: boolean) => void) => void;
   } = { read: () => {} };
+  /** The same for load: per deployment its calls in flight and cap, per product its calls waiting. */
+  const deploymentLoad: {
+    read: (
+      set: (product: string, deployment: string, inFlight: number, maxConcurrent: number) => void,
+      queued: (product: string, waiting: number) => void,
+    ) => void;
+  } = { read: () => {} };
   collectDefaultMetrics({ register: registry, prefix: 'kaihub_process_' });
   const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
   return {
@@ -60,6 +67,52 @@ export function createMetrics() {
         deploymentHealth.read((product, deployment, healthy) => {
           this.labels(product, deployment).set(healthy ? 1 : 0);
         });
+      },
+    }),
+    usageRejected: new Counter({
+      name: 'kaihub_usage_rejected_total',
+      help: 'Usage records the database refused, set aside in usage_rejected (see GET /admin/v1/usage/rejected)',
+      registers: [registry],
+    }),
+    deploymentLoad,
+    deploymentInFlight: new Gauge({
+      name: 'kaihub_deployment_in_flight',
+      help: 'Calls in flight to a deployment from this replica (attempt start to the end of its answer)',
+      labelNames: ['product', 'deployment'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        deploymentLoad.read(
+          (product, deployment, inFlight) => this.labels(product, deployment).set(inFlight),
+          () => {},
+        );
+      },
+    }),
+    deploymentMaxConcurrent: new Gauge({
+      name: 'kaihub_deployment_max_concurrent',
+      help: 'The cap on calls in flight to a deployment from one replica (its own, or KAIHUB_DEPLOYMENT_MAX_CONCURRENT)',
+      labelNames: ['product', 'deployment'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        deploymentLoad.read(
+          (product, deployment, _inFlight, maxConcurrent) =>
+            this.labels(product, deployment).set(maxConcurrent),
+          () => {},
+        );
+      },
+    }),
+    deploymentQueued: new Gauge({
+      name: 'kaihub_deployment_queued',
+      help: "Calls waiting on this replica for a slot of a product's deployments (all full)",
+      labelNames: ['product'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        deploymentLoad.read(
+          () => {},
+          (product, waiting) => this.labels(product).set(waiting),
+        );
       },
     }),
     inFlight: new Gauge({

@@ -47,8 +47,20 @@ export type ChatStreamPart =
   | { type: 'usage'; usage: TokenUsage; chunk: JsonObject }
   | { type: 'done' };
 
+/**
+ * The request fields an adapter passes to its supplier, per operation (OpenAI names). The one list:
+ * the adapter's translation reads only these, and the call layer tells the client which of its
+ * fields were ignored. Anything else a client sends never leaves the hub.
+ */
+export interface AdapterParams {
+  readonly chat: ReadonlySet<string>;
+  readonly embeddings: ReadonlySet<string>;
+}
+
 export interface ProviderAdapter {
   readonly name: string;
+  /** The fields this adapter passes on (`AdapterParams`), fixed for the adapter, not per target. */
+  readonly params: AdapterParams;
   /**
    * The request features (`providers/features.ts`) this adapter can express for a target, as bits.
    * Read once per deployment when the catalog snapshot is built, never per request.

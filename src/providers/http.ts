@@ -1,21 +1,43 @@
 import { Agent, type Dispatcher, errors } from 'undici';
+import { abortedCallError } from './abort.ts';
 import { type CallOptions, UpstreamError } from './adapter.ts';
+import { DEFAULT_MAX_EVENT_BYTES } from './sse.ts';
 
 /**
  * One keep-alive connection pool per upstream origin, shared by every adapter. No pipelining: a slow
- * answer must not hold up the requests queued behind it on the same socket.
+ * answer must not hold up the requests queued behind it on the same socket. No cap on connections per
+ * origin here: an invisible cap (it was 512) made every call beyond it wait for a whole stream to end,
+ * whoever's it was. Concurrency towards suppliers is capped explicitly, per deployment, by the router
+ * (routing/load.ts), which sends a call to a peer or queues it fairly with a deadline.
  */
 export function createUpstreamAgent(connectTimeoutMs = 10_000): Agent {
   return new Agent({
     connect: { timeout: connectTimeoutMs },
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
-    connections: 512,
+    connections: null,
     pipelining: 1,
   });
 }
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * How much of an upstream's answer the hub holds at once; past a cap the call ends as an upstream
+ * `protocol` error, so one broken or hostile supplier cannot exhaust the hub's memory.
+ */
+export interface UpstreamLimits {
+  /** One SSE line, or the data of one SSE event (`KAIHUB_UPSTREAM_MAX_EVENT_BYTES`). */
+  maxEventBytes: number;
+  /** A whole plain (non-stream) answer (`KAIHUB_UPSTREAM_MAX_BODY_BYTES`). */
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_UPSTREAM_LIMITS: Readonly<UpstreamLimits> = {
+  maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+  // 64 MiB: a batch of 2,048 float embeddings of 1,536 dimensions is about 40 MB of JSON
+  maxBodyBytes: 64 * 1024 * 1024,
+};
 
 /** An upstream endpoint, split once per base URL rather than parsed on every request. */
 export interface Endpoint {
@@ -48,15 +70,21 @@ export interface PostJson {
   readError?: (parsed: unknown) => { message: string; code?: string | null; type?: string } | null;
 }
 
+/**
+ * Drops an answer's body unread, closing its connection. undici reports dropping a body it already
+ * holds whole as an `error` event; unheard, that event is an uncaught exception that ends the process.
+ */
+export function dropBody(response: Dispatcher.ResponseData): void {
+  response.body.on('error', ignore);
+  response.body.destroy();
+}
+
+function ignore(): void {}
+
 /** Connection, timeout and cancellation failures as typed upstream errors. */
 export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamError {
   if (error instanceof UpstreamError) return error;
-  if (signal.aborted) {
-    const reason = signal.reason as { name?: string } | undefined;
-    return reason?.name === 'TimeoutError'
-      ? new UpstreamError('timeout', 'upstream did not finish in time')
-      : new UpstreamError('cancelled', 'the client closed the connection');
-  }
+  if (signal.aborted) return abortedCallError(signal);
   if (error instanceof errors.HeadersTimeoutError) {
     return new UpstreamError('timeout', 'upstream sent no response headers in time');
   }
@@ -112,7 +140,7 @@ async function readErrorResponse(
   } catch (error) {
     return toUpstreamError(error, signal);
   } finally {
-    response.body.destroy();
+    dropBody(response);
   }
   const status = response.statusCode;
   const retryAfter = response.headers['retry-after'];
@@ -153,20 +181,49 @@ async function readErrorResponse(
   });
 }
 
-/** Reads a whole JSON body, turning a broken or non-JSON answer into a protocol error. */
+/**
+ * Reads a whole JSON body of at most `maxBytes`, counted as the bytes arrive (a longer one is cut off
+ * and the connection dropped), turning a broken, oversized or non-JSON answer into a protocol error.
+ */
+/** A body of unknown length, read up to `maxBytes` and no further. */
+async function readCounted(response: Dispatcher.ResponseData, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) {
+      dropBody(response);
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, bytes).toString('utf8');
+}
+
 export async function readJson(
   response: Dispatcher.ResponseData,
   signal: AbortSignal,
+  maxBytes: number,
 ): Promise<Record<string, unknown>> {
+  const declared = Number(response.headers['content-length']);
+  if (declared > maxBytes) {
+    dropBody(response);
+    throw tooLarge(maxBytes);
+  }
   let text: string;
   try {
-    text = await response.body.text();
+    // a declared length within the cap is the common case: undici reads it whole, with no iterator
+    // per answer; only an undeclared (chunked) body is counted as it arrives
+    text = declared >= 0 ? await response.body.text() : await readCounted(response, maxBytes);
   } catch (error) {
+    if (error instanceof UpstreamError) throw error;
     const failure = toUpstreamError(error, signal);
     throw failure.kind === 'connect'
       ? new UpstreamError('protocol', `upstream broke off its answer: ${failure.message}`)
       : failure;
   }
+  // a byte order mark is not JSON, but some servers send one (fetch's text() drops it too)
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   try {
     const value: unknown = JSON.parse(text);
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
@@ -176,5 +233,12 @@ export async function readJson(
   throw new UpstreamError(
     'protocol',
     `upstream answered something that is not a JSON object: ${text.slice(0, 200)}`,
+  );
+}
+
+function tooLarge(maxBytes: number): UpstreamError {
+  return new UpstreamError(
+    'protocol',
+    `upstream answer exceeds ${maxBytes} bytes (KAIHUB_UPSTREAM_MAX_BODY_BYTES)`,
   );
 }

@@ -1,3 +1,5 @@
+import { UpstreamError } from './adapter.ts';
+
 /** One server-sent event (https://html.spec.whatwg.org/multipage/server-sent-events.html). */
 export interface SseEvent {
   event: string;
@@ -5,57 +7,147 @@ export interface SseEvent {
   id?: string;
 }
 
+export interface SseLimits {
+  /**
+   * The most bytes held for one line, and for the data of one event; past it the stream ends with an
+   * `UpstreamError('protocol')`. Default `DEFAULT_MAX_EVENT_BYTES`.
+   */
+  maxEventBytes?: number;
+}
+
+/** 1 MiB: chat chunks are well under 1 KB; a whole tool call or reasoning block sent at once still fits. */
+export const DEFAULT_MAX_EVENT_BYTES = 1024 * 1024;
+
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
+const EMPTY = Buffer.alloc(0);
+
 /**
  * Parses a byte stream into events as soon as each is complete: a partial event is held only until
  * its terminating blank line arrives, never longer. Handles CRLF, CR and LF line ends, comments,
  * multi-line data, and events split across chunks at any byte (UTF-8 included).
+ *
+ * Works on bytes, so every byte is looked at once: a line end is found with `indexOf` over the bytes
+ * that arrived, the unfinished rest of a line is kept as the chunks it came in (never rescanned nor
+ * copied until the line ends), and only a finished line's value is decoded. UTF-8 never uses the bytes
+ * of CR or LF inside a character, so cutting lines on bytes is safe. What an upstream can make the hub
+ * hold is bounded: a line, or the data of one event, longer than `maxEventBytes` ends the stream.
  */
-export async function* parseSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let event = '';
-  let data: string[] = [];
-  let id: string | undefined;
-  let sawCr = false;
-  for await (const chunk of body) {
-    buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let start = 0;
-    for (let i = 0; i < buffer.length; i++) {
-      const c = buffer.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
-      // "\r\n" split across two reads: the "\n" ends nothing new.
-      if (c === 10 && sawCr && i === start) {
-        sawCr = false;
-        start = i + 1;
-        continue;
-      }
-      const line = buffer.slice(start, i);
-      sawCr = c === 13;
-      if (c === 13 && buffer.charCodeAt(i + 1) === 10) {
-        i++;
-        sawCr = false;
-      }
-      start = i + 1;
-      if (line === '') {
-        if (data.length > 0)
-          yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
-        event = '';
-        data = [];
-        continue;
-      }
-      if (line.charCodeAt(0) === 58) continue; // ':' comment / keep-alive
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? '' : line.slice(colon + 1);
-      if (value.charCodeAt(0) === 32) value = value.slice(1);
-      if (field === 'data') data.push(value);
-      else if (field === 'event') event = value;
-      else if (field === 'id') id = value;
+export async function* parseSse(
+  body: AsyncIterable<Uint8Array | string>,
+  limits: SseLimits = {},
+): AsyncGenerator<SseEvent> {
+  const maxBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+  const fields = new SseFields(maxBytes);
+  // the unfinished line: pieces of earlier chunks, in order
+  const partial: Buffer[] = [];
+  let partialBytes = 0;
+  // the last line ended with CR at the end of a chunk: a LF starting the next one belongs to it
+  let pendingCr = false;
+  let first = true;
+
+  for await (const piece of body) {
+    let chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : toBuffer(piece);
+    if (first && chunk.length > 0) {
+      first = false;
+      // a UTF-8 byte order mark at the very start is not part of the first field (the spec strips it)
+      if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
     }
-    buffer = buffer.slice(start);
+    let start = 0;
+    if (pendingCr) {
+      pendingCr = false;
+      if (chunk[0] === LF) start = 1;
+    }
+    // each searched once per chunk and again only once passed: a chunk with no CR costs one scan
+    let nextLf = chunk.indexOf(LF, start);
+    let nextCr = chunk.indexOf(CR, start);
+    while (nextLf !== -1 || nextCr !== -1) {
+      const end = nextCr === -1 || (nextLf !== -1 && nextLf < nextCr) ? nextLf : nextCr;
+      let line: Buffer;
+      if (partialBytes === 0) {
+        line = chunk.subarray(start, end);
+      } else {
+        partial.push(chunk.subarray(start, end));
+        line = Buffer.concat(partial, partialBytes + end - start);
+        partial.length = 0;
+        partialBytes = 0;
+      }
+      if (line.length > maxBytes) throw overLong('line', maxBytes);
+      start = end + 1;
+      if (end === nextCr) {
+        if (start === chunk.length) pendingCr = true;
+        else if (chunk[start] === LF) start++;
+      }
+      const out = fields.take(line);
+      if (out) yield out;
+      if (nextLf !== -1 && nextLf < start) nextLf = chunk.indexOf(LF, start);
+      if (nextCr !== -1 && nextCr < start) nextCr = chunk.indexOf(CR, start);
+    }
+    if (start < chunk.length) {
+      partialBytes += chunk.length - start;
+      if (partialBytes > maxBytes) throw overLong('line', maxBytes);
+      partial.push(start === 0 ? chunk : chunk.subarray(start));
+    }
   }
-  buffer += decoder.decode();
-  if (buffer !== '' && buffer.startsWith('data:')) data.push(buffer.slice(5).replace(/^ /, ''));
-  if (data.length > 0)
-    yield { event: event || 'message', data: data.join('\n'), ...(id !== undefined && { id }) };
+  // the stream ended without the last line end or blank line: take what came
+  if (partialBytes > 0) fields.take(Buffer.concat(partial, partialBytes));
+  const last = fields.take(EMPTY);
+  if (last) yield last;
+}
+
+/** The fields of the event being read, filled line by line. */
+class SseFields {
+  private event = '';
+  private readonly data: string[] = [];
+  private dataBytes = 0;
+  // the spec keeps the last event id for the events after it
+  private id: string | undefined = undefined;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Takes one line (without its end); returns the event when the line is the blank one ending it. */
+  take(line: Buffer): SseEvent | null {
+    if (line.length === 0) return this.dispatch();
+    if (line[0] === COLON) return null; // comment / keep-alive
+    let colon = line.indexOf(COLON);
+    if (colon === -1) colon = line.length;
+    let valueStart = colon + 1;
+    if (line[valueStart] === SPACE) valueStart++;
+    const valueBytes = line.length > valueStart ? line.length - valueStart : 0;
+    if (colon === 4 && line[0] === 0x64 && line[1] === 0x61 && line[2] === 0x74 && line[3] === 0x61) {
+      // "data" is what an event accumulates, so what is capped
+      this.dataBytes += valueBytes + (this.data.length > 0 ? 1 : 0);
+      if (this.dataBytes > this.maxBytes) throw overLong('event', this.maxBytes);
+      this.data.push(valueBytes === 0 ? '' : line.toString('utf8', valueStart));
+      return null;
+    }
+    const field = line.toString('latin1', 0, colon);
+    if (field === 'event') this.event = valueBytes === 0 ? '' : line.toString('utf8', valueStart);
+    else if (field === 'id') this.id = valueBytes === 0 ? '' : line.toString('utf8', valueStart);
+    return null;
+  }
+
+  private dispatch(): SseEvent | null {
+    const data = this.data;
+    const event = this.event || 'message';
+    this.event = '';
+    if (data.length === 0) return null;
+    const text = data.length === 1 ? data[0]! : data.join('\n');
+    data.length = 0;
+    this.dataBytes = 0;
+    return this.id === undefined ? { event, data: text } : { event, data: text, id: this.id };
+  }
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function overLong(what: 'line' | 'event', maxBytes: number): UpstreamError {
+  return new UpstreamError(
+    'protocol',
+    `upstream sent an over-long SSE ${what} (more than ${maxBytes} bytes; KAIHUB_UPSTREAM_MAX_EVENT_BYTES)`,
+  );
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { RoutableDeployment } from '../catalog/catalog-snapshot.ts';
 import { DeploymentLoad } from './load.ts';
 
 test('latency: a moving average while fresh; stale measurements count as none and restart the average', () => {
@@ -18,8 +19,9 @@ test('latency: a moving average while fresh; stale measurements count as none an
 
 test('in-flight counts never go below zero', () => {
   const load = new DeploymentLoad();
+  const d = { id: 'd', maxConcurrent: 10 } as RoutableDeployment;
   load.started('d');
-  load.ended('d');
-  load.ended('d');
+  load.ended(d, 'p');
+  load.ended(d, 'p');
   assert.equal(load.inFlight('d'), 0);
 });

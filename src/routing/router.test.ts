@@ -4,9 +4,14 @@ import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-sna
 import { UpstreamError } from '../providers/adapter.ts';
 import { DeploymentHealth } from './health.ts';
 import { DeploymentLoad } from './load.ts';
-import { type Attempt, orderDeployments, Router } from './router.ts';
+import { type Attempt, orderDeployments, type RoutedCall, Router } from './router.ts';
 
-function deployment(id: string, priority: number, weight: number): RoutableDeployment {
+function deployment(
+  id: string,
+  priority = 0,
+  weight = 1,
+  extra: Partial<RoutableDeployment> = {},
+): RoutableDeployment {
   return {
     id,
     priority,
@@ -15,6 +20,32 @@ function deployment(id: string, priority: number, weight: number): RoutableDeplo
     baseUrl: 'http://x',
     apiKey: null,
     upstreamModel: 'm',
+    features: 0,
+    maxConcurrent: 1000,
+    target: { deploymentId: id, baseUrl: 'http://x', apiKey: null, upstreamModel: 'm' },
+    ...extra,
+  };
+}
+
+/** The router's view of one call, built from the parts a test scripts. */
+function routed<T>(
+  fallbacks: (p: RoutableProduct) => Iterable<RoutableProduct>,
+  signal: AbortSignal,
+  call: (p: RoutableProduct, d: RoutableDeployment) => Promise<T>,
+  attempts: Attempt[],
+  extra: Partial<RoutedCall<T>> = {},
+): RoutedCall<T> {
+  return {
+    signal,
+    needs: 0,
+    attempts,
+    organizationId: 'org',
+    timeoutsCountAgainstHealth: true,
+    attempt: call,
+    fallbacks,
+    attemptStarted() {},
+    attemptFailed() {},
+    ...extra,
   };
 }
 
@@ -104,11 +135,8 @@ test('a refused connection moves to the next deployment at once, without using a
   const attempts: Attempt[] = [];
   const p = product([deployment('a', 0, 1), deployment('b', 1, 1)]);
   const served = await router.route(
+    routed(noFallbacks, never, scripted({ a: [new UpstreamError('connect', 'refused')] }), attempts),
     p,
-    noFallbacks,
-    never,
-    scripted({ a: [new UpstreamError('connect', 'refused')] }),
-    attempts,
   );
   assert.equal(served.result, 'm/b');
   assert.deepEqual(trace(attempts), ['m/a:connect', 'm/b:ok']);
@@ -119,11 +147,8 @@ test('5xx is retried with exponential backoff and jitter, on the same deployment
   const { router, delays } = testRouter({ retries: 2 });
   const attempts: Attempt[] = [];
   const served = await router.route(
+    routed(noFallbacks, never, scripted({ a: [http(500), http(503)] }), attempts),
     product([deployment('a', 0, 1)]),
-    noFallbacks,
-    never,
-    scripted({ a: [http(500), http(503)] }),
-    attempts,
   );
   assert.equal(served.deployment.id, 'a');
   assert.deepEqual(trace(attempts), ['m/a:500', 'm/a:503', 'm/a:ok']);
@@ -135,11 +160,8 @@ test('a retry prefers another deployment of the product', async () => {
   const { router } = testRouter({ retries: 1 });
   const attempts: Attempt[] = [];
   const served = await router.route(
+    routed(noFallbacks, never, scripted({ a: [http(502)] }), attempts),
     product([deployment('a', 0, 1), deployment('b', 1, 1)]),
-    noFallbacks,
-    never,
-    scripted({ a: [http(502)] }),
-    attempts,
   );
   assert.equal(served.deployment.id, 'b');
   assert.deepEqual(trace(attempts), ['m/a:502', 'm/b:ok']);
@@ -148,11 +170,11 @@ test('a retry prefers another deployment of the product', async () => {
 test('Retry-After is honoured up to the cap; beyond it the error stands', async () => {
   const { router, delays } = testRouter({ retries: 2 });
   const p = product([deployment('a', 0, 1)]);
-  const ok = await router.route(p, noFallbacks, never, scripted({ a: [http(429, '1')] }), []);
+  const ok = await router.route(routed(noFallbacks, never, scripted({ a: [http(429, '1')] }), []), p);
   assert.equal(ok.result, 'm/a');
   assert.deepEqual(delays, [1000]);
   await assert.rejects(
-    router.route(p, noFallbacks, never, scripted({ a: [http(429, '30')] }), []),
+    router.route(routed(noFallbacks, never, scripted({ a: [http(429, '30')] }), []), p),
     (e: unknown) => e instanceof UpstreamError && e.details.status === 429,
   );
   assert.deepEqual(delays, [1000], 'a 30 s Retry-After is not waited for');
@@ -168,7 +190,12 @@ test('4xx, protocol errors, cancellation and an aborted call are not retried', a
   ]) {
     const { router } = testRouter();
     const attempts: Attempt[] = [];
-    await assert.rejects(router.route(p, noFallbacks, never, async () => Promise.reject(error), attempts));
+    await assert.rejects(
+      router.route(
+        routed(noFallbacks, never, async () => Promise.reject(error), attempts),
+        p,
+      ),
+    );
     assert.equal(attempts.length, 1, error.message);
   }
   const { router } = testRouter();
@@ -176,11 +203,8 @@ test('4xx, protocol errors, cancellation and an aborted call are not retried', a
   const attempts: Attempt[] = [];
   await assert.rejects(
     router.route(
+      routed(noFallbacks, aborted, async () => Promise.reject(new UpstreamError('timeout', 't')), attempts),
       p,
-      noFallbacks,
-      aborted,
-      async () => Promise.reject(new UpstreamError('timeout', 't')),
-      attempts,
     ),
   );
   assert.equal(attempts.length, 1);
@@ -191,11 +215,8 @@ test('retries exhausted: the error of the last attempt is thrown', async () => {
   const attempts: Attempt[] = [];
   await assert.rejects(
     router.route(
+      routed(noFallbacks, never, async () => Promise.reject(http(500)), attempts),
       product([deployment('a', 0, 1)]),
-      noFallbacks,
-      never,
-      async () => Promise.reject(http(500)),
-      attempts,
     ),
     (e: unknown) => e instanceof UpstreamError && e.details.status === 500,
   );
@@ -214,18 +235,15 @@ test('fallback products are tried in order after the requested one failed, only 
   };
   const attempts: Attempt[] = [];
   const served = await router.route(
+    routed(fallbacks, never, scripted({ a: [http(503)], s: [http(500)] }), attempts),
     main,
-    fallbacks,
-    never,
-    scripted({ a: [http(503)], s: [http(500)] }),
-    attempts,
   );
   assert.equal(served.product.model, 'local');
   assert.deepEqual(trace(attempts), ['hcx/a:503', 'solar/s:500', 'local/l:ok']);
-  await router.route(main, fallbacks, never, scripted({}), []);
+  await router.route(routed(fallbacks, never, scripted({}), []), main);
   assert.equal(asked, 1, 'the chain is not even built when the product answers');
   // a 400 is the request's own problem: no fallback
-  await assert.rejects(router.route(main, fallbacks, never, scripted({ a: [http(400)] }), []));
+  await assert.rejects(router.route(routed(fallbacks, never, scripted({ a: [http(400)] }), []), main));
   assert.equal(asked, 1);
 });
 
@@ -234,28 +252,35 @@ test('a deployment that keeps failing cools down, is skipped, then probed back b
   const { router, health } = testRouter({ retries: 0, clock });
   const p = product([deployment('a', 0, 1), deployment('b', 1, 1)]);
   const failA = scripted({ a: [http(500), http(500), http(500)] });
-  for (let i = 0; i < 3; i++) await assert.rejects(router.route(p, noFallbacks, never, failA, []));
+  for (let i = 0; i < 3; i++) await assert.rejects(router.route(routed(noFallbacks, never, failA, []), p));
   assert.equal(health.view('a').state, 'cooling_down');
   assert.equal(health.view('a').consecutiveFailures, 3);
   assert.equal(health.view('a').cooldownUntil, new Date(clock.now + 5000).toISOString());
   assert.match(health.view('a').lastError!, /http 500/);
   // while it cools, traffic goes to b without touching a
   const attempts: Attempt[] = [];
-  assert.equal((await router.route(p, noFallbacks, never, scripted({}), attempts)).deployment.id, 'b');
+  assert.equal(
+    (await router.route(routed(noFallbacks, never, scripted({}), attempts), p)).deployment.id,
+    'b',
+  );
   assert.deepEqual(trace(attempts), ['m/b:ok']);
 
   // the period ends: one request probes a; while it runs, others skip a
   clock.now += 5000;
   let release: () => void = () => {};
   const probe = router.route(
+    routed(
+      noFallbacks,
+      never,
+      (_p, d) =>
+        d.id === 'a'
+          ? new Promise<string>((resolve) => (release = () => resolve('a')))
+          : Promise.resolve(d.id),
+      [],
+    ),
     p,
-    noFallbacks,
-    never,
-    (_p, d) =>
-      d.id === 'a' ? new Promise<string>((resolve) => (release = () => resolve('a'))) : Promise.resolve(d.id),
-    [],
   );
-  assert.equal((await router.route(p, noFallbacks, never, scripted({}), [])).deployment.id, 'b');
+  assert.equal((await router.route(routed(noFallbacks, never, scripted({}), []), p)).deployment.id, 'b');
   release();
   assert.equal((await probe).deployment.id, 'a');
   assert.deepEqual(health.view('a'), {
@@ -279,14 +304,11 @@ test('every deployment cooling down: the product is skipped, its fallback serves
   const { router, health } = testRouter({ retries: 0 });
   const main = product([deployment('a', 0, 1)], 'hcx');
   for (let i = 0; i < 3; i++) health.failed('a', http(500));
-  await assert.rejects(router.route(main, noFallbacks, never, scripted({}), []), /cooling down/);
+  await assert.rejects(router.route(routed(noFallbacks, never, scripted({}), []), main), /cooling down/);
   const attempts: Attempt[] = [];
   const served = await router.route(
+    routed(() => [product([deployment('s', 0, 1)], 'solar')], never, scripted({}), attempts),
     main,
-    () => [product([deployment('s', 0, 1)], 'solar')],
-    never,
-    scripted({}),
-    attempts,
   );
   assert.equal(served.product.model, 'solar');
   assert.deepEqual(trace(attempts), ['solar/s:ok']);
@@ -328,9 +350,9 @@ test('least-in-flight: fewest calls in flight first; ties broken by weight; stan
   // the counts come back down as calls end; a standby's count changes nothing
   load.started('b');
   load.started('b');
-  load.ended('b');
-  load.ended('b');
-  load.ended('b'); // an extra end never goes below zero
+  load.ended(deployments[1]!, 'm');
+  load.ended(deployments[1]!, 'm');
+  load.ended(deployments[1]!, 'm'); // an extra end never goes below zero
   assert.equal(load.inFlight('b'), 0);
   load.started('standby');
   assert.equal(orderDeployments(p, random, undefined, load)[0]!.id, 'b');
@@ -377,15 +399,17 @@ test('the router counts a call in flight from its start to `finished`, and a fai
   const p = product([deployment('a', 0, 1), deployment('b', 0, 1)], 'm', 'least-in-flight');
   let seenInFlight = -1;
   const served = await router.route(
+    routed(
+      noFallbacks,
+      never,
+      async (_p, d) => {
+        if (d.id === 'a') throw http(503);
+        seenInFlight = load.inFlight('b');
+        return d.id;
+      },
+      [],
+    ),
     p,
-    noFallbacks,
-    never,
-    async (_p, d) => {
-      if (d.id === 'a') throw http(503);
-      seenInFlight = load.inFlight('b');
-      return d.id;
-    },
-    [],
   );
   assert.equal(served.result, 'b');
   assert.equal(seenInFlight, 1);
@@ -394,9 +418,13 @@ test('the router counts a call in flight from its start to `finished`, and a fai
   assert.ok(load.latencyMs('b') >= 0, 'time to accept measured');
   assert.equal(load.latencyMs('a'), -1, 'failures are not latencies');
   // the next call goes to a, the idle one
-  const next = await router.route(p, noFallbacks, never, async (_p, d) => d.id, []);
+  const next = await router.route(
+    routed(noFallbacks, never, async (_p, d) => d.id, []),
+    p,
+  );
   assert.equal(next.result, 'a');
-  router.finished(served);
-  router.finished(next);
+  const done = routed(noFallbacks, never, async () => '', []);
+  router.finished(done, served, null);
+  router.finished(done, next, null);
   assert.equal(load.inFlight('a') + load.inFlight('b'), 0);
 });

@@ -1,13 +1,20 @@
-import type { Database } from './database.ts';
+import type { Database, Dialect } from './database.ts';
 import { migration001Core } from './migrations/001-core.ts';
 import { migration002Fallbacks } from './migrations/002-fallbacks.ts';
 import { migration003RoutingStrategy } from './migrations/003-routing-strategy.ts';
 import { migration004UsageAttempts } from './migrations/004-usage-attempts.ts';
+import { migration005UsageIntegrity } from './migrations/005-usage-integrity.ts';
+import { migration006ConcurrencyLimits } from './migrations/006-concurrency-limits.ts';
+import { migration010People } from './migrations/010-people.ts';
+import { migration011AuditLog } from './migrations/011-audit-log.ts';
+import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
   id: string;
   statements: readonly string[];
+  /** Run after `statements` on that engine only: what the two dialects spell differently (triggers). */
+  dialectStatements?: Partial<Record<Dialect, readonly string[]>>;
 }
 
 /** Forward-only, in order. A new migration is a new file appended here, never an edit of an old one. */
@@ -16,6 +23,11 @@ export const migrations: readonly Migration[] = [
   migration002Fallbacks,
   migration003RoutingStrategy,
   migration004UsageAttempts,
+  migration005UsageIntegrity,
+  migration006ConcurrencyLimits,
+  migration010People,
+  migration011AuditLog,
+  migration012CatalogProvenance,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
@@ -33,6 +45,7 @@ export async function migrate(db: Database, list: readonly Migration[] = migrati
     for (const migration of list) {
       if (done.has(migration.id)) continue;
       for (const statement of migration.statements) await tx.run(statement);
+      for (const statement of migration.dialectStatements?.[db.dialect] ?? []) await tx.run(statement);
       await tx.run('INSERT INTO kaihub_migrations (id, applied_at) VALUES (?, ?)', [
         migration.id,
         Date.now(),

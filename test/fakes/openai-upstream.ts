@@ -36,6 +36,12 @@
  * - `reset`: destroy the socket before answering.
  * - `hang`: never answer (until the client goes away or the fake is closed).
  * - `no-usage`: omit `usage` everywhere (no usage chunk when streaming), as some servers do.
+ * - `usage:<prompt>:<completion>`: report these counts instead of the real ones (any JSON number, e.g.
+ *   `usage:1e300:5` or `usage:-3:2`): a hostile or broken supplier.
+ * - `endless-body`: a 200 JSON answer whose body never ends (a string that goes on and on).
+ * - `endless-event`: a 200 SSE answer of `data:` lines with no blank line: one event that never ends.
+ *   Both stop by themselves after `ENDLESS_LIMIT_BYTES` (hostile-answers.ts) and record what they sent
+ *   in `bodyBytesSent`.
  * Precedence: the header, else the next queued behaviour, else the behaviour set for the requested
  * model, else the server-wide behaviour.
  *
@@ -46,6 +52,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type EndlessKind, sendEndless } from './hostile-answers.ts';
 
 export type FakeBehavior =
   | 'ok'
@@ -53,8 +60,10 @@ export type FakeBehavior =
   | 'reset'
   | 'hang'
   | 'no-usage'
+  | EndlessKind
   | `error:${number}`
-  | `slow:${number}`;
+  | `slow:${number}`
+  | `usage:${string}:${string}`;
 
 export interface FakeOpenAIOptions {
   /** When set, every request must carry `Authorization: Bearer <apiKey>`. */
@@ -99,6 +108,8 @@ export interface RecordedRequest {
   aborted: boolean;
   /** True once the exchange is over: response finished, client gone, or fake-made reset. */
   settled: boolean;
+  /** Body bytes an `endless-*` behaviour wrote before it stopped; 0 for the others. */
+  bodyBytesSent: number;
 }
 
 export interface FakeOpenAI {
@@ -122,7 +133,8 @@ export interface FakeOpenAI {
   close(): Promise<void>;
 }
 
-const BEHAVIOR_RE = /^(ok|reset-mid-stream|reset|hang|no-usage|error:\d{3}|slow:\d+)$/;
+const BEHAVIOR_RE =
+  /^(ok|reset-mid-stream|reset|hang|no-usage|endless-body|endless-event|error:\d{3}|slow:\d+|usage:-?[\d.e+]+:-?[\d.e+]+)$/;
 
 export function parseBehaviors(value: string): FakeBehavior[] {
   const parts = value
@@ -332,6 +344,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       status: undefined,
       aborted: false,
       settled: false,
+      bodyBytesSent: 0,
     };
 
     const local = new AbortController();
@@ -389,6 +402,12 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     }
     const errorBehavior = behaviors.find((b) => b.startsWith('error:'));
     if (errorBehavior !== undefined) return sendError(res, statusError(Number(errorBehavior.slice(6))), ex);
+    const endless = behaviors.find((b): b is EndlessKind => b === 'endless-body' || b === 'endless-event');
+    if (endless !== undefined) {
+      record.status = 200;
+      record.bodyBytesSent = await sendEndless(res, signal, endless, model ?? '');
+      return;
+    }
     if (badJson) {
       return reply400(
         ex,
@@ -478,8 +497,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       content = words.join(' ');
       finishReason = 'length';
     }
-    const promptTokens = countPromptTokens(messages);
-    const completionTokens = words.length * n;
+    const forced = ex.behaviors.find((b) => b.startsWith('usage:'))?.split(':');
+    const promptTokens = forced ? Number(forced[1]) : countPromptTokens(messages);
+    const completionTokens = forced ? Number(forced[2]) : words.length * n;
     const usage = {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,

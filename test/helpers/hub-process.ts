@@ -30,6 +30,8 @@ export async function spawnHub(
       HOST: '127.0.0.1',
       KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN,
       KAIHUB_SECRET_KEY: secretKey,
+      // Tests build their own catalogues; the shipped one is tested on its own (catalog-file.test.ts).
+      KAIHUB_CATALOG_SEED: 'none',
       KAIHUB_LOG_LEVEL: 'warn',
       ...env,
     },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type Hub, startHub } from '../../src/app.ts';
+import { type Hub, type HubOptions, startHub } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
@@ -21,6 +21,8 @@ export interface TestHubOptions {
   logger?: Logger;
   /** Another replica: share this hub's database (and secret key) instead of creating one. */
   replicaOf?: TestHub;
+  /** Seams to plug in (admission, guard, observer), as an embedder would. */
+  hub?: Omit<HubOptions, 'logger'>;
 }
 
 /**
@@ -40,11 +42,13 @@ export async function startTestHub(
     KAIHUB_DATA_DIR: database.dataDir,
     KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN,
     KAIHUB_SECRET_KEY: secretKey,
+    // Tests build their own catalogues; the shipped one is tested on its own (catalog-file.test.ts).
+    KAIHUB_CATALOG_SEED: 'none',
     ...env,
   });
   const logger =
     options.logger ?? createLogger(process.env.KAIHUB_TEST_LOG_LEVEL === 'info' ? 'info' : 'silent');
-  const hub = await startHub(config, { logger });
+  const hub = await startHub(config, { ...options.hub, logger });
   return {
     hub,
     url: hub.url,
@@ -83,7 +87,7 @@ export interface Catalog {
  * key. Prices are chosen so that costs in tests are easy to compute by hand.
  */
 export async function seedCatalog(
-  t: TestHub,
+  t: Pick<TestHub, 'admin'>,
   upstreamUrl: string,
   upstreamKey = 'upstream-secret',
 ): Promise<Catalog> {

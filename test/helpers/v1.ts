@@ -15,7 +15,11 @@ export async function closedPort(): Promise<number> {
  * The usage record of one request, waiting for it (a cancelled stream is metered after the fact);
  * there must be exactly one.
  */
-export async function usageEvent(t: TestHub, requestId: string, timeoutMs = 2000): Promise<any> {
+export async function usageEvent(
+  t: Pick<TestHub, 'admin'>,
+  requestId: string,
+  timeoutMs = 2000,
+): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await t.admin('GET', `/usage/events?requestId=${requestId}`);
@@ -43,7 +47,7 @@ export function attemptTrace(event: {
  * openai-compatible deployment per entry; the upstream model name picks a fake's behaviour.
  */
 export async function addProduct(
-  t: TestHub,
+  t: Pick<TestHub, 'admin'>,
   catalog: Catalog,
   model: string,
   deployments: { baseUrl: string; upstreamModel?: string; priority?: number }[],
@@ -82,7 +86,12 @@ export async function addProduct(
  * POSTs to /v1 with raw fetch, for cases the openai client hides (statuses, headers, SSE text).
  * `body` is the parsed JSON when the answer is JSON: a completion or an error, as the case may be.
  */
-export async function postV1(t: TestHub, key: string, path: string, request: Record<string, unknown>) {
+export async function postV1(
+  t: Pick<TestHub, 'url'>,
+  key: string,
+  path: string,
+  request: Record<string, unknown>,
+) {
   const res = await fetch(`${t.url}/v1${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },

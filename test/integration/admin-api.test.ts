@@ -472,9 +472,12 @@ describe('admin API /admin/v1', () => {
         'adapter',
         'baseUrl',
         'createdAt',
+        'credential',
         'hasApiKey',
         'health',
         'id',
+        'load',
+        'maxConcurrent',
         'priority',
         'productId',
         'status',
@@ -494,7 +497,7 @@ describe('admin API /admin/v1', () => {
         assert.equal(r.status, 200);
         assert.ok(!r.text.includes(SECRET), `${path} leaks the key`);
         assert.ok(!r.text.includes('apiKey'), `${path} names apiKey`);
-        assert.ok(!r.text.includes('v1.'), `${path} shows the sealed value`);
+        assert.ok(!/"v[12]\./.test(r.text), `${path} shows the sealed value`);
       }
       const one = await t.admin('GET', `/deployments/${id}`);
       assert.deepEqual(one.body, created.body);
@@ -503,7 +506,8 @@ describe('admin API /admin/v1', () => {
       assert.ok(row);
       assert.ok(!JSON.stringify(row).includes(SECRET), 'no column holds the plain key');
       const sealed = row.api_key_sealed as string;
-      assert.match(sealed, /^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+      assert.match(sealed, /^v2\.[0-9a-f]{8}\.[\w-]+\.[\w-]+\.[\w-]+$/, 'sealed naming its key');
+      assert.equal(created.body.credential.state, 'current');
 
       const rotated = await call(t, 'PATCH', `/deployments/${id}`, {
         body: JSON.stringify({ apiKey: SECRET2 }),

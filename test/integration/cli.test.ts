@@ -18,6 +18,7 @@ function run(args: string[], env: Record<string, string | undefined> = {}): Prom
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.KAIHUB_URL;
   delete childEnv.KAIHUB_ADMIN_TOKEN;
+  delete childEnv.KAIHUB_TOKEN;
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete childEnv[k];
     else childEnv[k] = v;
@@ -366,7 +367,7 @@ describe('kaihub CLI against a running hub', () => {
     assert.equal(wrongEnv.code, 1);
     assert.equal(missing.code, 1);
     for (const stderr of [wrongFlag, wrongEnv.stderr])
-      assert.match(stderr, /운영자 토큰이 필요합니다.*HTTP 401/);
+      assert.match(stderr, /토큰이 필요합니다.*kaihub admin-token reset.*HTTP 401/);
     assert.match(missing.stderr, /KAIHUB_ADMIN_TOKEN/);
     assert.match(down, new RegExp(`127\\.0\\.0\\.1:${port}.*refused`));
     for (const stderr of [wrongFlag, missing.stderr, down])

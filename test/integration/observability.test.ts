@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { createLogger } from '../../src/observability/logger.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { testEngine } from '../helpers/databases.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /** One sample of Prometheus' text format: `name{a="b",…} value`. */
 interface Sample {
@@ -36,7 +36,7 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
 }
 
 async function scrape(t: TestHub): Promise<{ text: string; samples: Sample[] }> {
-  const res = await fetch(`${t.url}/metrics`);
+  const res = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
   const text = await res.text();
@@ -60,6 +60,7 @@ function captureLogs() {
 }
 
 const MARKER = 'PROMPT-MARKER-비밀-7f3a9c';
+const METRICS_TOKEN = 'metrics-scraper-token-5e1d';
 
 describe('observability', () => {
   let fake: FakeOpenAI;
@@ -79,12 +80,47 @@ describe('observability', () => {
 
     before(async () => {
       // one attempt per request, no cooldowns: routing.test.ts covers those
-      t = await startTestHub({ KAIHUB_UPSTREAM_RETRIES: '0', KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0' });
+      t = await startTestHub({
+        KAIHUB_UPSTREAM_RETRIES: '0',
+        KAIHUB_UPSTREAM_COOLDOWN_FAILURES: '0',
+        KAIHUB_METRICS_TOKEN: METRICS_TOKEN,
+      });
       catalog = await seedCatalog(t, fake.url);
       client = new OpenAI({ apiKey: catalog.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
     });
     after(async () => {
       await t?.close();
+    });
+
+    test('/metrics answers the metrics token and the operator only', async () => {
+      const scrape = (authorization?: string) =>
+        fetch(`${t.url}/metrics`, { headers: authorization ? { authorization } : {} });
+      for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Basic ${METRICS_TOKEN}`]) {
+        const res = await scrape(authorization);
+        assert.equal(res.status, 401, String(authorization));
+        assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+        const text = await res.text();
+        assert.match(text, /KAIHUB_METRICS_TOKEN/);
+        assert.ok(!text.includes('kaihub_'), 'no metric leaks into the refusal');
+      }
+      for (const token of [METRICS_TOKEN, ADMIN_TOKEN]) {
+        const res = await scrape(`Bearer ${token}`);
+        assert.equal(res.status, 200);
+        assert.match(await res.text(), /kaihub_requests_total/);
+      }
+      const user = await t.admin('POST', '/users', { name: '기관 관리자', email: 'metrics@example.kr' });
+      await t.admin('POST', `/users/${user.body.id}/memberships`, {
+        role: 'org_admin',
+        organizationId: catalog.organizationId,
+      });
+      const pat = (await t.admin('POST', `/users/${user.body.id}/tokens`, {})).body.token;
+      assert.equal((await scrape(`Bearer ${pat}`)).status, 403, 'an organisation admin does not see revenue');
+      await t.admin('POST', `/users/${user.body.id}/memberships`, { role: 'operator' });
+      assert.equal((await scrape(`Bearer ${pat}`)).status, 200, 'an operator user does');
+      const admin = await fetch(`${t.url}/admin/v1/suppliers`, {
+        headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+      });
+      assert.equal(admin.status, 401, 'the metrics token opens /metrics and nothing else');
     });
 
     test('/healthz answers 200, /readyz 200 naming the database engine', async () => {

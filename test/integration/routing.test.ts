@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { addProduct, attemptTrace, closedPort, postV1, usageEvent } from '../helpers/v1.ts';
 
 async function gauge(t: TestHub, deploymentId: string): Promise<number | undefined> {
-  const text = await (await fetch(`${t.url}/metrics`)).text();
+  const text = await (
+    await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  ).text();
   const line = text
     .split('\n')
     .find((l) => l.startsWith('kaihub_deployment_healthy{') && l.includes(`deployment="${deploymentId}"`));
@@ -151,7 +153,7 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     }
   });
 
-  test('a stream cut after the first byte is not retried: the client sees the error, nothing is charged', async () => {
+  test('a stream cut after the first byte is not retried: the client sees the error, pays for what it got', async () => {
     await addProduct(t, catalog, 'cut-test', [{ baseUrl: fake.url, upstreamModel: 'cut-chat' }]);
     fake.queueBehaviors('reset-mid-stream');
     const answer = await postV1(t, catalog.key, '/chat/completions', {
@@ -164,7 +166,8 @@ describe('routing: retries, cooldowns, fallbacks', () => {
     assert.doesNotMatch(answer.text, /\[DONE\]/);
     assert.equal(fake.requests.length, 1, 'no retry after the first byte');
     const event = await usageEvent(t, answer.requestId);
-    assert.equal(event.costMicroKrw, '0');
+    assert.ok(BigInt(event.costMicroKrw) > 0n, 'the delivered part is charged');
+    assert.equal(event.usageSource, 'estimate');
     assert.notEqual(event.status, 'ok');
     // one attempt, accepted: the record is that attempt (nothing extra stored), its status says how it ended
     assert.equal(event.attempts.length, 1);
@@ -198,7 +201,8 @@ describe('routing: retries, cooldowns, fallbacks', () => {
       model: 'cool-test',
       messages: hello,
     });
-    assert.equal(skipped.status, 502);
+    assert.equal(skipped.status, 503);
+    assert.equal(skipped.body.error.code, 'model_unavailable');
     assert.match(skipped.text, /cooling down/);
     assert.equal(fake.requests.length, 3);
     assert.deepEqual((await usageEvent(t, skipped.requestId)).attempts, [], 'no upstream call was made');

@@ -14,6 +14,10 @@ test('bad configuration: one line naming the variable, exit code 1', () => {
     [{ PORT: 'abc' }, 'PORT'],
     [{ KAIHUB_DATABASE: 'mysql://root@127.0.0.1/x' }, 'KAIHUB_DATABASE'],
     [{ KAIHUB_SECRET_KEY: 'too-short' }, 'KAIHUB_SECRET_KEY'],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' },
+      'OTEL_EXPORTER_OTLP_PROTOCOL',
+    ],
   ] as const) {
     const r = spawnSync(process.execPath, [BIN, 'start'], {
       env: { ...process.env, ...env },

@@ -10,7 +10,7 @@ import {
   type UsageRecord,
 } from '../../src/billing/usage-journal.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
-import { migrate } from '../../src/storage/migrator.ts';
+import { migrate, migrations } from '../../src/storage/migrator.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 
 let database: TestDatabase;
@@ -55,6 +55,7 @@ function record(requestId: string, cost: bigint): UsageRecord {
     costMicroKrw: cost,
     latencyMs: 5,
     ttftMs: null,
+    usageNote: null,
   };
 }
 
@@ -142,10 +143,12 @@ test('many concurrent appends all commit (group commit on PostgreSQL)', async ()
 test('migrations are recorded and a second run applies nothing', async () => {
   assert.deepEqual(await migrate(db), []);
   const ids = await db.all<{ id: string }>('SELECT id FROM kaihub_migrations ORDER BY id');
+  // Every migration the hub ships, each recorded once (the list grows with each issue).
   assert.deepEqual(
     ids.map((r) => r.id),
-    ['001-core', '002-fallbacks', '003-routing-strategy', '004-usage-attempts'],
+    migrations.map((m) => m.id).sort(),
   );
+  assert.equal(ids[0]?.id, '001-core');
 });
 
 test('a journal file left by a killed process is applied on the next start and then deleted', {
@@ -171,4 +174,128 @@ test('a journal file left by a killed process is applied on the next start and t
   assert.ok(!existsSync(orphan), 'the applied orphan file is deleted');
   await journal.close();
   assert.deepEqual(readdirSync(journalDir()), [], 'a cleanly closed journal leaves no file behind');
+});
+
+test('a record the database refuses is set aside and reported; the others of its batch still land', async () => {
+  const rejected: string[] = [];
+  const journal =
+    db.dialect === 'sqlite'
+      ? new FileUsageJournal(
+          journalDir(),
+          database.location,
+          (m) => assert.fail(m),
+          50,
+          (r) => rejected.push(r.requestId),
+        )
+      : new DatabaseUsageJournal(db, (r) => rejected.push(r.requestId));
+  const bad = record('req_aside_bad', -5n); // a negative cost: the CHECK refuses it
+  const over = { ...record('req_aside_over', 1n), promptTokens: 3e9 }; // beyond INTEGER
+  const good = ['req_aside_1', 'req_aside_2', 'req_aside_3'].map((id) => record(id, 7n));
+  await Promise.all([
+    journal.append(good[0]!),
+    journal.append(bad),
+    journal.append(over),
+    journal.append(good[1]!),
+  ]);
+  await journal.append(good[2]!);
+  await journal.sync();
+  const landed = await db.all<{ request_id: string }>(
+    "SELECT request_id FROM usage_events WHERE request_id LIKE 'req_aside_%' ORDER BY request_id",
+  );
+  assert.deepEqual(
+    landed.map((r) => r.request_id),
+    ['req_aside_1', 'req_aside_2', 'req_aside_3'],
+  );
+  const aside = await db.all<{ request_id: string; reason: string; record: string }>(
+    "SELECT request_id, reason, record FROM usage_rejected WHERE request_id LIKE 'req_aside_%' ORDER BY request_id",
+  );
+  assert.deepEqual(
+    aside.map((r) => r.request_id),
+    ['req_aside_bad', 'req_aside_over'],
+  );
+  assert.equal(JSON.parse(aside[0]!.record).costMicroKrw, '-5', 'kept whole, to be examined and corrected');
+  assert.deepEqual(rejected.sort(), ['req_aside_bad', 'req_aside_over']);
+  await journal.close();
+});
+
+test('an unreadable journal line is set aside; the lines after it are applied and the file finishes', {
+  skip: testEngine() !== 'sqlite' && 'the file journal is for SQLite',
+}, async () => {
+  mkdirSync(journalDir(), { recursive: true });
+  const orphan = join(journalDir(), 'usage-4194305-fedcba987654.jsonl');
+  writeFileSync(
+    orphan,
+    `${recordToLine(record('req_unread_1', 5n))}{"this is": "not a usage record"}\nnot json at all\n${recordToLine(record('req_unread_2', 5n))}`,
+  );
+  const rejected: string[] = [];
+  const journal = new FileUsageJournal(
+    journalDir(),
+    database.location,
+    (m) => assert.fail(m),
+    50,
+    (r) => rejected.push(r.requestId),
+  );
+  await journal.sync();
+  const rows = await db.all<{ request_id: string }>(
+    "SELECT request_id FROM usage_events WHERE request_id LIKE 'req_unread_%' ORDER BY request_id",
+  );
+  assert.deepEqual(
+    rows.map((r) => r.request_id),
+    ['req_unread_1', 'req_unread_2'],
+  );
+  assert.equal(rejected.length, 2);
+  assert.ok(!existsSync(orphan), 'the file is finished and deleted, not retried for ever');
+  await journal.close();
+});
+
+test('migration 005 from the 004 schema: bad rows move aside whole, then the database refuses negative amounts', async () => {
+  const fresh = await createTestDatabase();
+  const old = await openDatabase(fresh.location);
+  try {
+    const upTo004 = migrations.slice(0, migrations.findIndex((m) => m.id === '004-usage-attempts') + 1);
+    await migrate(old, upTo004);
+    const insert = (id: string, cost: number, prompt: number) =>
+      old.run(
+        `INSERT INTO usage_events (request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model,
+           endpoint, stream, status, http_status, error_code, prompt_tokens, completion_tokens, usage_source,
+           price_input_micro_per_1m, price_output_micro_per_1m, cost_micro_krw, latency_ms, ttft_ms)
+         VALUES (?, 1, 'o', 'k', 'p', 'd', 'm', 'chat.completions', 0, 'ok', 200, NULL, ?, 1, 'upstream', 1, 1, ?, 1, NULL)`,
+        [id, prompt, cost],
+      );
+    await insert('req_m_good', 10, 5);
+    await insert('req_m_negative_cost', -3000, 5);
+    await insert('req_m_negative_tokens', 10, -5);
+    await migrate(old);
+    const kept = await old.all<{ request_id: string; usage_note: string | null }>(
+      'SELECT request_id, usage_note FROM usage_events ORDER BY request_id',
+    );
+    assert.deepEqual(kept, [{ request_id: 'req_m_good', usage_note: null }]);
+    const aside = await old.all<{ request_id: string; source: string; record: string }>(
+      'SELECT request_id, source, record FROM usage_rejected ORDER BY request_id',
+    );
+    assert.deepEqual(
+      aside.map((r) => [r.request_id, r.source]),
+      [
+        ['req_m_negative_cost', 'migration 005'],
+        ['req_m_negative_tokens', 'migration 005'],
+      ],
+    );
+    assert.match(aside[0]!.record, /-3000/);
+    await assert.rejects(insert('req_m_after', -1, 1), /check|constraint/i);
+    await assert.rejects(insert('req_m_after', 1, -1), /check|constraint/i);
+    await old.run(
+      "INSERT INTO suppliers (id, name, status, created_at, updated_at) VALUES ('s', 's', 'active', 1, 1)",
+    );
+    await assert.rejects(
+      old.run(
+        `INSERT INTO products (id, supplier_id, model, display_name, purposes, modality, context_window,
+           price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
+         VALUES ('p', 's', 'm', 'm', '[]', 'text', 1, -1, 0, 'domestic', 'active', 1, 1)`,
+      ),
+      /check|constraint|products_prices_nonnegative/i,
+    );
+  } finally {
+    await old.close();
+    await fresh.drop();
+  }
 });

@@ -365,7 +365,7 @@ export function modelsUsage(): string {
 
 환경 / environment: KAIHUB_MODELS_DIR (기본 default ./data/models), KAIHUB_HF_ENDPOINT (기본 default
 https://huggingface.co), HF_TOKEN (비공개·동의 필요 저장소 / gated or private repositories),
-KAIHUB_URL (기본 default ${DEFAULT_URL}), KAIHUB_ADMIN_TOKEN; --url, --token, --json as in kaihub help admin
+KAIHUB_URL (기본 default ${DEFAULT_URL}), KAIHUB_TOKEN or KAIHUB_ADMIN_TOKEN; --url, --token, --json as in kaihub help admin
 `;
 }
 

@@ -1,15 +1,32 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AdminTokenCheck } from '../../accounts/admin-token.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
+import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
+import type { AuditEntryInput, AuditLog } from '../../audit/audit-log.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { SqlExecutor } from '../../storage/database.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
+
+/** What a route records beyond who and when: the rest comes from the request. */
+export type RouteAuditEntry = Pick<
+  AuditEntryInput,
+  'action' | 'entityType' | 'entityId' | 'before' | 'after'
+>;
 
 export interface AdminRequest {
   params: Record<string, string>;
   query: Record<string, string>;
   /** The parsed JSON body, read only for methods that carry one. */
   body: unknown;
+  /** Who is asking: checked by every route against the tenant of what it touches (docs/roles.md). */
+  principal: Principal;
+  requestId: string;
+  /**
+   * For routes that change several things (an import, a re-seal): one audit entry per thing changed,
+   * inside the transaction that changes it when `tx` is given.
+   */
+  audit(entry: RouteAuditEntry, tx?: SqlExecutor): Promise<void>;
 }
 
 /** What a route returns: a status and a JSON body (204 sends none). */
@@ -18,10 +35,28 @@ export interface AdminResult {
   body?: unknown;
 }
 
+/** How the router audits a change: what it is, and the thing as it was before (for updates and deletes). */
+export interface RouteAudit {
+  entityType: string;
+  action: string;
+  before?: (req: AdminRequest) => Promise<unknown>;
+  /** By default the result's `id`, else the path's `:id`. */
+  entityId?: (req: AdminRequest, result: AdminResult) => string;
+}
+
 export interface AdminRoute {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** `/organizations/:id/keys` */
   path: string;
+  /** Roles that may call this route besides the operator; `[]`: the operator only; `anyone` signed in. */
+  roles: readonly Role[] | 'anyone';
+  /**
+   * Without one of `roles`, the caller gets 403, or 404 when the path names a tenant's thing whose
+   * existence must not leak to outsiders (`hidden`): the answer a nonexistent id gets.
+   */
+  hidden?: boolean;
+  /** Every change is audited: by the router from this spec, or by the handler itself (`'handler'`). */
+  audit?: RouteAudit | 'handler';
   handle(req: AdminRequest): Promise<AdminResult>;
 }
 
@@ -33,6 +68,10 @@ interface CompiledRoute extends AdminRoute {
 const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
 
 function compile(route: AdminRoute): CompiledRoute {
+  if (route.method !== 'GET' && !route.audit)
+    throw new Error(
+      `${route.method} ${route.path}: a route that changes something must say how it is audited`,
+    );
   const names: string[] = [];
   const source = route.path.replace(/:([a-zA-Z]+)/g, (_m, name: string) => {
     names.push(name);
@@ -55,19 +94,31 @@ function sendError(
   sendJson(res, status, { error: { code, message, ...(fields !== undefined && { fields }) } });
 }
 
-export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck, logger: Logger) {
+const notFoundMessage = (path: string) => `찾을 수 없습니다. / Not found: ${path}`;
+
+export interface AdminHandlerOptions {
+  /** The principal a bearer token stands for, or undefined when it stands for no one. */
+  authenticate(presented: string): Promise<Principal | undefined>;
+  auditLog: AuditLog;
+  logger: Logger;
+}
+
+export const UNAUTHORIZED_MESSAGE =
+  '운영자 토큰 또는 개인 액세스 토큰이 필요합니다. 생성된 운영자 토큰을 잃었다면 허브의 데이터베이스에 대해 `kaihub admin-token reset`을 실행하세요. / ' +
+  'A valid operator token or personal access token is required (Authorization: Bearer …). Lost the generated operator token? Run `kaihub admin-token reset` against the hub’s database.';
+
+export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOptions) {
+  const { authenticate, auditLog, logger } = options;
   const compiled = routes.map(compile);
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    res.setHeader('x-request-id', requestId);
     const header = req.headers.authorization ?? '';
     const presented = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';
-    if (!presented || !token.verify(presented)) {
+    const principal = presented ? await authenticate(presented) : undefined;
+    if (!principal) {
       discardBody(req);
-      return sendError(
-        res,
-        401,
-        'unauthorized',
-        '운영자 토큰이 필요합니다. / A valid operator token is required (Authorization: Bearer …).',
-      );
+      return sendError(res, 401, 'unauthorized', UNAUTHORIZED_MESSAGE);
     }
     const method = req.method ?? 'GET';
     let matchedPath = false;
@@ -76,6 +127,16 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
       if (!m) continue;
       matchedPath = true;
       if (route.method !== method) continue;
+      if (!mayCall(principal, route.roles)) {
+        discardBody(req);
+        if (route.hidden) return sendError(res, 404, 'not_found', notFoundMessage(path));
+        return sendError(
+          res,
+          403,
+          'forbidden',
+          `권한이 없습니다. / Forbidden: your roles do not allow ${method} ${route.path}`,
+        );
+      }
       const params: Record<string, string> = {};
       try {
         route.names.forEach((name, i) => {
@@ -83,17 +144,44 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
         });
       } catch {
         // A broken %-escape (URIError) names nothing that could exist: a 404, not a 500.
-        return sendError(res, 404, 'not_found', `찾을 수 없습니다. / Not found: ${path}`);
+        return sendError(res, 404, 'not_found', notFoundMessage(path));
       }
       const url = new URL(req.url ?? '/', 'http://localhost');
       const query = Object.fromEntries(url.searchParams);
+      const base = {
+        actorId: principal.actorId,
+        actorTokenId: principal.tokenId,
+        source: 'admin-api' as const,
+        requestId,
+      };
       try {
         let body: unknown;
         if (method === 'POST' || method === 'PATCH') {
           const raw = await readBody(req, MAX_ADMIN_BODY_BYTES);
           body = raw.length === 0 ? {} : parseJsonObject(raw);
         }
-        const result = await route.handle({ params, query, body });
+        const request: AdminRequest = {
+          params,
+          query,
+          body,
+          principal,
+          requestId,
+          audit: (entry, tx) => auditLog.record({ ...base, ...entry }, tx),
+        };
+        const spec = typeof route.audit === 'object' ? route.audit : undefined;
+        const before = spec?.before ? await spec.before(request) : undefined;
+        const result = await route.handle(request);
+        if (spec) {
+          await auditLog.record({
+            ...base,
+            action: spec.action,
+            entityType: spec.entityType,
+            entityId: spec.entityId?.(request, result) ?? entityIdOf(result) ?? params.id ?? '',
+            before,
+            after: result.status === 204 ? undefined : result.body,
+            request: body,
+          });
+        }
         if (result.status === 204) {
           res.writeHead(204);
           res.end();
@@ -126,12 +214,15 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
             `${error.entity}을(를) 찾을 수 없습니다. / ${error.message}`,
           );
         }
+        if (error instanceof ForbiddenError) {
+          return sendError(res, 403, 'forbidden', `권한이 없습니다. / Forbidden: ${error.message}`);
+        }
         if (error instanceof ConflictError) {
           return sendError(res, 409, 'conflict', `이미 존재합니다. / ${error.message}`, [
             { field: error.field, message: error.message },
           ]);
         }
-        logger.error({ err: error, path }, 'admin request failed');
+        logger.error({ err: error, path, requestId }, 'admin request failed');
         throw error;
       }
       return;
@@ -143,6 +234,15 @@ export function createAdminHandler(routes: AdminRoute[], token: AdminTokenCheck,
         'method_not_allowed',
         `허용되지 않는 메서드입니다. / ${method} is not allowed on ${path}`,
       );
-    sendError(res, 404, 'not_found', `찾을 수 없습니다. / Not found: ${path}`);
+    sendError(res, 404, 'not_found', notFoundMessage(path));
   };
+}
+
+function mayCall(principal: Principal, roles: AdminRoute['roles']): boolean {
+  return principal.operator || roles === 'anyone' || roles.some((role) => hasRole(principal, role));
+}
+
+function entityIdOf(result: AdminResult): string | undefined {
+  const id = (result.body as { id?: unknown } | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
 }

@@ -1,8 +1,8 @@
+import { modelNotFound } from '../../calls/errors.ts';
 import type { RoutableProduct } from '../../catalog/catalog-snapshot.ts';
 import { sendJson } from '../respond.ts';
-import { resolveProduct } from './call.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
-import { modelNotFound, sendOpenAIError } from './errors.ts';
+import { sendOpenAIError } from './errors.ts';
 
 function toModel(p: RoutableProduct) {
   return { id: p.model, object: 'model', created: p.createdAtSeconds, owned_by: p.supplierName };
@@ -21,7 +21,7 @@ export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
 }
 
 export function handleRetrieveModel(deps: OpenAIDeps, ctx: RequestContext, model: string): void {
-  const product = resolveProduct(deps, ctx, model);
+  const product = deps.calls.resolve(ctx.caller, model);
   if (!product || product.deployments.length === 0) {
     sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
     return;

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { internalError } from '../../calls/errors.ts';
 import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
-import { handleChatCompletions } from './chat-completions.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
-import { handleEmbeddings } from './embeddings.ts';
-import { internalError, invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
+import { invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
+import { handleModelCall } from './model-calls.ts';
 import { handleListModels, handleRetrieveModel } from './models.ts';
 import { bodyRefusal } from './validate.ts';
 
@@ -59,7 +59,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     } catch (error) {
       deps.logger.error({ err: error, requestId, path }, 'unhandled error on /v1');
       if (res.headersSent) res.destroy();
-      else refuse(internalError());
+      else refuse(internalError(requestId));
     }
   };
 
@@ -102,12 +102,6 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       if (!refusal) throw error;
       return refuse(refusal);
     }
-    deps.metrics.inFlight.inc();
-    try {
-      if (path === '/v1/chat/completions') await handleChatCompletions(deps, ctx, body);
-      else await handleEmbeddings(deps, ctx, body);
-    } finally {
-      deps.metrics.inFlight.dec();
-    }
+    await handleModelCall(deps, ctx, path === '/v1/chat/completions' ? 'chat' : 'embeddings', body);
   }
 }

@@ -1,5 +1,6 @@
+import { invalidRequest } from '../../calls/errors.ts';
 import { BodyTooLargeError, JsonLimitError, MalformedJsonError } from '../body.ts';
-import { bodyTooLarge, invalidRequest, type OpenAIError } from './errors.ts';
+import { bodyTooLarge, type OpenAIError } from './errors.ts';
 
 /**
  * Checks the fields the hub itself relies on, naming the field on failure. Everything else passes

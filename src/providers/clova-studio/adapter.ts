@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import {
+  type AdapterParams,
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
@@ -9,13 +10,18 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { Feature } from '../features.ts';
-import { postJson, readJson } from '../http.ts';
+import { DEFAULT_UPSTREAM_LIMITS, postJson, readJson, type UpstreamLimits } from '../http.ts';
 import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
 import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
 import { clovaEmbeddings } from './embeddings.ts';
 import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus } from './errors.ts';
-import { toClovaChatRequest } from './params.ts';
+import { CLOVA_PARAMS, toClovaChatRequest } from './params.ts';
 import { readClovaStream } from './stream.ts';
+
+/** "Structured Outputs are only available on the HCX-007 model" (Chat Completions v3, structured outputs). */
+const STRUCTURED_OUTPUT_MODEL = /^HCX-007/i;
+/** "Image input is only available in HCX-005, the HyperCLOVA X vision model" (Chat Completions v3). */
+const VISION_MODEL = /^HCX-005/i;
 
 /**
  * NAVER Cloud CLOVA Studio, HyperCLOVA X models, over its own Chat Completions v3 protocol
@@ -24,16 +30,24 @@ import { readClovaStream } from './stream.ts';
  */
 export class ClovaStudioAdapter implements ProviderAdapter {
   readonly name = 'clova-studio';
+  readonly params: AdapterParams = CLOVA_PARAMS;
 
-  constructor(private readonly dispatcher: Dispatcher) {}
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+  ) {}
 
   /**
-   * Chat Completions v3 takes tools and a JSON schema, not a schema-less JSON object, one choice only,
-   * no log probabilities; images only on the vision model HCX-005.
+   * What Chat Completions v3 documents (README.md): function calling on every model; a JSON schema
+   * (`responseFormat`) only on HCX-007, images only on the vision model HCX-005; no schema-less JSON
+   * object, one choice only, no log probabilities, no audio.
    */
   features(target: UpstreamTarget): number {
-    const base = Feature.tools | Feature.jsonSchema;
-    return /^HCX-005/i.test(target.upstreamModel) ? base | Feature.vision : base;
+    const model = target.upstreamModel;
+    let bits = Feature.tools;
+    if (STRUCTURED_OUTPUT_MODEL.test(model)) bits |= Feature.jsonSchema;
+    if (VISION_MODEL.test(model)) bits |= Feature.vision;
+    return bits;
   }
 
   /** One chat call with a fresh CLOVA request id; `stream` only changes what the call `Accept`s. */
@@ -54,7 +68,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
 
   async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
     const { requestId, response } = await this.postChat(target, request, options, false);
-    const body = await readJson(response, options.signal);
+    const body = await readJson(response, options.signal, this.limits.maxBodyBytes);
     const status = readClovaStatus(body);
     if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
     const result = readClovaResult(body.result);
@@ -71,7 +85,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
       // an envelope with an error status on a 200 is still CLOVA telling us what went wrong
-      const body = await readJson(response, options.signal).catch(() => null);
+      const body = await readJson(response, options.signal, this.limits.maxBodyBytes).catch(() => null);
       const status = readClovaStatus(body);
       if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
       throw new UpstreamError(
@@ -79,10 +93,10 @@ export class ClovaStudioAdapter implements ProviderAdapter {
         `CLOVA Studio answered ${contentType || 'no content type'} to a stream request`,
       );
     }
-    return readClovaStream(response.body, options.signal, requestId, target.upstreamModel);
+    return readClovaStream(response.body, options.signal, requestId, target.upstreamModel, this.limits);
   }
 
   embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
-    return clovaEmbeddings(this.dispatcher, target, request, options);
+    return clovaEmbeddings(this.dispatcher, target, request, options, this.limits);
   }
 }

@@ -16,12 +16,14 @@ export function toFinishReason(value: unknown): string {
   return (typeof value === 'string' && FINISH_REASONS[value]) || 'stop';
 }
 
-/** `result.usage` (`{promptTokens, completionTokens, totalTokens}`) → token counts; null when malformed. */
+/**
+ * `result.usage` (`{promptTokens, completionTokens, totalTokens}`) → token counts as CLOVA gave them;
+ * null when absent or not numbers (the call layer judges plausibility: billing/usage-check.ts).
+ */
 export function readClovaUsage(value: unknown): TokenUsage | null {
   if (!value || typeof value !== 'object') return null;
   const u = value as { promptTokens?: unknown; completionTokens?: unknown };
-  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
-  if (!ok(u.promptTokens) || !ok(u.completionTokens)) return null;
+  if (typeof u.promptTokens !== 'number' || typeof u.completionTokens !== 'number') return null;
   return { promptTokens: u.promptTokens, completionTokens: u.completionTokens };
 }
 

@@ -6,7 +6,7 @@ import {
   UpstreamError,
   type UpstreamTarget,
 } from '../adapter.ts';
-import { postJson, readJson } from '../http.ts';
+import { postJson, readJson, type UpstreamLimits } from '../http.ts';
 import { embeddingList, textInputs } from '../openai-shapes.ts';
 import { clovaHeaders, embeddingEndpoint, newRequestId } from './api.ts';
 import { CLOVA_OK, clovaStatusError, readClovaError, readClovaStatus, unsupported } from './errors.ts';
@@ -24,6 +24,7 @@ export async function clovaEmbeddings(
   target: UpstreamTarget,
   request: JsonObject,
   options: CallOptions,
+  limits: UpstreamLimits,
 ): Promise<CompletedCall> {
   const texts = textInputs(request.input);
   if (!texts)
@@ -48,7 +49,7 @@ export async function clovaEmbeddings(
         },
         dispatcher,
       );
-      const body = await readJson(response, options.signal);
+      const body = await readJson(response, options.signal, limits.maxBodyBytes);
       const status = readClovaStatus(body);
       if (status && status.code !== CLOVA_OK) throw clovaStatusError(status, 502);
       const result = body.result as { embedding?: unknown; inputTokens?: unknown } | undefined;

@@ -1,4 +1,4 @@
-import type { JsonObject } from '../adapter.ts';
+import type { AdapterParams, JsonObject } from '../adapter.ts';
 import { unsupported } from './errors.ts';
 
 /**
@@ -57,6 +57,16 @@ export const CHAT_PARAMS: Readonly<Record<string, ParamRule>> = {
       );
     },
   },
+};
+
+/**
+ * The OpenAI fields this adapter reads: the map's keys, and the three the hub and the adapter read
+ * around it (`model` names the product, `stream` picks the `Accept` header, `stream_options` asks the
+ * hub for the usage chunk). Embeddings take text, and base64 is encoded by the adapter.
+ */
+export const CLOVA_PARAMS: AdapterParams = {
+  chat: new Set([...Object.keys(CHAT_PARAMS), 'model', 'stream', 'stream_options']),
+  embeddings: new Set(['input', 'model', 'encoding_format']),
 };
 
 /** Translates an OpenAI chat request for `model`; `stream` and the OpenAI-only fields are dropped. */

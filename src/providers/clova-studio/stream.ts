@@ -1,5 +1,5 @@
 import { type ChatStreamPart, type JsonObject, type TokenUsage, UpstreamError } from '../adapter.ts';
-import { toUpstreamError } from '../http.ts';
+import { toUpstreamError, type UpstreamLimits } from '../http.ts';
 import { usageChunk } from '../openai-shapes.ts';
 import { parseSse } from '../sse.ts';
 import { createdOf, readClovaResult, readClovaUsage, toFinishReason, toOpenAIToolCalls } from './chat.ts';
@@ -19,6 +19,7 @@ export async function* readClovaStream(
   signal: AbortSignal,
   requestId: string,
   model: string,
+  limits: UpstreamLimits,
 ): AsyncGenerator<ChatStreamPart> {
   const id = `chatcmpl-${requestId}`;
   let created: number | null = null;
@@ -33,7 +34,7 @@ export async function* readClovaStream(
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
   });
   try {
-    for await (const event of parseSse(body)) {
+    for await (const event of parseSse(body, limits)) {
       if (event.data === '[DONE]') break;
       let data: JsonObject;
       try {

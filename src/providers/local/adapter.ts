@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatHistoryItem, LLamaChatGenerateResponseOptions, LlamaChatResponse } from 'node-llama-cpp';
+import { abortedCallError } from '../abort.ts';
 import {
+  type AdapterParams,
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
@@ -66,7 +68,35 @@ export function toChatHistory(messages: unknown): ChatHistoryItem[] {
 
 type GenerateOptions = LLamaChatGenerateResponseOptions<undefined>;
 
-function generationOptions(request: JsonObject, promptTokens: number, contextSize: number): GenerateOptions {
+/**
+ * The fields the local adapter reads (`toChatHistory`, `generationOptions`, `embeddings`): tools,
+ * functions, response_format and n > 1 are read to be refused with a 400, not ignored.
+ */
+export const LOCAL_PARAMS: AdapterParams = {
+  chat: new Set([
+    'messages',
+    'model',
+    'stream',
+    'stream_options',
+    'max_tokens',
+    'max_completion_tokens',
+    'temperature',
+    'top_p',
+    'seed',
+    'stop',
+    'n',
+    'tools',
+    'functions',
+    'response_format',
+  ]),
+  embeddings: new Set(['input', 'model', 'encoding_format']),
+};
+
+export function generationOptions(
+  request: JsonObject,
+  promptTokens: number,
+  contextSize: number,
+): GenerateOptions {
   for (const field of ['tools', 'functions', 'response_format'] as const) {
     const v = request[field];
     if (v !== undefined && v !== null && !(field === 'response_format' && (v as JsonObject).type === 'text'))
@@ -115,6 +145,7 @@ interface Prepared {
  */
 export class LocalAdapter implements ProviderAdapter {
   readonly name = 'local';
+  readonly params: AdapterParams = LOCAL_PARAMS;
   readonly runtime: LocalRuntime;
 
   constructor(options: LocalRuntimeOptions) {
@@ -162,7 +193,8 @@ export class LocalAdapter implements ProviderAdapter {
       const completionTokens = slot.sequence.tokenMeter.diff(before).usedOutputTokens;
       return { response, usage: { promptTokens, completionTokens } };
     } catch (error) {
-      if (signal.aborted) throw new UpstreamError('cancelled', 'the local generation was cancelled');
+      // the hub's time-out is not a client that left: it answers 504 and records `timeout`
+      if (signal.aborted) throw abortedCallError(signal);
       if (UpstreamError.isInstance(error)) throw error;
       throw new UpstreamError(
         'protocol',
@@ -294,7 +326,7 @@ export class LocalAdapter implements ProviderAdapter {
       const vectors: (readonly number[])[] = [];
       let promptTokens = 0;
       for (const text of inputs) {
-        if (options.signal.aborted) throw new UpstreamError('cancelled', 'the local embedding was cancelled');
+        if (options.signal.aborted) throw abortedCallError(options.signal);
         promptTokens += loaded.model.tokenize(text).length;
         vectors.push((await context.getEmbeddingFor(text)).vector);
       }

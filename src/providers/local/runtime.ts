@@ -8,6 +8,7 @@ import type {
   LlamaEmbeddingContext,
   LlamaModel,
 } from 'node-llama-cpp';
+import { abortedCallError } from '../abort.ts';
 import { UpstreamError } from '../adapter.ts';
 
 export interface LocalRuntimeOptions {
@@ -49,7 +50,10 @@ export class LoadedModel {
     return this.context.contextSize;
   }
 
-  /** Waits for a free sequence; gives up (without taking one) when `signal` aborts first. */
+  /**
+   * Waits for a free sequence; gives up (without taking one) when `signal` aborts first, with the
+   * error its reason calls for (`abortedCallError`).
+   */
   acquire(signal: AbortSignal): Promise<Slot> {
     const slot = this.free.shift();
     if (slot) return Promise.resolve(slot);
@@ -64,7 +68,8 @@ export class LoadedModel {
       const onAbort = () => {
         const i = this.waiting.indexOf(entry);
         if (i >= 0) this.waiting.splice(i, 1);
-        reject(new UpstreamError('cancelled', 'cancelled while waiting for the local model'));
+        // the hub's time-out (504 for a client still waiting) or the client gone, as the reason says
+        reject(abortedCallError(signal));
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import {
+  type AdapterParams,
   type CallOptions,
   type ChatStreamPart,
   type CompletedCall,
@@ -9,19 +10,33 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { ALL_FEATURES } from '../features.ts';
-import { endpoint, postJson, readJson, toUpstreamError } from '../http.ts';
+import {
+  DEFAULT_UPSTREAM_LIMITS,
+  dropBody,
+  endpoint,
+  postJson,
+  readJson,
+  toUpstreamError,
+  type UpstreamLimits,
+} from '../http.ts';
+import { allowedFields } from '../params.ts';
 import { parseSse } from '../sse.ts';
+import { OPENAI_COMPATIBLE_PARAMS } from './params.ts';
 import { readOpenAIUsage } from './usage.ts';
 
 /**
  * Any server that speaks OpenAI's API: OpenAI itself, Upstage Solar, vLLM, the llama.cpp server,
- * Ollama, LM Studio. Requests pass through with `model` replaced by the deployment's upstream model;
- * streams always ask for usage so that metering never has to guess.
+ * Ollama, LM Studio. Requests pass through with only the fields of `params.ts` and `model` replaced
+ * by the deployment's upstream model; streams always ask for usage so that metering never has to guess.
  */
 export class OpenAICompatibleAdapter implements ProviderAdapter {
   readonly name = 'openai-compatible';
+  readonly params: AdapterParams = OPENAI_COMPATIBLE_PARAMS;
 
-  constructor(private readonly dispatcher: Dispatcher) {}
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+  ) {}
 
   /** The protocol is OpenAI's own: every feature can be asked for (the server may still refuse it). */
   features(): number {
@@ -33,18 +48,20 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 
   async chat(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
+    const body = allowedFields(request, this.params.chat);
+    body.model = target.upstreamModel;
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
-        body: JSON.stringify({ ...request, model: target.upstreamModel }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal);
-    if (!Array.isArray(body.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
-    return { body, usage: readOpenAIUsage(body.usage) };
+    const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
+    if (!Array.isArray(answer.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
+    return { body: answer, usage: readOpenAIUsage(answer.usage) };
   }
 
   async chatStream(
@@ -52,30 +69,31 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<AsyncIterable<ChatStreamPart>> {
-    const streamOptions = (request.stream_options as JsonObject | undefined) ?? {};
+    const body = allowedFields(request, this.params.chat);
+    body.model = target.upstreamModel;
+    body.stream = true;
+    // usage always: metering never guesses; the hub strips the chunk when the client did not ask
+    body.stream_options = Object.assign({}, request.stream_options as JsonObject | undefined, {
+      include_usage: true,
+    });
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
-        body: JSON.stringify({
-          ...request,
-          model: target.upstreamModel,
-          stream: true,
-          stream_options: { ...streamOptions, include_usage: true },
-        }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
     );
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
-      response.body.destroy();
+      dropBody(response);
       throw new UpstreamError(
         'protocol',
         `upstream answered ${contentType || 'no content type'} to a stream request`,
       );
     }
-    return readChatStream(response.body, options.signal);
+    return readChatStream(response.body, options.signal, this.limits);
   }
 
   async embeddings(
@@ -83,29 +101,32 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     request: JsonObject,
     options: CallOptions,
   ): Promise<CompletedCall> {
+    const body = allowedFields(request, this.params.embeddings);
+    body.model = target.upstreamModel;
     const response = await postJson(
       {
         url: endpoint(target.baseUrl, '/embeddings'),
         headers: this.headers(target),
-        body: JSON.stringify({ ...request, model: target.upstreamModel }),
+        body: JSON.stringify(body),
         options,
       },
       this.dispatcher,
     );
-    const body = await readJson(response, options.signal);
-    if (!Array.isArray(body.data))
+    const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
+    if (!Array.isArray(answer.data))
       throw new UpstreamError('protocol', 'upstream embeddings answer has no data');
-    return { body, usage: readOpenAIUsage(body.usage) };
+    return { body: answer, usage: readOpenAIUsage(answer.usage) };
   }
 }
 
 async function* readChatStream(
   body: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
+  limits: UpstreamLimits,
 ): AsyncGenerator<ChatStreamPart> {
   let done = false;
   try {
-    for await (const event of parseSse(body)) {
+    for await (const event of parseSse(body, limits)) {
       if (event.data === '[DONE]') {
         done = true;
         break;

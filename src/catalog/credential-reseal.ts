@@ -1,0 +1,55 @@
+import type { Database } from '../storage/database.ts';
+import type { CredentialBox } from './credentials.ts';
+
+export interface ResealReport {
+  /** The key everything readable is now sealed under. */
+  keyId: string;
+  /** Deployments whose credential was sealed again under the current key. */
+  resealed: { deploymentId: string; fromKeyId: string | null }[];
+  /** How many were already sealed under the current key. */
+  alreadyCurrent: number;
+  /** Deployments whose credential no key opens: left as they are, for the operator to set anew. */
+  unreadable: { deploymentId: string; keyId: string | null }[];
+}
+
+/**
+ * Seals every stored supplier credential under the current key, deleted deployments' too (only then
+ * can the old key be thrown away). Run it once every replica holds the new key: a replica that still
+ * has only the old one cannot open what is re-sealed (its /readyz says so).
+ */
+export async function resealCredentials(
+  db: Database,
+  credentials: CredentialBox,
+  onResealed: (deploymentId: string, fromKeyId: string | null, toKeyId: string) => Promise<void>,
+): Promise<ResealReport> {
+  const rows = await db.all<{ id: string; api_key_sealed: string }>(
+    'SELECT id, api_key_sealed FROM deployments WHERE api_key_sealed IS NOT NULL ORDER BY created_at, id',
+  );
+  const report: ResealReport = {
+    keyId: credentials.currentKeyId,
+    resealed: [],
+    alreadyCurrent: 0,
+    unreadable: [],
+  };
+  for (const row of rows) {
+    const state = credentials.inspect(row.api_key_sealed);
+    if (state.state === 'current') {
+      report.alreadyCurrent++;
+      continue;
+    }
+    if (state.state === 'unreadable') {
+      report.unreadable.push({ deploymentId: row.id, keyId: state.keyId });
+      continue;
+    }
+    const sealed = credentials.seal(credentials.open(row.api_key_sealed));
+    // Only if nobody changed it meanwhile: a key set since then is already sealed under the current key.
+    const changed = await db.run(
+      'UPDATE deployments SET api_key_sealed = ?, updated_at = ? WHERE id = ? AND api_key_sealed = ?',
+      [sealed, Date.now(), row.id, row.api_key_sealed],
+    );
+    if (changed === 0) continue;
+    report.resealed.push({ deploymentId: row.id, fromKeyId: state.keyId });
+    await onResealed(row.id, state.keyId, credentials.currentKeyId);
+  }
+  return report;
+}

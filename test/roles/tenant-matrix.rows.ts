@@ -1,0 +1,402 @@
+import assert from 'node:assert/strict';
+import type { Caller, Side, World } from './world.ts';
+
+/**
+ * The tenant matrix: one row per /admin/v1 route. Each row says, for every role but the operator
+ * (who may do everything), what happens on its own tenant's things and on a foreign tenant's, and
+ * how to make the request for either. A later issue adds its endpoints by adding rows here; the
+ * test fails while any route of the hub has no row.
+ *
+ * Outcomes: `ok` (2xx), `403` (may see it, may not do this), `404` (may not see it: answered exactly
+ * like a nonexistent id). Every 2xx answer to a non-operator is also scanned for ids it must not
+ * contain, and every change is looked up in the audit log.
+ */
+export type Outcome = 'ok' | 403 | 404;
+export type Pair = 'ok/ok' | 'ok/403' | 'ok/404' | '403/403' | '403/404' | '404/404';
+export type MatrixRole = 'supplier_admin' | 'org_admin' | 'org_member' | 'evaluator' | 'nobody';
+
+export interface MatrixRequest {
+  path: string;
+  body?: unknown;
+  /** Undoes what `request` set up, once the cell is checked. */
+  cleanup?: () => Promise<void>;
+}
+
+export interface MatrixRow {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** The path template exactly as in the hub's route table. */
+  route: string;
+  expect: Record<MatrixRole, Pair>;
+  /** `s` is A (own) or B (foreign); `caller` for routes about the caller's own user. */
+  request(w: World, s: Side, side: 'own' | 'foreign', caller: Caller): Promise<MatrixRequest>;
+  /** What an allowed answer must say beyond its status (counts, filtered lists). */
+  check?(body: any, w: World, side: 'own' | 'foreign', caller: Caller): void;
+}
+
+const all = (pair: Pair): Record<MatrixRole, Pair> => ({
+  supplier_admin: pair,
+  org_admin: pair,
+  org_member: pair,
+  evaluator: pair,
+  nobody: pair,
+});
+
+/** The user a user-route addresses: oneself (own), or someone of tenant B (foreign). */
+async function targetUser(w: World, side: 'own' | 'foreign', caller: Caller, fresh = false): Promise<string> {
+  // The operator acts on a new user each time, so repeated changes cannot collide.
+  if (caller.isOperator && fresh) return w.freshUser();
+  if (side === 'foreign') return w.B.userId;
+  return caller.userId ?? w.callers.operator.userId!;
+}
+
+const product = (w: World, supplierId: string) => ({
+  supplierId,
+  model: `matrix-new-${w.nonce()}`,
+  displayName: 'Matrix new',
+  purposes: ['chat'],
+  modality: 'text',
+  contextWindow: 4096,
+  priceInputPer1M: '1',
+  priceOutputPer1M: '2',
+  residency: 'domestic',
+});
+
+const ids = (body: any) => (body.data as { id: string }[]).map((x) => x.id);
+
+export const MATRIX: MatrixRow[] = [
+  // --- the public catalogue: everyone reads; the operator and the supplier's admins change ---------
+  {
+    method: 'POST',
+    route: '/suppliers',
+    expect: all('403/403'),
+    request: async (w) => ({ path: '/suppliers', body: { name: `새 공급기업 ${w.nonce()}` } }),
+  },
+  { method: 'GET', route: '/suppliers', expect: all('ok/ok'), request: async () => ({ path: '/suppliers' }) },
+  {
+    method: 'GET',
+    route: '/suppliers/:id',
+    expect: all('ok/ok'),
+    request: async (_w, s) => ({ path: `/suppliers/${s.supplierId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/suppliers/:id',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({
+      path: `/suppliers/${s.supplierId}`,
+      body: { website: `https://${w.nonce()}.kr` },
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/products',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({ path: '/products', body: product(w, s.supplierId) }),
+  },
+  { method: 'GET', route: '/products', expect: all('ok/ok'), request: async () => ({ path: '/products' }) },
+  {
+    method: 'GET',
+    route: '/products/:id',
+    expect: all('ok/ok'),
+    request: async (_w, s) => ({ path: `/products/${s.productId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/products/:id',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({
+      path: `/products/${s.productId}`,
+      body: { description: `설명 ${w.nonce()}` },
+    }),
+  },
+
+  // --- deployments: base URLs, credentials and health are the supplier's own -----------------------
+  {
+    method: 'POST',
+    route: '/deployments',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (_w, s) => ({
+      path: '/deployments',
+      body: {
+        productId: s.productId,
+        adapter: 'openai-compatible',
+        baseUrl: 'http://127.0.0.1:9/v1',
+        status: 'disabled',
+      },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/deployments',
+    expect: { ...all('403/403'), supplier_admin: 'ok/ok' },
+    request: async (_w, s) => ({ path: `/deployments?productId=${s.productId}` }),
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      assert.deepEqual(ids(body).includes(w.A.deploymentId), side === 'own');
+      assert.ok(!ids(body).includes(w.B.deploymentId));
+    },
+  },
+  {
+    method: 'GET',
+    route: '/deployments/:id',
+    expect: { ...all('404/404'), supplier_admin: 'ok/404' },
+    request: async (_w, s) => ({ path: `/deployments/${s.deploymentId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/deployments/:id',
+    expect: { ...all('404/404'), supplier_admin: 'ok/404' },
+    request: async (_w, s) => ({ path: `/deployments/${s.deploymentId}`, body: { priority: 0 } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/deployments/:id',
+    expect: { ...all('404/404'), supplier_admin: 'ok/404' },
+    request: async (w, s) => ({ path: `/deployments/${await w.freshDeployment(s)}` }),
+  },
+
+  // --- organisations and their keys: their admins manage, their members read ----------------------
+  {
+    method: 'POST',
+    route: '/organizations',
+    expect: all('403/403'),
+    request: async (w) => ({
+      path: '/organizations',
+      body: { name: `새 기관 ${w.nonce()}`, class: 'public' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/organizations',
+    expect: { ...all('403/403'), org_admin: 'ok/ok', org_member: 'ok/ok' },
+    request: async () => ({ path: '/organizations' }),
+    check(body, w, _side, caller) {
+      if (caller.isOperator) return;
+      assert.deepEqual(ids(body), [w.A.organizationId]);
+    },
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/organizations/:id',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (_w, s) => ({
+      path: `/organizations/${s.organizationId}`,
+      body: { fallbackModels: null },
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/organizations/:id/keys',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/keys`, body: { name: 'matrix' } }),
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/keys',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/keys` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/keys/:id',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (w, s) => ({ path: `/keys/${await w.freshKey(s)}` }),
+  },
+
+  // --- usage: an organisation's own calls; a supplier's products' calls, never who made them ------
+  {
+    method: 'GET',
+    route: '/usage',
+    expect: { ...all('403/403'), supplier_admin: 'ok/ok', org_admin: 'ok/ok', org_member: 'ok/ok' },
+    request: async (_w, s, _side, caller) =>
+      caller.who === 'supplier_admin'
+        ? { path: `/usage?productId=${s.productId}&groupBy=product` }
+        : { path: `/usage?organizationId=${s.organizationId}&groupBy=product` },
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      assert.equal(body.totals.requests, side === 'own' ? 1 : 0, JSON.stringify(body));
+      // A's organisation called B's product; A's supplier served B's organisation.
+      const expected =
+        side === 'own' ? [caller.who === 'supplier_admin' ? w.A.productId : w.B.productId] : [];
+      assert.deepEqual(
+        body.rows.map((r: any) => r.productId),
+        expected,
+      );
+    },
+  },
+  {
+    // records the database refused: every organisation's, the operator's alone to examine
+    method: 'GET',
+    route: '/usage/rejected',
+    expect: all('403/403'),
+    request: async () => ({ path: '/usage/rejected' }),
+  },
+  {
+    method: 'GET',
+    route: '/usage/events',
+    expect: { ...all('403/403'), org_admin: 'ok/ok', org_member: 'ok/ok' },
+    request: async (_w, s) => ({ path: `/usage/events?organizationId=${s.organizationId}` }),
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      const requestIds = body.data.map((e: any) => e.requestId);
+      assert.deepEqual(requestIds, side === 'own' ? [w.A.requestId] : []);
+      for (const e of body.data) assert.equal(e.deploymentId, null, 'the serving deployment is not shown');
+    },
+  },
+
+  // --- people: the operator manages; everyone reads themselves and manages their own tokens -------
+  {
+    method: 'GET',
+    route: '/me',
+    expect: all('ok/ok'),
+    request: async () => ({ path: '/me' }),
+    check(body, _w, _side, caller) {
+      assert.equal(body.actorId, caller.actorId);
+    },
+  },
+  {
+    method: 'POST',
+    route: '/users',
+    expect: all('403/403'),
+    request: async (w) => ({ path: '/users', body: { name: '새 사람', email: `m-${w.nonce()}@example.kr` } }),
+  },
+  { method: 'GET', route: '/users', expect: all('403/403'), request: async () => ({ path: '/users' }) },
+  {
+    method: 'GET',
+    route: '/users/:id',
+    expect: all('ok/404'),
+    request: async (w, _s, side, caller) => ({ path: `/users/${await targetUser(w, side, caller)}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/users/:id',
+    expect: all('403/404'),
+    request: async (w, _s, side, caller) => ({
+      path: `/users/${await targetUser(w, side, caller, true)}`,
+      body: { name: `이름 ${w.nonce()}` },
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/users/:id/memberships',
+    expect: all('403/404'),
+    request: async (w, _s, side, caller) => ({
+      path: `/users/${await targetUser(w, side, caller, true)}/memberships`,
+      body: { role: 'evaluator' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/users/:id/memberships',
+    expect: all('ok/404'),
+    request: async (w, _s, side, caller) => ({
+      path: `/users/${await targetUser(w, side, caller)}/memberships`,
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/memberships/:id',
+    expect: all('403/404'),
+    request: async (w, _s, side, caller) => {
+      const membership = await w.membershipOf(await targetUser(w, side, caller, true));
+      return {
+        path: `/memberships/${membership.id}`,
+        // A role-less caller's own membership exists only for this cell.
+        cleanup: async () => {
+          if (membership.created && !caller.isOperator)
+            await w.must('DELETE', `/memberships/${membership.id}`);
+        },
+      };
+    },
+  },
+  {
+    method: 'POST',
+    route: '/users/:id/tokens',
+    expect: all('ok/404'),
+    request: async (w, _s, side, caller) => ({
+      path: `/users/${await targetUser(w, side, caller)}/tokens`,
+      body: { name: 'matrix', expiresInDays: 1 },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/users/:id/tokens',
+    expect: all('ok/404'),
+    request: async (w, _s, side, caller) => ({ path: `/users/${await targetUser(w, side, caller)}/tokens` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/tokens/:id',
+    expect: all('ok/404'),
+    request: async (w, _s, side, caller) => ({
+      path: `/tokens/${await w.freshToken(await targetUser(w, side, caller, true))}`,
+    }),
+  },
+
+  // --- the operator's tools --------------------------------------------------------------------
+  { method: 'GET', route: '/audit', expect: all('403/403'), request: async () => ({ path: '/audit' }) },
+  {
+    method: 'POST',
+    route: '/catalog/import',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: '/catalog/import',
+      body: {
+        version: 1,
+        generatedAt: '2026-11-29',
+        suppliers: [
+          {
+            name: `가져온 공급기업 ${w.nonce()}`,
+            products: [{ ...product(w, s.supplierId), supplierId: undefined }],
+          },
+        ],
+      },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/catalog/export',
+    expect: all('403/403'),
+    request: async () => ({ path: '/catalog/export' }),
+  },
+  {
+    method: 'POST',
+    route: '/credentials/reseal',
+    expect: all('403/403'),
+    request: async () => ({ path: '/credentials/reseal' }),
+  },
+];
+
+/**
+ * Ids of private things: a 2xx answer to a non-operator must contain none of them except those its
+ * role may see (its own user and token; a supplier admin its deployment; organisation people their
+ * organisation, its key and its usage record).
+ */
+export function forbiddenIds(w: World, caller: Caller): string[] {
+  const everyone = Object.values(w.callers).flatMap((c) => [c.userId, c.tokenId]);
+  const universe = [
+    w.A.deploymentId,
+    w.B.deploymentId,
+    w.A.organizationId,
+    w.B.organizationId,
+    w.A.keyId,
+    w.B.keyId,
+    w.A.requestId,
+    w.B.requestId,
+    w.B.userId,
+    w.B.tokenId,
+    ...everyone,
+  ].filter((id): id is string => typeof id === 'string');
+  const visible = new Set<string>([caller.userId ?? '', caller.tokenId ?? '']);
+  if (caller.who === 'supplier_admin') visible.add(w.A.deploymentId);
+  if (caller.who === 'org_admin' || caller.who === 'org_member') {
+    for (const id of [w.A.organizationId, w.A.keyId, w.A.requestId]) visible.add(id);
+  }
+  return universe.filter((id) => !visible.has(id));
+}
