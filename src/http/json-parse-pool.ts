@@ -5,7 +5,7 @@ import { DEFAULT_PIECE_WEIGHT, decodePiece, type Piece, PieceAssembler } from '.
 
 /**
  * Large request bodies are parsed off the event loop: decoding and parsing a 16 MB chat body held
- * every other request for 115–122 ms on a quiet machine and 0.5–0.8 s on a busy one
+ * every other request for 112–176 ms on a quiet machine and 0.5–0.8 s on a busy one
  * (docs/benchmarks.md, "Large request bodies: what a 16 MB body costs everyone else"). A few worker
  * threads, started on first use and stopped when idle, decode, parse and check a body and send it
  * back in pieces (json-pieces.mjs) that the event loop takes one per turn (docs/decisions/0012).

@@ -16,7 +16,7 @@ import { type HubProcess, spawnHub } from '../helpers/hub-process.ts';
  * The bound follows the machine, which is shared and 2-core: every figure here grows several-fold when
  * other work runs. Before, the hub decoded and parsed the body in one turn, so the stall was at least
  * what `toString` + `JSON.parse` of that body takes (measured here, in the test's process, next to each
- * round): 115–122 ms on a quiet machine, 214–850 ms under load (docs/benchmarks.md, "Large request
+ * round): 112–176 ms on a quiet machine, 214–850 ms under load (docs/benchmarks.md, "Large request
  * bodies: what a 16 MB body costs everyone else"). Now the event loop only receives the body, takes
  * it back from the parse worker in pieces of a few milliseconds, checks the fields the hub relies on
  * and collects the garbage of the rebuilt body: 10–23 ms quiet. The slowest small request must stay
