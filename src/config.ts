@@ -36,8 +36,11 @@ export interface Config {
    * connection closes. Answers, streamed ones included, are not limited by it.
    */
   requestTimeoutMs: number;
-  /** Client connections open at once; past it new ones are closed at once (see README). */
-  maxConnections: number;
+  /**
+   * Client connections open at once; past it new ones are closed at once (see README). Unset: what the
+   * open-file limit holds, at most 10,000 (http/server.ts).
+   */
+  maxConnections: number | undefined;
   /** How long opening a connection to an upstream may take (then: 502, and a retry elsewhere). */
   upstreamConnectTimeoutMs: number;
   upstreamHeadersTimeoutMs: number;
@@ -316,7 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
     // 16 MiB (the default body limit) in 60 s needs ≈ 2.2 Mbit/s from the client
     requestTimeoutMs: v.requestTimeoutMs ?? 60_000,
-    maxConnections: v.maxConnections ?? 10_000,
+    maxConnections: v.maxConnections,
     upstreamConnectTimeoutMs: v.upstreamConnectTimeoutMs ?? 10_000,
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,

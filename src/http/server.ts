@@ -17,8 +17,19 @@ export interface Surfaces {
 export interface ConnectionLimits {
   /** Time to receive a whole request, headers and body (KAIHUB_REQUEST_TIMEOUT_MS). */
   requestTimeoutMs: number;
-  /** Client connections open at once (KAIHUB_MAX_CONNECTIONS). */
-  maxConnections: number;
+  /**
+   * Client connections open at once (KAIHUB_MAX_CONNECTIONS); undefined: as many as the open-file
+   * limit holds, at most `DEFAULT_MAX_CONNECTIONS`.
+   */
+  maxConnections: number | undefined;
+}
+
+/** The connection cap when none is set and the open-file limit allows it. */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** The most connections `limit` open files hold (see `fileDescriptorsNeeded`). */
+export function connectionsHeldBy(limit: number): number {
+  return Math.max(1, Math.floor((limit - 100) / 2));
 }
 
 /** Node's options for these limits, shared with bench/bare-proxy.mjs's copy of them. */
@@ -70,12 +81,23 @@ export function createHttpServer(surfaces: Surfaces, logger: Logger, limits: Con
     }
     if (result) result.catch((error: unknown) => internalError(res, path, error, logger));
   });
-  server.maxConnections = limits.maxConnections;
+  // unset: what this process's open-file limit holds (a newcomer's `ulimit -n` is often small), so a
+  // default never promises more than the machine allows; a value set by the operator is kept, and
+  // warned about when the limit cannot hold it
+  const openFiles = openFileLimit();
+  const maxConnections =
+    limits.maxConnections ??
+    Math.min(
+      DEFAULT_MAX_CONNECTIONS,
+      openFiles === undefined ? DEFAULT_MAX_CONNECTIONS : connectionsHeldBy(openFiles),
+    );
+  server.maxConnections = maxConnections;
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) =>
     answerClientError(error, socket, logger),
   );
-  server.on('drop', reportDrops(limits.maxConnections, logger));
-  warnIfTooFewFileDescriptors(limits.maxConnections, logger);
+  server.on('drop', reportDrops(maxConnections, logger));
+  if (limits.maxConnections !== undefined)
+    warnIfTooFewFileDescriptors(limits.maxConnections, openFiles, logger);
   return server;
 }
 
@@ -140,13 +162,16 @@ export function fileDescriptorsNeeded(maxConnections: number): number {
   return 2 * maxConnections + 100;
 }
 
-function warnIfTooFewFileDescriptors(maxConnections: number, logger: Logger): void {
-  const limit = openFileLimit();
+function warnIfTooFewFileDescriptors(
+  maxConnections: number,
+  limit: number | undefined,
+  logger: Logger,
+): void {
   const needed = fileDescriptorsNeeded(maxConnections);
   if (limit === undefined || limit >= needed) return;
   logger.warn(
     { maxConnections, openFileLimit: limit, needed },
-    `KAIHUB_MAX_CONNECTIONS=${maxConnections} needs about ${needed} open files (a client and an upstream connection each), but this process may open ${limit} (ulimit -n): past that, new connections fail with EMFILE. Raise the limit (ulimit -n ${needed}, LimitNOFILE=${needed} for systemd) or lower KAIHUB_MAX_CONNECTIONS to ${Math.max(1, Math.floor((limit - 100) / 2))}.`,
+    `KAIHUB_MAX_CONNECTIONS=${maxConnections} needs about ${needed} open files (a client and an upstream connection each), but this process may open ${limit} (ulimit -n): past that, new connections fail with EMFILE. Raise the limit (ulimit -n ${needed}, LimitNOFILE=${needed} for systemd) or lower KAIHUB_MAX_CONNECTIONS to ${connectionsHeldBy(limit)}.`,
   );
 }
 

@@ -261,12 +261,15 @@ describe('KAIHUB_MAX_CONNECTIONS is checked against the open-file limit at start
     return output;
   }
 
-  test('a cap the open-file limit cannot hold is a clear warning; one it can is silent', async () => {
-    const warned = await startUnderLimit(1024, {});
+  test('a cap the open-file limit cannot hold is a clear warning; one it can, or the default, is silent', async () => {
+    const warned = await startUnderLimit(1024, { KAIHUB_MAX_CONNECTIONS: '10000' });
     assert.match(warned, /KAIHUB_MAX_CONNECTIONS=10000 needs about 20100 open files/);
     assert.match(warned, /may open 1024 \(ulimit -n\)/);
     assert.match(warned, /lower KAIHUB_MAX_CONNECTIONS to 462/);
     const quiet = await startUnderLimit(1024, { KAIHUB_MAX_CONNECTIONS: '400' });
     assert.doesNotMatch(quiet, /KAIHUB_MAX_CONNECTIONS/);
+    // unset, the cap is what the limit holds (462 here): nothing to warn about
+    const defaulted = await startUnderLimit(1024, {});
+    assert.doesNotMatch(defaulted, /KAIHUB_MAX_CONNECTIONS/);
   });
 });

@@ -47,19 +47,20 @@ function bearer(req: IncomingMessage): string | undefined {
  * meters.
  */
 export function createOpenAIHandler(deps: OpenAIDeps) {
+  /** Refused before a product is known: counted under an empty product label, never metered. */
+  function refuse(res: ServerResponse, path: string, requestId: string, error: OpenAIError): void {
+    deps.metrics.requests.labels('', endpointLabel(path), String(error.status)).inc();
+    sendOpenAIError(res, error, requestId);
+  }
+
   return async function handleOpenAI(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const requestId = `req_${randomUUID().replaceAll('-', '')}`;
-    // Refused before a product is known: counted under an empty product label, never metered.
-    const refuse = (error: OpenAIError) => {
-      deps.metrics.requests.labels('', endpointLabel(path), String(error.status)).inc();
-      sendOpenAIError(res, error, requestId);
-    };
     try {
-      await serve(req, res, path, requestId, refuse);
+      await serve(req, res, path, requestId);
     } catch (error) {
       deps.logger.error({ err: error, requestId, path }, 'unhandled error on /v1');
       if (res.headersSent) res.destroy();
-      else refuse(internalError(requestId));
+      else refuse(res, path, requestId, internalError(requestId));
     }
   };
 
@@ -68,14 +69,13 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     res: ServerResponse,
     path: string,
     requestId: string,
-    refuse: (error: OpenAIError) => void,
   ): Promise<void> {
     const startedAt = performance.now();
     const key = bearer(req);
     const caller = key ? await deps.keys.authenticate(key) : undefined;
     if (!caller) {
       discardBody(req);
-      return refuse(invalidApiKey());
+      return refuse(res, path, requestId, invalidApiKey());
     }
     const ctx: RequestContext = { req, res, requestId, startedAt, startedAtMs: Date.now(), caller };
     const method = req.method ?? 'GET';
@@ -86,10 +86,10 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
         const model = decodePathSegment(path.slice(11));
         if (model !== undefined) return handleRetrieveModel(deps, ctx, model);
       }
-      return refuse(notFound(method, path));
+      return refuse(res, path, requestId, notFound(method, path));
     }
     if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
-      return refuse(notFound(method, path));
+      return refuse(res, path, requestId, notFound(method, path));
     }
 
     let body: Record<string, unknown>;
@@ -100,7 +100,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       if (error instanceof BodyAbortedError) return;
       const refusal = bodyRefusal(error);
       if (!refusal) throw error;
-      return refuse(refusal);
+      return refuse(res, path, requestId, refusal);
     }
     await handleModelCall(deps, ctx, path === '/v1/chat/completions' ? 'chat' : 'embeddings', body);
   }
