@@ -16,6 +16,15 @@ function scoreOf(strategy: RoutingStrategy, load: DeploymentLoad | undefined, id
   return strategy === 'least-in-flight' ? load.inFlight(id) : load.latencyMs(id);
 }
 
+/** Whether a deployment may take a call that needs `needs` (not cooling down, able to express it). */
+function keeps(
+  d: RoutableDeployment,
+  available: ((id: string) => boolean) | undefined,
+  needs: number,
+): boolean {
+  return (available === undefined || available(d.id)) && (d.features & needs) === needs;
+}
+
 /**
  * The order to try a product's deployments in: best priority tier first; within a tier, best score
  * under the product's strategy first (see `scoreOf`), equal scores in a weighted random order, so
@@ -33,12 +42,12 @@ export function orderDeployments(
 ): RoutableDeployment[] {
   let all = product.deployments;
   // cooling-down deployments and those that cannot express the request are skipped (a filtered copy
-  // only when one actually is)
-  const keep = (d: RoutableDeployment) =>
-    (available === undefined || available(d.id)) && (d.features & needs) === needs;
+  // only when one actually is; no closure per call)
   for (const d of all) {
-    if (!keep(d)) {
-      all = all.filter(keep);
+    if (!keeps(d, available, needs)) {
+      const kept: RoutableDeployment[] = [];
+      for (const x of all) if (keeps(x, available, needs)) kept.push(x);
+      all = kept;
       break;
     }
   }
