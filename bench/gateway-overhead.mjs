@@ -79,7 +79,7 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
                                 other work on a shared machine)
   --wait-quiet=0                wait up to this many seconds for other work on the
                                 machine to drop below 25 % CPU before measuring
-  --hub-cpu-prof                write a V8 CPU profile of the hub (node --cpu-prof)
+  --hub-cpu-prof                write a V8 CPU profile of the hub and traced arms (node --cpu-prof)
                                 to the --out directory, for profiling the hot path
   --seed=<n>                    seed for the round order shuffle (default: time)
   --quick                       smoke run: 2 rounds of 2 s, throughput 2 x 2 s
@@ -484,10 +484,15 @@ async function main() {
   }
   if (opts.targets.includes('traced')) {
     const sink = await startOtlpSink();
-    arms.traced = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
-      name: 'traced',
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' },
-    });
+    arms.traced = await startHub(
+      upstream.port,
+      opts.hubStartTimeout,
+      opts.hubCpuProf ? opts.out : undefined,
+      {
+        name: 'traced',
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' },
+      },
+    );
     log(`traced hub on ${arms.traced.base}, exporting to ${sink}`);
   }
   let baselineGit;

@@ -19,36 +19,10 @@ export interface TracingOptions {
   logger?: Logger;
 }
 
-/**
- * Spans per export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE is unset. The specification's 512 makes one
- * serialisation block the event loop for milliseconds (docs/decisions/0009-tracing.md has the figures);
- * small batches keep each block short at the same total cost.
- */
-export const DEFAULT_EXPORT_BATCH_SIZE = 64;
+/** Spans per OTLP export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE is unset: the specification's. */
+export const DEFAULT_EXPORT_BATCH_SIZE = 512;
 
 type SdkModule = typeof import('@opentelemetry/sdk-trace-base');
-type SpanExporter = import('@opentelemetry/sdk-trace-base').SpanExporter;
-
-/**
- * The batch processor exports as soon as a batch is full, from inside `span.end()`, and the OTLP
- * exporter serialises the batch before it sends it: that would run in the middle of whichever call
- * ended the batch's last span. Deferred to the next turn of the event loop, it runs between calls.
- */
-class DeferredExporter implements SpanExporter {
-  constructor(private readonly inner: SpanExporter) {}
-
-  export(...args: Parameters<SpanExporter['export']>): void {
-    setImmediate(() => this.inner.export(...args));
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
-  }
-}
 
 function samplerOf(sdk: SdkModule, settings: TracingSettings): Sampler {
   const ratio = () => new sdk.TraceIdRatioBasedSampler(settings.samplerRatio);
@@ -79,14 +53,12 @@ export async function createTracing(
   options: TracingOptions = {},
 ): Promise<Tracing | null> {
   if (settings === null) return null;
-  const [api, sdk, resources, exporters, { CallTracer }] = await Promise.all([
+  const [api, sdk, resources, { CallTracer }, { WorkerSpanProcessor }] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/resources'),
-    settings.protocol === 'http/json'
-      ? import('@opentelemetry/exporter-trace-otlp-http')
-      : import('@opentelemetry/exporter-trace-otlp-proto'),
     import('./call-tracer.ts'),
+    import('./span-export.ts'),
   ]);
   const logger = options.logger;
   if (logger) {
@@ -112,22 +84,24 @@ export async function createTracing(
     settings.batch.maxExportBatchSize ?? DEFAULT_EXPORT_BATCH_SIZE,
     maxQueueSize,
   );
-  type ExporterConfig = NonNullable<ConstructorParameters<typeof exporters.OTLPTraceExporter>[0]>;
-  const exporter = new exporters.OTLPTraceExporter({
-    url: settings.url,
-    headers: settings.headers,
-    timeoutMillis: settings.exportTimeoutMs,
-    // the SDK's enum has the values 'gzip' and 'none' that the settings hold
-    compression: settings.compression as ExporterConfig['compression'],
-    // a flush sends the whole queue at once: every batch of it may be in flight together
-    concurrencyLimit: Math.ceil(maxQueueSize / maxExportBatchSize) + 1,
-  });
-  const processor = new sdk.BatchSpanProcessor(new DeferredExporter(exporter), {
+  // spans are exported on a worker thread by the official OTLP exporter (span-export.ts)
+  const processor = new WorkerSpanProcessor(
+    {
+      url: settings.url,
+      protocol: settings.protocol,
+      headers: settings.headers,
+      timeoutMillis: settings.exportTimeoutMs,
+      compression: settings.compression,
+      // a flush sends the whole queue at once: every batch of it may be in flight together
+      concurrencyLimit: Math.ceil(maxQueueSize / maxExportBatchSize) + 1,
+      resourceAttributes: attributes,
+      scopeName: 'kaihub',
+      exportBatchSize: maxExportBatchSize,
+      delayMs: settings.batch.scheduledDelayMillis ?? 5000,
+    },
     maxQueueSize,
-    maxExportBatchSize,
-    scheduledDelayMillis: settings.batch.scheduledDelayMillis ?? 5000,
-    exportTimeoutMillis: settings.batch.exportTimeoutMillis ?? 30_000,
-  });
+    (message, details) => logger?.warn(details, message),
+  );
   const provider = new sdk.BasicTracerProvider({
     resource: resources.defaultResource().merge(resources.resourceFromAttributes(attributes)),
     sampler: samplerOf(sdk, settings),
