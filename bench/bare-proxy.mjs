@@ -7,6 +7,7 @@
 //
 // Usage: node bench/bare-proxy.mjs --port=0 --upstream=http://127.0.0.1:N
 // Prints one JSON line `{"ready":true,"port":N}` on stdout once listening (127.0.0.1 only).
+import { once } from 'node:events';
 import http from 'node:http';
 import { Agent } from 'undici';
 
@@ -23,7 +24,8 @@ const agent = new Agent({
   connect: { timeout: 10_000 },
   keepAliveTimeout: 30_000,
   keepAliveMaxTimeout: 600_000,
-  connections: 512,
+  // as the hub's agent: no cap per origin (providers/http.ts)
+  connections: null,
   pipelining: 1,
 });
 
@@ -58,6 +60,16 @@ const server = http.createServer(
           headers: { 'content-type': 'application/json', authorization: req.headers.authorization ?? '' },
           body: JSON.stringify(body),
         });
+        if (body.stream === true) {
+          // a stream is piped through as it comes: the floor of what 2,000 open streams cost
+          res.writeHead(answer.statusCode, {
+            'content-type': 'text/event-stream',
+            'cache-control': 'no-cache',
+          });
+          for await (const chunk of answer.body) if (!res.write(chunk)) await once(res, 'drain');
+          res.end();
+          return;
+        }
         const completion = await answer.body.json();
         completion.model = model;
         const text = JSON.stringify(completion);

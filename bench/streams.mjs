@@ -35,7 +35,8 @@ const HELP = `Usage: node bench/streams.mjs [options]
   --streams=2000            streams open together at the end of the ramp
   --ramp-seconds=10         the streams are opened evenly over this time
   --chunks=12               chunks per stream, one a second (the first at once)
-  --targets=direct,hub      arms (also baseline, with --baseline=<git ref>)
+  --targets=direct,hub      arms (also proxy: bench/bare-proxy.mjs piping streams through, the floor of
+                            node:http + undici; and baseline, with --baseline=<git ref>)
   --baseline=<git ref>      the hub at that commit, from a temporary worktree
   --hub-start-timeout=90    seconds to wait for a hub's /healthz
   --out=bench/results       where the raw JSON goes
@@ -91,6 +92,19 @@ async function main() {
       },
     },
   };
+  if (opts.targets.includes('proxy')) {
+    const proxy = await startListening('proxy', 'bare-proxy.mjs', [
+      `--upstream=http://${LOOPBACK}:${upstream.port}`,
+    ]);
+    arms.proxy = {
+      child: proxy.child,
+      target: {
+        url: `http://${LOOPBACK}:${proxy.port}/v1/chat/completions`,
+        headers: { 'content-type': 'application/json' },
+        body: body(true),
+      },
+    };
+  }
   const hubGit = opts.targets.includes('hub') ? gitDescribe() : undefined;
   const hubOptions = {
     // 2,000 streams of one organisation: the per-organisation cap must not be what is measured

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { journalApplierModule } from './applier-bundle.ts';
 import { type RejectedUsage, recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
 
 /** Past this size the journal moves to a new file, so applied files can be deleted. */
@@ -57,7 +58,7 @@ export class FileUsageJournal implements UsageJournal {
     this.current = this.newFileName();
     this.fd = openSync(join(dir, this.current), 'a');
     this.own.push(this.current);
-    this.worker = new Worker(new URL('./journal-applier-worker.mjs', import.meta.url), {
+    this.worker = new Worker(journalApplierModule(), {
       workerData: { dir, databasePath, own: this.own, current: this.current, applyIntervalMs },
     });
     this.worker.on('message', (m: ApplierReply) => {
