@@ -90,7 +90,8 @@ export async function createTracing(
       url: settings.url,
       protocol: settings.protocol,
       headers: settings.headers,
-      timeoutMillis: settings.exportTimeoutMs,
+      // the exporter's own timeout, else the batch processor's export timeout bounds each export
+      timeoutMillis: settings.exportTimeoutMs ?? settings.batch.exportTimeoutMillis,
       compression: settings.compression,
       // a flush sends the whole queue at once: every batch of it may be in flight together
       concurrencyLimit: Math.ceil(maxQueueSize / maxExportBatchSize) + 1,

@@ -1,0 +1,78 @@
+// `kaihub start` runs the hub from one module that esbuild bundles from src/ when it starts, instead of
+// through tsx's loader: the loader keeps a thread with its own JavaScript engine for the life of the
+// process (≈ 30 MB of memory: docs/decisions/0013-start-from-a-bundle.md), and transpiles with
+// `keepNames`, which makes every named closure redefine its name. Still no build step between
+// `npm install` and `npm start`: the bundle is made in a moment at each start, into this package's
+// node_modules (where its packages resolve), and deleted once loaded. Stack traces point at the
+// TypeScript lines (inline source map).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * Each module's `import.meta.url` is its own source file's, as when it runs unbundled: the hub finds
+ * its workers and its shipped catalogue beside its sources.
+ */
+const ownImportMetaUrl = {
+  name: 'own-import-meta-url',
+  setup(build) {
+    build.onLoad({ filter: /\.(ts|mjs)$/ }, (args) => {
+      if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
+      const url = JSON.stringify(pathToFileURL(args.path).href);
+      return {
+        contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', url),
+        loader: args.path.endsWith('.ts') ? 'ts' : 'js',
+        resolveDir: path.dirname(args.path),
+      };
+    });
+  },
+};
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** Bundles left by hubs killed while they started: a bundle is deleted as soon as it is loaded. */
+function removeStaleBundles(dir) {
+  for (const name of readdirSync(dir)) {
+    const pid = Number(/^hub-(\d+)-[0-9a-f]+\.mjs$/.exec(name)?.[1]);
+    if (pid && !alive(pid)) rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+/** Builds the hub into one module and imports it (which runs `src/main.ts`). */
+export async function runBundled() {
+  const esbuild = await import('esbuild');
+  const dir = path.join(ROOT, 'node_modules', '.cache', 'kaihub');
+  mkdirSync(dir, { recursive: true });
+  removeStaleBundles(dir);
+  const outfile = path.join(dir, `hub-${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
+  try {
+    await esbuild.build({
+      entryPoints: [path.join(ROOT, 'src', 'main.ts')],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: `node${process.versions.node}`,
+      packages: 'external',
+      sourcemap: 'inline',
+      logLevel: 'silent',
+      plugins: [ownImportMetaUrl],
+      // the semantics tsconfig.json asks for: imports as written, class fields defined
+      tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, useDefineForClassFields: true } },
+    });
+    process.setSourceMapsEnabled(true);
+    await import(pathToFileURL(outfile).href);
+  } finally {
+    rmSync(outfile, { force: true });
+  }
+}
