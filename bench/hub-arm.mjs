@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, HUB_NODE_FLAGS, LOOPBACK, REPO_ROOT, startProcess, waitFor } from './processes.mjs';
+import { freePort, LOOPBACK, REPO_ROOT, startFlagsOf, startProcess, waitFor } from './processes.mjs';
 
 export async function httpJson(method, url, { headers = {}, body, timeoutMs = 5_000 } = {}) {
   const res = await fetch(url, {
@@ -85,8 +85,8 @@ export async function startHub(
   const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   // --cpu-prof writes the profile when the hub exits (it exits on SIGTERM).
   const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // the same V8 heap flags as `npm start` (package.json): fewer young-generation GC pauses
-  const heapArgs = HUB_NODE_FLAGS;
+  // the V8 flags that version's `npm start` gives the hub (its own package.json)
+  const heapArgs = startFlagsOf(root);
   const child = startProcess(name, process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
     cwd: root,
     env: {

@@ -20,10 +20,10 @@ import v8 from 'node:v8';
 import { log, median, rawOptions } from './cli.mjs';
 import {
   freePort,
-  HUB_NODE_FLAGS,
   LOOPBACK,
   REPO_ROOT,
   sleep,
+  startFlagsOf,
   startProcess,
   stopAll,
   waitFor,
@@ -184,7 +184,13 @@ async function startHub(name, root, upstreamPort) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'kaihub-bench-'));
   const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   const prof = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(opts.cpuProfDir, name)}`] : [];
-  const args = [...HUB_NODE_FLAGS, ...opts.hubFlags, ...prof, path.join(root, 'bin', 'kaihub.mjs'), 'start'];
+  const args = [
+    ...startFlagsOf(root),
+    ...opts.hubFlags,
+    ...prof,
+    path.join(root, 'bin', 'kaihub.mjs'),
+    'start',
+  ];
   const child = startProcess(name, process.execPath, args, {
     cwd: root,
     env: {

@@ -22,10 +22,10 @@ import {
   BENCH_DIR,
   children,
   freePort,
-  HUB_NODE_FLAGS,
   ipcJobs,
   LOOPBACK,
   REPO_ROOT,
+  startFlagsOf,
   startProcess,
   stopAll,
   waitFor,
@@ -190,7 +190,7 @@ async function startHub(modelsDir, opts) {
   const child = startProcess(
     'hub',
     process.execPath,
-    [...HUB_NODE_FLAGS, path.join(REPO_ROOT, 'bin', 'kaihub.mjs'), 'start'],
+    [...startFlagsOf(), path.join(REPO_ROOT, 'bin', 'kaihub.mjs'), 'start'],
     {
       cwd: REPO_ROOT,
       env: {

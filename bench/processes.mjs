@@ -10,10 +10,12 @@ export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 export const LOOPBACK = '127.0.0.1';
 
-/** The V8 flags `npm start` gives the hub (package.json), so benchmarks measure the hub users run. */
-export const HUB_NODE_FLAGS = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'))
-  .scripts.start.split(' ')
-  .filter((a) => a.startsWith('--'));
+/** The V8 flags `npm start` gives the hub in a checkout (its package.json): what users run. */
+export function startFlagsOf(root = REPO_ROOT) {
+  return JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'))
+    .scripts.start.split(' ')
+    .filter((a) => a.startsWith('--'));
+}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
