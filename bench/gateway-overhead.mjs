@@ -79,6 +79,8 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
                                 other work on a shared machine)
   --wait-quiet=0                wait up to this many seconds for other work on the
                                 machine to drop below 25 % CPU before measuring
+  --hub-script=start            the npm script whose node flags the hub and traced arms get
+                                (e.g. start:lean); the baseline keeps its own start
   --hub-cpu-prof                write a V8 CPU profile of the hub and traced arms (node --cpu-prof)
                                 to the --out directory, for profiling the hot path
   --seed=<n>                    seed for the round order shuffle (default: time)
@@ -120,6 +122,7 @@ function parseArgs(argv) {
     hubStartTimeout: num('hub-start-timeout', 90),
     waitQuiet: raw['wait-quiet'] !== undefined ? Number(raw['wait-quiet']) : 0,
     hubCpuProf: raw['hub-cpu-prof'] === 'true',
+    hubScript: raw['hub-script'] ?? 'start',
     nice: raw.nice !== undefined ? Number(raw.nice) : 0,
     seed: raw.seed !== undefined ? Number(raw.seed) : Date.now() % 1_000_000,
     out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
@@ -479,7 +482,9 @@ async function main() {
   // the work tree changes during the run.
   const hubGit = opts.targets.includes('hub') ? gitDescribe() : undefined;
   if (opts.targets.includes('hub')) {
-    arms.hub = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined);
+    arms.hub = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined, {
+      script: opts.hubScript,
+    });
     log(`hub on ${arms.hub.base}`);
   }
   if (opts.targets.includes('traced')) {
@@ -490,6 +495,7 @@ async function main() {
       opts.hubCpuProf ? opts.out : undefined,
       {
         name: 'traced',
+        script: opts.hubScript,
         env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' },
       },
     );
@@ -802,7 +808,7 @@ async function main() {
 
   const lines = [];
   lines.push(
-    `Hub ${arms.hub ? (hubGit ?? 'unknown commit') : 'not run'}${arms.baseline ? `; baseline hub ${opts.baseline} (${baselineGit})` : ''}; Portkey ${arms.portkey?.version ?? 'not run'}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; seed ${opts.seed}${opts.nice ? `; nice ${opts.nice}` : ''}.`,
+    `Hub ${arms.hub ? (hubGit ?? 'unknown commit') : 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${arms.baseline ? `; baseline hub ${opts.baseline} (${baselineGit})` : ''}; Portkey ${arms.portkey?.version ?? 'not run'}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}; seed ${opts.seed}${opts.nice ? `; nice ${opts.nice}` : ''}.`,
   );
   lines.push('');
   lines.push(

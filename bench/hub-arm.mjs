@@ -75,7 +75,7 @@ export async function startHub(
   upstreamPort,
   timeoutS,
   cpuProfDir,
-  { root = REPO_ROOT, name = 'hub', env: extraEnv = {}, model = 'bench-model' } = {},
+  { root = REPO_ROOT, name = 'hub', env: extraEnv = {}, model = 'bench-model', script = 'start' } = {},
 ) {
   const bin = path.join(root, 'bin', 'kaihub.mjs');
   if (!existsSync(bin))
@@ -85,8 +85,8 @@ export async function startHub(
   const adminToken = `bench-admin-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   // --cpu-prof writes the profile when the hub exits (it exits on SIGTERM).
   const profArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
-  // the V8 flags that version's `npm start` gives the hub (its own package.json)
-  const heapArgs = startFlagsOf(root);
+  // the V8 flags that version's `npm start` (or `npm run <script>`) gives the hub (its own package.json)
+  const heapArgs = startFlagsOf(root, script);
   const child = startProcess(name, process.execPath, [...heapArgs, ...profArgs, bin, 'start'], {
     cwd: root,
     env: {

@@ -11,9 +11,11 @@ export const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 export const LOOPBACK = '127.0.0.1';
 
 /** The V8 flags `npm start` gives the hub in a checkout (its package.json): what users run. */
-export function startFlagsOf(root = REPO_ROOT) {
-  return JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'))
-    .scripts.start.split(' ')
+export function startFlagsOf(root = REPO_ROOT, script = 'start') {
+  const command = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts[script];
+  if (typeof command !== 'string') throw new Error(`package.json has no script ${script}`);
+  return command
+    .split(' ')
     .filter((a) => a.startsWith('--'));
 }
 

@@ -38,6 +38,7 @@ const HELP = `Usage: node bench/streams.mjs [options]
   --targets=direct,hub      arms (also proxy: bench/bare-proxy.mjs piping streams through, the floor of
                             node:http + undici; and baseline, with --baseline=<git ref>)
   --baseline=<git ref>      the hub at that commit, from a temporary worktree
+  --hub-script=start        the npm script whose node flags the hub arm gets (e.g. start:lean)
   --hub-start-timeout=90    seconds to wait for a hub's /healthz
   --out=bench/results       where the raw JSON goes
 `;
@@ -56,6 +57,7 @@ function parseArgs(argv) {
     targets,
     baseline: raw.baseline,
     hubStartTimeout: num('hub-start-timeout', 90),
+    hubScript: raw['hub-script'] ?? 'start',
     out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
   };
   if (!(opts.streams > 0 && opts.streams <= 20_000)) throw new Error('--streams must be 1…20000');
@@ -111,7 +113,10 @@ async function main() {
     env: { KAIHUB_ORG_MAX_CONCURRENT: String(opts.streams + 100) },
   };
   if (opts.targets.includes('hub'))
-    arms.hub = await startHub(upstream.port, opts.hubStartTimeout, undefined, hubOptions);
+    arms.hub = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
+      ...hubOptions,
+      script: opts.hubScript,
+    });
   let baselineGit;
   if (opts.targets.includes('baseline')) {
     const tree = prepareBaseline(opts.baseline);
@@ -193,7 +198,7 @@ async function main() {
 
   const f = (v) => (Number.isFinite(v) ? v.toFixed(1) : '—');
   const lines = [
-    `Hub ${hubGit ?? 'not run'}${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
+    `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
     '',
     '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → peak (MiB) | errors |',
     '| --- | ---: | --- | --- | --- | --- |',
