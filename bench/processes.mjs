@@ -14,9 +14,7 @@ export const LOOPBACK = '127.0.0.1';
 export function startFlagsOf(root = REPO_ROOT, script = 'start') {
   const command = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).scripts[script];
   if (typeof command !== 'string') throw new Error(`package.json has no script ${script}`);
-  return command
-    .split(' ')
-    .filter((a) => a.startsWith('--'));
+  return command.split(' ').filter((a) => a.startsWith('--'));
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
