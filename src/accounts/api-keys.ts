@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { AuditTrail } from '../audit/audit-log.ts';
 import { NotFoundError } from '../errors.ts';
-import type { Database } from '../storage/database.ts';
+import type { Database, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 
@@ -57,27 +58,31 @@ export class ApiKeyService {
 
   constructor(private readonly db: Database) {}
 
-  async create(organizationId: string, input: unknown): Promise<CreatedApiKey> {
+  async create(organizationId: string, input: unknown, trail: AuditTrail): Promise<CreatedApiKey> {
     const org = await this.db.get('SELECT id FROM organizations WHERE id = ?', [organizationId]);
     if (!org) throw new NotFoundError('organization', organizationId);
     const v = parseInput(keyInput, input ?? {});
     const key = KEY_PREFIX + randomBytes(24).toString('base64url');
     const id = newId('key');
     const prefix = key.slice(0, PUBLIC_PREFIX_LENGTH);
-    await this.db.run(
-      `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at)
+    return this.db.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
-      [
-        id,
-        organizationId,
-        v.name,
-        prefix,
-        hashApiKey(key),
-        v.allowedModels ? JSON.stringify(v.allowedModels) : null,
-        Date.now(),
-      ],
-    );
-    return { ...(await this.get(id)), key };
+        [
+          id,
+          organizationId,
+          v.name,
+          prefix,
+          hashApiKey(key),
+          v.allowedModels ? JSON.stringify(v.allowedModels) : null,
+          Date.now(),
+        ],
+      );
+      const created = { ...(await this.get(id, tx)), key };
+      await trail(tx, { entityId: id, after: created });
+      return created;
+    });
   }
 
   async list(organizationId: string): Promise<ApiKey[]> {
@@ -90,21 +95,28 @@ export class ApiKeyService {
     return rows.map(toApiKey);
   }
 
-  async get(id: string): Promise<ApiKey> {
-    const row = await this.db.get(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`, [id]);
+  async get(id: string, q: SqlExecutor = this.db): Promise<ApiKey> {
+    const row = await q.get(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('key', id);
     return toApiKey(row);
   }
 
   /** Idempotent: revoking a revoked key keeps its first revocation time. */
-  async revoke(id: string): Promise<ApiKey> {
-    const row = await this.db.get<{ key_hash: string }>('SELECT key_hash FROM api_keys WHERE id = ?', [id]);
-    if (!row) throw new NotFoundError('key', id);
-    await this.db.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [
-      Date.now(),
-      id,
-    ]);
-    this.onRevoke(row.key_hash);
-    return this.get(id);
+  async revoke(id: string, trail: AuditTrail): Promise<ApiKey> {
+    const { revoked, keyHash } = await this.db.transaction(async (tx) => {
+      const row = await tx.get<{ key_hash: string }>('SELECT key_hash FROM api_keys WHERE id = ?', [id]);
+      if (!row) throw new NotFoundError('key', id);
+      const before = await this.get(id, tx);
+      await tx.run('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [
+        Date.now(),
+        id,
+      ]);
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return { revoked: after, keyHash: row.key_hash };
+    });
+    // Only once committed: a revocation rolled back must not be forgotten by the cache alone.
+    this.onRevoke(keyHash);
+    return revoked;
   }
 }

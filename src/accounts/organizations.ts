@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type Database, isUniqueViolation } from '../storage/database.ts';
+import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 
@@ -68,29 +69,34 @@ export class OrganizationService {
 
   constructor(private readonly db: Database) {}
 
-  async create(input: unknown): Promise<Organization> {
+  async create(input: unknown, trail: AuditTrail): Promise<Organization> {
     const v = parseInput(organizationInput.omit({ fallbackModels: true }), input);
     const id = newId('org');
     const now = Date.now();
-    try {
-      await this.db.run(
-        `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          id,
-          v.name,
-          v.class,
-          v.businessNumber ?? null,
-          v.status ?? 'active',
-          now,
-          now,
-          v.maxConcurrentRequests ?? null,
-        ],
-      );
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError('name', 'an organization with this name exists');
-      throw error;
-    }
-    return this.get(id);
+    return this.db.transaction(async (tx) => {
+      try {
+        await tx.run(
+          `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          [
+            id,
+            v.name,
+            v.class,
+            v.businessNumber ?? null,
+            v.status ?? 'active',
+            now,
+            now,
+            v.maxConcurrentRequests ?? null,
+          ],
+        );
+      } catch (error) {
+        if (isUniqueViolation(error))
+          throw new ConflictError('name', 'an organization with this name exists');
+        throw error;
+      }
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   async list(): Promise<Organization[]> {
@@ -99,14 +105,14 @@ export class OrganizationService {
     );
   }
 
-  async get(id: string): Promise<Organization> {
-    const row = await this.db.get(`SELECT ${READ_COLUMNS} FROM organizations WHERE id = ?`, [id]);
+  async get(id: string, q: SqlExecutor = this.db): Promise<Organization> {
+    const row = await q.get(`SELECT ${READ_COLUMNS} FROM organizations WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('organization', id);
     return toOrganization(row);
   }
 
-  async update(id: string, input: unknown): Promise<Organization> {
-    const current = await this.get(id);
+  async update(id: string, input: unknown, trail: AuditTrail): Promise<Organization> {
+    await this.get(id);
     const v = parseInput(organizationInput.partial(), input);
     let fallbacks: string | null | undefined;
     if (v.fallbackModels !== undefined) {
@@ -121,29 +127,37 @@ export class OrganizationService {
           ? null
           : JSON.stringify(Object.fromEntries(entries.map(([m, chain]) => [m, [...new Set(chain)]])));
     }
-    const next = {
-      name: v.name ?? current.name,
-      class: v.class ?? current.class,
-      businessNumber: v.businessNumber === undefined ? current.businessNumber : v.businessNumber,
-      status: v.status ?? current.status,
-    };
-    try {
-      await this.db.run(
-        'UPDATE organizations SET name = ?, class = ?, business_number = ?, status = ?, updated_at = ? WHERE id = ?',
-        [next.name, next.class, next.businessNumber, next.status, Date.now(), id],
-      );
-      if (fallbacks !== undefined)
-        await this.db.run('UPDATE organizations SET fallback_models = ? WHERE id = ?', [fallbacks, id]);
-      if (v.maxConcurrentRequests !== undefined)
-        await this.db.run('UPDATE organizations SET max_concurrent_requests = ? WHERE id = ?', [
-          v.maxConcurrentRequests,
-          id,
-        ]);
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError('name', 'an organization with this name exists');
-      throw error;
-    }
+    const updated = await this.db.transaction(async (tx) => {
+      const before = await this.get(id, tx);
+      const next = {
+        name: v.name ?? before.name,
+        class: v.class ?? before.class,
+        businessNumber: v.businessNumber === undefined ? before.businessNumber : v.businessNumber,
+        status: v.status ?? before.status,
+      };
+      try {
+        await tx.run(
+          'UPDATE organizations SET name = ?, class = ?, business_number = ?, status = ?, updated_at = ? WHERE id = ?',
+          [next.name, next.class, next.businessNumber, next.status, Date.now(), id],
+        );
+        if (fallbacks !== undefined)
+          await tx.run('UPDATE organizations SET fallback_models = ? WHERE id = ?', [fallbacks, id]);
+        if (v.maxConcurrentRequests !== undefined)
+          await tx.run('UPDATE organizations SET max_concurrent_requests = ? WHERE id = ?', [
+            v.maxConcurrentRequests,
+            id,
+          ]);
+      } catch (error) {
+        if (isUniqueViolation(error))
+          throw new ConflictError('name', 'an organization with this name exists');
+        throw error;
+      }
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
+    // Only once committed: the key cache must not act on a change that was rolled back.
     this.onChange(id);
-    return this.get(id);
+    return updated;
   }
 }

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { AuditTrail } from '../audit/audit-log.ts';
 import { NotFoundError } from '../errors.ts';
-import type { Database } from '../storage/database.ts';
+import type { Database, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import type { Principal } from './roles.ts';
@@ -61,27 +62,31 @@ function toToken(r: Record<string, unknown>): PersonalToken {
 export class PersonalTokenService {
   constructor(private readonly db: Database) {}
 
-  async create(userId: string, input: unknown): Promise<CreatedPersonalToken> {
+  async create(userId: string, input: unknown, trail: AuditTrail): Promise<CreatedPersonalToken> {
     if (!(await this.db.get('SELECT id FROM users WHERE id = ?', [userId])))
       throw new NotFoundError('user', userId);
     const v = parseInput(tokenInput, input ?? {});
     const token = PERSONAL_TOKEN_PREFIX + randomBytes(24).toString('base64url');
     const id = newId('pat');
     const now = Date.now();
-    await this.db.run(
-      `INSERT INTO personal_access_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at,
+    return this.db.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO personal_access_tokens (id, user_id, name, prefix, token_hash, created_at, expires_at,
          last_used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
-      [
-        id,
-        userId,
-        v.name,
-        token.slice(0, PUBLIC_PREFIX_LENGTH),
-        hashToken(token),
-        now,
-        now + v.expiresInDays * DAY_MS,
-      ],
-    );
-    return { ...(await this.get(id)), token };
+        [
+          id,
+          userId,
+          v.name,
+          token.slice(0, PUBLIC_PREFIX_LENGTH),
+          hashToken(token),
+          now,
+          now + v.expiresInDays * DAY_MS,
+        ],
+      );
+      const created = { ...(await this.get(id, tx)), token };
+      await trail(tx, { entityId: id, after: created });
+      return created;
+    });
   }
 
   async list(userId: string): Promise<PersonalToken[]> {
@@ -94,20 +99,24 @@ export class PersonalTokenService {
     return rows.map(toToken);
   }
 
-  async get(id: string): Promise<PersonalToken> {
-    const row = await this.db.get(`SELECT ${COLUMNS} FROM personal_access_tokens WHERE id = ?`, [id]);
+  async get(id: string, q: SqlExecutor = this.db): Promise<PersonalToken> {
+    const row = await q.get(`SELECT ${COLUMNS} FROM personal_access_tokens WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('token', id);
     return toToken(row);
   }
 
   /** Idempotent: revoking a revoked token keeps its first revocation time. */
-  async revoke(id: string): Promise<PersonalToken> {
-    await this.get(id);
-    await this.db.run(
-      'UPDATE personal_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
-      [Date.now(), id],
-    );
-    return this.get(id);
+  async revoke(id: string, trail: AuditTrail): Promise<PersonalToken> {
+    return this.db.transaction(async (tx) => {
+      const before = await this.get(id, tx);
+      await tx.run('UPDATE personal_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [
+        Date.now(),
+        id,
+      ]);
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { type Database, isUniqueViolation } from '../storage/database.ts';
+import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import { ROLES, type Role } from './roles.ts';
@@ -61,21 +62,25 @@ function toMembership(r: Record<string, unknown>): Membership {
 export class UserService {
   constructor(private readonly db: Database) {}
 
-  async create(input: unknown): Promise<User> {
+  async create(input: unknown, trail: AuditTrail): Promise<User> {
     const v = parseInput(userInput, input);
     const id = newId('usr');
     const now = Date.now();
-    await this.unique(() =>
-      this.db.run(`INSERT INTO users (${USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [
-        id,
-        v.name,
-        v.email,
-        v.status ?? 'active',
-        now,
-        now,
-      ]),
-    );
-    return this.get(id);
+    return this.db.transaction(async (tx) => {
+      await this.unique(() =>
+        tx.run(`INSERT INTO users (${USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [
+          id,
+          v.name,
+          v.email,
+          v.status ?? 'active',
+          now,
+          now,
+        ]),
+      );
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   async list(): Promise<User[]> {
@@ -92,43 +97,48 @@ export class UserService {
     return rows.map((r) => this.toUser(r, byUser.get(r.id as string) ?? []));
   }
 
-  async get(id: string): Promise<User> {
-    const row = await this.db.get(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, [id]);
+  async get(id: string, q: SqlExecutor = this.db): Promise<User> {
+    const row = await q.get(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('user', id);
-    return this.toUser(row, await this.memberships(id));
+    return this.toUser(row, await this.memberships(id, q));
   }
 
-  async update(id: string, input: unknown): Promise<User> {
-    const current = await this.get(id);
+  async update(id: string, input: unknown, trail: AuditTrail): Promise<User> {
+    await this.get(id);
     const v = parseInput(userInput.partial(), input);
-    await this.unique(() =>
-      this.db.run('UPDATE users SET name = ?, email = ?, status = ?, updated_at = ? WHERE id = ?', [
-        v.name ?? current.name,
-        v.email ?? current.email,
-        v.status ?? current.status,
-        Date.now(),
-        id,
-      ]),
-    );
-    return this.get(id);
+    return this.db.transaction(async (tx) => {
+      const before = await this.get(id, tx);
+      await this.unique(() =>
+        tx.run('UPDATE users SET name = ?, email = ?, status = ?, updated_at = ? WHERE id = ?', [
+          v.name ?? before.name,
+          v.email ?? before.email,
+          v.status ?? before.status,
+          Date.now(),
+          id,
+        ]),
+      );
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
   }
 
-  async memberships(userId: string): Promise<Membership[]> {
-    const rows = await this.db.all(
+  async memberships(userId: string, q: SqlExecutor = this.db): Promise<Membership[]> {
+    const rows = await q.all(
       `SELECT ${MEMBERSHIP_COLUMNS} FROM memberships WHERE user_id = ? ORDER BY created_at, id`,
       [userId],
     );
     return rows.map(toMembership);
   }
 
-  async getMembership(id: string): Promise<Membership> {
-    const row = await this.db.get(`SELECT ${MEMBERSHIP_COLUMNS} FROM memberships WHERE id = ?`, [id]);
+  async getMembership(id: string, q: SqlExecutor = this.db): Promise<Membership> {
+    const row = await q.get(`SELECT ${MEMBERSHIP_COLUMNS} FROM memberships WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('membership', id);
     return toMembership(row);
   }
 
   /** A role names its tenant exactly when it has one: supplier_admin a supplier, org roles an organisation. */
-  async addMembership(userId: string, input: unknown): Promise<Membership> {
+  async addMembership(userId: string, input: unknown, trail: AuditTrail): Promise<Membership> {
     await this.get(userId);
     const v = parseInput(membershipInput, input);
     const supplierId = v.supplierId ?? null;
@@ -145,32 +155,39 @@ export class UserService {
     if (!needsOrganization && organizationId)
       problems.push({ field: 'organizationId', message: `not used by ${v.role}` });
     if (problems.length > 0) throw new ValidationError(problems);
-    if (supplierId && !(await this.db.get('SELECT id FROM suppliers WHERE id = ?', [supplierId])))
-      throw ValidationError.of('supplierId', 'no such supplier');
-    if (organizationId && !(await this.db.get('SELECT id FROM organizations WHERE id = ?', [organizationId])))
-      throw ValidationError.of('organizationId', 'no such organization');
     const id = newId('mem');
-    try {
-      await this.db.run(`INSERT INTO memberships (${MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [
-        id,
-        userId,
-        v.role,
-        supplierId,
-        organizationId,
-        Date.now(),
-      ]);
-    } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError('role', 'the user already has this role here');
-      throw error;
-    }
-    return this.getMembership(id);
+    return this.db.transaction(async (tx) => {
+      if (supplierId && !(await tx.get('SELECT id FROM suppliers WHERE id = ?', [supplierId])))
+        throw ValidationError.of('supplierId', 'no such supplier');
+      if (organizationId && !(await tx.get('SELECT id FROM organizations WHERE id = ?', [organizationId])))
+        throw ValidationError.of('organizationId', 'no such organization');
+      try {
+        await tx.run(`INSERT INTO memberships (${MEMBERSHIP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, [
+          id,
+          userId,
+          v.role,
+          supplierId,
+          organizationId,
+          Date.now(),
+        ]);
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new ConflictError('role', 'the user already has this role here');
+        throw error;
+      }
+      const after = await this.getMembership(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   /** Memberships are current facts, not history: removing one deletes it (the audit log keeps it). */
-  async removeMembership(id: string): Promise<Membership> {
-    const membership = await this.getMembership(id);
-    await this.db.run('DELETE FROM memberships WHERE id = ?', [id]);
-    return membership;
+  async removeMembership(id: string, trail: AuditTrail): Promise<Membership> {
+    return this.db.transaction(async (tx) => {
+      const before = await this.getMembership(id, tx);
+      await tx.run('DELETE FROM memberships WHERE id = ?', [id]);
+      await trail(tx, { entityId: id, before });
+      return before;
+    });
   }
 
   private toUser(r: Record<string, unknown>, memberships: Membership[]): User {

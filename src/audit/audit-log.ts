@@ -22,6 +22,20 @@ export interface AuditEntryInput {
   requestId?: string | null;
 }
 
+/** What a service says of a change it makes: which thing, as it was and as it is now. */
+export interface AuditedChange {
+  entityId: string;
+  before?: unknown;
+  after?: unknown;
+}
+
+/**
+ * Records a change inside the transaction that makes it, so the entry exists exactly when the change
+ * does: an entry that cannot be written rolls the change back. Every mutating service method takes
+ * one; the admin router makes it from who asks, what the route does, and the request.
+ */
+export type AuditTrail = (tx: SqlExecutor, change: AuditedChange) => Promise<void>;
+
 export interface AuditEntry {
   id: string;
   createdAt: string;

@@ -1,3 +1,4 @@
+import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
@@ -23,6 +24,22 @@ import type { CredentialBox } from './credentials.ts';
 
 /** The settings row whose value changes with every catalog write. */
 export const CATALOG_REVISION_SETTING = 'catalog_revision';
+
+/** The audit entry of an import run as a whole. */
+export interface ImportRunEntry {
+  entityType: 'catalog';
+  entityId: string;
+  before: undefined;
+  after: unknown;
+}
+
+async function bumpRevision(tx: SqlExecutor): Promise<void> {
+  await tx.run(
+    `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    [CATALOG_REVISION_SETTING, newId('rev'), Date.now()],
+  );
+}
 
 /**
  * Builds `SET a = ?, b = ?` from the fields a PATCH actually carried, so an absent field keeps its
@@ -53,24 +70,28 @@ export class CatalogService {
 
   // --- suppliers -------------------------------------------------------------------------------
 
-  async createSupplier(input: unknown): Promise<Supplier> {
+  async createSupplier(input: unknown, trail: AuditTrail): Promise<Supplier> {
     const v = parseInput(supplierInput, input);
     const now = Date.now();
     const id = newId('sup');
-    await this.unique('name', 'a supplier with this name exists', () =>
-      this.db.run(`INSERT INTO suppliers (${SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-        id,
-        v.name,
-        v.nameEn ?? null,
-        v.contactName ?? null,
-        v.contactEmail ?? null,
-        v.website ?? null,
-        v.status ?? 'active',
-        now,
-        now,
-      ]),
-    );
-    return this.getSupplier(id);
+    return this.change(async (tx) => {
+      await this.unique('name', 'a supplier with this name exists', () =>
+        tx.run(`INSERT INTO suppliers (${SUPPLIER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+          id,
+          v.name,
+          v.nameEn ?? null,
+          v.contactName ?? null,
+          v.contactEmail ?? null,
+          v.website ?? null,
+          v.status ?? 'active',
+          now,
+          now,
+        ]),
+      );
+      const after = await this.getSupplier(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   async listSuppliers(): Promise<Supplier[]> {
@@ -79,13 +100,13 @@ export class CatalogService {
     );
   }
 
-  async getSupplier(id: string): Promise<Supplier> {
-    const row = await this.db.get(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers WHERE id = ?`, [id]);
+  async getSupplier(id: string, q: SqlExecutor = this.db): Promise<Supplier> {
+    const row = await q.get(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('supplier', id);
     return toSupplier(row);
   }
 
-  async updateSupplier(id: string, input: unknown): Promise<Supplier> {
+  async updateSupplier(id: string, input: unknown, trail: AuditTrail): Promise<Supplier> {
     await this.getSupplier(id);
     const v = parseInput(supplierInput.partial(), input);
     const { sql, params } = setClause({
@@ -96,54 +117,60 @@ export class CatalogService {
       website: v.website,
       status: v.status,
     });
-    if (sql) {
-      await this.unique('name', 'a supplier with this name exists', () =>
-        this.db.run(`UPDATE suppliers SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
-      );
-      await this.changed();
-    }
-    return this.getSupplier(id);
+    return this.change(async (tx) => {
+      const before = await this.getSupplier(id, tx);
+      if (sql)
+        await this.unique('name', 'a supplier with this name exists', () =>
+          tx.run(`UPDATE suppliers SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
+        );
+      const after = await this.getSupplier(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
   }
 
   // --- products --------------------------------------------------------------------------------
 
-  async createProduct(input: unknown): Promise<Product> {
+  async createProduct(input: unknown, trail: AuditTrail): Promise<Product> {
     const v = parseInput(productInput, input);
-    await this.requireSupplier(v.supplierId);
-    if (v.fallbackModels) await this.requireModels('fallbackModels', v.fallbackModels, v.model);
     const now = Date.now();
     const id = newId('prd');
-    await this.unique('model', `model "${v.model}" is already a product`, () =>
-      this.db.run(
-        `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
+    return this.change(async (tx) => {
+      await this.requireSupplier(v.supplierId, tx);
+      if (v.fallbackModels) await this.requireModels('fallbackModels', v.fallbackModels, v.model, tx);
+      await this.unique('model', `model "${v.model}" is already a product`, () =>
+        tx.run(
+          `INSERT INTO products (id, supplier_id, model, display_name, description, parameters, purposes, modality,
           context_window, price_input_micro_per_1m, price_output_micro_per_1m, residency, status, fallback_models,
           routing_strategy, price_reference, suggested_deployment, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          id,
-          v.supplierId,
-          v.model,
-          v.displayName,
-          v.description ?? null,
-          v.parameters ?? null,
-          JSON.stringify([...new Set(v.purposes)]),
-          v.modality,
-          v.contextWindow,
-          v.priceInputPer1M,
-          v.priceOutputPer1M,
-          v.residency,
-          v.status ?? 'active',
-          v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
-          v.routingStrategy ?? 'weighted',
-          v.priceReference ? JSON.stringify(v.priceReference) : null,
-          v.suggestedDeployment ? JSON.stringify(v.suggestedDeployment) : null,
-          now,
-          now,
-        ],
-      ),
-    );
-    await this.changed();
-    return this.getProduct(id);
+          [
+            id,
+            v.supplierId,
+            v.model,
+            v.displayName,
+            v.description ?? null,
+            v.parameters ?? null,
+            JSON.stringify([...new Set(v.purposes)]),
+            v.modality,
+            v.contextWindow,
+            v.priceInputPer1M,
+            v.priceOutputPer1M,
+            v.residency,
+            v.status ?? 'active',
+            v.fallbackModels?.length ? JSON.stringify([...new Set(v.fallbackModels)]) : null,
+            v.routingStrategy ?? 'weighted',
+            v.priceReference ? JSON.stringify(v.priceReference) : null,
+            v.suggestedDeployment ? JSON.stringify(v.suggestedDeployment) : null,
+            now,
+            now,
+          ],
+        ),
+      );
+      const after = await this.getProduct(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   async listProducts(filter: { supplierId?: string } = {}): Promise<Product[]> {
@@ -156,18 +183,15 @@ export class CatalogService {
     return rows.map(toProduct);
   }
 
-  async getProduct(id: string): Promise<Product> {
-    const row = await this.db.get(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [id]);
+  async getProduct(id: string, q: SqlExecutor = this.db): Promise<Product> {
+    const row = await q.get(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('product', id);
     return toProduct(row);
   }
 
-  async updateProduct(id: string, input: unknown): Promise<Product> {
-    const current = await this.getProduct(id);
+  async updateProduct(id: string, input: unknown, trail: AuditTrail): Promise<Product> {
+    await this.getProduct(id);
     const v = parseInput(productInput.partial(), input);
-    if (v.supplierId !== undefined) await this.requireSupplier(v.supplierId);
-    if (v.fallbackModels)
-      await this.requireModels('fallbackModels', v.fallbackModels, v.model ?? current.model);
     const { sql, params } = setClause({
       supplier_id: v.supplierId,
       model: v.model,
@@ -191,44 +215,53 @@ export class CatalogService {
       price_reference: jsonOrNull(v.priceReference),
       suggested_deployment: jsonOrNull(v.suggestedDeployment),
     });
-    if (sql) {
-      await this.unique('model', `model "${v.model}" is already a product`, () =>
-        this.db.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
-      );
-      await this.changed();
-    }
-    return this.getProduct(id);
+    return this.change(async (tx) => {
+      const before = await this.getProduct(id, tx);
+      if (v.supplierId !== undefined) await this.requireSupplier(v.supplierId, tx);
+      if (v.fallbackModels)
+        await this.requireModels('fallbackModels', v.fallbackModels, v.model ?? before.model, tx);
+      if (sql)
+        await this.unique('model', `model "${v.model}" is already a product`, () =>
+          tx.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
+        );
+      const after = await this.getProduct(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
   }
 
   // --- deployments -----------------------------------------------------------------------------
 
-  async createDeployment(input: unknown): Promise<Deployment> {
+  async createDeployment(input: unknown, trail: AuditTrail): Promise<Deployment> {
     const v = parseInput(deploymentInput, input);
-    const product = await this.getProduct(v.productId).catch((error) => {
-      if (error instanceof NotFoundError) throw ValidationError.of('productId', 'no such product');
-      throw error;
-    });
     const now = Date.now();
     const id = newId('dep');
-    await this.db.run(
-      `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        id,
-        v.productId,
-        v.adapter,
-        v.baseUrl,
-        v.upstreamModel ?? product.model,
-        v.apiKey ? this.credentials.seal(v.apiKey) : null,
-        v.weight ?? 1,
-        v.priority ?? 0,
-        v.status ?? 'active',
-        now,
-        now,
-        v.maxConcurrent ?? null,
-      ],
-    );
-    await this.changed();
-    return this.getDeployment(id);
+    return this.change(async (tx) => {
+      const product = await this.getProduct(v.productId, tx).catch((error) => {
+        if (error instanceof NotFoundError) throw ValidationError.of('productId', 'no such product');
+        throw error;
+      });
+      await tx.run(
+        `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          id,
+          v.productId,
+          v.adapter,
+          v.baseUrl,
+          v.upstreamModel ?? product.model,
+          v.apiKey ? this.credentials.seal(v.apiKey) : null,
+          v.weight ?? 1,
+          v.priority ?? 0,
+          v.status ?? 'active',
+          now,
+          now,
+          v.maxConcurrent ?? null,
+        ],
+      );
+      const after = await this.getDeployment(id, tx);
+      await trail(tx, { entityId: id, after });
+      return after;
+    });
   }
 
   /** `supplierIds` keeps only the deployments of those suppliers' products (a supplier admin's view). */
@@ -273,8 +306,8 @@ export class CatalogService {
     return rows.map((r) => r.id);
   }
 
-  async getDeployment(id: string): Promise<Deployment> {
-    const row = await this.db.get(
+  async getDeployment(id: string, q: SqlExecutor = this.db): Promise<Deployment> {
+    const row = await q.get(
       `SELECT ${DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ? AND status <> 'deleted'`,
       [id],
     );
@@ -282,7 +315,7 @@ export class CatalogService {
     return toDeployment(row, this.inspect);
   }
 
-  async updateDeployment(id: string, input: unknown): Promise<Deployment> {
+  async updateDeployment(id: string, input: unknown, trail: AuditTrail): Promise<Deployment> {
     await this.getDeployment(id);
     const v = parseInput(deploymentInput.omit({ productId: true }).partial(), input);
     const { sql, params } = setClause({
@@ -296,77 +329,111 @@ export class CatalogService {
       status: v.status,
       max_concurrent: v.maxConcurrent,
     });
-    if (sql) {
-      await this.db.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [
-        ...params,
-        Date.now(),
-        id,
-      ]);
-      await this.changed();
-    }
-    return this.getDeployment(id);
+    return this.change(async (tx) => {
+      const before = await this.getDeployment(id, tx);
+      if (sql)
+        await tx.run(`UPDATE deployments SET ${sql}, updated_at = ? WHERE id = ?`, [
+          ...params,
+          Date.now(),
+          id,
+        ]);
+      const after = await this.getDeployment(id, tx);
+      await trail(tx, { entityId: id, before, after });
+      return after;
+    });
   }
 
   /**
    * Soft delete: usage records keep naming the deployment that served them, and other replicas
    * notice the change through `updated_at` like any other edit.
    */
-  async deleteDeployment(id: string): Promise<void> {
-    await this.getDeployment(id);
-    await this.db.run(`UPDATE deployments SET status = 'deleted', updated_at = ? WHERE id = ?`, [
-      Date.now(),
-      id,
-    ]);
-    await this.changed();
+  async deleteDeployment(id: string, trail: AuditTrail): Promise<void> {
+    await this.change(async (tx) => {
+      const before = await this.getDeployment(id, tx);
+      await tx.run(`UPDATE deployments SET status = 'deleted', updated_at = ? WHERE id = ?`, [
+        Date.now(),
+        id,
+      ]);
+      await trail(tx, { entityId: id, before });
+    });
   }
 
-  /** A catalogue file into the catalogue, in one transaction (see catalog-import.ts). */
+  /**
+   * A catalogue file into the catalogue, in one transaction (see catalog-import.ts) with an audit
+   * entry per supplier and product it changes and one for the run itself, even when it changed nothing:
+   * which file, and what it left to the operator.
+   */
   async importCatalog(
     file: CatalogFile,
     options: ImportOptions,
-    audit: (entry: Parameters<ImportAudit>[0], tx: SqlExecutor) => Promise<void>,
+    audit: (entry: Parameters<ImportAudit>[0] | ImportRunEntry, tx: SqlExecutor) => Promise<void>,
   ): Promise<ImportReport> {
-    const report = await this.db.transaction((tx) =>
-      importCatalog(tx, file, options, (entry) => audit(entry, tx)),
-    );
-    if (!options.dryRun) await this.changed();
-    return report;
+    if (options.dryRun)
+      return this.db.transaction((tx) => importCatalog(tx, file, options, (entry) => audit(entry, tx)));
+    return this.change(async (tx) => {
+      const report = await importCatalog(tx, file, options, (entry) => audit(entry, tx));
+      await audit(
+        {
+          entityType: 'catalog',
+          entityId: `catalog file of ${file.generatedAt}`,
+          before: undefined,
+          after: {
+            overwrite: options.overwrite,
+            suppliers: { created: report.suppliers.created.length, updated: report.suppliers.updated.length },
+            products: {
+              created: report.products.created.length,
+              updated: report.products.updated.length,
+              kept: report.products.kept.length,
+            },
+          },
+        },
+        tx,
+      );
+      return report;
+    });
   }
 
   /** Seals every stored credential under the current secret key (see credential-reseal.ts). */
-  async resealCredentials(
-    onResealed: (deploymentId: string, fromKeyId: string | null, toKeyId: string) => Promise<void>,
-  ): Promise<ResealReport> {
-    const report = await resealCredentials(this.db, this.credentials, onResealed);
-    if (report.resealed.length > 0) await this.changed();
+  async resealCredentials(trail: AuditTrail): Promise<ResealReport> {
+    const report = await resealCredentials(this.db, this.credentials, trail);
+    // The plaintext is the same: only the credential's state as the admin API shows it has changed.
+    if (report.resealed.length > 0) await this.change(async () => {});
     return report;
   }
 
   /**
-   * Every write ends here: a new revision tells the other replicas' snapshots to reload (a random
-   * value, not a timestamp, so two edits in one millisecond are never mistaken for one), then this
-   * replica's snapshot reloads before the write is answered.
+   * Every write goes through here: `write` (with its audit entry) and a new revision in one
+   * transaction — the revision tells the other replicas' snapshots to reload (a random value, not a
+   * timestamp, so two edits in one millisecond are never mistaken for one) — then, once committed,
+   * this replica's snapshot reloads before the write is answered. Inside `write` every query goes
+   * through `tx`: on SQLite any other query waits for the transaction to end.
    */
-  private async changed(): Promise<void> {
-    await this.db.run(
-      `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [CATALOG_REVISION_SETTING, newId('rev'), Date.now()],
-    );
+  private async change<T>(write: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const result = await this.db.transaction(async (tx) => {
+      const written = await write(tx);
+      await bumpRevision(tx);
+      return written;
+    });
     await this.onChange();
+    return result;
   }
 
   /** Every id names a product (any status: one inactive today may be back tomorrow), none is `self`. */
-  async requireModels(field: string, models: readonly string[], self?: string): Promise<void> {
+  async requireModels(
+    field: string,
+    models: readonly string[],
+    self?: string,
+    q: SqlExecutor = this.db,
+  ): Promise<void> {
     for (const [i, model] of models.entries()) {
       if (model === self) throw ValidationError.of(`${field}.${i}`, 'a product cannot fall back to itself');
-      const row = await this.db.get('SELECT id FROM products WHERE model = ?', [model]);
+      const row = await q.get('SELECT id FROM products WHERE model = ?', [model]);
       if (!row) throw ValidationError.of(`${field}.${i}`, `no product has model "${model}"`);
     }
   }
 
-  private async requireSupplier(id: string): Promise<void> {
-    const row = await this.db.get('SELECT id FROM suppliers WHERE id = ?', [id]);
+  private async requireSupplier(id: string, q: SqlExecutor): Promise<void> {
+    const row = await q.get('SELECT id FROM suppliers WHERE id = ?', [id]);
     if (!row) throw ValidationError.of('supplierId', 'no such supplier');
   }
 

@@ -1,3 +1,4 @@
+import type { AuditTrail } from '../audit/audit-log.ts';
 import type { Database } from '../storage/database.ts';
 import type { CredentialBox } from './credentials.ts';
 
@@ -20,7 +21,7 @@ export interface ResealReport {
 export async function resealCredentials(
   db: Database,
   credentials: CredentialBox,
-  onResealed: (deploymentId: string, fromKeyId: string | null, toKeyId: string) => Promise<void>,
+  trail: AuditTrail,
 ): Promise<ResealReport> {
   const rows = await db.all<{ id: string; api_key_sealed: string }>(
     'SELECT id, api_key_sealed FROM deployments WHERE api_key_sealed IS NOT NULL ORDER BY created_at, id',
@@ -42,14 +43,24 @@ export async function resealCredentials(
       continue;
     }
     const sealed = credentials.seal(credentials.open(row.api_key_sealed));
-    // Only if nobody changed it meanwhile: a key set since then is already sealed under the current key.
-    const changed = await db.run(
-      'UPDATE deployments SET api_key_sealed = ?, updated_at = ? WHERE id = ? AND api_key_sealed = ?',
-      [sealed, Date.now(), row.id, row.api_key_sealed],
-    );
+    // One transaction per credential, with its audit entry: a run stopped halfway leaves each
+    // credential either re-sealed and recorded, or as it was.
+    const changed = await db.transaction(async (tx) => {
+      // Only if nobody changed it meanwhile: a key set since then is already sealed under the current key.
+      const n = await tx.run(
+        'UPDATE deployments SET api_key_sealed = ?, updated_at = ? WHERE id = ? AND api_key_sealed = ?',
+        [sealed, Date.now(), row.id, row.api_key_sealed],
+      );
+      if (n > 0)
+        await trail(tx, {
+          entityId: row.id,
+          before: { credential: { keyId: state.keyId } },
+          after: { credential: { keyId: credentials.currentKeyId } },
+        });
+      return n;
+    });
     if (changed === 0) continue;
     report.resealed.push({ deploymentId: row.id, fromKeyId: state.keyId });
-    await onResealed(row.id, state.keyId, credentials.currentKeyId);
   }
   return report;
 }

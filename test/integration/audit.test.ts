@@ -149,4 +149,62 @@ describe('audit log', () => {
     if (db.dialect === 'postgres') await assert.rejects(db.run('TRUNCATE audit_log'), /append-only/);
     assert.deepEqual(await db.all('SELECT id, action FROM audit_log ORDER BY id'), before);
   });
+
+  test('a change and its audit entry are one: when the entry cannot be written, nothing changes', async () => {
+    const org = await must('POST', '/organizations', { name: '원자성 주식회사', class: 'sme' });
+    const key = await must('POST', `/organizations/${org.id}/keys`, { name: 'kept' });
+    const user = await must('POST', '/users', { name: '감사', email: 'atomic@example.kr' });
+    const membership = await must('POST', `/users/${user.id}/memberships`, {
+      role: 'org_member',
+      organizationId: org.id,
+    });
+    const supplierBefore = await must('GET', `/suppliers/${supplierId}`);
+    const deploymentsBefore = (await must('GET', `/deployments?productId=${productId}`)).data.length;
+    const entriesBefore = (await db.all('SELECT id FROM audit_log')).length;
+    // The audit log "fails" for these entity types: a trigger refuses their entries.
+    const refused = "('supplier', 'deployment', 'api_key', 'membership', 'organization')";
+    if (db.dialect === 'postgres') {
+      await db.exec(`CREATE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'audit log unavailable'; END $$`);
+      await db.exec(`CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW
+        WHEN (NEW.entity_type IN ${refused}) EXECUTE FUNCTION test_refuse_audit()`);
+    } else {
+      await db.exec(`CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit_log
+        WHEN NEW.entity_type IN ${refused} BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END`);
+    }
+    try {
+      const attempts: [string, string, unknown][] = [
+        ['PATCH', `/suppliers/${supplierId}`, { name: 'KT (renamed)' }],
+        [
+          'POST',
+          '/deployments',
+          { productId, adapter: 'openai-compatible', baseUrl: 'http://127.0.0.1:9/v1' },
+        ],
+        ['DELETE', `/keys/${key.id}`, undefined],
+        ['DELETE', `/memberships/${membership.id}`, undefined],
+        ['PATCH', `/organizations/${org.id}`, { status: 'suspended' }],
+      ];
+      for (const [method, path, body] of attempts) {
+        const r = await t.admin(method, path, body);
+        assert.equal(r.status, 500, `${method} ${path} answers 500 when its change cannot be audited`);
+      }
+      assert.deepEqual(await must('GET', `/suppliers/${supplierId}`), supplierBefore, 'supplier unchanged');
+      assert.equal((await must('GET', `/deployments?productId=${productId}`)).data.length, deploymentsBefore);
+      assert.equal((await must('GET', `/organizations/${org.id}/keys`)).data[0].revokedAt, null);
+      assert.equal((await must('GET', `/users/${user.id}/memberships`)).data.length, 1);
+      assert.equal((await must('GET', `/organizations/${org.id}`)).status, 'active');
+      // The key still works: its revocation did not reach the key cache either.
+      const models = await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${key.key}` } });
+      assert.equal(models.status, 200);
+      assert.equal((await db.all('SELECT id FROM audit_log')).length, entriesBefore);
+    } finally {
+      await db.exec(`DROP TRIGGER test_refuse_audit${db.dialect === 'postgres' ? ' ON audit_log' : ''}`);
+      if (db.dialect === 'postgres') await db.exec('DROP FUNCTION test_refuse_audit()');
+    }
+    // With the log back, the same change goes through with its entry.
+    await must('PATCH', `/suppliers/${supplierId}`, { name: 'KT (renamed)' });
+    const { data } = await must('GET', `/audit?entityId=${supplierId}&action=update`);
+    assert.equal(data[0].after.name, 'KT (renamed)');
+    assert.equal(data[0].before.name, supplierBefore.name);
+  });
 });

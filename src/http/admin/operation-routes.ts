@@ -37,25 +37,6 @@ export function operationRoutes({ db, auditLog, catalog }: OperationDeps): Admin
         const report = await catalog.importCatalog(file, options, (entry, tx) =>
           r.audit({ action: 'import', ...entry }, tx),
         );
-        // The run itself, even when it changed nothing: which file, and what it left to the operator.
-        if (!options.dryRun)
-          await r.audit({
-            action: 'import',
-            entityType: 'catalog',
-            entityId: `catalog file of ${file.generatedAt}`,
-            after: {
-              overwrite: options.overwrite,
-              suppliers: {
-                created: report.suppliers.created.length,
-                updated: report.suppliers.updated.length,
-              },
-              products: {
-                created: report.products.created.length,
-                updated: report.products.updated.length,
-                kept: report.products.kept.length,
-              },
-            },
-          });
         return ok(report);
       },
     },
@@ -69,14 +50,8 @@ export function operationRoutes({ db, auditLog, catalog }: OperationDeps): Admin
       roles: [],
       audit: 'handler',
       handle: async (r) => {
-        const report = await catalog.resealCredentials((deploymentId, fromKeyId, toKeyId) =>
-          r.audit({
-            action: 'reseal',
-            entityType: 'deployment',
-            entityId: deploymentId,
-            before: { credential: { keyId: fromKeyId } },
-            after: { credential: { keyId: toKeyId } },
-          }),
+        const report = await catalog.resealCredentials((tx, change) =>
+          r.audit({ action: 'reseal', entityType: 'deployment', ...change }, tx),
         );
         // The run itself, even when it changed nothing: who rotated, and what was left unreadable.
         await r.audit({

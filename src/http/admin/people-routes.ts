@@ -48,7 +48,7 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       path: '/users',
       roles: [],
       audit: { entityType: 'user', action: 'create' },
-      handle: async (r) => created(await users.create(r.body)),
+      handle: async (r) => created(await users.create(r.body, r.trail)),
     },
     { method: 'GET', path: '/users', roles: [], handle: async () => list(await users.list()) },
     {
@@ -64,11 +64,11 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       method: 'PATCH',
       path: '/users/:id',
       roles: EVERYONE,
-      audit: { entityType: 'user', action: 'update', before: (r) => users.get(r.params.id!) },
+      audit: { entityType: 'user', action: 'update' },
       handle: async (r) => {
         requireReadUser(r.principal, r.params.id!);
         requireOperator(r.principal, 'change users');
-        return ok(await users.update(r.params.id!, r.body));
+        return ok(await users.update(r.params.id!, r.body, r.trail));
       },
     },
 
@@ -80,7 +80,7 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       handle: async (r) => {
         requireReadUser(r.principal, r.params.id!);
         requireOperator(r.principal, 'grant roles');
-        return created(await users.addMembership(r.params.id!, r.body));
+        return created(await users.addMembership(r.params.id!, r.body, r.trail));
       },
     },
     {
@@ -97,12 +97,12 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       method: 'DELETE',
       path: '/memberships/:id',
       roles: EVERYONE,
-      audit: { entityType: 'membership', action: 'delete', before: (r) => users.getMembership(r.params.id!) },
+      audit: { entityType: 'membership', action: 'delete' },
       handle: async (r) => {
         const membership = await users.getMembership(r.params.id!);
         requireReadUser(r.principal, membership.userId, 'membership', r.params.id!);
         requireOperator(r.principal, 'take roles away');
-        await users.removeMembership(r.params.id!);
+        await users.removeMembership(r.params.id!, r.trail);
         return { status: 204 };
       },
     },
@@ -115,7 +115,7 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       audit: { entityType: 'personal_access_token', action: 'create' },
       handle: async (r) => {
         requireReadUser(r.principal, r.params.id!);
-        return created(await tokens.create(r.params.id!, r.body));
+        return created(await tokens.create(r.params.id!, r.body, r.trail));
       },
     },
     {
@@ -131,15 +131,11 @@ export function peopleRoutes({ users, tokens }: PeopleDeps): AdminRoute[] {
       method: 'DELETE',
       path: '/tokens/:id',
       roles: EVERYONE,
-      audit: {
-        entityType: 'personal_access_token',
-        action: 'revoke',
-        before: (r) => tokens.get(r.params.id!),
-      },
+      audit: { entityType: 'personal_access_token', action: 'revoke' },
       handle: async (r) => {
         const token = await tokens.get(r.params.id!);
         requireReadUser(r.principal, token.userId, 'token', r.params.id!);
-        return ok(await tokens.revoke(r.params.id!));
+        return ok(await tokens.revoke(r.params.id!, r.trail));
       },
     },
   ];

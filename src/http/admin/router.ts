@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
-import type { AuditEntryInput, AuditLog } from '../../audit/audit-log.ts';
+import type { AuditEntryInput, AuditLog, AuditTrail } from '../../audit/audit-log.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { SqlExecutor } from '../../storage/database.ts';
@@ -23,8 +23,13 @@ export interface AdminRequest {
   principal: Principal;
   requestId: string;
   /**
-   * For routes that change several things (an import, a re-seal): one audit entry per thing changed,
-   * inside the transaction that changes it when `tx` is given.
+   * For a route with an audit spec: hand it to the service, which records the change with it inside
+   * the transaction that makes it (action and entity type from the spec, who and the request from here).
+   */
+  trail: AuditTrail;
+  /**
+   * For routes that audit themselves (an import, a re-seal): one entry per thing changed, inside the
+   * transaction that changes it when `tx` is given.
    */
   audit(entry: RouteAuditEntry, tx?: SqlExecutor): Promise<void>;
 }
@@ -35,13 +40,10 @@ export interface AdminResult {
   body?: unknown;
 }
 
-/** How the router audits a change: what it is, and the thing as it was before (for updates and deletes). */
+/** What a route's change is; the service says which thing, as it was and as it is (`AdminRequest.trail`). */
 export interface RouteAudit {
   entityType: string;
   action: string;
-  before?: (req: AdminRequest) => Promise<unknown>;
-  /** By default the result's `id`, else the path's `:id`. */
-  entityId?: (req: AdminRequest, result: AdminResult) => string;
 }
 
 export interface AdminRoute {
@@ -55,7 +57,7 @@ export interface AdminRoute {
    * existence must not leak to outsiders (`hidden`): the answer a nonexistent id gets.
    */
   hidden?: boolean;
-  /** Every change is audited: by the router from this spec, or by the handler itself (`'handler'`). */
+  /** Every change is audited: through `trail` with this spec, or by the handler itself (`'handler'`). */
   audit?: RouteAudit | 'handler';
   handle(req: AdminRequest): Promise<AdminResult>;
 }
@@ -160,24 +162,37 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           const raw = await readBody(req, MAX_ADMIN_BODY_BYTES);
           body = raw.length === 0 ? {} : parseJsonObject(raw);
         }
+        const spec = typeof route.audit === 'object' ? route.audit : undefined;
+        let trailed = false;
         const request: AdminRequest = {
           params,
           query,
           body,
           principal,
           requestId,
+          trail: async (tx, change) => {
+            if (!spec) throw new Error(`${method} ${route.path} has no audit spec for its trail`);
+            trailed = true;
+            await auditLog.record(
+              { ...base, action: spec.action, entityType: spec.entityType, ...change, request: body },
+              tx,
+            );
+          },
           audit: (entry, tx) => auditLog.record({ ...base, ...entry }, tx),
         };
-        const spec = typeof route.audit === 'object' ? route.audit : undefined;
-        const before = spec?.before ? await spec.before(request) : undefined;
         const result = await route.handle(request);
-        if (spec) {
+        if (spec && !trailed) {
+          // A route whose service did not take the trail: the change is committed already, so its
+          // entry is written now rather than lost — and the omission is a bug to fix.
+          logger.error(
+            { path, route: route.path, requestId },
+            'admin change audited outside its transaction',
+          );
           await auditLog.record({
             ...base,
             action: spec.action,
             entityType: spec.entityType,
-            entityId: spec.entityId?.(request, result) ?? entityIdOf(result) ?? params.id ?? '',
-            before,
+            entityId: entityIdOf(result) ?? params.id ?? '',
             after: result.status === 204 ? undefined : result.body,
             request: body,
           });

@@ -112,7 +112,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/suppliers',
       roles: [],
       audit: { entityType: 'supplier', action: 'create' },
-      handle: async (r) => created(await catalog.createSupplier(r.body)),
+      handle: async (r) => created(await catalog.createSupplier(r.body, r.trail)),
     },
     {
       method: 'GET',
@@ -130,12 +130,12 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       method: 'PATCH',
       path: '/suppliers/:id',
       roles: ['supplier_admin'],
-      audit: { entityType: 'supplier', action: 'update', before: (r) => catalog.getSupplier(r.params.id!) },
+      audit: { entityType: 'supplier', action: 'update' },
       handle: async (r) => {
         requireManageSupplier(r.principal, r.params.id!);
         if (!r.principal.operator)
           requireOnlyFields(r.body, SUPPLIER_ADMIN_SUPPLIER_FIELDS, 'a supplier admin');
-        return ok(await catalog.updateSupplier(r.params.id!, r.body));
+        return ok(await catalog.updateSupplier(r.params.id!, r.body, r.trail));
       },
     },
 
@@ -149,7 +149,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // Without a supplier id the validation names the field (400); with one, it must be theirs.
         if (typeof supplierId === 'string') requireManageSupplier(r.principal, supplierId);
         requireOperatorProductDecisions(r.principal, r.body, true);
-        return created(await catalog.createProduct(r.body));
+        return created(await catalog.createProduct(r.body, r.trail));
       },
     },
     {
@@ -169,12 +169,12 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       method: 'PATCH',
       path: '/products/:id',
       roles: ['supplier_admin'],
-      audit: { entityType: 'product', action: 'update', before: (r) => catalog.getProduct(r.params.id!) },
+      audit: { entityType: 'product', action: 'update' },
       handle: async (r) => {
         const product = await catalog.getProduct(r.params.id!);
         requireManageSupplier(r.principal, product.supplierId);
         requireOperatorProductDecisions(r.principal, r.body, false);
-        return ok(await catalog.updateProduct(r.params.id!, r.body));
+        return ok(await catalog.updateProduct(r.params.id!, r.body, r.trail));
       },
     },
 
@@ -191,7 +191,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // public, so someone else's is a 403.
         if (supplierId !== undefined) requireManageSupplier(r.principal, supplierId);
         requireOperatorDeploymentDecisions(r.principal, r.body);
-        return created(withHealth(await catalog.createDeployment(r.body)));
+        return created(withHealth(await catalog.createDeployment(r.body, r.trail)));
       },
     },
     {
@@ -220,15 +220,11 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/deployments/:id',
       roles: ['supplier_admin'],
       hidden: true,
-      audit: {
-        entityType: 'deployment',
-        action: 'update',
-        before: (r) => catalog.getDeployment(r.params.id!),
-      },
+      audit: { entityType: 'deployment', action: 'update' },
       handle: async (r) => {
         const deployment = await visibleDeployment(r.principal, r.params.id!);
         requireOperatorDeploymentDecisions(r.principal, r.body, deployment.adapter);
-        return ok(withHealth(await catalog.updateDeployment(r.params.id!, r.body)));
+        return ok(withHealth(await catalog.updateDeployment(r.params.id!, r.body, r.trail)));
       },
     },
     {
@@ -236,15 +232,11 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/deployments/:id',
       roles: ['supplier_admin'],
       hidden: true,
-      audit: {
-        entityType: 'deployment',
-        action: 'delete',
-        before: (r) => catalog.getDeployment(r.params.id!),
-      },
+      audit: { entityType: 'deployment', action: 'delete' },
       handle: async (r) => {
         const deployment = await visibleDeployment(r.principal, r.params.id!);
         requireOperatorDeploymentDecisions(r.principal, undefined, deployment.adapter);
-        await catalog.deleteDeployment(r.params.id!);
+        await catalog.deleteDeployment(r.params.id!, r.trail);
         return { status: 204 };
       },
     },
@@ -254,7 +246,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/organizations',
       roles: [],
       audit: { entityType: 'organization', action: 'create' },
-      handle: async (r) => created(await organizations.create(r.body)),
+      handle: async (r) => created(await organizations.create(r.body, r.trail)),
     },
     {
       method: 'GET',
@@ -282,12 +274,12 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/organizations/:id',
       roles: ORGANIZATION_PEOPLE,
       hidden: true,
-      audit: { entityType: 'organization', action: 'update', before: (r) => organizations.get(r.params.id!) },
+      audit: { entityType: 'organization', action: 'update' },
       handle: async (r) => {
         requireManageOrganization(r.principal, r.params.id!);
         if (!r.principal.operator)
           requireOnlyFields(r.body, ORG_ADMIN_ORGANIZATION_FIELDS, 'an organization admin');
-        return ok(await organizations.update(r.params.id!, r.body));
+        return ok(await organizations.update(r.params.id!, r.body, r.trail));
       },
     },
     {
@@ -298,7 +290,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       audit: { entityType: 'api_key', action: 'create' },
       handle: async (r) => {
         requireManageOrganization(r.principal, r.params.id!);
-        return created(await keys.create(r.params.id!, r.body));
+        return created(await keys.create(r.params.id!, r.body, r.trail));
       },
     },
     {
@@ -316,13 +308,13 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/keys/:id',
       roles: ORGANIZATION_PEOPLE,
       hidden: true,
-      audit: { entityType: 'api_key', action: 'revoke', before: (r) => keys.get(r.params.id!) },
+      audit: { entityType: 'api_key', action: 'revoke' },
       handle: async (r) => {
         const key = await keys.get(r.params.id!);
         if (!mayReadOrganization(r.principal, key.organizationId))
           throw new NotFoundError('key', r.params.id!);
         requireManageOrganization(r.principal, key.organizationId);
-        return ok(await keys.revoke(r.params.id!));
+        return ok(await keys.revoke(r.params.id!, r.trail));
       },
     },
 
