@@ -33,6 +33,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { createUpstreamAgent } from './providers/http.ts';
+import { createSupplierAgent, NetworkPolicy } from './providers/network.ts';
 import { closeAdapters, createAdapters } from './providers/registry.ts';
 import { DeploymentHealth } from './routing/health.ts';
 import { Router } from './routing/router.ts';
@@ -95,9 +96,12 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const logError = (error: unknown) => logger.error({ err: error }, 'background refresh failed');
 
   const agent = createUpstreamAgent(config.upstreamConnectTimeoutMs);
+  const supplierNetworks = new NetworkPolicy(config.supplierNetworks);
+  const supplierAgent = createSupplierAgent(supplierNetworks, config.upstreamConnectTimeoutMs);
   const adapters = createAdapters(agent, {
     local: { modelsDir: config.modelsDir, threads: config.localThreads, parallel: config.localParallel },
     limits: { maxEventBytes: config.upstreamMaxEventBytes, maxBodyBytes: config.upstreamMaxBodyBytes },
+    supplierDispatcher: supplierAgent,
   });
   const catalogService = new CatalogService(db, credentials);
   const snapshot = new CatalogSnapshot(
@@ -192,6 +196,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     health: router.health,
     load: router.load,
     defaultMaxConcurrent: config.deploymentMaxConcurrent,
+    supplierNetworks,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
@@ -273,7 +278,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         });
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
-        await agent.close();
+        await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();
         await db.close();

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { BlockList } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from './config-error.ts';
 import { readTracingSettings, type TracingSettings } from './observability/tracing-settings.ts';
 import { DEFAULT_UPSTREAM_LIMITS } from './providers/http.ts';
+import { parseNetworks } from './providers/network.ts';
 import { isPostgresUrl } from './storage/database.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -43,6 +45,11 @@ export interface Config {
   maxConnections: number | undefined;
   /** How long opening a connection to an upstream may take (then: 502, and a retry elsewhere). */
   upstreamConnectTimeoutMs: number;
+  /**
+   * Private networks a supplier admin's deployment may point to (a supplier's private link), beside
+   * public addresses; empty by default (providers/network.ts).
+   */
+  supplierNetworks: BlockList;
   upstreamHeadersTimeoutMs: number;
   upstreamTotalTimeoutMs: number;
   /** Longest silence from an upstream once it answered (between stream chunks); then it is cut. */
@@ -272,6 +279,15 @@ const settings = {
     flag: 'org-max-concurrent',
     parse: integer(1, 1_000_000),
   },
+  supplierNetworks: {
+    env: 'KAIHUB_SUPPLIER_NETWORKS',
+    flag: 'supplier-networks',
+    parse(raw: string, name: string) {
+      const parsed = parseNetworks(raw);
+      if ('problem' in parsed) throw new ConfigError(`${name}: ${parsed.problem}`);
+      return parsed.networks;
+    },
+  },
   largeRequestTokens: {
     env: 'KAIHUB_LARGE_REQUEST_TOKENS',
     flag: 'large-request-tokens',
@@ -321,6 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     requestTimeoutMs: v.requestTimeoutMs ?? 60_000,
     maxConnections: v.maxConnections,
     upstreamConnectTimeoutMs: v.upstreamConnectTimeoutMs ?? 10_000,
+    supplierNetworks: v.supplierNetworks ?? new BlockList(),
     upstreamHeadersTimeoutMs: v.upstreamHeadersTimeoutMs ?? 120_000,
     upstreamTotalTimeoutMs: v.upstreamTotalTimeoutMs ?? 600_000,
     upstreamIdleTimeoutMs: v.upstreamIdleTimeoutMs ?? 60_000,

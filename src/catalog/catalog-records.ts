@@ -170,6 +170,11 @@ export interface Deployment {
   productId: string;
   adapter: string;
   baseUrl: string;
+  /**
+   * Who last set `baseUrl`. A supplier admin's URL is reached only at public addresses and the
+   * networks the operator allows (KAIHUB_SUPPLIER_NETWORKS); the operator's is trusted as it is.
+   */
+  baseUrlSetBy: UrlSetter;
   upstreamModel: string;
   /** The key itself is write-only; readers learn only whether one is set. */
   hasApiKey: boolean;
@@ -196,7 +201,9 @@ export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, descriptio
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
   residency, status, fallback_models, routing_strategy, price_reference, suggested_deployment, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
-  created_at, updated_at, max_concurrent`;
+  created_at, updated_at, max_concurrent, base_url_set_by`;
+
+export type UrlSetter = 'operator' | 'supplier_admin';
 
 type R = Record<string, unknown>;
 
@@ -247,6 +254,7 @@ export function toDeployment(r: R, inspect: (sealed: string) => CredentialState)
     productId: r.product_id as string,
     adapter: r.adapter as string,
     baseUrl: r.base_url as string,
+    baseUrlSetBy: r.base_url_set_by as UrlSetter,
     upstreamModel: r.upstream_model as string,
     hasApiKey: sealed !== null,
     credential: sealed === null ? { state: 'none', keyId: null } : inspect(sealed),

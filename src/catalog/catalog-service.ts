@@ -18,6 +18,7 @@ import {
   toDeployment,
   toProduct,
   toSupplier,
+  type UrlSetter,
 } from './catalog-records.ts';
 import { type ResealReport, resealCredentials } from './credential-reseal.ts';
 import type { CredentialBox } from './credentials.ts';
@@ -232,7 +233,7 @@ export class CatalogService {
 
   // --- deployments -----------------------------------------------------------------------------
 
-  async createDeployment(input: unknown, trail: AuditTrail): Promise<Deployment> {
+  async createDeployment(input: unknown, trail: AuditTrail, setBy: UrlSetter): Promise<Deployment> {
     const v = parseInput(deploymentInput, input);
     const now = Date.now();
     const id = newId('dep');
@@ -242,7 +243,7 @@ export class CatalogService {
         throw error;
       });
       await tx.run(
-        `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.productId,
@@ -256,6 +257,7 @@ export class CatalogService {
           now,
           now,
           v.maxConcurrent ?? null,
+          setBy,
         ],
       );
       const after = await this.getDeployment(id, tx);
@@ -315,12 +317,18 @@ export class CatalogService {
     return toDeployment(row, this.inspect);
   }
 
-  async updateDeployment(id: string, input: unknown, trail: AuditTrail): Promise<Deployment> {
+  async updateDeployment(
+    id: string,
+    input: unknown,
+    trail: AuditTrail,
+    setBy: UrlSetter,
+  ): Promise<Deployment> {
     await this.getDeployment(id);
     const v = parseInput(deploymentInput.omit({ productId: true }).partial(), input);
     const { sql, params } = setClause({
       adapter: v.adapter,
       base_url: v.baseUrl,
+      base_url_set_by: v.baseUrl === undefined ? undefined : setBy,
       upstream_model: v.upstreamModel,
       api_key_sealed:
         v.apiKey === undefined ? undefined : v.apiKey === null ? null : this.credentials.seal(v.apiKey),

@@ -141,7 +141,8 @@ export class CatalogSnapshot {
         WHERE p.status = 'active' AND s.status = 'active'`,
     );
     const deployments = await this.db.all<Record<string, unknown>>(
-      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority, max_concurrent
+      `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority, max_concurrent,
+        base_url_set_by
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
     const next = new Map<string, RoutableProduct>();
@@ -193,6 +194,7 @@ export class CatalogSnapshot {
         baseUrl: r.base_url as string,
         apiKey,
         upstreamModel: r.upstream_model as string,
+        publicOnly: r.base_url_set_by === 'supplier_admin',
       };
       product.deployments.push({
         id: r.id as string,

@@ -8,6 +8,11 @@ export interface UpstreamTarget {
   baseUrl: string;
   apiKey: string | null;
   upstreamModel: string;
+  /**
+   * A supplier admin set `baseUrl`: connect only to public addresses and the networks the operator
+   * allows (providers/network.ts). Absent or false: the operator set it, and it is trusted as it is.
+   */
+  publicOnly?: boolean;
 }
 
 export interface TokenUsage {

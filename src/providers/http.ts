@@ -1,6 +1,6 @@
 import { Agent, type Dispatcher, errors } from 'undici';
 import { abortedCallError } from './abort.ts';
-import { type CallOptions, UpstreamError } from './adapter.ts';
+import { type CallOptions, UpstreamError, type UpstreamTarget } from './adapter.ts';
 import { DEFAULT_MAX_EVENT_BYTES } from './sse.ts';
 
 /**
@@ -10,14 +10,29 @@ import { DEFAULT_MAX_EVENT_BYTES } from './sse.ts';
  * whoever's it was. Concurrency towards suppliers is capped explicitly, per deployment, by the router
  * (routing/load.ts), which sends a call to a peer or queues it fairly with a deadline.
  */
+export const UPSTREAM_AGENT_OPTIONS = {
+  keepAliveTimeout: 30_000,
+  keepAliveMaxTimeout: 600_000,
+  connections: null,
+  pipelining: 1,
+} as const;
+
 export function createUpstreamAgent(connectTimeoutMs = 10_000): Agent {
-  return new Agent({
-    connect: { timeout: connectTimeoutMs },
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 600_000,
-    connections: null,
-    pipelining: 1,
-  });
+  return new Agent({ ...UPSTREAM_AGENT_OPTIONS, connect: { timeout: connectTimeoutMs } });
+}
+
+/**
+ * The pool a target's calls go through: a URL a supplier admin set only through the one that checks
+ * every address it connects to (providers/network.ts); without that pool such a call fails closed.
+ */
+export function poolFor(
+  target: UpstreamTarget,
+  open: Dispatcher,
+  supplier: Dispatcher | undefined,
+): Dispatcher {
+  if (!target.publicOnly) return open;
+  if (!supplier) throw new UpstreamError('connect', 'no network policy for a URL a supplier admin set');
+  return supplier;
 }
 
 const MAX_ERROR_BODY_BYTES = 64 * 1024;

@@ -11,6 +11,8 @@ export interface AdapterSettings {
   local: LocalRuntimeOptions;
   /** What the hub holds of one upstream answer (the adapters speaking HTTP). */
   limits: UpstreamLimits;
+  /** The pool for URLs a supplier admin set (providers/network.ts); without one such calls fail. */
+  supplierDispatcher?: Dispatcher;
 }
 
 /**
@@ -20,9 +22,9 @@ export interface AdapterSettings {
  */
 const ADAPTERS = {
   'openai-compatible': (dispatcher: Dispatcher, settings: AdapterSettings) =>
-    new OpenAICompatibleAdapter(dispatcher, settings.limits),
+    new OpenAICompatibleAdapter(dispatcher, settings.limits, settings.supplierDispatcher),
   'clova-studio': (dispatcher: Dispatcher, settings: AdapterSettings) =>
-    new ClovaStudioAdapter(dispatcher, settings.limits),
+    new ClovaStudioAdapter(dispatcher, settings.limits, settings.supplierDispatcher),
   local: (_dispatcher: Dispatcher, settings: AdapterSettings) => new LocalAdapter(settings.local),
 } satisfies Record<string, (dispatcher: Dispatcher, settings: AdapterSettings) => ProviderAdapter>;
 

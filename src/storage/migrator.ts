@@ -8,6 +8,7 @@ import { migration006ConcurrencyLimits } from './migrations/006-concurrency-limi
 import { migration010People } from './migrations/010-people.ts';
 import { migration011AuditLog } from './migrations/011-audit-log.ts';
 import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
+import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -28,6 +29,7 @@ export const migrations: readonly Migration[] = [
   migration010People,
   migration011AuditLog,
   migration012CatalogProvenance,
+  migration013DeploymentUrlSetter,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

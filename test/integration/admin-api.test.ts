@@ -471,6 +471,7 @@ describe('admin API /admin/v1', () => {
       assert.deepEqual(Object.keys(created.body).sort(), [
         'adapter',
         'baseUrl',
+        'baseUrlSetBy',
         'createdAt',
         'credential',
         'hasApiKey',

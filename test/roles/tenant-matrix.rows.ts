@@ -120,7 +120,7 @@ export const MATRIX: MatrixRow[] = [
       body: {
         productId: s.productId,
         adapter: 'openai-compatible',
-        baseUrl: 'http://127.0.0.1:9/v1',
+        baseUrl: 'https://api.supplier.example/v1',
         status: 'disabled',
       },
     }),

@@ -15,9 +15,10 @@ import {
   queryUsage,
   type UsageScope,
 } from '../../billing/usage-query.ts';
-import type { Deployment } from '../../catalog/catalog-records.ts';
+import type { Deployment, UrlSetter } from '../../catalog/catalog-records.ts';
 import type { CatalogService } from '../../catalog/catalog-service.ts';
-import { ForbiddenError, NotFoundError } from '../../errors.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
+import type { NetworkPolicy } from '../../providers/network.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
@@ -39,6 +40,8 @@ export interface AdminDeps extends OperationDeps, PeopleDeps {
   load?: DeploymentLoad;
   /** The cap a deployment without its own has (KAIHUB_DEPLOYMENT_MAX_CONCURRENT). */
   defaultMaxConcurrent?: number;
+  /** Where a supplier admin's deployment may point (KAIHUB_SUPPLIER_NETWORKS). */
+  supplierNetworks: NetworkPolicy;
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -66,20 +69,40 @@ function requireOperatorProductDecisions(p: Principal, body: unknown, creating: 
     throw new ForbiddenError('fallback chains across products are the operator’s to set');
 }
 
-function requireOperatorDeploymentDecisions(p: Principal, body: unknown, currentAdapter?: string): void {
+function requireOperatorDeploymentDecisions(
+  p: Principal,
+  networks: NetworkPolicy,
+  body: unknown,
+  currentAdapter?: string,
+): void {
   if (p.operator) return;
   if (bodyField(body, 'adapter') === 'local' || currentAdapter === 'local')
     throw new ForbiddenError(
       'local deployments run on the hub’s own machine: only the operator manages them',
     );
+  const baseUrl = bodyField(body, 'baseUrl');
+  const problem = typeof baseUrl === 'string' ? networks.urlProblem(baseUrl) : undefined;
+  if (problem) throw ValidationError.of('baseUrl', problem);
 }
+
+const urlSetter = (p: Principal): UrlSetter => (p.operator ? 'operator' : 'supplier_admin');
 
 /**
  * Every /admin/v1 route in one table: the API at a glance, with who may call each (`roles`; the
  * operator always may) and the tenant check each makes. Handlers only check and translate.
  */
 export function adminRoutes(deps: AdminDeps): AdminRoute[] {
-  const { db, catalog, organizations, keys, usageJournal, health, load, defaultMaxConcurrent } = deps;
+  const {
+    db,
+    catalog,
+    organizations,
+    keys,
+    usageJournal,
+    health,
+    load,
+    defaultMaxConcurrent,
+    supplierNetworks,
+  } = deps;
   /** This replica's view of a deployment: its health and its load (in flight, cap, queued). */
   const withHealth = (d: Deployment): Deployment => ({
     ...d,
@@ -190,8 +213,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // A missing or unknown product is the validation's to name (400 productId); a product is
         // public, so someone else's is a 403.
         if (supplierId !== undefined) requireManageSupplier(r.principal, supplierId);
-        requireOperatorDeploymentDecisions(r.principal, r.body);
-        return created(withHealth(await catalog.createDeployment(r.body, r.trail)));
+        requireOperatorDeploymentDecisions(r.principal, supplierNetworks, r.body);
+        return created(withHealth(await catalog.createDeployment(r.body, r.trail, urlSetter(r.principal))));
       },
     },
     {
@@ -223,8 +246,10 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       audit: { entityType: 'deployment', action: 'update' },
       handle: async (r) => {
         const deployment = await visibleDeployment(r.principal, r.params.id!);
-        requireOperatorDeploymentDecisions(r.principal, r.body, deployment.adapter);
-        return ok(withHealth(await catalog.updateDeployment(r.params.id!, r.body, r.trail)));
+        requireOperatorDeploymentDecisions(r.principal, supplierNetworks, r.body, deployment.adapter);
+        return ok(
+          withHealth(await catalog.updateDeployment(r.params.id!, r.body, r.trail, urlSetter(r.principal))),
+        );
       },
     },
     {
@@ -235,7 +260,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       audit: { entityType: 'deployment', action: 'delete' },
       handle: async (r) => {
         const deployment = await visibleDeployment(r.principal, r.params.id!);
-        requireOperatorDeploymentDecisions(r.principal, undefined, deployment.adapter);
+        requireOperatorDeploymentDecisions(r.principal, supplierNetworks, undefined, deployment.adapter);
         await catalog.deleteDeployment(r.params.id!, r.trail);
         return { status: 204 };
       },

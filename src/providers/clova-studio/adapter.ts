@@ -10,7 +10,7 @@ import {
   type UpstreamTarget,
 } from '../adapter.ts';
 import { Feature } from '../features.ts';
-import { DEFAULT_UPSTREAM_LIMITS, postJson, readJson, type UpstreamLimits } from '../http.ts';
+import { DEFAULT_UPSTREAM_LIMITS, poolFor, postJson, readJson, type UpstreamLimits } from '../http.ts';
 import { chatEndpoint, clovaHeaders, newRequestId } from './api.ts';
 import { readClovaResult, readClovaUsage, toChatCompletion } from './chat.ts';
 import { clovaEmbeddings } from './embeddings.ts';
@@ -35,6 +35,8 @@ export class ClovaStudioAdapter implements ProviderAdapter {
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+    /** For targets a supplier admin set (`publicOnly`): the pool that checks addresses. */
+    private readonly supplierDispatcher?: Dispatcher,
   ) {}
 
   /**
@@ -61,7 +63,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
         options,
         readError: readClovaError,
       },
-      this.dispatcher,
+      poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
     return { requestId, response };
   }
@@ -97,6 +99,12 @@ export class ClovaStudioAdapter implements ProviderAdapter {
   }
 
   embeddings(target: UpstreamTarget, request: JsonObject, options: CallOptions): Promise<CompletedCall> {
-    return clovaEmbeddings(this.dispatcher, target, request, options, this.limits);
+    return clovaEmbeddings(
+      poolFor(target, this.dispatcher, this.supplierDispatcher),
+      target,
+      request,
+      options,
+      this.limits,
+    );
   }
 }

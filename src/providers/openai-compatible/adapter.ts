@@ -14,6 +14,7 @@ import {
   DEFAULT_UPSTREAM_LIMITS,
   dropBody,
   endpoint,
+  poolFor,
   postJson,
   readJson,
   toUpstreamError,
@@ -36,6 +37,8 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly limits: UpstreamLimits = DEFAULT_UPSTREAM_LIMITS,
+    /** For targets a supplier admin set (`publicOnly`): the pool that checks addresses. */
+    private readonly supplierDispatcher?: Dispatcher,
   ) {}
 
   /** The protocol is OpenAI's own: every feature can be asked for (the server may still refuse it). */
@@ -57,7 +60,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         body: JSON.stringify(body),
         options,
       },
-      this.dispatcher,
+      poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
     const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
     if (!Array.isArray(answer.choices)) throw new UpstreamError('protocol', 'upstream answer has no choices');
@@ -83,7 +86,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         body: JSON.stringify(body),
         options,
       },
-      this.dispatcher,
+      poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
     const contentType = String(response.headers['content-type'] ?? '');
     if (!contentType.includes('text/event-stream')) {
@@ -110,7 +113,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         body: JSON.stringify(body),
         options,
       },
-      this.dispatcher,
+      poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
     const answer = await readJson(response, options.signal, this.limits.maxBodyBytes);
     if (!Array.isArray(answer.data))
