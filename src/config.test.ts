@@ -60,6 +60,10 @@ test('each bad value is one message naming the variable', () => {
     [{ KAIHUB_REQUEST_TIMEOUT_MS: '0' }, /^KAIHUB_REQUEST_TIMEOUT_MS: must be between 100 and 3600000/],
     [{ KAIHUB_MAX_CONNECTIONS: '0' }, /^KAIHUB_MAX_CONNECTIONS: must be between 1 and 1000000/],
     [{ KAIHUB_MAX_CONNECTIONS: 'many' }, /^KAIHUB_MAX_CONNECTIONS: expected an integer/],
+    [
+      { KAIHUB_SUPPLIER_NETWORKS: '10.0.0.0/8, intranet' },
+      /^KAIHUB_SUPPLIER_NETWORKS: "intranet" is not an address or a network/,
+    ],
   ];
   for (const [env, message] of cases) {
     assert.throws(
