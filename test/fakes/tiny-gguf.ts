@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { seededRandom } from '../helpers/seeded-random.ts';
 
 /**
  * A tiny but valid GGUF v3 model (llama architecture, random F32 weights, byte-level SentencePiece
@@ -135,18 +136,6 @@ class Writer {
   }
 }
 
-/** mulberry32: deterministic weights, so every run of a test sees the same model. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * `<unk>`, `<s>`, `</s>`, the SentencePiece space `▁` (so spaces survive a tokenize/detokenize round
  * trip), then the 256 byte tokens `<0x00>`…`<0xFF>`: every other text falls back to bytes.
@@ -167,7 +156,7 @@ export function tinyGguf(options: TinyGgufOptions = {}): Buffer {
   const heads = options.heads ?? 4;
   const nFf = options.feedForward ?? 4 * nEmbd;
   const ctx = options.contextLength ?? 512;
-  const rand = random(options.seed ?? 42);
+  const rand = seededRandom(options.seed ?? 42);
   const vocab = tinyVocabulary();
   const nVocab = vocab.tokens.length;
 
