@@ -10,7 +10,9 @@ import { createAuthenticator } from './accounts/principals.ts';
 import { UserService } from './accounts/users.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
+import { FundsService } from './billing/funds.ts';
 import { Meter } from './billing/meter.ts';
+import { ProgrammeService } from './billing/programmes.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
 import { CallLayer } from './calls/call-layer.ts';
 import { type Guard, guardNothing } from './calls/guard.ts';
@@ -27,7 +29,8 @@ import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
 import { createHttpServer } from './http/server.ts';
-import { type Admission, admitEveryone } from './limits/admission.ts';
+import type { Admission } from './limits/admission.ts';
+import { BudgetHolds } from './limits/budget-holds.ts';
 import { OrganizationConcurrency } from './limits/concurrency.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -121,7 +124,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const keyCache = new KeyCache(db, logError);
   keyCache.start();
   const organizations = new OrganizationService(db);
-  organizations.onChange = (id) => keyCache.evictOrganization(id);
   organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
   keys.onRevoke = (hash) => keyCache.evictHash(hash);
@@ -155,11 +157,21 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
   const tracing = await createTracing(config.tracing, { logger });
   const meter = new Meter(usageJournal, metrics, logger);
+  // vouchers, wallets and the holds on them (billing/ledger.ts, limits/budget-holds.ts)
+  const programmes = new ProgrammeService(db);
+  const funds = new FundsService(db, programmes);
+  const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
+  programmes.onVoucherIssued = (id) => budgetHolds.forget(id);
+  funds.onChange = (id) => budgetHolds.forget(id);
+  organizations.onChange = (id) => {
+    keyCache.evictOrganization(id);
+    budgetHolds.forget(id);
+  };
   const calls = new CallLayer({
     catalog: snapshot,
     adapters,
     router,
-    admission: options.admission ?? admitEveryone,
+    admission: options.admission ?? budgetHolds,
     guard: options.guard ?? guardNothing,
     observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
@@ -192,6 +204,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     users,
     tokens,
     auditLog,
+    programmes,
+    funds,
+    budgetHolds,
     usageJournal,
     health: router.health,
     load: router.load,

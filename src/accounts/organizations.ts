@@ -23,6 +23,11 @@ const organizationInput = z.strictObject({
     .optional(),
   /** Calls it may have in progress on one replica; null: the hub's default (KAIHUB_ORG_MAX_CONCURRENT). */
   maxConcurrentRequests: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  /**
+   * `prepaid`: a call is admitted only when its worst-case cost is covered by vouchers and the wallet
+   * (limits/budget-holds.ts); `postpaid`: never refused for money, the wallet may go negative.
+   */
+  spendMode: z.enum(['postpaid', 'prepaid']).optional(),
 });
 
 export interface Organization {
@@ -35,12 +40,13 @@ export interface Organization {
   fallbackModels: Record<string, string[]>;
   /** null: the hub's default applies. */
   maxConcurrentRequests: number | null;
+  spendMode: 'postpaid' | 'prepaid';
   createdAt: string;
   updatedAt: string;
 }
 
 const COLUMNS = 'id, name, class, business_number, status, created_at, updated_at';
-const READ_COLUMNS = `${COLUMNS}, fallback_models, max_concurrent_requests`;
+const READ_COLUMNS = `${COLUMNS}, fallback_models, max_concurrent_requests, spend_mode`;
 
 function toOrganization(r: Record<string, unknown>): Organization {
   return {
@@ -56,6 +62,7 @@ function toOrganization(r: Record<string, unknown>): Organization {
       r.max_concurrent_requests === null || r.max_concurrent_requests === undefined
         ? null
         : Number(r.max_concurrent_requests),
+    spendMode: (r.spend_mode as Organization['spendMode'] | undefined) ?? 'postpaid',
     createdAt: new Date(Number(r.created_at)).toISOString(),
     updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
@@ -76,7 +83,8 @@ export class OrganizationService {
     return this.db.transaction(async (tx) => {
       try {
         await tx.run(
-          `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests, spend_mode)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             id,
             v.name,
@@ -86,6 +94,7 @@ export class OrganizationService {
             now,
             now,
             v.maxConcurrentRequests ?? null,
+            v.spendMode ?? 'postpaid',
           ],
         );
       } catch (error) {
@@ -147,6 +156,8 @@ export class OrganizationService {
             v.maxConcurrentRequests,
             id,
           ]);
+        if (v.spendMode !== undefined)
+          await tx.run('UPDATE organizations SET spend_mode = ? WHERE id = ?', [v.spendMode, id]);
       } catch (error) {
         if (isUniqueViolation(error))
           throw new ConflictError('name', 'an organization with this name exists');

@@ -18,6 +18,8 @@ export interface MeterBase {
   stream: boolean;
   /** The upstream calls, when more than one answering at once (see `UsageRecord.attempts`). */
   attempts: UsageAttempt[] | undefined;
+  /** The voucher admission held funds on (`UsageRecord.voucherId`). */
+  voucherId: string | null;
 }
 
 /**
@@ -81,6 +83,7 @@ export class Meter {
       latencyMs: Math.round(now - base.startedAt),
       ttftMs: outcome.firstTokenAt === null ? null : Math.round(outcome.firstTokenAt - base.startedAt),
       usageNote: outcome.usageNote,
+      voucherId: base.voucherId,
     };
     if (base.attempts) record.attempts = base.attempts;
     await this.journal.append(record);

@@ -16,6 +16,18 @@ export class PriceFormatError extends Error {
 
 /** "1250.5" or 1250.5 (KRW per 1M tokens) → 1_250_500_000 µ₩ per 1M tokens, exactly. */
 export function parseKrwPrice(input: unknown): MicroKrw {
+  return parseKrw(input, MAX_PRICE_KRW_PER_1M);
+}
+
+/** A sum of money above a trillion won is surely a typo (a programme budget is billions). */
+const MAX_AMOUNT_KRW = 1_000_000_000_000n;
+
+/** "5000000" or 5000000 (KRW, at most six decimals) → µ₩, exactly. */
+export function parseKrwAmount(input: unknown): MicroKrw {
+  return parseKrw(input, MAX_AMOUNT_KRW);
+}
+
+function parseKrw(input: unknown, max: bigint): MicroKrw {
   let text: string;
   if (typeof input === 'number') {
     if (!Number.isFinite(input)) throw new PriceFormatError('must be a finite number');
@@ -35,7 +47,7 @@ export function parseKrwPrice(input: unknown): MicroKrw {
     );
   }
   const whole = BigInt(match[1]!);
-  if (whole >= MAX_PRICE_KRW_PER_1M) throw new PriceFormatError('is unreasonably large');
+  if (whole >= max) throw new PriceFormatError('is unreasonably large');
   const fraction = BigInt((match[2] ?? '').padEnd(6, '0'));
   return whole * MICRO_PER_KRW + fraction;
 }

@@ -1,4 +1,5 @@
-import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
+import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
+import { chargeUsage } from './ledger.ts';
 import type { MicroKrw } from './money.ts';
 
 export type UsageStatus = 'ok' | 'upstream_error' | 'timeout' | 'cancelled' | 'rejected';
@@ -50,12 +51,17 @@ export interface UsageRecord {
    * 004); absent when the first attempt served, which the record itself describes.
    */
   attempts?: UsageAttempt[];
+  /**
+   * The voucher the call was admitted against (limits/budget-holds.ts); the ledger charges its share
+   * when the record is applied. null or absent (lines journaled before vouchers): the wallet pays.
+   */
+  voucherId?: string | null;
 }
 
 const COLUMNS = `request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint,
   stream, status, http_status, error_code, prompt_tokens, completion_tokens, usage_source,
-  price_input_micro_per_1m, price_output_micro_per_1m, cost_micro_krw, latency_ms, ttft_ms, usage_note`;
-const COLUMN_COUNT = 21;
+  price_input_micro_per_1m, price_output_micro_per_1m, cost_micro_krw, latency_ms, ttft_ms, usage_note, voucher_id`;
+const COLUMN_COUNT = 22;
 
 function values(r: UsageRecord): SqlValue[] {
   return [
@@ -81,6 +87,7 @@ function values(r: UsageRecord): SqlValue[] {
     r.ttftMs,
     // lines journaled before the column existed have none
     r.usageNote ?? null,
+    r.voucherId ?? null,
   ];
 }
 
@@ -105,11 +112,21 @@ export function hasAttempts(records: readonly UsageRecord[]): boolean {
   return records.some((r) => r.attempts !== undefined && r.attempts.length > 0);
 }
 
+/** Whether any of the records costs something (then the ledger is charged in the same transaction). */
+function hasCharges(records: readonly UsageRecord[]): boolean {
+  return records.some((r) => r.costMicroKrw > 0n);
+}
+
 /**
- * Inserts records and their attempts idempotently, at most MAX_BATCH rows a statement. When any record
- * has attempts, call this inside a transaction so a record never lands without them.
+ * Inserts records and their attempts idempotently, at most MAX_BATCH rows a statement, and charges
+ * them to the ledger (billing/ledger.ts). When any record has attempts or a cost, call this inside a
+ * transaction so a record never lands without them or without its charge.
  */
-export async function insertUsageRecords(db: SqlExecutor, records: readonly UsageRecord[]): Promise<void> {
+export async function insertUsageRecords(
+  db: SqlExecutor,
+  records: readonly UsageRecord[],
+  dialect: Dialect,
+): Promise<void> {
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
     await db.run(batchInsertSql(batch.length), batch.flatMap(values));
@@ -140,6 +157,18 @@ export async function insertUsageRecords(db: SqlExecutor, records: readonly Usag
       batch.flat(),
     );
   }
+  await chargeUsage(
+    db,
+    dialect,
+    records.map((r) => ({
+      requestId: r.requestId,
+      createdAtMs: r.createdAtMs,
+      organizationId: r.organizationId,
+      productId: r.productId,
+      voucherId: r.voucherId ?? null,
+      costMicroKrw: r.costMicroKrw,
+    })),
+  );
 }
 
 /** One record as one JSON line (money as decimal strings), for the file journal. */
@@ -212,11 +241,12 @@ export async function setAsideUsage(
 
 /**
  * One statement is atomic by itself: a transaction (two more round trips on PostgreSQL) only when the
- * records have attempts (a second statement) or span several statements.
+ * records have attempts or charges (more statements) or span several statements.
  */
 function insertAtomically(db: Database, records: readonly UsageRecord[]): Promise<void> {
-  if (records.length <= MAX_BATCH && !hasAttempts(records)) return insertUsageRecords(db, records);
-  return db.transaction((tx) => insertUsageRecords(tx, records));
+  if (records.length <= MAX_BATCH && !hasAttempts(records) && !hasCharges(records))
+    return insertUsageRecords(db, records, db.dialect);
+  return db.transaction((tx) => insertUsageRecords(tx, records, db.dialect));
 }
 
 /**

@@ -387,6 +387,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       endpoint: this.operation === 'chat' ? 'chat.completions' : 'embeddings',
       stream: this.stream,
       attempts: usageAttemptsOf(this.attempts),
+      voucherId: this.ticket?.voucherId ?? null,
     };
     this.beginStage('metering');
     const record = await this.layer.deps.meter.record(base, outcome);

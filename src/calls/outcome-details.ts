@@ -14,7 +14,11 @@ import type { CallOperation } from './observer.ts';
 export function admissionError(refusal: AdmissionRefusal): CallError {
   return {
     status: refusal.status,
-    type: refusal.status === 429 ? 'rate_limit_error' : 'insufficient_quota',
+    // OpenAI answers an exhausted quota with 429 too, typed `insufficient_quota`: clients tell them apart by it
+    type:
+      refusal.status === 429 && refusal.code !== 'insufficient_quota'
+        ? 'rate_limit_error'
+        : 'insufficient_quota',
     code: refusal.code,
     message: refusal.message,
     ...(refusal.retryAfterSeconds !== undefined && {

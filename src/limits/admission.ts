@@ -28,6 +28,8 @@ export type AdmissionDecision =
  * once, whatever happens (src/calls/model-call.ts).
  */
 export interface AdmissionTicket {
+  /** The voucher whose share of the cost this call was admitted against; null: the wallet pays. */
+  readonly voucherId?: string | null;
   /**
    * Before the call goes to a fallback product (other prices, other residency): null when this caller
    * may use it, else why not — the fallback is then skipped.

@@ -9,6 +9,7 @@ import { migration010People } from './migrations/010-people.ts';
 import { migration011AuditLog } from './migrations/011-audit-log.ts';
 import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
 import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
+import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -30,6 +31,7 @@ export const migrations: readonly Migration[] = [
   migration011AuditLog,
   migration012CatalogProvenance,
   migration013DeploymentUrlSetter,
+  migration014LedgerAndVouchers,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import OpenAI from 'openai';
+import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { seedCatalog, type TestHub } from '../helpers/hub.ts';
@@ -14,13 +15,33 @@ after(async () => {
   await database?.drop();
 });
 
-test('kill -9 under load: every request a client saw complete is metered exactly once after restart', async () => {
+test('kill -9 under load: every request a client saw complete is metered and charged exactly once after restart', async () => {
   fake = await startFakeOpenAI({ apiKey: 'upstream-secret', chunkDelayMs: 2 });
   database = await createTestDatabase();
   const secret = randomBytes(32).toString('hex');
   const env = { KAIHUB_DATABASE: database.location, KAIHUB_DATA_DIR: database.dataDir };
   const first = await spawnHub(env, secret);
   const catalog = await seedCatalog(first as unknown as TestHub, fake.url);
+  // the organisation pays through a voucher with co-payment and its wallet, with holds on every call
+  const must = async (method: string, path: string, body: unknown) => {
+    const r = await first.admin(method, path, body);
+    assert.ok(r.status === 200 || r.status === 201, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const programme = await must('POST', '/programmes', {
+    name: '내구성 바우처',
+    startsOn: '2026-01-01',
+    endsOn: '2030-12-31',
+    budgetKrw: '1000000',
+    copayPercent: { sme: 20 },
+    onExhausted: 'self-pay',
+  });
+  const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
+    organizationId: catalog.organizationId,
+    amountKrw: '100000',
+  });
+  await must('POST', `/organizations/${catalog.organizationId}/deposits`, { amountKrw: '100000' });
+  await must('PATCH', `/organizations/${catalog.organizationId}`, { spendMode: 'prepaid' });
   const client = new OpenAI({
     apiKey: catalog.key,
     baseURL: `${first.url}/v1`,
@@ -86,6 +107,33 @@ test('kill -9 under load: every request a client saw complete is metered exactly
     }
     const usage = await second.admin('GET', `/usage?organizationId=${catalog.organizationId}`);
     assert.equal(usage.body.totals.requests, byId.size);
+
+    // the ledger: one charge per usage record that cost something, splitting exactly what usage says
+    const db = await openDatabase(database.location);
+    try {
+      const charges = await db.get<{ n: number; requests: number }>(
+        `SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS requests FROM ledger_transactions WHERE kind = 'charge'`,
+      );
+      const costly = [...byId.values()].filter((e) => BigInt(e.costMicroKrw) > 0n);
+      assert.equal(Number(charges!.n), costly.length, 'one charge per usage record, none twice');
+      assert.equal(Number(charges!.requests), costly.length);
+      const total = costly.reduce((sum, e) => sum + BigInt(e.costMicroKrw), 0n);
+      const moved = await db.get<{ voucher: string; wallet: string; payable: string }>(
+        `SELECT
+           CAST(COALESCE(SUM(CASE WHEN e.account_id = ? THEN e.amount_micro_krw END), 0) AS TEXT) AS voucher,
+           CAST(COALESCE(SUM(CASE WHEN e.account_id = ? THEN e.amount_micro_krw END), 0) AS TEXT) AS wallet,
+           CAST(COALESCE(SUM(CASE WHEN e.account_id LIKE 'payable:%' THEN e.amount_micro_krw END), 0) AS TEXT) AS payable
+         FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE t.kind = 'charge'`,
+        [`voucher:${voucher.id}`, `wallet:${catalog.organizationId}`],
+      );
+      assert.equal(BigInt(moved!.payable), total, 'suppliers are owed exactly what was used');
+      assert.equal(-BigInt(moved!.voucher) - BigInt(moved!.wallet), total, 'voucher and wallet paid it all');
+      // the voucher paid ⌊C·0.8⌋ of each charge (it never ran short here)
+      const expectedVoucher = costly.reduce((sum, e) => sum + (BigInt(e.costMicroKrw) * 8000n) / 10_000n, 0n);
+      assert.equal(-BigInt(moved!.voucher), expectedVoucher);
+    } finally {
+      await db.close();
+    }
   } finally {
     await second.stop();
   }

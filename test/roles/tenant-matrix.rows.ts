@@ -41,6 +41,26 @@ const all = (pair: Pair): Record<MatrixRole, Pair> => ({
   nobody: pair,
 });
 
+const programmeBody = (w: World) => ({
+  name: `매트릭스 바우처 ${w.nonce()}`,
+  startsOn: '2026-01-01',
+  endsOn: '2030-12-31',
+  budgetKrw: '1000000000',
+  copayPercent: { sme: 20 },
+  onExhausted: 'block',
+});
+
+/** One programme per world, made by the operator the first time a row needs it. */
+const programmes = new WeakMap<World, Promise<string>>();
+function sharedProgramme(w: World): Promise<string> {
+  let id = programmes.get(w);
+  if (id === undefined) {
+    id = w.must('POST', '/programmes', programmeBody(w)).then((p) => p.id as string);
+    programmes.set(w, id);
+  }
+  return id;
+}
+
 /** The user a user-route addresses: oneself (own), or someone of tenant B (foreign). */
 async function targetUser(w: World, side: 'own' | 'foreign', caller: Caller, fresh = false): Promise<string> {
   // The operator acts on a new user each time, so repeated changes cannot collide.
@@ -370,6 +390,68 @@ export const MATRIX: MatrixRow[] = [
     route: '/credentials/reseal',
     expect: all('403/403'),
     request: async () => ({ path: '/credentials/reseal' }),
+  },
+  // --- programmes and vouchers: public programmes; vouchers and deposits are the operator's ---------
+  {
+    method: 'POST',
+    route: '/programmes',
+    expect: all('403/403'),
+    request: async (w) => ({ path: '/programmes', body: programmeBody(w) }),
+  },
+  {
+    method: 'GET',
+    route: '/programmes',
+    expect: all('ok/ok'),
+    request: async () => ({ path: '/programmes' }),
+  },
+  {
+    method: 'GET',
+    route: '/programmes/:id',
+    expect: all('ok/ok'),
+    request: async (w) => ({ path: `/programmes/${await sharedProgramme(w)}` }),
+  },
+  {
+    method: 'POST',
+    route: '/programmes/:id/vouchers',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: `/programmes/${await sharedProgramme(w)}/vouchers`,
+      body: { organizationId: s.organizationId, amountKrw: '1' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/programmes/:id/vouchers',
+    expect: all('403/403'),
+    request: async (w) => ({ path: `/programmes/${await sharedProgramme(w)}/vouchers` }),
+  },
+  {
+    method: 'POST',
+    route: '/organizations/:id/deposits',
+    expect: { ...all('404/404'), org_admin: '403/404', org_member: '403/404' },
+    request: async (_w, s) => ({
+      path: `/organizations/${s.organizationId}/deposits`,
+      body: { amountKrw: '1' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/funds',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/funds` }),
+    check(body, w, side, caller) {
+      if (!caller.isOperator || side === 'own') assert.equal(body.organizationId, w.A.organizationId);
+    },
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/ledger',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/ledger` }),
+    check(body, w, _side, caller) {
+      if (caller.isOperator) return;
+      for (const line of body.data) assert.ok(!String(line.accountId).includes(w.B.organizationId));
+    },
   },
 ];
 

@@ -1,0 +1,102 @@
+import {
+  requireManageOrganization,
+  requireOperator,
+  requireReadOrganization,
+} from '../../accounts/access.ts';
+import type { FundsService } from '../../billing/funds.ts';
+import { formatKrw } from '../../billing/money.ts';
+import type { ProgrammeService } from '../../billing/programmes.ts';
+import type { BudgetHolds } from '../../limits/budget-holds.ts';
+import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
+import type { AdminRoute } from './router.ts';
+
+export interface FundingDeps {
+  programmes: ProgrammeService;
+  funds: FundsService;
+  budgetHolds?: BudgetHolds;
+}
+
+const ok = (body: unknown) => ({ status: 200, body });
+const created = (body: unknown) => ({ status: 201, body });
+const list = (data: unknown[]) => ({ status: 200, body: { data } });
+
+/**
+ * Programmes, vouchers and wallets. Programmes are public (an organisation reads what it may apply
+ * to); the operator creates them, issues vouchers and records deposits; an organisation's people see
+ * their own funds and ledger, nobody else's.
+ */
+export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): AdminRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/programmes',
+      roles: [],
+      audit: { entityType: 'programme', action: 'create' },
+      handle: async (r) => created(await programmes.create(r.body, r.trail, r.principal.actorId)),
+    },
+    {
+      method: 'GET',
+      path: '/programmes',
+      roles: EVERYONE,
+      handle: async () => list(await programmes.list()),
+    },
+    {
+      method: 'GET',
+      path: '/programmes/:id',
+      roles: EVERYONE,
+      handle: async (r) => ok(await programmes.get(r.params.id!)),
+    },
+    {
+      method: 'POST',
+      path: '/programmes/:id/vouchers',
+      roles: [],
+      audit: { entityType: 'voucher', action: 'issue' },
+      handle: async (r) =>
+        created(await programmes.issueVoucher(r.params.id!, r.body, r.trail, r.principal.actorId)),
+    },
+    {
+      method: 'GET',
+      path: '/programmes/:id/vouchers',
+      roles: [],
+      handle: async (r) => {
+        await programmes.get(r.params.id!);
+        return list(await programmes.vouchers({ programmeId: r.params.id! }));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/organizations/:id/deposits',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      audit: { entityType: 'wallet', action: 'deposit' },
+      handle: async (r) => {
+        requireManageOrganization(r.principal, r.params.id!);
+        requireOperator(r.principal, 'record deposits');
+        return created(await funds.deposit(r.params.id!, r.body, r.trail, r.principal.actorId));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/organizations/:id/funds',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      handle: async (r) => {
+        requireReadOrganization(r.principal, r.params.id!);
+        const body = await funds.of(r.params.id!);
+        // holds live in each replica's memory: this one's
+        const held = budgetHolds?.heldFor(r.params.id!) ?? 0n;
+        return ok({ ...body, heldKrw: formatKrw(held) });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/organizations/:id/ledger',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      handle: async (r) => {
+        requireReadOrganization(r.principal, r.params.id!);
+        return list(await funds.ledger(r.params.id!, r.query));
+      },
+    },
+  ];
+}

@@ -1,0 +1,390 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { voucherShare } from '../../src/billing/ledger.ts';
+import { costOf, formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
+import { type Database, openDatabase } from '../../src/storage/database.ts';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { addProduct, closedPort, usageEvent } from '../helpers/v1.ts';
+
+/** Every ledger invariant the database can be asked about directly. */
+async function assertLedgerInvariants(db: Database): Promise<void> {
+  const unbalanced = await db.all(
+    `SELECT transaction_id, CAST(SUM(amount_micro_krw) AS TEXT) AS total FROM ledger_entries
+     GROUP BY transaction_id HAVING SUM(amount_micro_krw) <> 0`,
+  );
+  assert.deepEqual(unbalanced, [], 'every transaction sums to zero');
+  const drift = await db.all(
+    `SELECT a.id, CAST(a.balance_micro_krw AS TEXT) AS balance, CAST(COALESCE(SUM(e.amount_micro_krw), 0) AS TEXT) AS summed
+     FROM ledger_accounts a LEFT JOIN ledger_entries e ON e.account_id = a.id
+     GROUP BY a.id, a.balance_micro_krw HAVING a.balance_micro_krw <> COALESCE(SUM(e.amount_micro_krw), 0)`,
+  );
+  assert.deepEqual(drift, [], 'every balance is the sum of its entries');
+  const negative = await db.all(
+    "SELECT id FROM ledger_accounts WHERE kind IN ('voucher', 'programme') AND balance_micro_krw < 0",
+  );
+  assert.deepEqual(negative, [], 'no voucher or programme below zero');
+  const charges = await db.get<{ charged: string | null; used: string | null }>(
+    `SELECT (SELECT CAST(SUM(e.amount_micro_krw) AS TEXT) FROM ledger_entries e
+               JOIN ledger_transactions t ON t.id = e.transaction_id
+             WHERE t.kind = 'charge' AND e.account_id LIKE 'payable:%') AS charged,
+            (SELECT CAST(SUM(cost_micro_krw) AS TEXT) FROM usage_events) AS used`,
+  );
+  assert.equal(
+    BigInt(charges?.charged ?? '0'),
+    BigInt(charges?.used ?? '0'),
+    'the ledger charged what usage says',
+  );
+}
+
+async function balance(db: Database, account: string): Promise<bigint> {
+  const row = await db.get<{ b: string }>(
+    'SELECT CAST(balance_micro_krw AS TEXT) AS b FROM ledger_accounts WHERE id = ?',
+    [account],
+  );
+  return BigInt(row?.b ?? '0');
+}
+
+describe('vouchers with co-payment, wallets and budget holds', () => {
+  let fake: FakeOpenAI;
+  let t: TestHub;
+  let db: Database;
+  let catalog: Catalog;
+  let n = 0;
+
+  async function admin(method: string, path: string, body?: unknown, status = 200 | 201) {
+    const r = await t.admin(method, path, body);
+    if (status === (200 | 201))
+      assert.ok(
+        r.status === 200 || r.status === 201,
+        `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`,
+      );
+    else assert.equal(r.status, status, JSON.stringify(r.body));
+    return r.body;
+  }
+
+  /** A fresh organisation with a key, in `spendMode`. */
+  async function organization(spendMode: 'prepaid' | 'postpaid', cls = 'sme') {
+    n++;
+    const org = await admin('POST', '/organizations', { name: `바우처기업 ${n}`, class: cls, spendMode });
+    const key = await admin('POST', `/organizations/${org.id}/keys`, { name: 'k' });
+    return {
+      id: org.id as string,
+      client: new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 }),
+    };
+  }
+
+  async function programme(extra: Record<string, unknown> = {}) {
+    n++;
+    return admin('POST', '/programmes', {
+      name: `AI 바우처 ${n}`,
+      startsOn: '2026-01-01',
+      endsOn: '2027-12-31',
+      budgetKrw: '100000000',
+      copayPercent: { sme: 20, midsize: 50 },
+      onExhausted: 'block',
+      ...extra,
+    });
+  }
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    t = await startTestHub({ KAIHUB_ORG_MAX_CONCURRENT: '5000' });
+    catalog = await seedCatalog(t, fake.url);
+    db = await openDatabase(t.database.location);
+  });
+  after(async () => {
+    await db?.close();
+    await t?.close();
+    await fake?.close();
+  });
+
+  test('a call is charged C·(1−r) to the voucher and C·r to the wallet, in the ledger, once', async () => {
+    const p = await programme();
+    assert.equal(p.unissuedKrw, '100000000');
+    const org = await organization('prepaid');
+    const voucher = await admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: '1000',
+    });
+    assert.equal(voucher.copayPercent, 20, 'the ratio of the organisation’s class');
+    assert.equal((await admin('GET', `/programmes/${p.id}`)).unissuedKrw, '99999000');
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '500', memo: '입금 1' });
+
+    fake.setReply('하나 둘 셋 넷 다섯 여섯 일곱');
+    const { data, response } = await org.client.chat.completions
+      .create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '숫자를 세어 주세요' }],
+        max_tokens: 50,
+      })
+      .withResponse();
+    assert.ok(data.choices[0]!.message.content);
+    const event = await usageEvent(t, response.headers.get('x-request-id')!, 5000);
+    const cost = BigInt(event.costMicroKrw);
+    assert.ok(cost > 0n);
+    const share = voucherShare(cost, 2000);
+    const voucherLeft = parseKrwAmount('1000') - share;
+    const walletLeft = parseKrwAmount('500') - (cost - share);
+    const after = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(after.vouchers[0].balanceKrw, formatKrw(voucherLeft));
+    assert.equal(after.walletKrw, formatKrw(walletLeft));
+    assert.equal(after.heldKrw, '0', 'nothing stays held after the call');
+    const ledger = await admin('GET', `/organizations/${org.id}/ledger`);
+    const charge = ledger.data.filter((l: { requestId: string | null }) => l.requestId === event.requestId);
+    assert.deepEqual(
+      charge.map((l: { accountId: string; amountKrw: string }) => [l.accountId, l.amountKrw]).sort(),
+      [
+        [`voucher:${voucher.id}`, formatKrw(-voucherShare(BigInt(event.costMicroKrw), 2000))],
+        [
+          `wallet:${org.id}`,
+          formatKrw(-(BigInt(event.costMicroKrw) - voucherShare(BigInt(event.costMicroKrw), 2000))),
+        ],
+      ].sort(),
+    );
+    await assertLedgerInvariants(db);
+  });
+
+  test('a prepaid call the voucher cannot cover is refused with 429 insufficient_quota before any upstream call', async () => {
+    const p = await programme();
+    const org = await organization('prepaid');
+    const voucher = await admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: '0.5',
+    });
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '1000' });
+    const before = fake.requests.length;
+    // worst case: 1,000 completion tokens at 3,000 KRW per 1M = 3 KRW; the voucher's 80 % share is 2.4 KRW
+    const error = await org.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 1000 })
+      .then(
+        () => assert.fail('admitted'),
+        (e: unknown) => e,
+      );
+    assert.ok(error instanceof OpenAI.APIError);
+    assert.equal(error.status, 429);
+    assert.equal(error.code, 'insufficient_quota');
+    assert.equal(error.type, 'insufficient_quota');
+    assert.match(error.message, new RegExp(voucher.id));
+    assert.match(error.message, /바우처/);
+    assert.equal(fake.requests.length, before, 'the upstream saw nothing');
+    // a smaller worst case fits
+    const ok = await org.client.chat.completions.create({
+      model: 'hcx-test',
+      messages: [{ role: 'user', content: '안녕' }],
+      max_tokens: 20,
+    });
+    assert.ok(ok.choices[0]);
+    await assertLedgerInvariants(db);
+  });
+
+  test('a prepaid organisation without a voucher pays from its wallet, and is refused once the wallet cannot', async () => {
+    const org = await organization('prepaid');
+    const refused = await org.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 10 })
+      .then(
+        () => assert.fail('admitted with an empty wallet'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'insufficient_quota');
+    assert.match(refused.message, /지갑|wallet/);
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '1' });
+    const { response } = await org.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 10 })
+      .withResponse();
+    const event = await usageEvent(t, response.headers.get('x-request-id')!, 5000);
+    const funds = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(funds.walletKrw, formatKrw(parseKrwAmount('1') - BigInt(event.costMicroKrw)));
+    await assertLedgerInvariants(db);
+  });
+
+  test('self-pay: once the voucher runs short the wallet pays the rest; the voucher never goes below zero', async () => {
+    const p = await programme({ onExhausted: 'self-pay' });
+    const org = await organization('prepaid');
+    const voucher = await admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: '0.000050',
+    });
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+    fake.setReply('가 나 다 라 마 바 사 아 자 차');
+    const costs: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { response } = await org.client.chat.completions
+        .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 100 })
+        .withResponse();
+      costs.push(BigInt((await usageEvent(t, response.headers.get('x-request-id')!, 5000)).costMicroKrw));
+    }
+    const total = costs.reduce((a, b) => a + b, 0n);
+    const funds = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(funds.vouchers[0].id, voucher.id);
+    assert.equal(funds.vouchers[0].balanceKrw, '0', 'the voucher paid all it had');
+    assert.equal(funds.walletKrw, formatKrw(parseKrwAmount('100') - (total - parseKrwAmount('0.000050'))));
+    await assertLedgerInvariants(db);
+  });
+
+  test('a postpaid organisation is never refused for money: its wallet goes negative, the debt is in the ledger', async () => {
+    const org = await organization('postpaid');
+    const { response } = await org.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 10 })
+      .withResponse();
+    const event = await usageEvent(t, response.headers.get('x-request-id')!, 5000);
+    const funds = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(funds.walletKrw, formatKrw(-BigInt(event.costMicroKrw)));
+    assert.equal(await balance(db, `wallet:${org.id}`), -BigInt(event.costMicroKrw));
+  });
+
+  test('1,000 concurrent requests against a voucher sized for 100 never overspend it; the rest get 429', async () => {
+    const p = await programme({ copayPercent: { sme: 0 } });
+    const org = await organization('prepaid');
+    fake.setReply('하나 둘 셋');
+    const maxTokens = 5;
+    const ask = () =>
+      org.client.chat.completions
+        .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: maxTokens })
+        .withResponse();
+    // what one call costs, measured on a postpaid twin, sizes the voucher for exactly 100 of them
+    const twin = await organization('postpaid');
+    const probe = await twin.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: maxTokens })
+      .withResponse();
+    const one = BigInt((await usageEvent(t, probe.response.headers.get('x-request-id')!, 5000)).costMicroKrw);
+    const amount = one * 100n;
+    await admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: formatKrw(amount),
+    });
+    const outcomes = await Promise.all(
+      Array.from({ length: 1000 }, () =>
+        ask().then(
+          ({ response }) => ({ ok: true as const, requestId: response.headers.get('x-request-id')! }),
+          (e: unknown) => ({ ok: false as const, error: e as InstanceType<typeof OpenAI.APIError> }),
+        ),
+      ),
+    );
+    const served = outcomes.filter((o) => o.ok);
+    const refused = outcomes.filter((o) => !o.ok);
+    assert.ok(served.length <= 100, `never more than the voucher pays for (${served.length})`);
+    // holds are worst cases (5 tokens for 3 delivered): the last few calls' holds no longer fit
+    assert.ok(served.length >= 90, `nearly all it pays for were served (${served.length})`);
+    for (const r of refused) {
+      assert.equal(r.error.status, 429);
+      assert.equal(r.error.code, 'insufficient_quota');
+    }
+    const last = served.at(-1)!;
+    await usageEvent(t, last.requestId, 10_000);
+    const charged = await db.get<{ total: string; count: number }>(
+      `SELECT CAST(SUM(cost_micro_krw) AS TEXT) AS total, COUNT(*) AS count FROM usage_events
+       WHERE organization_id = ? AND status = 'ok'`,
+      [org.id],
+    );
+    assert.equal(Number(charged!.count), served.length, 'every served call has its record');
+    const left = await balance(
+      db,
+      `voucher:${(await admin('GET', `/organizations/${org.id}/funds`)).vouchers[0].id}`,
+    );
+    assert.ok(left >= 0n, 'never below zero');
+    assert.equal(left, amount - BigInt(charged!.total), 'the voucher paid exactly what was used');
+    assert.equal(await balance(db, `wallet:${org.id}`), 0n, 'and nothing spilled onto the empty wallet');
+    assert.equal((await admin('GET', `/organizations/${org.id}/funds`)).heldKrw, '0');
+    await assertLedgerInvariants(db);
+  });
+
+  test('bad programmes and vouchers get field-named errors, and change nothing', async () => {
+    const bad = await t.admin('POST', '/programmes', {
+      name: 'x',
+      startsOn: '2026-02-30',
+      endsOn: '2026-01-01',
+      budgetKrw: '-5',
+      copayPercent: { sme: 120 },
+      onExhausted: 'maybe',
+    });
+    assert.equal(bad.status, 400);
+    const fields = bad.body.error.fields.map((f: { field: string }) => f.field).sort();
+    assert.deepEqual(fields, ['budgetKrw', 'copayPercent.sme', 'onExhausted', 'startsOn'].sort());
+    const p = await programme({ budgetKrw: '1000', copayPercent: { midsize: 50 } });
+    const sme = await organization('prepaid', 'sme');
+    const notEligible = await t.admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: sme.id,
+      amountKrw: '10',
+    });
+    assert.equal(notEligible.status, 400);
+    assert.equal(notEligible.body.error.fields[0].field, 'organizationId');
+    const mid = await organization('prepaid', 'midsize');
+    const tooMuch = await t.admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: mid.id,
+      amountKrw: '1000.01',
+    });
+    assert.equal(tooMuch.status, 409);
+    assert.match(JSON.stringify(tooMuch.body), /1000/);
+    // two operators issue the last of the budget at the same moment: one wins
+    const race = await Promise.all(
+      [1, 2].map(() =>
+        t.admin('POST', `/programmes/${p.id}/vouchers`, { organizationId: mid.id, amountKrw: '600' }),
+      ),
+    );
+    assert.deepEqual(race.map((r) => r.status).sort(), [201, 409]);
+    assert.equal((await admin('GET', `/programmes/${p.id}`)).unissuedKrw, '400');
+    const deposit = await t.admin('POST', `/organizations/${mid.id}/deposits`, { amountKrw: 'lots' });
+    assert.equal(deposit.status, 400);
+    assert.equal(deposit.body.error.fields[0].field, 'amountKrw');
+    await assertLedgerInvariants(db);
+  });
+
+  test('a fallback is charged at its own prices to the voucher; a fallback the voucher does not cover is skipped', async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}/v1`;
+    const costly = await addProduct(t, catalog, 'voucher-fb-costly', [{ baseUrl: fake.url }], {
+      priceInputPer1M: '10000',
+      priceOutputPer1M: '30000',
+    });
+    const main = await addProduct(t, catalog, 'voucher-main', [{ baseUrl: dead }], {
+      fallbackModels: ['voucher-fb-costly'],
+    });
+    const covering = await programme({ eligibleProductIds: [main.productId, costly.productId] });
+    const narrow = await programme({ eligibleProductIds: [main.productId] });
+
+    const org = await organization('prepaid');
+    const v = await admin('POST', `/programmes/${covering.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: '100',
+    });
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+    fake.setReply('대체 상품이 답합니다');
+    const { data, response } = await org.client.chat.completions
+      .create({ model: 'voucher-main', messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .withResponse();
+    assert.equal(data.model, 'voucher-fb-costly', 'the fallback served');
+    const event = await usageEvent(t, response.headers.get('x-request-id')!, 5000);
+    assert.equal(event.productId, costly.productId);
+    const cost = BigInt(event.costMicroKrw);
+    assert.equal(
+      cost,
+      costOf(event.promptTokens, event.completionTokens, {
+        inputMicroPer1M: parseKrwAmount('10000'),
+        outputMicroPer1M: parseKrwAmount('30000'),
+      }),
+      'at the fallback’s prices',
+    );
+    const funds = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(funds.vouchers[0].id, v.id);
+    assert.equal(funds.vouchers[0].balanceKrw, formatKrw(parseKrwAmount('100') - voucherShare(cost, 2000)));
+
+    const other = await organization('prepaid');
+    await admin('POST', `/programmes/${narrow.id}/vouchers`, { organizationId: other.id, amountKrw: '100' });
+    await admin('POST', `/organizations/${other.id}/deposits`, { amountKrw: '100' });
+    const served = fake.requests.length;
+    const failed = await other.client.chat.completions
+      .create({ model: 'voucher-main', messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .then(
+        () => assert.fail('served by a product the voucher does not cover'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.ok((failed.status ?? 0) >= 500, `the primary's failure stands (${failed.status})`);
+    assert.equal(fake.requests.length, served, 'the uncovered fallback was never called');
+    const after = await admin('GET', `/organizations/${other.id}/funds`);
+    assert.equal(after.vouchers[0].balanceKrw, '100', 'nothing charged');
+    assert.equal(after.heldKrw, '0', 'and nothing left held');
+    await assertLedgerInvariants(db);
+  });
+});
