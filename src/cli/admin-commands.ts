@@ -3,6 +3,7 @@
  * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
  */
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
+import { planFunds, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
 import { planCatalog, planCredentials } from './operation-commands.ts';
 import { planAudit, planMemberships, planTokens, planWhoami } from './people-commands.ts';
@@ -132,6 +133,8 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'tokens' || command === 'token') return planTokens(verb, rest);
   if (command === 'catalog') return planCatalog(verb, rest);
   if (command === 'credentials') return planCredentials(verb, rest);
+  if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
+  if (command === 'funds') return planFunds(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -219,6 +222,13 @@ export function adminUsage(): string {
   kaihub catalog     import <file> [--dry-run] [--overwrite] | export      카탈로그 파일 / catalogue files
   kaihub credentials reseal    모든 공급기업 키를 현재 KAIHUB_SECRET_KEY로 / every supplier key under the current key
   kaihub admin-token reset     (허브 없이 / offline) 새 운영자 토큰 / a new operator token
+
+  kaihub programmes  list | get <id> | create --name N --starts-on D --ends-on D --budget-krw N
+                     --on-exhausted block|self-pay --data '{"copayPercent": {"sme": 20}}'   지원사업 / programmes
+  kaihub vouchers    issue <programmeId> --organization-id ID --amount-krw N [--valid-from D] [--valid-until D]
+                     | list <programmeId>                                          바우처 / vouchers
+  kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
+                     지갑·바우처 잔액과 원장 / wallet, vouchers and ledger: docs/billing.md
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

@@ -110,7 +110,7 @@ export const RESOURCES: Resource[] = [
     aliases: ['organizations', 'org'],
     path: '/organizations',
     verbs: ['list', 'get', 'create', 'update'],
-    fields: fieldSpecs('name class businessNumber status'),
+    fields: fieldSpecs('name class businessNumber status spendMode'),
     filters: [],
     columns: [
       col('ID', 'id'),
@@ -119,6 +119,26 @@ export const RESOURCES: Resource[] = [
       col('사업자번호 BizNo', 'businessNumber'),
       col('상태 Status', 'status'),
       { header: '생성 Created (KST)', value: (r) => kst(r.createdAt) },
+    ],
+  },
+  {
+    command: 'programmes',
+    aliases: ['programme', 'programs', 'program'],
+    path: '/programmes',
+    verbs: ['list', 'get', 'create'],
+    // copayPercent is an object: --data '{"copayPercent": {"sme": 20}}'
+    fields: fieldSpecs(
+      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw',
+    ),
+    filters: [],
+    columns: [
+      col('ID', 'id'),
+      col('이름 Name', 'name'),
+      { header: '기간 Period (KST)', value: (r) => `${r.startsOn} ~ ${r.endsOn}` },
+      col('예산 Budget (KRW)', 'budgetKrw', 'right'),
+      col('미발급 Unissued (KRW)', 'unissuedKrw', 'right'),
+      { header: '자부담 Co-pay %', value: (r) => JSON.stringify(r.copayPercent) },
+      col('소진 시 On exhausted', 'onExhausted'),
     ],
   },
   {

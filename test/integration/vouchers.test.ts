@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { costOf, formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
+import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { addProduct, closedPort, usageEvent } from '../helpers/v1.ts';
 
 /** Every ledger invariant the database can be asked about directly. */
@@ -386,5 +388,101 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
     assert.equal(after.vouchers[0].balanceKrw, '100', 'nothing charged');
     assert.equal(after.heldKrw, '0', 'and nothing left held');
     await assertLedgerInvariants(db);
+  });
+});
+
+describe('kaihub CLI: programmes, vouchers and funds', () => {
+  test('an operator creates a programme, issues a voucher, records a deposit and reads the funds', async () => {
+    const fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    const t = await startTestHub();
+    try {
+      const catalog = await seedCatalog(t, fake.url);
+      const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
+      const run = async (...args: string[]) => {
+        let out = '';
+        let err = '';
+        const sink = (append: (s: string) => void) =>
+          new Writable({
+            write(chunk, _encoding, done) {
+              append(String(chunk));
+              done();
+            },
+          });
+        const [command = '', ...rest] = args;
+        const code = await runAdminCommand(
+          command,
+          rest,
+          env,
+          sink((s) => (out += s)),
+          sink((s) => (err += s)),
+        );
+        return { code, out, err };
+      };
+      const created = await run(
+        'programmes',
+        'create',
+        '--name',
+        'AI 바우처 CLI',
+        '--starts-on',
+        '2026-01-01',
+        '--ends-on',
+        '2030-12-31',
+        '--budget-krw',
+        '5000000',
+        '--on-exhausted',
+        'self-pay',
+        '--data',
+        '{"copayPercent": {"sme": 30}}',
+        '--json',
+      );
+      assert.equal(created.code, 0, created.err);
+      const programme = JSON.parse(created.out);
+      assert.equal(programme.unissuedKrw, '5000000');
+      const issued = await run(
+        'vouchers',
+        'issue',
+        programme.id,
+        '--organization-id',
+        catalog.organizationId,
+        '--amount-krw',
+        '2000000',
+        '--json',
+      );
+      assert.equal(issued.code, 0, issued.err);
+      assert.equal(JSON.parse(issued.out).copayPercent, 30);
+      const deposit = await run(
+        'funds',
+        'deposit',
+        catalog.organizationId,
+        '--amount-krw',
+        '1500',
+        '--memo',
+        '3월 입금',
+      );
+      assert.equal(deposit.code, 0, deposit.err);
+      assert.match(deposit.out, /1500 KRW/);
+      const funds = await run('funds', catalog.organizationId);
+      assert.equal(funds.code, 0, funds.err);
+      assert.match(funds.out, /2000000/);
+      const ledger = await run('funds', 'ledger', catalog.organizationId);
+      assert.match(ledger.out, /deposit/);
+      assert.match(ledger.out, /voucher_issue/);
+      const bad = await run(
+        'vouchers',
+        'issue',
+        programme.id,
+        '--organization-id',
+        catalog.organizationId,
+        '--amount-krw',
+        '9000000',
+      );
+      assert.equal(bad.code, 1);
+      assert.match(bad.err, /amountKrw|amount-krw/);
+      const list = await run('programmes', 'list');
+      assert.match(list.out, /AI 바우처 CLI/);
+    } finally {
+      await t.close();
+      await fake.close();
+    }
   });
 });
