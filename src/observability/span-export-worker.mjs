@@ -3,12 +3,28 @@
 // (call-records.mjs), and exports them with it (OTLP/HTTP, protobuf or JSON). Making and serialising
 // spans on the event loop cost every request behind them (docs/decisions/0009-tracing.md).
 // Plain JavaScript, so the worker starts without the TypeScript loader.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { appendCallSpans, decodeCall } from './call-records.mjs';
 import { newSpanId } from './trace-ids.mjs';
 
 const settings = workerData;
+/** Nice value of this thread (0 normal, 19 lowest). */
+const EXPORT_THREAD_NICE = 10;
+
+// Below the event loop's priority: woken by each hand-over, this thread at the same priority was run
+// at once on the event loop's own core, which then waited for it (measured: a hand-over took 3–4 times
+// as long). Exporting can wait for requests; under a long overload the queue fills and spans are
+// dropped (counted and logged), as the batch processor does. On Linux a thread has its own nice value
+// (setpriority with 0 is the calling thread); elsewhere it would be the whole process's, so not there.
+if (process.platform === 'linux') {
+  try {
+    setPriority(0, EXPORT_THREAD_NICE);
+  } catch {
+    // a container may forbid it: exporting at the normal priority still works
+  }
+}
 const { OTLPTraceExporter } =
   settings.protocol === 'http/json'
     ? await import('@opentelemetry/exporter-trace-otlp-http')
