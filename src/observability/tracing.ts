@@ -43,10 +43,11 @@ function samplerOf(sdk: SdkModule, settings: TracingSettings): Sampler {
 }
 
 /**
- * Starts the OpenTelemetry SDK for the hub's traces, or returns null when `settings` is null (tracing
- * off): the SDK is imported only here, so a hub without an OTLP endpoint never loads it and keeps the
- * no-op observer. Nothing is registered globally except the SDK's diagnostic logger: the tracer is the
- * hub's own, so an embedding application's OpenTelemetry setup is left alone.
+ * Starts tracing for the hub, or returns null when `settings` is null (tracing off): OpenTelemetry is
+ * imported only here, so a hub without an OTLP endpoint never loads it and keeps the no-op observer.
+ * The SDK's sampler decides on the event loop; spans are made and exported on a worker thread
+ * (call-tracer.ts, span-export.ts). Nothing is registered globally except the SDK's diagnostic logger,
+ * so an embedding application's OpenTelemetry setup is left alone.
  */
 export async function createTracing(
   settings: TracingSettings | null,
