@@ -1,11 +1,4 @@
-import {
-  type Attributes,
-  type Context,
-  ROOT_CONTEXT,
-  SpanKind,
-  type TextMapGetter,
-  trace,
-} from '@opentelemetry/api';
+import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapGetter, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { Sampler } from '@opentelemetry/sdk-trace-base';
 import type { CallEnd, CallObserver, CallStage, ObservedCall } from '../calls/observer.ts';
@@ -239,7 +232,7 @@ export class CallTracer implements CallObserver {
     // only what a sampler may look at is given to it
     const attributes: Attributes = { 'gen_ai.operation.name': call.operation, 'gen_ai.request.model': model };
     const sampling = this.sampler.shouldSample(
-      parent as Context,
+      parent,
       traceId,
       `${call.operation} ${model}`,
       SpanKind.SERVER,
