@@ -3,7 +3,9 @@
 // mode in turn, and reports the CPU time of the events per call and the event-loop delay (which every
 // request in the process would wait: it includes the batch exports' serialisation). "events" is the
 // time spent inside the observer's methods; "process CPU" is all the process's CPU time (exports and
-// the timer loop included) divided by the calls. On a shared machine the delays measure the neighbours
+// the timer loop included) divided by the calls; "loop busy" is the event loop's active time (its
+// utilisation: the events, hand-overs to the exporter's thread run by timers, this loop's own work)
+// divided by the calls, so compare it with "off". On a shared machine the delays measure the neighbours
 // too: compare the modes of one run, and rerun when "off" is not near 1 ms.
 //
 //   off          the no-op observer (tracing without an OTLP endpoint)
@@ -15,7 +17,7 @@
 // Loopback only; every loop is bounded by --seconds.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { CallObserver, ObservedCall } from '../src/calls/observer.ts';
@@ -167,6 +169,7 @@ async function run(mode: string, env: Record<string, string> | null): Promise<vo
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
   const cpuBefore = process.cpuUsage();
+  const eluBefore = performance.eventLoopUtilization();
   const tickMs = 10;
   const perTick = Math.max(1, Math.round((rate * tickMs) / 1000));
   const deadline = Date.now() + seconds * 1000;
@@ -180,11 +183,13 @@ async function run(mode: string, env: Record<string, string> | null): Promise<vo
     await sleep(tickMs);
   }
   delay.disable();
+  const elu = performance.eventLoopUtilization(eluBefore);
   await tracing?.shutdown();
   const cpu = process.cpuUsage(cpuBefore);
   const ms = (ns: number) => (ns / 1e6).toFixed(3);
   console.log(
     `${mode.padEnd(12)} events ${(Number(cpuNs / BigInt(calls)) / 1000).toFixed(1).padStart(5)} µs/call,` +
+      ` loop busy ${((elu.active * 1000) / calls).toFixed(1).padStart(5)} µs/call,` +
       ` process CPU ${((cpu.user + cpu.system) / calls).toFixed(1).padStart(5)} µs/call` +
       `   event-loop delay p50 ${ms(delay.percentile(50))} p99 ${ms(delay.percentile(99))} max ${ms(delay.max)} ms` +
       `   (${calls} calls)`,

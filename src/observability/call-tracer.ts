@@ -1,31 +1,29 @@
-import {
-  type Context,
-  ROOT_CONTEXT,
-  type Span,
-  SpanKind,
-  type SpanOptions,
-  SpanStatusCode,
-  type TextMapGetter,
-  type TextMapSetter,
-  type Tracer,
-  trace,
-} from '@opentelemetry/api';
+import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapGetter, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { Sampler } from '@opentelemetry/sdk-trace-base';
 import type { CallEnd, CallObserver, CallStage, ObservedCall } from '../calls/observer.ts';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { Attempt } from '../routing/router.ts';
-import { hostOf, providerNameOf, setRequestAttributes } from './gen-ai-attributes.ts';
+import type { AttemptData, CallData, StageData, UpstreamData } from './call-records.mjs';
+import { type AttributeValue, hostOf, providerNameOf, setRequestAttributes } from './gen-ai-attributes.ts';
 import { inputMessagesJson } from './gen-ai-content.ts';
+import { newSpanId, newTraceId } from './trace-ids.mjs';
 
 /**
- * The call observer that turns a call's events into spans (decision 0009):
+ * The call observer that traces calls (decision 0009). Its spans are
  *
  *   SERVER  `{operation} {requested model}`        the call, from arrival to its end
  *   ├─ INTERNAL `admission` / `guard` / `metering`  each stage the call layer opens
  *   └─ CLIENT   `{operation} {upstream model}`     each upstream attempt (INTERNAL for in-process models)
  *
- * Everything a call needs lives in one `CallTrace` in `call.observation`. A call the sampler drops keeps
- * only its non-recording span there (for the `traceparent` sent upstream) and costs nothing more.
+ * but no span object is made on the event loop: the SDK's spans cost the request path several
+ * microseconds each (`startSpan`, `setAttribute`, then copying them for the exporter's thread). A sampled
+ * call keeps one `CallRecord` in `call.observation` — ids, times, the attributes that vary by call — and
+ * at its end the record goes to the exporter's thread (span-export.ts), which rebuilds the spans the SDK
+ * would have made (call-records.mjs). What is constant for a deployment is sent there once. A call the
+ * sampler drops keeps only its trace id, for the `traceparent` sent upstream.
+ *
+ * The SDK's sampler still decides, and core's W3C propagator reads the incoming trace context.
  * Loaded only when tracing is on (observability/tracing.ts imports it lazily).
  */
 
@@ -40,13 +38,9 @@ const incomingTraceContext: TextMapGetter<ObservedCall> = {
   },
 };
 
-const headerSetter: TextMapSetter<Record<string, string>> = {
-  set(headers, key, value) {
-    headers[key] = value;
-  },
-};
-
-const STAGE_SPAN: SpanOptions = { kind: SpanKind.INTERNAL };
+const NO_LINKS: [] = [];
+/** SamplingDecision.RECORD_AND_SAMPLED of @opentelemetry/api. */
+const RECORD_AND_SAMPLED = 2;
 
 /** The model a client asked for names its span: a made-up name of any length must not follow it there. */
 const MAX_MODEL_CHARS = 128;
@@ -55,64 +49,114 @@ function boundedModel(model: string): string {
   return model.length <= MAX_MODEL_CHARS ? model : `${model.slice(0, MAX_MODEL_CHARS)}…`;
 }
 
-/** Per deployment and operation, built once: the attempt span's name and start options. */
-interface AttemptTemplate {
-  name: string;
-  options: SpanOptions;
+/** Where a traced call's record goes (span-export.ts). */
+export interface CallRecordSink {
+  /** A deployment's constants, before the first call that names them. */
+  addUpstream(upstream: UpstreamData): void;
+  /** A call that ended, with `1 + children.length` spans. */
+  addCall(call: CallData): void;
 }
 
-/** What the tracer knows of an upstream deployment, built at its first attempt. */
-interface Upstream {
-  providerName: string;
-  chat: AttemptTemplate;
-  embeddings: AttemptTemplate;
+class StageRecord implements StageData {
+  constructor(
+    readonly stage: CallStage,
+    readonly at: number,
+    /** Minus the start's performance.now() while open, the length once ended. */
+    public ms: number,
+  ) {}
+  error: string | null = null;
 }
 
-function upstreamOf(deployment: RoutableDeployment, product: RoutableProduct): Upstream {
-  const providerName = providerNameOf(deployment, product);
-  const host = hostOf(deployment.baseUrl);
-  // an in-process model is no remote call: INTERNAL, as the conventions allow
-  const kind = deployment.adapter === 'local' || host === null ? SpanKind.INTERNAL : SpanKind.CLIENT;
-  const template = (operation: 'chat' | 'embeddings'): AttemptTemplate => {
-    const attributes: Record<string, string | number> = {
-      'gen_ai.operation.name': operation,
-      'gen_ai.provider.name': providerName,
-      'gen_ai.request.model': deployment.upstreamModel,
-      'kaihub.product.id': product.id,
-      'kaihub.deployment.id': deployment.id,
-      'kaihub.supplier.id': product.supplierId,
-    };
-    if (host !== null) {
-      attributes['server.address'] = host.address;
-      attributes['server.port'] = host.port;
-    }
-    return {
-      name: `${operation} ${deployment.upstreamModel || product.model}`,
-      options: { kind, attributes },
-    };
-  };
-  return { providerName, chat: template('chat'), embeddings: template('embeddings') };
-}
-
-/** The spans of one sampled call; `admission`, `guard` and `metering` are named as the stages are. */
-class CallTrace {
-  admission: Span | undefined = undefined;
-  guard: Span | undefined = undefined;
-  metering: Span | undefined = undefined;
-  attempt: Span | undefined = undefined;
-  /** performance.now() at the attempt's start, for its time to first chunk. */
-  attemptStartedAt = 0;
+class AttemptRecord implements AttemptData {
+  ttft: number | null = null;
+  httpStatus: number | null = null;
+  errorType: string | null = null;
+  message: string | null = null;
+  inputTokens: number | null = null;
+  outputTokens: number | null = null;
 
   constructor(
-    readonly span: Span,
-    /** The parent of every child span: the incoming context with the call span in it. */
-    readonly context: Context,
+    readonly spanId: string,
+    readonly upstream: number,
+    readonly at: number,
+    /** Minus the start's performance.now() while open, the length once ended. */
+    public ms: number,
   ) {}
 }
 
-function endError(span: Span, errorType: string, message: string): void {
-  span.setAttribute('error.type', errorType);
-  span.setStatus({ code: SpanStatusCode.ERROR, message });
+/**
+ * A sampled call: fixed fields, filled as its events arrive. The open stages and attempt are also held
+ * in their own fields; they are null again once the call has ended (and so cross to the exporter's
+ * thread as nulls).
+ */
+class CallRecord implements CallData {
+  samplerAttributes: Attributes | null = null;
+  request: Record<string, AttributeValue> | null = null;
+  inputMessages: string | null = null;
+  messagesLeftOut = 0;
+  endMs = 0;
+  ttft: number | null = null;
+  httpStatus = 0;
+  productId: string | null = null;
+  servedProductId: string | null = null;
+  servedModel: string | null = null;
+  servedUpstream: number | null = null;
+  responseId: string | null = null;
+  finishReasons: readonly string[] | null = null;
+  inputTokens: number | null = null;
+  outputTokens: number | null = null;
+  usageSource: string | null = null;
+  usageStatus: string | null = null;
+  costMicroKrw: number | string | null = null;
+  errorType: string | null = null;
+  /** Ended stages and attempts, in the order they ended. */
+  readonly children: (StageRecord | AttemptRecord)[] = [];
+  admission: StageRecord | null = null;
+  guard: StageRecord | null = null;
+  metering: StageRecord | null = null;
+  attempt: AttemptRecord | null = null;
+
+  constructor(
+    readonly traceId: string,
+    readonly parentSpanId: string | null,
+    readonly traceState: string | null,
+    readonly operation: 'chat' | 'embeddings',
+    readonly model: string,
+    readonly requestId: string,
+    readonly organizationId: string,
+    readonly apiKeyId: string,
+    readonly stream: boolean,
+    readonly startMs: number,
+  ) {}
+
+  /** The request parameters (gen-ai-attributes.ts writes them here as it would into a span). */
+  setAttribute(key: string, value: AttributeValue): void {
+    if (this.request === null) this.request = {};
+    this.request[key] = value;
+  }
+}
+
+/** A call the sampler dropped: what its upstream attempts are told (the trace, not sampled). */
+class UnsampledCall {
+  /** The id of the call's non-recording span, drawn at the first attempt. */
+  spanId: string | null = null;
+
+  constructor(
+    readonly traceId: string,
+    readonly traceState: string | null,
+  ) {}
+}
+
+function closeStage(stage: StageRecord | null, children: (StageRecord | AttemptRecord)[], now: number): void {
+  if (stage === null) return;
+  stage.ms += now;
+  children.push(stage);
+}
+
+/** What the tracer knows of a deployment, built at its first attempt. */
+interface Upstream {
+  id: number;
+  providerName: string;
 }
 
 /** The upstream's own error text can echo the prompt: it goes into spans only with content opted in. */
@@ -128,9 +172,15 @@ export class CallTracer implements CallObserver {
   private readonly recordContent: boolean;
   // deployments are rebuilt with every catalog snapshot: a weak map forgets the old ones
   private readonly upstreams = new WeakMap<RoutableDeployment, Upstream>();
+  /**
+   * The same constants under a new snapshot's deployment object keep their id, so that the exporter's
+   * thread holds one entry per distinct deployment setting, not one per snapshot.
+   */
+  private readonly upstreamIds = new Map<string, Upstream>();
 
   constructor(
-    private readonly tracer: Tracer,
+    private readonly sampler: Sampler,
+    private readonly sink: CallRecordSink,
     options: CallTracerOptions,
   ) {
     this.recordContent = options.recordContent;
@@ -139,8 +189,32 @@ export class CallTracer implements CallObserver {
   private upstream(deployment: RoutableDeployment, product: RoutableProduct): Upstream {
     let upstream = this.upstreams.get(deployment);
     if (upstream === undefined) {
-      upstream = upstreamOf(deployment, product);
+      upstream = this.newUpstream(deployment, product);
       this.upstreams.set(deployment, upstream);
+    }
+    return upstream;
+  }
+
+  private newUpstream(deployment: RoutableDeployment, product: RoutableProduct): Upstream {
+    const host = hostOf(deployment.baseUrl);
+    const data: Omit<UpstreamData, 'id'> = {
+      // an in-process model is no remote call: INTERNAL, as the conventions allow
+      kind: deployment.adapter === 'local' || host === null ? SpanKind.INTERNAL : SpanKind.CLIENT,
+      spanModel: deployment.upstreamModel || product.model,
+      providerName: providerNameOf(deployment, product),
+      upstreamModel: deployment.upstreamModel,
+      productId: product.id,
+      deploymentId: deployment.id,
+      supplierId: product.supplierId,
+      serverAddress: host?.address ?? null,
+      serverPort: host?.port ?? null,
+    };
+    const key = JSON.stringify(data);
+    let upstream = this.upstreamIds.get(key);
+    if (upstream === undefined) {
+      upstream = { id: this.upstreamIds.size, providerName: data.providerName };
+      this.upstreamIds.set(key, upstream);
+      this.sink.addUpstream({ id: upstream.id, ...data });
     }
     return upstream;
   }
@@ -150,68 +224,90 @@ export class CallTracer implements CallObserver {
       call.traceparent === undefined
         ? ROOT_CONTEXT
         : propagator.extract(ROOT_CONTEXT, call, incomingTraceContext);
-    // only what a sampler may look at is given at creation; the rest is set once the span records
+    // as the SDK's tracer: a valid incoming context is the parent, else a new trace begins
+    const remote = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent);
+    const valid = remote !== undefined && trace.isSpanContextValid(remote);
+    const traceId = valid ? remote.traceId : newTraceId();
     const model = boundedModel(call.requestedModel);
-    const span = this.tracer.startSpan(
-      `${call.operation} ${model}`,
-      {
-        kind: SpanKind.SERVER,
-        startTime: call.startedAtMs,
-        attributes: { 'gen_ai.operation.name': call.operation, 'gen_ai.request.model': model },
-      },
+    // only what a sampler may look at is given to it
+    const attributes: Attributes = { 'gen_ai.operation.name': call.operation, 'gen_ai.request.model': model };
+    const sampling = this.sampler.shouldSample(
       parent,
+      traceId,
+      `${call.operation} ${model}`,
+      SpanKind.SERVER,
+      attributes,
+      NO_LINKS,
     );
-    if (!span.isRecording()) {
-      call.observation = span;
+    const state = sampling.traceState ?? (valid ? remote.traceState : undefined);
+    const traceState = state === undefined ? null : state.serialize();
+    // a span the SDK would record but not sample is never exported: for the hub it is a dropped call
+    if (sampling.decision !== RECORD_AND_SAMPLED) {
+      call.observation = new UnsampledCall(traceId, traceState);
       return;
     }
-    span.setAttribute('kaihub.request.id', call.requestId);
-    span.setAttribute('kaihub.organization.id', call.caller.organizationId);
-    span.setAttribute('kaihub.api_key.id', call.caller.keyId);
-    if (call.stream) span.setAttribute('gen_ai.request.stream', true);
-    setRequestAttributes(call.operation, call.body, span);
+    const r = new CallRecord(
+      traceId,
+      valid ? remote.spanId : null,
+      traceState,
+      call.operation,
+      model,
+      call.requestId,
+      call.caller.organizationId,
+      call.caller.keyId,
+      call.stream,
+      call.startedAtMs,
+    );
+    if (sampling.attributes !== undefined && Object.keys(sampling.attributes).length > 0) {
+      r.samplerAttributes = sampling.attributes;
+    }
+    setRequestAttributes(call.operation, call.body, r);
     if (this.recordContent && call.operation === 'chat') {
       const messages = inputMessagesJson(call.body.messages);
       if (messages !== null) {
-        span.setAttribute('gen_ai.input.messages', messages.json);
-        if (messages.leftOut > 0) span.setAttribute('kaihub.content.messages_left_out', messages.leftOut);
+        r.inputMessages = messages.json;
+        r.messagesLeftOut = messages.leftOut;
       }
     }
-    call.observation = new CallTrace(span, trace.setSpan(parent, span));
+    call.observation = r;
   }
 
   stageStarted(call: ObservedCall, stage: CallStage): void {
-    const t = call.observation;
-    if (t instanceof CallTrace) t[stage] = this.tracer.startSpan(stage, STAGE_SPAN, t.context);
+    const r = call.observation;
+    // as the SDK takes a span's start: the wall clock, then the monotonic one for its length
+    if (r instanceof CallRecord) r[stage] = new StageRecord(stage, Date.now(), -performance.now());
   }
 
   stageEnded(call: ObservedCall, stage: CallStage, error: string | null): void {
-    const t = call.observation;
-    if (!(t instanceof CallTrace)) return;
-    const span = t[stage];
-    if (span === undefined) return;
-    t[stage] = undefined;
-    if (error !== null) endError(span, error, error);
-    span.end();
+    const r = call.observation;
+    if (!(r instanceof CallRecord)) return;
+    const s = r[stage];
+    if (s === null) return;
+    r[stage] = null;
+    s.error = error;
+    closeStage(s, r.children, performance.now());
   }
 
   attemptStarted(call: ObservedCall, product: RoutableProduct, deployment: RoutableDeployment): void {
-    const t = call.observation;
-    let current: Span;
-    if (t instanceof CallTrace) {
-      const template = this.upstream(deployment, product)[call.operation];
-      t.attempt = this.tracer.startSpan(template.name, template.options, t.context);
-      t.attemptStartedAt = performance.now();
-      current = t.attempt;
-    } else if (t !== undefined && t !== null) {
-      // sampled out: the upstream still learns the trace (and that it is not sampled)
-      current = t as Span;
+    const r = call.observation;
+    let traceparent: string;
+    let traceState: string | null;
+    if (r instanceof CallRecord) {
+      const spanId = newSpanId();
+      const upstream = this.upstream(deployment, product);
+      r.attempt = new AttemptRecord(spanId, upstream.id, Date.now(), -performance.now());
+      traceparent = `00-${r.traceId}-${spanId}-01`;
+      traceState = r.traceState;
+    } else if (r instanceof UnsampledCall) {
+      // sampled out: the upstream still learns the trace, and that it is not sampled
+      r.spanId ??= newSpanId();
+      traceparent = `00-${r.traceId}-${r.spanId}-00`;
+      traceState = r.traceState;
     } else {
       return;
     }
-    const headers: Record<string, string> = {};
-    propagator.inject(trace.setSpan(ROOT_CONTEXT, current), headers, headerSetter);
-    call.upstreamHeaders = headers;
+    // what core's W3C propagator injects: version 00, the span, its flags; the tracestate as received
+    call.upstreamHeaders = traceState === null ? { traceparent } : { traceparent, tracestate: traceState };
   }
 
   attemptEnded(
@@ -219,83 +315,77 @@ export class CallTracer implements CallObserver {
     attempt: Attempt,
     usage: { promptTokens: number; completionTokens: number } | null,
   ): void {
-    const t = call.observation;
-    if (!(t instanceof CallTrace) || t.attempt === undefined) return;
-    const span = t.attempt;
-    t.attempt = undefined;
+    const r = call.observation;
+    if (!(r instanceof CallRecord) || r.attempt === null) return;
+    const a = r.attempt;
+    r.attempt = null;
     const error = attempt.error;
     if (error !== null) {
       const status = error.details.status;
-      if (status !== undefined) span.setAttribute('http.response.status_code', status);
-      const type = error.kind === 'http' && status !== undefined ? String(status) : error.kind;
+      if (status !== undefined) a.httpStatus = status;
+      a.errorType = error.kind === 'http' && status !== undefined ? String(status) : error.kind;
       const summary = status !== undefined ? `upstream ${error.kind} ${status}` : `upstream ${error.kind}`;
-      const message = this.recordContent
+      a.message = this.recordContent
         ? `${summary}: ${error.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}`
         : summary;
-      endError(span, type, message);
     }
     if (usage !== null) {
-      span.setAttribute('gen_ai.usage.input_tokens', usage.promptTokens);
-      span.setAttribute('gen_ai.usage.output_tokens', usage.completionTokens);
+      a.inputTokens = usage.promptTokens;
+      a.outputTokens = usage.completionTokens;
     }
-    span.end();
+    a.ms += performance.now();
+    r.children.push(a);
   }
 
   firstToken(call: ObservedCall): void {
-    const t = call.observation;
-    if (!(t instanceof CallTrace)) return;
+    const r = call.observation;
+    if (!(r instanceof CallRecord)) return;
     // seconds, as the conventions define it: the call's from arrival, the attempt's from its request
-    t.span.setAttribute('gen_ai.response.time_to_first_chunk', (Date.now() - call.startedAtMs) / 1000);
-    t.attempt?.setAttribute(
-      'gen_ai.response.time_to_first_chunk',
-      (performance.now() - t.attemptStartedAt) / 1000,
-    );
+    r.ttft = (Date.now() - call.startedAtMs) / 1000;
+    if (r.attempt !== null) r.attempt.ttft = (performance.now() + r.attempt.ms) / 1000;
   }
 
   callEnded(call: ObservedCall, end: CallEnd): void {
-    const t = call.observation;
+    const r = call.observation;
     call.observation = undefined;
-    if (!(t instanceof CallTrace)) return;
+    if (!(r instanceof CallRecord)) return;
     // the contract closes every pair; should a bug leave one open, it is still exported
-    if (t.admission !== undefined) t.admission.end();
-    if (t.guard !== undefined) t.guard.end();
-    if (t.metering !== undefined) t.metering.end();
-    if (t.attempt !== undefined) t.attempt.end();
-    const span = t.span;
-    span.setAttribute('http.response.status_code', end.httpStatus);
-    if (call.product !== null) span.setAttribute('kaihub.product.id', call.product.id);
+    const now = performance.now();
+    closeStage(r.admission, r.children, now);
+    closeStage(r.guard, r.children, now);
+    closeStage(r.metering, r.children, now);
+    if (r.attempt !== null) {
+      r.attempt.ms += now;
+      r.children.push(r.attempt);
+    }
+    r.admission = null;
+    r.guard = null;
+    r.metering = null;
+    r.attempt = null;
+    r.httpStatus = end.httpStatus;
+    if (call.product !== null) r.productId = call.product.id;
     const served = end.servedProduct;
     if (served !== null) {
-      span.setAttribute('kaihub.served_product.id', served.id);
-      span.setAttribute('gen_ai.response.model', served.model);
-      if (end.servedDeployment !== null) {
-        span.setAttribute('kaihub.deployment.id', end.servedDeployment.id);
-        span.setAttribute('gen_ai.provider.name', this.upstream(end.servedDeployment, served).providerName);
-      }
+      r.servedProductId = served.id;
+      r.servedModel = served.model;
+      if (end.servedDeployment !== null) r.servedUpstream = this.upstream(end.servedDeployment, served).id;
     }
-    if (end.responseId !== null) span.setAttribute('gen_ai.response.id', end.responseId);
-    if (end.finishReasons !== null) {
-      span.setAttribute('gen_ai.response.finish_reasons', end.finishReasons as string[]);
-    }
+    r.responseId = end.responseId;
+    r.finishReasons = end.finishReasons;
     const record = end.record;
     if (record !== null) {
-      span.setAttribute('gen_ai.usage.input_tokens', record.promptTokens);
-      span.setAttribute('gen_ai.usage.output_tokens', record.completionTokens);
-      span.setAttribute('kaihub.usage.source', record.usageSource);
-      span.setAttribute('kaihub.usage.status', record.status);
+      r.inputTokens = record.promptTokens;
+      r.outputTokens = record.completionTokens;
+      r.usageSource = record.usageSource;
+      r.usageStatus = record.status;
       // µ₩ are exact in a double up to 2^53 (9 billion won for one call); beyond, the decimal text
       const cost = record.costMicroKrw;
-      span.setAttribute(
-        'kaihub.cost.micro_krw',
-        cost <= MAX_EXACT_MICRO_KRW ? Number(cost) : cost.toString(),
-      );
+      r.costMicroKrw = cost <= MAX_EXACT_MICRO_KRW ? Number(cost) : cost.toString();
     }
     if (end.errorCode !== null || end.httpStatus >= 400) {
-      const type = end.errorCode ?? String(end.httpStatus);
-      span.setAttribute('error.type', type);
-      // a refusal (4xx) is the hub working as meant; a server span is an error only for 5xx
-      if (end.httpStatus >= 500) span.setStatus({ code: SpanStatusCode.ERROR, message: type });
+      r.errorType = end.errorCode ?? String(end.httpStatus);
     }
-    span.end();
+    r.endMs = Date.now();
+    this.sink.addCall(r);
   }
 }

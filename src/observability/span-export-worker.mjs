@@ -1,12 +1,30 @@
-// The OTLP exporter's thread: receives ended spans as plain records from the event loop
-// (span-export.ts), turns them back into the read-only span shape the official exporter reads, and
-// exports them with it (OTLP/HTTP, protobuf or JSON). Serialising spans took 6–25 µs each and, done on
-// the event loop in batches, blocked every request behind a batch (docs/decisions/0009-tracing.md).
+// The OTLP exporter's thread: receives the records of traced calls from the event loop
+// (span-export.ts), rebuilds their spans in the read-only shape the official exporter reads
+// (call-records.mjs), and exports them with it (OTLP/HTTP, protobuf or JSON). Making and serialising
+// spans on the event loop cost every request behind them (docs/decisions/0009-tracing.md).
 // Plain JavaScript, so the worker starts without the TypeScript loader.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { appendCallSpans, decodeCall } from './call-records.mjs';
+import { newSpanId } from './trace-ids.mjs';
 
 const settings = workerData;
+/** Nice value of this thread (0 normal, 19 lowest). */
+const EXPORT_THREAD_NICE = 10;
+
+// Below the event loop's priority: woken by each hand-over, this thread at the same priority was run
+// at once on the event loop's own core, which then waited for it (measured: a hand-over took 3–4 times
+// as long). Exporting can wait for requests; under a long overload the queue fills and spans are
+// dropped (counted and logged), as the batch processor does. On Linux a thread has its own nice value
+// (setpriority with 0 is the calling thread); elsewhere it would be the whole process's, so not there.
+if (process.platform === 'linux') {
+  try {
+    setPriority(0, EXPORT_THREAD_NICE);
+  } catch {
+    // a container may forbid it: exporting at the normal priority still works
+  }
+}
 const { OTLPTraceExporter } =
   settings.protocol === 'http/json'
     ? await import('@opentelemetry/exporter-trace-otlp-http')
@@ -19,63 +37,31 @@ const exporter = new OTLPTraceExporter({
   compression: settings.compression,
   concurrencyLimit: settings.concurrencyLimit,
 });
-const resource = defaultResource().merge(resourceFromAttributes(settings.resourceAttributes));
-const scope = { name: settings.scopeName, version: undefined, schemaUrl: undefined };
+const rebuild = {
+  resource: defaultResource().merge(resourceFromAttributes(settings.resourceAttributes)),
+  instrumentationScope: { name: settings.scopeName, version: undefined, schemaUrl: undefined },
+  newSpanId,
+};
 
-/** A record from span-export.ts as the exporter reads a span (sdk-trace-base's ReadableSpan). */
-function toReadableSpan(r) {
-  const context = {
-    traceId: r.traceId,
-    spanId: r.spanId,
-    traceFlags: r.traceFlags,
-    traceState: r.traceState === undefined ? undefined : { serialize: () => r.traceState },
-  };
-  return {
-    name: r.name,
-    kind: r.kind,
-    spanContext: () => context,
-    parentSpanContext:
-      r.parentSpanId === undefined
-        ? undefined
-        : {
-            traceId: r.traceId,
-            spanId: r.parentSpanId,
-            traceFlags: r.traceFlags,
-            isRemote: r.parentIsRemote,
-          },
-    startTime: r.startTime,
-    endTime: r.endTime,
-    duration: r.duration,
-    status: r.status,
-    attributes: r.attributes,
-    links: [],
-    events: r.events,
-    ended: true,
-    resource,
-    instrumentationScope: scope,
-    droppedAttributesCount: r.droppedAttributesCount,
-    droppedEventsCount: r.droppedEventsCount,
-    droppedLinksCount: 0,
-  };
-}
-
+/** Deployments' constants by the id calls name them with; sent once each, before the calls. */
+const upstreams = new Map();
 /** Exports of spans still in flight, so that a flush can wait for them. */
 const inFlight = new Set();
-/** Spans received and not exported yet: exported `exportBatchSize` at a time, or every `delayMs`. */
+/** Spans rebuilt and not exported yet: exported `exportBatchSize` at a time, or every `delayMs`. */
 const queue = [];
 
-function exportBatch(records) {
+function exportBatch(spans) {
   const done = new Promise((resolve) => {
-    exporter.export(records.map(toReadableSpan), (result) => {
+    exporter.export(spans, (result) => {
       // code 0: success; a failure is the main thread's to log (this thread has no logger)
       if (result.code !== 0) {
         parentPort.postMessage({
           type: 'failed',
-          spans: records.length,
+          spans: spans.length,
           error: String(result.error?.message ?? result.error ?? 'export failed'),
         });
       }
-      parentPort.postMessage({ type: 'exported', spans: records.length });
+      parentPort.postMessage({ type: 'exported', spans: spans.length });
       resolve();
     });
   });
@@ -92,8 +78,14 @@ function exportQueued(all) {
 setInterval(() => exportQueued(true), settings.delayMs).unref();
 
 parentPort.on('message', async (m) => {
-  if (m.type === 'spans') {
-    for (const span of JSON.parse(m.json)) queue.push(span);
+  if (m.type === 'calls') {
+    for (const upstream of m.upstreams) upstreams.set(upstream.id, upstream);
+    let rebuilt = 0;
+    for (const call of JSON.parse(m.json)) {
+      rebuilt += appendCallSpans(queue, decodeCall(call), upstreams, rebuild);
+    }
+    // spans the event loop counted that could not be rebuilt (none, unless a bug): not waiting for export
+    if (rebuilt < m.spans) parentPort.postMessage({ type: 'exported', spans: m.spans - rebuilt });
     exportQueued(false);
     return;
   }

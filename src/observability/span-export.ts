@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { type CallData, type EncodedCall, encodeCall, type UpstreamData } from './call-records.mjs';
+import type { CallRecordSink } from './call-tracer.ts';
 
 /** What the exporter's thread needs: where and how to export, and the resource it reports. */
 export interface SpanExportSettings {
@@ -17,24 +18,13 @@ export interface SpanExportSettings {
   delayMs: number;
 }
 
-/** A span as it crosses to the exporter's thread: plain data, cheap to clone. */
-interface SpanRecord {
-  name: string;
-  kind: number;
-  traceId: string;
-  spanId: string;
-  traceFlags: number;
-  traceState: string | undefined;
-  parentSpanId: string | undefined;
-  parentIsRemote: boolean;
-  startTime: readonly [number, number];
-  endTime: readonly [number, number];
-  duration: readonly [number, number];
-  status: ReadableSpan['status'];
-  attributes: ReadableSpan['attributes'];
-  events: ReadableSpan['events'];
-  droppedAttributesCount: number;
-  droppedEventsCount: number;
+/** To the exporter's thread: deployments it has not seen yet, then calls (JSON text of `EncodedCall[]`). */
+export interface CallsMessage {
+  type: 'calls';
+  upstreams: UpstreamData[];
+  json: string;
+  /** Spans the calls make, as counted here. */
+  spans: number;
 }
 
 type WorkerMessage =
@@ -42,49 +32,33 @@ type WorkerMessage =
   | { type: 'failed'; spans: number; error: string }
   | { type: 'done'; id: number };
 
-/** Spans handed to the exporter's thread at a time: small, so each hand-over is short. */
-const POST_BATCH_SIZE = 16;
+/**
+ * Calls handed to the exporter's thread at a time. Each hand-over costs a message and the JSON text of
+ * its calls (on this machine ≈ 1 µs a call in a hot loop, 3–5 µs at 1,000 calls/s: docs/benchmarks.md);
+ * a few dozen calls keep one hand-over short.
+ */
+const POST_BATCH_CALLS = 32;
 /** How soon a partial batch is handed over. */
 const POST_DELAY_MS = 100;
-const SAMPLED = 1;
-
-function recordOf(span: ReadableSpan): SpanRecord {
-  const context = span.spanContext();
-  const parent = span.parentSpanContext;
-  return {
-    name: span.name,
-    kind: span.kind,
-    traceId: context.traceId,
-    spanId: context.spanId,
-    traceFlags: context.traceFlags,
-    traceState: context.traceState?.serialize(),
-    parentSpanId: parent?.spanId,
-    parentIsRemote: parent?.isRemote === true,
-    startTime: span.startTime,
-    endTime: span.endTime,
-    duration: span.duration,
-    status: span.status,
-    attributes: span.attributes,
-    events: span.events,
-    droppedAttributesCount: span.droppedAttributesCount,
-    droppedEventsCount: span.droppedEventsCount,
-  };
-}
 
 /**
- * The span processor of the hub's tracer: ended spans go to a worker thread, which exports them with
- * the official OTLP exporter. The SDK's batch processor serialises and sends on the thread that ends
- * spans: 6–25 µs a span, in blocks of a batch, in the middle of requests (decision 0009). Here the event
- * loop only copies each span to plain data and hands them over, a few at a time.
+ * Sends the records of traced calls (call-tracer.ts) to a worker thread, which rebuilds their spans
+ * (call-records.mjs) and exports them with the official OTLP exporter. On the event loop a call costs
+ * its share of one JSON text; the SDK's batch processor would serialise and send on the thread that ends
+ * spans, 6–25 µs a span, in blocks of a batch in the middle of requests (decision 0009).
  *
  * As the batch processor does, it keeps at most `maxQueueSize` spans not yet exported and drops the
- * rest (counted, and reported through `onProblem`), so a collector that is down never grows the heap.
+ * rest — a call's spans together — counted and reported through `onProblem`, so a collector that is down
+ * never grows the heap.
  */
-export class WorkerSpanProcessor implements SpanProcessor {
+export class WorkerCallExporter implements CallRecordSink {
   private readonly worker: Worker;
-  private pending: SpanRecord[] = [];
-  /** Handed to the worker and not yet exported (or failed). */
+  private pending: EncodedCall[] = [];
+  private pendingSpans = 0;
+  private upstreams: UpstreamData[] = [];
+  /** Spans handed to the worker and not yet exported (or failed). */
   private unexported = 0;
+  /** Spans dropped since the last report. */
   private dropped = 0;
   private readonly timer: NodeJS.Timeout;
   private nextId = 1;
@@ -112,16 +86,24 @@ export class WorkerSpanProcessor implements SpanProcessor {
     this.timer.unref();
   }
 
-  onStart(): void {}
+  addUpstream(upstream: UpstreamData): void {
+    // never dropped: calls that name it may follow
+    this.upstreams.push(upstream);
+  }
 
-  onEnd(span: ReadableSpan): void {
-    if ((span.spanContext().traceFlags & SAMPLED) === 0 || this.stopped !== undefined) return;
-    if (this.unexported + this.pending.length >= this.maxQueueSize) {
-      this.dropped++;
+  addCall(call: CallData): void {
+    if (this.stopped !== undefined) return;
+    const spans = 1 + call.children.length;
+    const queued = this.unexported + this.pendingSpans;
+    // an empty queue takes a call whatever its size, so that a tiny OTEL_BSP_MAX_QUEUE_SIZE still exports
+    if (queued > 0 && queued + spans > this.maxQueueSize) {
+      this.dropped += spans;
       return;
     }
-    this.pending.push(recordOf(span));
-    if (this.pending.length >= POST_BATCH_SIZE) this.handOver();
+    // encoded now, so that the record itself is garbage young
+    this.pending.push(encodeCall(call));
+    this.pendingSpans += spans;
+    if (this.pending.length >= POST_BATCH_CALLS) this.handOver();
   }
 
   private handOver(): void {
@@ -129,13 +111,21 @@ export class WorkerSpanProcessor implements SpanProcessor {
       this.onProblem('tracing: spans dropped, the export queue was full', { dropped: this.dropped });
       this.dropped = 0;
     }
-    if (this.pending.length === 0) return;
-    const spans = this.pending;
+    if (this.pending.length === 0 && this.upstreams.length === 0) return;
+    const message: CallsMessage = {
+      type: 'calls',
+      upstreams: this.upstreams,
+      // as JSON text: V8 clones a string by copying it, while cloning the records field by field cost
+      // several times as much on this thread as the stringifying does (measured: docs/benchmarks.md);
+      // arrays of fields, not objects, halve the text
+      json: JSON.stringify(this.pending),
+      spans: this.pendingSpans,
+    };
+    this.unexported += this.pendingSpans;
     this.pending = [];
-    this.unexported += spans.length;
-    // as JSON text: V8 clones a string by copying it, while cloning the records field by field cost
-    // several times as much on this thread as the stringifying does (measured: docs/benchmarks.md)
-    this.worker.postMessage({ type: 'spans', json: JSON.stringify(spans) });
+    this.pendingSpans = 0;
+    this.upstreams = [];
+    this.worker.postMessage(message);
   }
 
   private request(type: 'flush' | 'shutdown'): Promise<void> {
@@ -146,11 +136,14 @@ export class WorkerSpanProcessor implements SpanProcessor {
     });
   }
 
+  /** Exports every call ended so far. */
   forceFlush(): Promise<void> {
+    if (this.stopped !== undefined) return this.stopped;
     this.handOver();
     return this.request('flush');
   }
 
+  /** Exports what is left, then stops the thread; calls ended after are ignored. */
   shutdown(): Promise<void> {
     this.stopped ??= (async () => {
       this.handOver();

@@ -43,20 +43,20 @@ function samplerOf(sdk: SdkModule, settings: TracingSettings): Sampler {
 }
 
 /**
- * Starts the OpenTelemetry SDK for the hub's traces, or returns null when `settings` is null (tracing
- * off): the SDK is imported only here, so a hub without an OTLP endpoint never loads it and keeps the
- * no-op observer. Nothing is registered globally except the SDK's diagnostic logger: the tracer is the
- * hub's own, so an embedding application's OpenTelemetry setup is left alone.
+ * Starts tracing for the hub, or returns null when `settings` is null (tracing off): OpenTelemetry is
+ * imported only here, so a hub without an OTLP endpoint never loads it and keeps the no-op observer.
+ * The SDK's sampler decides on the event loop; spans are made and exported on a worker thread
+ * (call-tracer.ts, span-export.ts). Nothing is registered globally except the SDK's diagnostic logger,
+ * so an embedding application's OpenTelemetry setup is left alone.
  */
 export async function createTracing(
   settings: TracingSettings | null,
   options: TracingOptions = {},
 ): Promise<Tracing | null> {
   if (settings === null) return null;
-  const [api, sdk, resources, { CallTracer }, { WorkerSpanProcessor }] = await Promise.all([
+  const [api, sdk, { CallTracer }, { WorkerCallExporter }] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
-    import('@opentelemetry/resources'),
     import('./call-tracer.ts'),
     import('./span-export.ts'),
   ]);
@@ -84,8 +84,8 @@ export async function createTracing(
     settings.batch.maxExportBatchSize ?? DEFAULT_EXPORT_BATCH_SIZE,
     maxQueueSize,
   );
-  // spans are exported on a worker thread by the official OTLP exporter (span-export.ts)
-  const processor = new WorkerSpanProcessor(
+  // spans are made and exported on a worker thread, by the official OTLP exporter (span-export.ts)
+  const exporter = new WorkerCallExporter(
     {
       url: settings.url,
       protocol: settings.protocol,
@@ -103,12 +103,6 @@ export async function createTracing(
     maxQueueSize,
     (message, details) => logger?.warn(details, message),
   );
-  const provider = new sdk.BasicTracerProvider({
-    resource: resources.defaultResource().merge(resources.resourceFromAttributes(attributes)),
-    sampler: samplerOf(sdk, settings),
-    spanProcessors: [processor],
-  });
-  const tracer = provider.getTracer('kaihub');
   logger?.info(
     {
       url: settings.url,
@@ -121,10 +115,10 @@ export async function createTracing(
 
   let stopped: Promise<void> | undefined;
   return {
-    observer: new CallTracer(tracer, { recordContent: settings.recordContent }),
-    forceFlush: () => provider.forceFlush(),
+    observer: new CallTracer(samplerOf(sdk, settings), exporter, { recordContent: settings.recordContent }),
+    forceFlush: () => exporter.forceFlush(),
     shutdown() {
-      stopped ??= provider.shutdown().catch((error: unknown) => {
+      stopped ??= exporter.shutdown().catch((error: unknown) => {
         logger?.warn({ err: error }, 'tracing: the last spans could not be exported');
       });
       return stopped;
