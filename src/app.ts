@@ -32,6 +32,8 @@ import { createHttpServer } from './http/server.ts';
 import type { Admission } from './limits/admission.ts';
 import { BudgetHolds } from './limits/budget-holds.ts';
 import { OrganizationConcurrency } from './limits/concurrency.ts';
+import { HubAdmission } from './limits/hub-admission.ts';
+import { RateLimits } from './limits/rate-limits.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -171,7 +173,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     catalog: snapshot,
     adapters,
     router,
-    admission: options.admission ?? budgetHolds,
+    admission: options.admission ?? new HubAdmission(new RateLimits(), budgetHolds),
     guard: options.guard ?? guardNothing,
     observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,

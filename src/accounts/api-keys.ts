@@ -5,6 +5,12 @@ import { NotFoundError } from '../errors.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
+import {
+  type RateLimitFields,
+  rateLimitColumns,
+  rateLimitFieldsOf,
+  rateLimitsInput,
+} from './rate-limit-fields.ts';
 
 /** `sk-kai-` + 32 url-safe characters (192 random bits). Only the SHA-256 of the whole key is stored. */
 const KEY_PREFIX = 'sk-kai-';
@@ -18,6 +24,8 @@ const keyInput = z.strictObject({
   name: z.string().trim().min(1).max(200).default('default'),
   /** Product model ids this key may call; absent or null means every active product. */
   allowedModels: z.array(z.string().min(1)).min(1).max(1000).nullable().optional(),
+  /** Requests and tokens per minute for this key (the operator's to set). */
+  rateLimits: rateLimitsInput,
 });
 
 export interface ApiKey {
@@ -26,6 +34,7 @@ export interface ApiKey {
   name: string;
   prefix: string;
   allowedModels: string[] | null;
+  rateLimits: RateLimitFields;
   createdAt: string;
   revokedAt: string | null;
 }
@@ -35,7 +44,8 @@ export interface CreatedApiKey extends ApiKey {
   key: string;
 }
 
-const COLUMNS = 'id, organization_id, name, prefix, allowed_models, created_at, revoked_at';
+const COLUMNS =
+  'id, organization_id, name, prefix, allowed_models, created_at, revoked_at, requests_per_minute, tokens_per_minute';
 
 function toApiKey(r: Record<string, unknown>): ApiKey {
   return {
@@ -44,6 +54,7 @@ function toApiKey(r: Record<string, unknown>): ApiKey {
     name: r.name as string,
     prefix: r.prefix as string,
     allowedModels: r.allowed_models ? (JSON.parse(r.allowed_models as string) as string[]) : null,
+    rateLimits: rateLimitFieldsOf(r),
     createdAt: new Date(Number(r.created_at)).toISOString(),
     revokedAt:
       r.revoked_at === null || r.revoked_at === undefined
@@ -67,8 +78,9 @@ export class ApiKeyService {
     const prefix = key.slice(0, PUBLIC_PREFIX_LENGTH);
     return this.db.transaction(async (tx) => {
       await tx.run(
-        `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+        `INSERT INTO api_keys (id, organization_id, name, prefix, key_hash, allowed_models, created_at, revoked_at,
+           requests_per_minute, tokens_per_minute)
+       VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
         [
           id,
           organizationId,
@@ -77,6 +89,7 @@ export class ApiKeyService {
           hashApiKey(key),
           v.allowedModels ? JSON.stringify(v.allowedModels) : null,
           Date.now(),
+          ...rateLimitColumns(v.rateLimits),
         ],
       );
       const created = { ...(await this.get(id, tx)), key };

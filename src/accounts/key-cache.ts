@@ -13,6 +13,33 @@ export interface Caller {
   fallbackModels: Readonly<Record<string, readonly string[]>> | null;
   /** Calls the organisation may have in progress on one replica; null: the hub's default. */
   maxConcurrentRequests: number | null;
+  /** Requests and tokens per minute the operator allows this key and its organisation; null: none. */
+  rateLimits?: CallerRateLimits | null;
+}
+
+/** Per minute; null: no limit of that kind (limits/rate-limits.ts). */
+export interface CallerRateLimits {
+  keyRequests: number | null;
+  keyTokens: number | null;
+  organizationRequests: number | null;
+  organizationTokens: number | null;
+}
+
+const positiveOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+function rateLimitsOf(row: Record<string, unknown>): CallerRateLimits | null {
+  const limits = {
+    keyRequests: positiveOrNull(row.key_rpm),
+    keyTokens: positiveOrNull(row.key_tpm),
+    organizationRequests: positiveOrNull(row.org_rpm),
+    organizationTokens: positiveOrNull(row.org_tpm),
+  };
+  const any =
+    limits.keyRequests !== null ||
+    limits.keyTokens !== null ||
+    limits.organizationRequests !== null ||
+    limits.organizationTokens !== null;
+  return any ? limits : null;
 }
 
 interface Entry {
@@ -94,7 +121,9 @@ export class KeyCache {
 
   private async load(hash: string): Promise<Caller | null> {
     const row = await this.db.get<Record<string, unknown>>(
-      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class, o.fallback_models, o.max_concurrent_requests
+      `SELECT k.id, k.organization_id, k.allowed_models, o.name, o.class, o.fallback_models, o.max_concurrent_requests,
+              k.requests_per_minute AS key_rpm, k.tokens_per_minute AS key_tpm,
+              o.requests_per_minute AS org_rpm, o.tokens_per_minute AS org_tpm
          FROM api_keys k JOIN organizations o ON o.id = k.organization_id
         WHERE k.key_hash = ? AND k.revoked_at IS NULL AND o.status = 'active'`,
       [hash],
@@ -115,6 +144,7 @@ export class KeyCache {
         row.max_concurrent_requests === null || row.max_concurrent_requests === undefined
           ? null
           : Number(row.max_concurrent_requests),
+      rateLimits: rateLimitsOf(row),
     };
   }
 }

@@ -4,6 +4,12 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
+import {
+  type RateLimitFields,
+  rateLimitColumns,
+  rateLimitFieldsOf,
+  rateLimitsInput,
+} from './rate-limit-fields.ts';
 
 export const ORGANIZATION_CLASSES = ['sme', 'midsize', 'large', 'public', 'university', 'research'] as const;
 
@@ -28,6 +34,8 @@ const organizationInput = z.strictObject({
    * (limits/budget-holds.ts); `postpaid`: never refused for money, the wallet may go negative.
    */
   spendMode: z.enum(['postpaid', 'prepaid']).optional(),
+  /** Requests and tokens per minute for the whole organisation, every key together. */
+  rateLimits: rateLimitsInput,
 });
 
 export interface Organization {
@@ -41,12 +49,13 @@ export interface Organization {
   /** null: the hub's default applies. */
   maxConcurrentRequests: number | null;
   spendMode: 'postpaid' | 'prepaid';
+  rateLimits: RateLimitFields;
   createdAt: string;
   updatedAt: string;
 }
 
 const COLUMNS = 'id, name, class, business_number, status, created_at, updated_at';
-const READ_COLUMNS = `${COLUMNS}, fallback_models, max_concurrent_requests, spend_mode`;
+const READ_COLUMNS = `${COLUMNS}, fallback_models, max_concurrent_requests, spend_mode, requests_per_minute, tokens_per_minute`;
 
 function toOrganization(r: Record<string, unknown>): Organization {
   return {
@@ -63,6 +72,7 @@ function toOrganization(r: Record<string, unknown>): Organization {
         ? null
         : Number(r.max_concurrent_requests),
     spendMode: (r.spend_mode as Organization['spendMode'] | undefined) ?? 'postpaid',
+    rateLimits: rateLimitFieldsOf(r),
     createdAt: new Date(Number(r.created_at)).toISOString(),
     updatedAt: new Date(Number(r.updated_at)).toISOString(),
   };
@@ -83,8 +93,8 @@ export class OrganizationService {
     return this.db.transaction(async (tx) => {
       try {
         await tx.run(
-          `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests, spend_mode)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO organizations (${COLUMNS}, max_concurrent_requests, spend_mode, requests_per_minute,
+             tokens_per_minute) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             id,
             v.name,
@@ -95,6 +105,7 @@ export class OrganizationService {
             now,
             v.maxConcurrentRequests ?? null,
             v.spendMode ?? 'postpaid',
+            ...rateLimitColumns(v.rateLimits),
           ],
         );
       } catch (error) {
@@ -158,6 +169,11 @@ export class OrganizationService {
           ]);
         if (v.spendMode !== undefined)
           await tx.run('UPDATE organizations SET spend_mode = ? WHERE id = ?', [v.spendMode, id]);
+        if (v.rateLimits !== undefined)
+          await tx.run(
+            'UPDATE organizations SET requests_per_minute = ?, tokens_per_minute = ? WHERE id = ?',
+            [...rateLimitColumns(v.rateLimits), id],
+          );
       } catch (error) {
         if (isUniqueViolation(error))
           throw new ConflictError('name', 'an organization with this name exists');

@@ -137,6 +137,8 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
   pumpStarted = false;
   /** Fields of the request the serving adapter does not pass on, for the client's information. */
   ignoredParams: string | null = null;
+  /** What admission sends with the answer (`x-ratelimit-*`); null: nothing. */
+  admissionHeaders: Readonly<Record<string, string>> | null = null;
   drainTimer: NodeJS.Timeout | undefined = undefined;
   private readonly abort: CallAbort;
   private readonly options: CallOptions;
@@ -293,6 +295,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     }
     this.endStage(null);
     this.ticket = decision.ticket;
+    this.admissionHeaders = decision.ticket.responseHeaders ?? null;
 
     this.beginStage('guard');
     const begun = deps.guard.begin(this);

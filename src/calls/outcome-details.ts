@@ -12,18 +12,19 @@ import type { CallOperation } from './observer.ts';
  * of an admission refusal, the usage a client reads, the attempts a record keeps, statuses.
  */
 export function admissionError(refusal: AdmissionRefusal): CallError {
+  const headers: Record<string, string> = { ...refusal.headers };
+  if (refusal.retryAfterSeconds !== undefined) headers['retry-after'] = String(refusal.retryAfterSeconds);
   return {
     status: refusal.status,
     // OpenAI answers an exhausted quota with 429 too, typed `insufficient_quota`: clients tell them apart by it
     type:
-      refusal.status === 429 && refusal.code !== 'insufficient_quota'
+      refusal.type ??
+      (refusal.status === 429 && refusal.code !== 'insufficient_quota'
         ? 'rate_limit_error'
-        : 'insufficient_quota',
+        : 'insufficient_quota'),
     code: refusal.code,
     message: refusal.message,
-    ...(refusal.retryAfterSeconds !== undefined && {
-      headers: { 'retry-after': String(refusal.retryAfterSeconds) },
-    }),
+    ...(Object.keys(headers).length > 0 && { headers }),
   };
 }
 

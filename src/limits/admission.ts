@@ -15,8 +15,12 @@ export interface AdmissionRequest {
 export interface AdmissionRefusal {
   status: number;
   code: string;
+  /** OpenAI's error `type` (e.g. `requests` or `tokens` for a rate limit); else from the status. */
+  type?: string;
   message: string;
   retryAfterSeconds?: number;
+  /** Sent with the refusal (e.g. `x-ratelimit-*`). */
+  headers?: Record<string, string>;
 }
 
 export type AdmissionDecision =
@@ -30,6 +34,8 @@ export type AdmissionDecision =
 export interface AdmissionTicket {
   /** The voucher whose share of the cost this call was admitted against; null: the wallet pays. */
   readonly voucherId?: string | null;
+  /** Sent with the answer (e.g. OpenAI's `x-ratelimit-*`); null or absent: none. */
+  readonly responseHeaders?: Readonly<Record<string, string>> | null;
   /**
    * Before the call goes to a fallback product (other prices, other residency): null when this caller
    * may use it, else why not — the fallback is then skipped.

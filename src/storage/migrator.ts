@@ -10,6 +10,7 @@ import { migration011AuditLog } from './migrations/011-audit-log.ts';
 import { migration012CatalogProvenance } from './migrations/012-catalog-provenance.ts';
 import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
 import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
+import { migration015RateLimits } from './migrations/015-rate-limits.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -32,6 +33,7 @@ export const migrations: readonly Migration[] = [
   migration012CatalogProvenance,
   migration013DeploymentUrlSetter,
   migration014LedgerAndVouchers,
+  migration015RateLimits,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

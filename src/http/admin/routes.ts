@@ -316,6 +316,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       audit: { entityType: 'api_key', action: 'create' },
       handle: async (r) => {
         requireManageOrganization(r.principal, r.params.id!);
+        if (!r.principal.operator && bodyField(r.body, 'rateLimits') !== undefined)
+          throw new ForbiddenError('only the operator may set rate limits');
         return created(await keys.create(r.params.id!, r.body, r.trail));
       },
     },

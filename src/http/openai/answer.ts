@@ -32,6 +32,7 @@ function headersOf(
     'x-request-id': ctx.requestId,
   };
   if (call.ignoredParams !== null) headers['x-kaihub-ignored-params'] = call.ignoredParams;
+  if (call.admissionHeaders !== null) Object.assign(headers, call.admissionHeaders);
   return headers;
 }
 
