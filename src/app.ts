@@ -13,6 +13,7 @@ import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
 import { Meter } from './billing/meter.ts';
 import { ProgrammeService } from './billing/programmes.ts';
+import { SettlementService } from './billing/settlement.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
 import { CallLayer } from './calls/call-layer.ts';
 import { type Guard, guardNothing } from './calls/guard.ts';
@@ -163,6 +164,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const programmes = new ProgrammeService(db);
   const funds = new FundsService(db, programmes);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
+  const settlement = new SettlementService(db, () => usageJournal.sync());
   programmes.onVoucherIssued = (id) => budgetHolds.forget(id);
   funds.onChange = (id) => budgetHolds.forget(id);
   organizations.onChange = (id) => {
@@ -209,6 +211,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     programmes,
     funds,
     budgetHolds,
+    settlement,
     usageJournal,
     health: router.health,
     load: router.load,

@@ -184,9 +184,18 @@ export async function postTransaction(
   }
   const id = newId('ltx');
   const inserted = await tx.all(
-    `INSERT INTO ledger_transactions (id, kind, request_id, created_at, actor_id, memo)
-     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING RETURNING id`,
-    [id, input.kind, input.requestId ?? null, input.createdAtMs, input.actorId ?? null, input.memo ?? null],
+    `INSERT INTO ledger_transactions (id, kind, request_id, created_at, actor_id, memo, settlement_month)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO NOTHING RETURNING id`,
+    [
+      id,
+      input.kind,
+      input.requestId ?? null,
+      input.createdAtMs,
+      input.actorId ?? null,
+      input.memo ?? null,
+      // deposits and issues are not in statements: their own month, for the ledger's readers
+      kstMonth(input.createdAtMs),
+    ],
   );
   if (inserted.length === 0) return null;
   await insertEntries(
@@ -195,6 +204,61 @@ export async function postTransaction(
   );
   await moveBalances(tx, entries);
   return id;
+}
+
+const KST_OFFSET_MS = 9 * 3600_000;
+
+/** `2026-11` of an instant, in Korean time: the month it is settled in. */
+export function kstMonth(ms: number): string {
+  return new Date(ms + KST_OFFSET_MS).toISOString().slice(0, 7);
+}
+
+/** The month after `2026-12`: `2027-01`. */
+export function nextMonth(month: string): string {
+  const [y, m] = month.split('-').map(Number) as [number, number];
+  return m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
+}
+
+/**
+ * Where charges made in `months` are settled: each month itself while it is open, else the first open
+ * month after it (a late charge lands in the next statement as an adjustment; a closed month never
+ * changes). Each month's row is locked for share (PostgreSQL) until the caller's transaction ends, so
+ * closing a month (which locks it exclusively) waits for charges in flight and is never overtaken.
+ */
+export async function settlementMonths(
+  tx: SqlExecutor,
+  dialect: Dialect,
+  months: readonly string[],
+): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  const lock = dialect === 'postgres' ? ' FOR SHARE' : '';
+  const statusOf = async (wanted: readonly string[]) => {
+    await tx.run(
+      `INSERT INTO settlement_months (month, status) VALUES ${wanted.map(() => "(?, 'open')").join(', ')}
+       ON CONFLICT (month) DO NOTHING`,
+      [...wanted],
+    );
+    const rows = await tx.all<{ month: string; status: string }>(
+      `SELECT month, status FROM settlement_months WHERE month IN (${wanted.map(() => '?').join(', ')})
+       ORDER BY month${lock}`,
+      [...wanted],
+    );
+    return new Map(rows.map((r) => [r.month, r.status]));
+  };
+  const sorted = [...new Set(months)].sort();
+  if (sorted.length === 0) return result;
+  const first = await statusOf(sorted);
+  for (const month of sorted) {
+    let target = month;
+    let status = first.get(month);
+    // closed months are few and in the past: this walks one or two steps
+    for (let step = 0; status !== 'open' && step < 1200; step++) {
+      target = nextMonth(target);
+      status = (await statusOf([target])).get(target);
+    }
+    result.set(month, target);
+  }
+  return result;
 }
 
 /** A usage record as the ledger charges it. */
@@ -253,6 +317,11 @@ export async function chargeUsage(
 ): Promise<void> {
   const charged = records.filter((r) => r.costMicroKrw > 0n);
   if (charged.length === 0) return;
+  const settledIn = await settlementMonths(
+    tx,
+    dialect,
+    charged.map((r) => kstMonth(r.createdAtMs)),
+  );
   // which of these were charged before (a replay): those get nothing new
   const ids = new Map<string, string>();
   for (const r of charged) ids.set(r.requestId, newId('ltx'));
@@ -260,10 +329,15 @@ export async function chargeUsage(
   for (let i = 0; i < charged.length; i += MAX_ENTRIES_PER_STATEMENT) {
     const batch = charged.slice(i, i + MAX_ENTRIES_PER_STATEMENT);
     const rows = await tx.all<{ request_id: string }>(
-      `INSERT INTO ledger_transactions (id, kind, request_id, created_at)
-       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?)").join(', ')}
+      `INSERT INTO ledger_transactions (id, kind, request_id, created_at, settlement_month)
+       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?, ?)").join(', ')}
        ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
-      batch.flatMap((r) => [ids.get(r.requestId)!, r.requestId, r.createdAtMs]),
+      batch.flatMap((r) => [
+        ids.get(r.requestId)!,
+        r.requestId,
+        r.createdAtMs,
+        settledIn.get(kstMonth(r.createdAtMs))!,
+      ]),
     );
     for (const row of rows) fresh.add(row.request_id);
   }

@@ -3,7 +3,7 @@
  * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
  */
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
-import { planFunds, planVouchers } from './funding-commands.ts';
+import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
 import { planCatalog, planCredentials } from './operation-commands.ts';
 import { planAudit, planMemberships, planTokens, planWhoami } from './people-commands.ts';
@@ -135,6 +135,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'credentials') return planCredentials(verb, rest);
   if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
   if (command === 'funds') return planFunds(verb, rest);
+  if (command === 'settlements' || command === 'settlement') return planSettlements(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -170,7 +171,12 @@ export async function runAdminCommand(
       { url: p.parsed.values.get('url'), token: p.parsed.values.get('token') },
       env,
     );
-    const result = await new AdminClient(connection).request(p.method, p.path, p.body);
+    const client = new AdminClient(connection);
+    if (p.raw) {
+      out.write(await client.download(p.path));
+      return 0;
+    }
+    const result = await client.request(p.method, p.path, p.body);
     if (p.parsed.json) {
       if (result !== undefined) out.write(`${JSON.stringify(result, null, 2)}\n`);
     } else {
@@ -229,6 +235,9 @@ export function adminUsage(): string {
                      | list <programmeId>                                          바우처 / vouchers
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
                      지갑·바우처 잔액과 원장 / wallet, vouchers and ledger: docs/billing.md
+  kaihub settlements close <YYYY-MM> [--vat-percent 10] | list | get <YYYY-MM>
+                     | statement <YYYY-MM> --supplier-id ID|--organization-id ID [--format csv|xlsx] > file
+                     월 정산과 명세서 / monthly settlement and statements
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

@@ -101,3 +101,73 @@ export function planFunds(verb: string, args: string[]): Plan {
     `kaihub funds: <orgId> | deposit <orgId> --amount-krw N | ledger <orgId> (got "${verb}")`,
   );
 }
+
+const SETTLEMENT_COLUMNS = [
+  { header: '월 Month', value: (r: Row) => r.month },
+  { header: '상태 Status', value: (r: Row) => r.status },
+  {
+    header: '건수 Charges',
+    value: (r: Row) => (r.totals as Row | null)?.charges ?? '',
+    align: 'right' as const,
+  },
+  {
+    header: '금액 Amount (KRW)',
+    value: (r: Row) => (r.totals as Row | null)?.amountKrw ?? '',
+    align: 'right' as const,
+  },
+  {
+    header: '조정 Adjustments',
+    value: (r: Row) => (r.totals as Row | null)?.adjustments ?? '',
+    align: 'right' as const,
+  },
+  { header: '마감 Closed (KST)', value: (r: Row) => (r.closedAt ? kst(r.closedAt) : '') },
+];
+
+/**
+ * `kaihub settlements close <YYYY-MM> [--vat-percent N] | list | get <YYYY-MM>` and
+ * `kaihub settlements statement <YYYY-MM> --supplier-id ID | --organization-id ID [--format csv|xlsx]`
+ * (a file's bytes go to standard output: redirect them).
+ */
+export function planSettlements(verb: string, args: string[]): Plan {
+  if (verb === 'close') {
+    const fields = fieldSpecs('vatPercent:number');
+    const parsed = parse(args, flagSet(fields), ['month']);
+    return {
+      parsed,
+      method: 'POST',
+      path: '/settlements',
+      body: { month: parsed.positionals[0], ...buildBody(fields, parsed) },
+      render: record,
+      fields,
+    };
+  }
+  if (verb === 'list') {
+    const parsed = parse(args, flagSet(), []);
+    return { parsed, method: 'GET', path: '/settlements', render: list(SETTLEMENT_COLUMNS) };
+  }
+  if (verb === 'get') {
+    const parsed = parse(args, flagSet(), ['month']);
+    return { parsed, method: 'GET', path: `/settlements/${id(parsed.positionals[0])}`, render: record };
+  }
+  if (verb === 'statement') {
+    const parsed = parse(args, flagSet(['supplier-id', 'organization-id', 'format']), ['month']);
+    const supplier = parsed.values.get('supplier-id');
+    const organization = parsed.values.get('organization-id');
+    if ((supplier === undefined) === (organization === undefined))
+      throw new UsageError(
+        'kaihub settlements statement: --supplier-id 또는 --organization-id 하나 / one of them',
+      );
+    const format = parsed.values.get('format');
+    const party = supplier !== undefined ? `suppliers/${id(supplier)}` : `organizations/${id(organization)}`;
+    return {
+      parsed,
+      method: 'GET',
+      path: `/settlements/${id(parsed.positionals[0])}/${party}${format ? `?format=${encodeURIComponent(format)}` : ''}`,
+      render: record,
+      raw: format === 'csv' || format === 'xlsx',
+    };
+  }
+  throw new UsageError(
+    `kaihub settlements: close <YYYY-MM> | list | get <YYYY-MM> | statement <YYYY-MM> --supplier-id ID|--organization-id ID (got "${verb}")`,
+  );
+}

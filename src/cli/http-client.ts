@@ -88,6 +88,15 @@ export class AdminClient {
    * becomes an ApiError carrying the hub's own message and field problems.
    */
   async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    return this.send(method, path, body, false);
+  }
+
+  /** A download (a statement as CSV or XLSX): its bytes; an error answer is an ApiError as above. */
+  async download(path: string): Promise<Buffer> {
+    return this.send('GET', path, undefined, true) as Promise<Buffer>;
+  }
+
+  private async send(method: string, path: string, body: unknown, raw: boolean): Promise<unknown> {
     const url = `${this.connection.url}/admin/v1${path}`;
     let res: Response;
     try {
@@ -103,6 +112,7 @@ export class AdminClient {
     } catch (error) {
       throw new ConnectionError(describeNetworkFailure(error, this.connection.url));
     }
+    if (raw && res.ok) return Buffer.from(await res.arrayBuffer());
     const text = await res.text();
     let parsed: unknown;
     if (text) {

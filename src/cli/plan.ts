@@ -16,6 +16,8 @@ export interface Plan {
   fields?: readonly FieldSpec[];
   /** Said once on stderr after success, so stdout stays clean for scripts. */
   notice?: string;
+  /** A download: the answer's bytes go to stdout as they are (redirect them to a file). */
+  raw?: boolean;
 }
 
 export const list = (columns: Column<Row>[]) => (result: unknown) => {

@@ -61,6 +61,31 @@ function sharedProgramme(w: World): Promise<string> {
   return id;
 }
 
+/** Past months, each closed at most once: every operator call to close one takes the next. */
+const pastMonths = new WeakMap<World, string[]>();
+function freshPastMonth(w: World): Promise<string> {
+  let months = pastMonths.get(w);
+  if (months === undefined) {
+    months = Array.from({ length: 60 }, (_, i) => {
+      const d = new Date(Date.UTC(2020, i, 1));
+      return d.toISOString().slice(0, 7);
+    });
+    pastMonths.set(w, months);
+  }
+  return Promise.resolve(months.shift()!);
+}
+
+/** One closed month per world (with no charges: every tenant's statement of it is empty but theirs). */
+const closedMonths = new WeakMap<World, Promise<string>>();
+function closedMonth(w: World): Promise<string> {
+  let month = closedMonths.get(w);
+  if (month === undefined) {
+    month = w.must('POST', '/settlements', { month: '2019-12' }).then((m) => m.month as string);
+    closedMonths.set(w, month);
+  }
+  return month;
+}
+
 /** The user a user-route addresses: oneself (own), or someone of tenant B (foreign). */
 async function targetUser(w: World, side: 'own' | 'foreign', caller: Caller, fresh = false): Promise<string> {
   // The operator acts on a new user each time, so repeated changes cannot collide.
@@ -452,6 +477,40 @@ export const MATRIX: MatrixRow[] = [
       if (caller.isOperator) return;
       for (const line of body.data) assert.ok(!String(line.accountId).includes(w.B.organizationId));
     },
+  },
+  // --- settlement: the operator closes months; each tenant reads its own statements ------------------
+  {
+    method: 'POST',
+    route: '/settlements',
+    expect: all('403/403'),
+    // each time the operator closes another past month, so no cell finds it closed already
+    request: async (w) => ({ path: '/settlements', body: { month: await freshPastMonth(w) } }),
+  },
+  {
+    method: 'GET',
+    route: '/settlements',
+    expect: all('403/403'),
+    request: async () => ({ path: '/settlements' }),
+  },
+  {
+    method: 'GET',
+    route: '/settlements/:month',
+    expect: all('403/403'),
+    request: async (w) => ({ path: `/settlements/${await closedMonth(w)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/settlements/:month/suppliers/:id',
+    expect: { ...all('404/404'), supplier_admin: 'ok/404' },
+    request: async (w, s) => ({ path: `/settlements/${await closedMonth(w)}/suppliers/${s.supplierId}` }),
+  },
+  {
+    method: 'GET',
+    route: '/settlements/:month/organizations/:id',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (w, s) => ({
+      path: `/settlements/${await closedMonth(w)}/organizations/${s.organizationId}`,
+    }),
   },
 ];
 

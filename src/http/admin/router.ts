@@ -38,6 +38,8 @@ export interface AdminRequest {
 export interface AdminResult {
   status: number;
   body?: unknown;
+  /** A download (a statement as CSV or XLSX) instead of JSON. */
+  file?: { contentType: string; filename: string; content: Buffer | string };
 }
 
 /** What a route's change is; the service says which thing, as it was and as it is (`AdminRequest.trail`). */
@@ -200,6 +202,15 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
         if (result.status === 204) {
           res.writeHead(204);
           res.end();
+        } else if (result.file !== undefined) {
+          const { contentType, filename, content } = result.file;
+          res.writeHead(result.status, {
+            'content-type': contentType,
+            'content-length': Buffer.byteLength(content),
+            // RFC 6266: an ASCII fallback and the UTF-8 name
+            'content-disposition': `attachment; filename="${filename.replace(/[^\x20-\x7e]|"/g, '_')}"; filename*=UTF-8''${encodeURIComponent(filename)}`,
+          });
+          res.end(content);
         } else {
           sendJson(res, result.status, result.body);
         }

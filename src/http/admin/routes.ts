@@ -27,8 +27,9 @@ import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
+import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
-export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps {
+export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, SettlementDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -406,5 +407,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...peopleRoutes(deps),
     ...operationRoutes(deps),
     ...fundingRoutes(deps),
+    ...settlementRoutes(deps),
   ];
 }
