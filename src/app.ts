@@ -15,6 +15,8 @@ import { Meter } from './billing/meter.ts';
 import { ProgrammeService } from './billing/programmes.ts';
 import { SettlementService } from './billing/settlement.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
+import { DEFAULT_DISPATCHER_SETTINGS, WebhookDispatcher } from './billing/webhook-dispatcher.ts';
+import { WebhookService } from './billing/webhooks.ts';
 import { CallLayer } from './calls/call-layer.ts';
 import { type Guard, guardNothing } from './calls/guard.ts';
 import { type CallObserver, observeNothing } from './calls/observer.ts';
@@ -165,6 +167,13 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const funds = new FundsService(db, programmes);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
   const settlement = new SettlementService(db, () => usageJournal.sync());
+  const webhooks = new WebhookService(db, credentials, supplierNetworks);
+  // deliveries go where an organisation's URL points: through the pool that checks every address
+  const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
+    ...DEFAULT_DISPATCHER_SETTINGS,
+    retryBaseMs: config.webhookRetryBaseMs,
+  });
+  webhookDispatcher.start();
   programmes.onVoucherIssued = (id) => budgetHolds.forget(id);
   funds.onChange = (id) => budgetHolds.forget(id);
   organizations.onChange = (id) => {
@@ -212,6 +221,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     funds,
     budgetHolds,
     settlement,
+    webhooks,
     usageJournal,
     health: router.health,
     load: router.load,
@@ -298,6 +308,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         });
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
+        await webhookDispatcher.stop();
         await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();

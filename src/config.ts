@@ -72,6 +72,8 @@ export interface Config {
   upstreamRetryAfterMaxMs: number;
   /** After a client leaves a stream, how long the upstream is still read for its own usage counts. */
   streamDrainMs: number;
+  /** The first retry of a failed webhook delivery; each later one doubles it (billing/webhook-dispatcher.ts). */
+  webhookRetryBaseMs: number;
   /** A deployment's cap on calls in flight from one replica when it sets none. */
   deploymentMaxConcurrent: number;
   /** How long a call waits for a slot when every deployment that could serve it is full. */
@@ -268,6 +270,11 @@ const settings = {
     parse: integer(1, 3_600_000),
   },
   streamDrainMs: { env: 'KAIHUB_STREAM_DRAIN_MS', flag: 'stream-drain-ms', parse: integer(0, 60_000) },
+  webhookRetryBaseMs: {
+    env: 'KAIHUB_WEBHOOK_RETRY_BASE_MS',
+    flag: 'webhook-retry-base-ms',
+    parse: integer(10, 3_600_000),
+  },
   deploymentMaxConcurrent: {
     env: 'KAIHUB_DEPLOYMENT_MAX_CONCURRENT',
     flag: 'deployment-max-concurrent',
@@ -350,6 +357,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamRetryBaseMs: v.upstreamRetryBaseMs ?? 100,
     upstreamRetryAfterMaxMs: v.upstreamRetryAfterMaxMs ?? 5_000,
     streamDrainMs: v.streamDrainMs ?? 2_000,
+    webhookRetryBaseMs: v.webhookRetryBaseMs ?? 5_000,
     deploymentMaxConcurrent: v.deploymentMaxConcurrent ?? 4_096,
     queueTimeoutMs: v.queueTimeoutMs ?? 5_000,
     organizationMaxConcurrent: v.organizationMaxConcurrent ?? 2_048,

@@ -1,5 +1,6 @@
 import type { Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
+import { recordVoucherAlerts, type VoucherMovement } from './alerts.ts';
 import type { MicroKrw } from './money.ts';
 
 /**
@@ -301,6 +302,8 @@ interface VoucherTerms {
   copayBp: number;
   validFrom: number;
   validUntil: number;
+  organizationId: string;
+  amount: MicroKrw;
 }
 
 /**
@@ -355,14 +358,24 @@ export async function chargeUsage(
   const voucherIds = [...new Set(toCharge.flatMap((r) => (r.voucherId === null ? [] : [r.voucherId])))];
   const terms = new Map<string, VoucherTerms>();
   if (voucherIds.length > 0) {
-    for (const row of await tx.all<{ id: string; copay_bp: number; valid_from: number; valid_until: number }>(
-      `SELECT id, copay_bp, valid_from, valid_until FROM vouchers WHERE id IN (${voucherIds.map(() => '?').join(', ')})`,
+    for (const row of await tx.all<{
+      id: string;
+      copay_bp: number;
+      valid_from: number;
+      valid_until: number;
+      organization_id: string;
+      amount: string;
+    }>(
+      `SELECT id, copay_bp, valid_from, valid_until, organization_id, CAST(amount_micro_krw AS TEXT) AS amount
+       FROM vouchers WHERE id IN (${voucherIds.map(() => '?').join(', ')})`,
       voucherIds,
     )) {
       terms.set(row.id, {
         copayBp: Number(row.copay_bp),
         validFrom: Number(row.valid_from),
         validUntil: Number(row.valid_until),
+        organizationId: row.organization_id,
+        amount: BigInt(row.amount),
       });
     }
   }
@@ -377,6 +390,7 @@ export async function chargeUsage(
   const now = Date.now();
   await ensureAccounts(tx, accounts, now);
   const balances = await lockBalances(tx, dialect, [...accounts]);
+  const before = new Map(balances);
 
   const entries: { transactionId: string; posting: Posting; createdAtMs: number }[] = [];
   const moved: Posting[] = [];
@@ -407,6 +421,21 @@ export async function chargeUsage(
   }
   await insertEntries(tx, entries);
   await moveBalances(tx, moved);
+  const movements: VoucherMovement[] = [];
+  for (const [voucherId, t] of terms) {
+    const id = accountId.voucher(voucherId);
+    const from = before.get(id);
+    const to = balances.get(id);
+    if (from !== undefined && to !== undefined && to !== from)
+      movements.push({
+        voucherId,
+        organizationId: t.organizationId,
+        amount: t.amount,
+        balanceBefore: from,
+        balanceAfter: to,
+      });
+  }
+  await recordVoucherAlerts(tx, movements, now);
 }
 
 /** Balances of accounts by id (0 for an account that has no entries yet). */

@@ -12,6 +12,7 @@ import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url
 import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
 import { migration017Settlement } from './migrations/017-settlement.ts';
+import { migration019Alerts } from './migrations/019-alerts.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -36,6 +37,7 @@ export const migrations: readonly Migration[] = [
   migration014LedgerAndVouchers,
   migration015RateLimits,
   migration017Settlement,
+  migration019Alerts,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

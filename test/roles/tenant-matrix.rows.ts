@@ -512,6 +512,36 @@ export const MATRIX: MatrixRow[] = [
       path: `/settlements/${await closedMonth(w)}/organizations/${s.organizationId}`,
     }),
   },
+  // --- alerts: an organisation's webhooks and events -------------------------------------------------
+  {
+    method: 'POST',
+    route: '/organizations/:id/webhooks',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (_w, s) => ({
+      path: `/organizations/${s.organizationId}/webhooks`,
+      body: { url: 'https://hooks.example.kr/kaihub' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/webhooks',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/webhooks` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/webhooks/:id',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (w, s) => ({
+      path: `/webhooks/${(await w.must('POST', `/organizations/${s.organizationId}/webhooks`, { url: 'https://hooks.example.kr/x' })).id}`,
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/events',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/events` }),
+  },
 ];
 
 /**

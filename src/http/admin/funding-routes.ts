@@ -3,9 +3,12 @@ import {
   requireOperator,
   requireReadOrganization,
 } from '../../accounts/access.ts';
+import { mayReadOrganization } from '../../accounts/roles.ts';
 import type { FundsService } from '../../billing/funds.ts';
 import { formatKrw } from '../../billing/money.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
+import type { WebhookService } from '../../billing/webhooks.ts';
+import { NotFoundError } from '../../errors.ts';
 import type { BudgetHolds } from '../../limits/budget-holds.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
@@ -96,6 +99,62 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
         return list(await funds.ledger(r.params.id!, r.query));
+      },
+    },
+  ];
+}
+
+export interface AlertDeps {
+  webhooks: WebhookService;
+}
+
+/** An organisation's webhooks (its admins) and events (its people). */
+export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/organizations/:id/webhooks',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      audit: { entityType: 'webhook', action: 'create' },
+      handle: async (r) => {
+        requireManageOrganization(r.principal, r.params.id!);
+        return created(await webhooks.create(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/organizations/:id/webhooks',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      handle: async (r) => {
+        requireReadOrganization(r.principal, r.params.id!);
+        return list(await webhooks.list(r.params.id!));
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/webhooks/:id',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      audit: { entityType: 'webhook', action: 'disable' },
+      handle: async (r) => {
+        const webhook = await webhooks.get(r.params.id!);
+        // a foreign organisation's webhook is answered as a nonexistent one
+        if (!mayReadOrganization(r.principal, webhook.organizationId))
+          throw new NotFoundError('webhook', r.params.id!);
+        requireManageOrganization(r.principal, webhook.organizationId);
+        return ok(await webhooks.disable(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/organizations/:id/events',
+      roles: ORGANIZATION_PEOPLE,
+      hidden: true,
+      handle: async (r) => {
+        requireReadOrganization(r.principal, r.params.id!);
+        return list(await webhooks.events(r.params.id!, r.query));
       },
     },
   ];

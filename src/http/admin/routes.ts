@@ -22,14 +22,14 @@ import type { NetworkPolicy } from '../../providers/network.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
-import { type FundingDeps, fundingRoutes } from './funding-routes.ts';
+import { type AlertDeps, alertRoutes, type FundingDeps, fundingRoutes } from './funding-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
-export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, SettlementDeps {
+export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, SettlementDeps, AlertDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -408,5 +408,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...operationRoutes(deps),
     ...fundingRoutes(deps),
     ...settlementRoutes(deps),
+    ...alertRoutes(deps),
   ];
 }

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { formatKrw } from '../../src/billing/money.ts';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { usageEvent } from '../helpers/v1.ts';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  status: number;
+}
+
+describe('voucher alerts: events at 80 % and 100 %, delivered to webhooks, signed, retried, off the request path', () => {
+  let fake: FakeOpenAI;
+  let t: TestHub;
+  let receiver: Server;
+  let receiverUrl: string;
+  const received: Received[] = [];
+  let failuresLeft = 2;
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    // the organisation's receiver runs on this machine: the operator allows loopback for the test
+    t = await startTestHub({ KAIHUB_SUPPLIER_NETWORKS: '127.0.0.0/8', KAIHUB_WEBHOOK_RETRY_BASE_MS: '100' });
+    await seedCatalog(t, fake.url);
+    receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        const status = failuresLeft-- > 0 ? 500 : 204;
+        received.push({ headers: req.headers, body, status });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/kaihub-events`;
+  });
+  after(async () => {
+    await t?.close();
+    await fake?.close();
+    await new Promise((resolve) => receiver?.close(resolve));
+  });
+
+  test('a voucher used past 80 % and then up raises one event each; each reaches the webhook once, signed', async () => {
+    const must = async (method: string, path: string, body?: unknown) => {
+      const r = await t.admin(method, path, body);
+      assert.ok(
+        r.status >= 200 && r.status < 300,
+        `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`,
+      );
+      return r.body;
+    };
+    const client = async (organizationId: string) => {
+      const key = await must('POST', `/organizations/${organizationId}/keys`, { name: 'k' });
+      return new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+    };
+    const ask = (c: OpenAI) =>
+      c.chat.completions
+        .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 5 })
+        .withResponse();
+    fake.setReply('하나 둘 셋');
+
+    // one call's cost, measured on another organisation, sizes the voucher for five
+    const twin = await must('POST', '/organizations', { name: '알림 쌍둥이', class: 'sme' });
+    const probe = await ask(await client(twin.id));
+    const one = BigInt((await usageEvent(t, probe.response.headers.get('x-request-id')!, 5000)).costMicroKrw);
+
+    const org = await must('POST', '/organizations', {
+      name: '알림 기업',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    const programme = await must('POST', '/programmes', {
+      name: '알림 바우처',
+      startsOn: '2026-01-01',
+      endsOn: '2030-12-31',
+      budgetKrw: '1000000',
+      copayPercent: { sme: 0 },
+      onExhausted: 'self-pay',
+    });
+    const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: formatKrw(one * 5n),
+    });
+    await must('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+
+    const refused = await t.admin('POST', `/organizations/${org.id}/webhooks`, {
+      url: 'http://10.1.2.3/hook',
+    });
+    assert.equal(refused.status, 400, 'an inside address the operator did not allow');
+    assert.equal(refused.body.error.fields[0].field, 'url');
+    const webhook = await must('POST', `/organizations/${org.id}/webhooks`, { url: receiverUrl });
+    assert.match(webhook.secret, /^whsec_/, 'the signing secret, shown once');
+    const listed = await must('GET', `/organizations/${org.id}/webhooks`);
+    assert.equal(listed.data[0].secret, undefined, 'and never again');
+
+    const c = await client(org.id);
+    for (let i = 0; i < 6; i++) await ask(c);
+
+    // the events are in the organisation's log at once; the deliveries follow
+    const deadline = Date.now() + 15_000;
+    let events: {
+      kind: string;
+      data: { percentUsed: number; voucherId: string };
+      deliveries: { status: string }[];
+    }[] = [];
+    for (;;) {
+      events = (await must('GET', `/organizations/${org.id}/events`)).data;
+      if (events.length === 2 && events.every((e) => e.deliveries[0]?.status === 'delivered')) break;
+      if (Date.now() > deadline) assert.fail(`not delivered: ${JSON.stringify(events)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(
+      events.map((e) => e.data.percentUsed).sort((a, b) => a - b),
+      [80, 100],
+    );
+    for (const e of events) {
+      assert.equal(e.kind, 'voucher.threshold');
+      assert.equal(e.data.voucherId, voucher.id);
+    }
+
+    const ok = received.filter((r) => r.status === 204);
+    assert.equal(ok.length, 2, 'each event delivered once');
+    assert.equal(received.length, 4, 'after two failed attempts, retried');
+    const ids = new Set(ok.map((r) => r.headers['x-kaihub-event-id']));
+    assert.equal(ids.size, 2);
+    for (const r of received) {
+      const [t1, v1] = String(r.headers['x-kaihub-signature']).split(',');
+      const stamp = Number(t1!.slice(2));
+      assert.ok(Math.abs(stamp - Date.now() / 1000) < 60, 'a fresh timestamp');
+      const expected = createHmac('sha256', webhook.secret).update(`${stamp}.${r.body}`).digest('hex');
+      assert.equal(v1, `v1=${expected}`, 'signed with the webhook’s secret');
+      const body = JSON.parse(r.body);
+      assert.equal(body.type, 'voucher.threshold');
+      assert.equal(body.organizationId, org.id);
+    }
+
+    // a disabled webhook gets nothing more
+    await must('DELETE', `/webhooks/${webhook.id}`);
+    assert.ok((await must('GET', `/organizations/${org.id}/webhooks`)).data[0].disabledAt);
+  });
+});
