@@ -173,7 +173,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     ...DEFAULT_DISPATCHER_SETTINGS,
     retryBaseMs: config.webhookRetryBaseMs,
   });
-  webhookDispatcher.start();
   programmes.onVoucherIssued = (id) => budgetHolds.forget(id);
   funds.onChange = (id) => budgetHolds.forget(id);
   organizations.onChange = (id) => {
@@ -276,6 +275,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
+  webhookDispatcher.start();
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = await adminToken.commit();
   if (generatedAdminToken) {

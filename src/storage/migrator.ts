@@ -13,6 +13,7 @@ import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouch
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
 import { migration017Settlement } from './migrations/017-settlement.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
+import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -38,6 +39,7 @@ export const migrations: readonly Migration[] = [
   migration015RateLimits,
   migration017Settlement,
   migration019Alerts,
+  migration020UsageDaily,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
