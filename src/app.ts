@@ -266,7 +266,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => {
+    // a burst of new connections (a thousand clients at once) waits in the kernel's queue instead of
+    // being refused: Node's default backlog is 511; the kernel caps it at net.core.somaxconn
+    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });
