@@ -149,9 +149,9 @@ export async function priceRows(
       setBy: r.set_by as string,
       setAt: Number(r.set_at),
     };
-    let list = byProduct.get(row.productId);
-    if (!list) byProduct.set(row.productId, (list = []));
-    list.push(row);
+    const list = byProduct.get(row.productId);
+    if (list) list.push(row);
+    else byProduct.set(row.productId, [row]);
   }
   return byProduct;
 }
