@@ -295,7 +295,8 @@ export class CatalogService {
     } else if (schedule.some((row) => row.effectiveFrom === effectiveFrom)) {
       throw new ConflictError(
         'pricesEffectiveFrom',
-        `이 시각에 이미 가격 변경이 예정되어 있습니다 / a price change is already scheduled for ${new Date(effectiveFrom).toISOString()}: prices are never rewritten; schedule another time`,
+        // The router puts the Korean first ("이미 존재합니다").
+        `a price change is already scheduled for ${new Date(effectiveFrom).toISOString()}: prices are never rewritten; schedule another time`,
       );
     }
     // What the PATCH leaves out is what would have been in force then (the product row's own price
