@@ -213,7 +213,8 @@ export async function listUsageEvents(db: Database, input: unknown, scope?: Usag
   const rows = await db.all<Record<string, unknown>>(
     `SELECT request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint, stream,
             status, http_status, error_code, prompt_tokens, completion_tokens, usage_source, usage_note,
-            CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms
+            CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms,
+            CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out
        FROM usage_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, request_id DESC LIMIT ${q.limit}`,
     params,
@@ -241,6 +242,9 @@ export async function listUsageEvents(db: Database, input: unknown, scope?: Usag
     usageNote: (r.usage_note as string | null) ?? null,
     costKrw: formatKrw(BigInt(r.cost as string)),
     costMicroKrw: r.cost as string,
+    // The prices this call was charged at: those in force when it was admitted (docs/billing.md).
+    priceInputPer1M: formatKrw(BigInt(r.price_in as string)),
+    priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
     latencyMs: Number(r.latency_ms),
     ttftMs: r.ttft_ms === null || r.ttft_ms === undefined ? null : Number(r.ttft_ms),
     attempts: attempts.get(r.request_id as string) ?? servedAtOnce(r),

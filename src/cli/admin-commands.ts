@@ -11,6 +11,7 @@ import { flagSet, list, type Plan, parse, record, updateBody } from './plan.ts';
 import {
   KEY_COLUMNS,
   KEY_FIELDS,
+  PRICE_COLUMNS,
   RESOURCES,
   type Resource,
   type Row,
@@ -96,6 +97,16 @@ function planKeys(verb: string, args: string[]): Plan {
   throw new UsageError(`kaihub keys: list <orgId> | create <orgId> | revoke <keyId> (got "${verb}")`);
 }
 
+function planPrices(args: string[]): Plan {
+  const parsed = parse(args, flagSet(), ['productId']);
+  return {
+    parsed,
+    method: 'GET',
+    path: `/products/${encodeURIComponent(parsed.positionals[0] ?? '')}/prices`,
+    render: list(PRICE_COLUMNS),
+  };
+}
+
 function planUsage(args: string[]): Plan {
   if (args[0] === 'events') {
     const parsed = parse(args.slice(1), flagSet(USAGE_EVENT_FILTERS), []);
@@ -129,6 +140,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'audit') return planAudit(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
+  if ((command === 'products' || command === 'product') && verb === 'prices') return planPrices(rest);
   if (command === 'memberships' || command === 'membership') return planMemberships(verb, rest);
   if (command === 'tokens' || command === 'token') return planTokens(verb, rest);
   if (command === 'catalog') return planCatalog(verb, rest);
@@ -205,7 +217,8 @@ export function adminUsage(): string {
   return `kaihub 관리 명령 / admin commands — 실행 중인 허브의 /admin/v1 / against a running hub's /admin/v1
 
   kaihub suppliers   list | get <id> | create | update <id>
-  kaihub products    list [--supplier-id ID] | get <id> | create | update <id>
+  kaihub products    list [--supplier-id ID] | get <id> | create | update <id> | prices <id>
+                     가격 예약 / schedule a price: update <id> --price-input-per-1m N --prices-effective-from 2026-12-01
   kaihub deployments list [--product-id ID] | get <id> | create | update <id> | delete <id>
   kaihub orgs        list | get <id> | create | update <id>
   kaihub keys        list <orgId> | create <orgId> [--name N] [--allowed-models a,b] | revoke <keyId>

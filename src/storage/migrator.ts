@@ -11,6 +11,7 @@ import { migration012CatalogProvenance } from './migrations/012-catalog-provenan
 import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
 import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
+import { migration016ProductPrices } from './migrations/016-product-prices.ts';
 import { migration017Settlement } from './migrations/017-settlement.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
@@ -37,6 +38,7 @@ export const migrations: readonly Migration[] = [
   migration013DeploymentUrlSetter,
   migration014LedgerAndVouchers,
   migration015RateLimits,
+  migration016ProductPrices,
   migration017Settlement,
   migration019Alerts,
   migration020UsageDaily,

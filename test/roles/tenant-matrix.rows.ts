@@ -154,6 +154,14 @@ export const MATRIX: MatrixRow[] = [
       body: { description: `설명 ${w.nonce()}` },
     }),
   },
+  {
+    // The price schedule is as public as the price itself.
+    method: 'GET',
+    route: '/products/:id/prices',
+    expect: all('ok/ok'),
+    request: async (_w, s) => ({ path: `/products/${s.productId}/prices` }),
+    check: (body) => assert.ok(body.data.length >= 1, 'a product has at least its first price'),
+  },
 
   // --- deployments: base URLs, credentials and health are the supplier's own -----------------------
   {

@@ -174,7 +174,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // Without a supplier id the validation names the field (400); with one, it must be theirs.
         if (typeof supplierId === 'string') requireManageSupplier(r.principal, supplierId);
         requireOperatorProductDecisions(r.principal, r.body, true);
-        return created(await catalog.createProduct(r.body, r.trail));
+        return created(await catalog.createProduct(r.body, r.trail, r.principal.actorId));
       },
     },
     {
@@ -199,8 +199,15 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         const product = await catalog.getProduct(r.params.id!);
         requireManageSupplier(r.principal, product.supplierId);
         requireOperatorProductDecisions(r.principal, r.body, false);
-        return ok(await catalog.updateProduct(r.params.id!, r.body, r.trail));
+        return ok(await catalog.updateProduct(r.params.id!, r.body, r.trail, r.principal.actorId));
       },
+    },
+    {
+      // The schedule is as public as the price: the catalogue is (docs/roles.md).
+      method: 'GET',
+      path: '/products/:id/prices',
+      roles: EVERYONE,
+      handle: async (r) => list(await catalog.listPrices(r.params.id!)),
     },
 
     {
