@@ -11,6 +11,7 @@ import { migration012CatalogProvenance } from './migrations/012-catalog-provenan
 import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
 import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
+import { migration018Applications } from './migrations/018-applications.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -34,6 +35,7 @@ export const migrations: readonly Migration[] = [
   migration013DeploymentUrlSetter,
   migration014LedgerAndVouchers,
   migration015RateLimits,
+  migration018Applications,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
