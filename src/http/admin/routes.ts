@@ -22,13 +22,14 @@ import type { NetworkPolicy } from '../../providers/network.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
+import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
 import { type FundingDeps, fundingRoutes } from './funding-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 
-export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps {
+export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, ApplicationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -406,5 +407,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...peopleRoutes(deps),
     ...operationRoutes(deps),
     ...fundingRoutes(deps),
+    ...applicationRoutes(deps),
   ];
 }
