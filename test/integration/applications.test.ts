@@ -518,6 +518,18 @@ describe('supplier pool, applications, review and selection', () => {
     const lower = await t.admin('PATCH', `/programmes/${p.id}`, { capacity: 1 });
     assert.equal(lower.status, 200, 'one selected: a capacity of one is fine');
     // a rejected application is no longer active: the organisation may apply again
+    const other = await organization();
+    const again = {
+      organizationId: other.id,
+      poolEntryId: entry.id,
+      requestedKrw: '1000',
+      costCategories: ['poc'],
+      plan: '계획',
+    };
+    const once = await admin('POST', `/programmes/${p.id}/applications`, again);
+    await admin('POST', `/applications/${once.id}/submit`);
+    await admin('POST', `/applications/${once.id}/reject`, { reason: '보완 필요' });
+    assert.equal((await t.admin('POST', `/programmes/${p.id}/applications`, again)).status, 201);
     await assertLedger();
   });
 
