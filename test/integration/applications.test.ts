@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
+import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { usageEvent } from '../helpers/v1.ts';
 
 /**
@@ -606,6 +608,110 @@ describe('supplier pool, applications, review and selection', () => {
     assert.equal((await a.admin('PATCH', `/programmes/${p.id}`, { capacity: 5 })).status, 403);
     // the evaluators of a programme are not public
     assert.equal((await a.admin('GET', `/programmes/${p.id}`)).body.evaluatorIds, undefined);
+  });
+
+  test('the CLI: pool, application, submit, review, select and reject', async () => {
+    const run = async (...args: string[]) => {
+      let out = '';
+      let err = '';
+      const sink = (append: (s: string) => void) =>
+        new Writable({
+          write(chunk, _encoding, done) {
+            append(String(chunk));
+            done();
+          },
+        });
+      const [command = '', ...rest] = args;
+      const code = await runAdminCommand(
+        command,
+        rest,
+        { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN },
+        sink((s) => (out += s)),
+        sink((s) => (err += s)),
+      );
+      return { code, out, err };
+    };
+    const json = async (...args: string[]) => {
+      const r = await run(...args, '--json');
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out);
+    };
+    const p = await programme();
+    const evaluator = await person('evaluator');
+    const updated = await json(
+      'programmes',
+      'update',
+      p.id,
+      '--capacity',
+      '1',
+      '--evaluator-ids',
+      evaluator.userId,
+    );
+    assert.equal(updated.capacity, 1);
+    const s = await supplier();
+    const entry = await json(
+      'pool',
+      'join',
+      p.id,
+      '--supplier-id',
+      s.id,
+      '--product-ids',
+      s.productId,
+      '--data',
+      '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}',
+    );
+    assert.deepEqual(entry.services, [{ name: 'PoC', description: null, costCategories: ['poc'] }]);
+    const listed = await run('pool', 'list', p.id);
+    assert.match(listed.out, new RegExp(entry.id));
+    const orgs = [await organization(), await organization()];
+    const apps = [];
+    for (const org of orgs) {
+      const a = await json(
+        'applications',
+        'create',
+        p.id,
+        '--organization-id',
+        org.id,
+        '--pool-entry-id',
+        entry.id,
+        '--requested-krw',
+        '5000',
+        '--cost-categories',
+        'api_usage,poc',
+      );
+      await json('applications', 'update', a.id, '--plan', 'CLI로 쓴 계획');
+      assert.equal((await json('applications', 'submit', a.id)).status, 'submitted');
+      apps.push(a.id);
+    }
+    const review = await json(
+      'reviews',
+      'score',
+      apps[0],
+      '--data',
+      '{"scores": {"feasibility": 90, "impact": 50}}',
+    );
+    assert.equal(review.weightedScore, 74);
+    assert.match((await run('reviews', 'list', apps[0])).out, /74/);
+    const selected = await json(
+      'applications',
+      'select',
+      apps[0],
+      '--amount-krw',
+      '4000',
+      '--reason',
+      '적합',
+    );
+    assert.equal(selected.agreement.amountKrw, '4000');
+    const full = await run('applications', 'select', apps[1], '--amount-krw', '4000');
+    assert.notEqual(full.code, 0);
+    assert.match(full.err, /capacity/);
+    const noReason = await run('applications', 'reject', apps[1]);
+    assert.notEqual(noReason.code, 0);
+    assert.match(noReason.err, /reason \(--reason\)/);
+    assert.equal((await json('applications', 'reject', apps[1], '--reason', '정원 초과')).status, 'rejected');
+    const table = await run('applications', 'list', p.id);
+    assert.match(table.out, /selected/);
+    assert.match(table.out, /rejected/);
   });
 
   async function assertLedger(): Promise<void> {
