@@ -27,7 +27,16 @@ const applicationUpdate = z.strictObject({
   plan: z.string().max(PLAN_MAX_CHARS).optional(),
 });
 
-export type ApplicationStatus = 'draft' | 'submitted' | 'selected' | 'rejected';
+export const APPLICATION_STATUSES = ['draft', 'submitted', 'selected', 'rejected'] as const;
+export type ApplicationStatus = (typeof APPLICATION_STATUSES)[number];
+
+const applicationQuery = z.strictObject({
+  programmeId: z.string().min(1).max(64).optional(),
+  organizationId: z.string().min(1).max(64).optional(),
+  supplierId: z.string().min(1).max(64).optional(),
+  status: z.enum(APPLICATION_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
 
 /** 협약: what a selected application was granted. */
 export interface Agreement {
@@ -187,10 +196,20 @@ export class ApplicationService {
     return toApplication(row);
   }
 
-  /** A programme's applications; `scope` (a non-operator) keeps only what that person may see. */
-  async list(programmeId: string, scope?: ApplicationScope): Promise<Application[]> {
-    const where = ['a.programme_id = ?'];
-    const params: SqlValue[] = [programmeId];
+  /** Applications by the query's filters; `scope` (a non-operator) keeps only what that person may see. */
+  async list(query: unknown, scope?: ApplicationScope): Promise<Application[]> {
+    const q = parseInput(applicationQuery, query);
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    const filter = (sql: string, value: SqlValue | undefined) => {
+      if (value === undefined) return;
+      where.push(sql);
+      params.push(value);
+    };
+    filter('a.programme_id = ?', q.programmeId);
+    filter('a.organization_id = ?', q.organizationId);
+    filter('a.supplier_id = ?', q.supplierId);
+    filter('a.status = ?', q.status);
     if (scope) {
       const any: string[] = [];
       const inList = (column: string, ids: readonly string[]) => {
@@ -209,7 +228,8 @@ export class ApplicationService {
       where.push(`(${any.join(' OR ')})`);
     }
     const rows = await this.db.all(
-      `SELECT ${COLUMNS} FROM ${FROM} WHERE ${where.join(' AND ')} ORDER BY a.created_at, a.id`,
+      `SELECT ${COLUMNS} FROM ${FROM} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY a.created_at, a.id LIMIT ${q.limit}`,
       params,
     );
     return rows.map(toApplication);

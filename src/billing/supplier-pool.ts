@@ -15,28 +15,36 @@ export const costCategoriesInput = z
   .max(COST_CATEGORIES.length)
   .refine((list) => new Set(list).size === list.length, { message: 'each category once' });
 
-const poolEntryInput = z
-  .strictObject({
-    supplierId: z.string().min(1).max(64),
-    summary: z.string().trim().max(2000).nullable().optional(),
-    /** The supplier's own API products it offers under this programme. */
-    productIds: z.array(z.string().min(1).max(128)).max(200).default([]),
-    /** What it offers beside API calls: consulting, a PoC, fine-tuning, infrastructure. */
-    services: z
-      .array(
-        z.strictObject({
-          name: z.string().trim().min(1).max(200),
-          description: z.string().trim().max(5000).nullable().optional(),
-          costCategories: costCategoriesInput,
-        }),
-      )
-      .max(50)
-      .default([]),
-  })
-  .refine((e) => e.productIds.length + e.services.length > 0, {
-    path: ['productIds'],
-    message: 'offer at least one product or service',
-  });
+const offer = {
+  summary: z.string().trim().max(2000).nullable().optional(),
+  /** The supplier's own API products it offers under this programme. */
+  productIds: z.array(z.string().min(1).max(128)).max(200),
+  /** What it offers beside API calls: consulting, a PoC, fine-tuning, infrastructure. */
+  services: z
+    .array(
+      z.strictObject({
+        name: z.string().trim().min(1).max(200),
+        description: z.string().trim().max(5000).nullable().optional(),
+        costCategories: costCategoriesInput,
+      }),
+    )
+    .max(50),
+};
+
+const poolEntryInput = z.strictObject({
+  supplierId: z.string().min(1).max(64),
+  summary: offer.summary,
+  productIds: offer.productIds.default([]),
+  services: offer.services.default([]),
+});
+
+const poolEntryUpdate = z.strictObject({
+  summary: offer.summary,
+  productIds: offer.productIds.optional(),
+  services: offer.services.optional(),
+});
+
+const offersNothing = () => ValidationError.of('productIds', 'offer at least one product or service');
 
 export interface PoolService {
   name: string;
@@ -84,6 +92,7 @@ export class SupplierPoolService {
 
   async join(programmeId: string, input: unknown, trail: AuditTrail): Promise<PoolEntry> {
     const v = parseInput(poolEntryInput, input);
+    if (v.productIds.length + v.services.length === 0) throw offersNothing();
     const id = newId('pool');
     const now = Date.now();
     return this.db.transaction(async (tx) => {
@@ -117,6 +126,38 @@ export class SupplierPoolService {
       }
       const after = await this.get(id, tx);
       await trail(tx, { entityId: id, after });
+      return after;
+    });
+  }
+
+  /** What the supplier offers changes all year; an application keeps naming the same entry. */
+  async update(id: string, input: unknown, trail: AuditTrail): Promise<PoolEntry> {
+    const v = parseInput(poolEntryUpdate, input);
+    return this.db.transaction(async (tx) => {
+      const before = await this.get(id, tx);
+      const productIds = v.productIds === undefined ? before.productIds : [...new Set(v.productIds)];
+      const services =
+        v.services?.map((s) => ({ ...s, description: s.description ?? null })) ?? before.services;
+      if (productIds.length + services.length === 0) throw offersNothing();
+      if (v.productIds !== undefined) {
+        const programme = await tx.get<{ eligible_products: string | null }>(
+          'SELECT eligible_products FROM programmes WHERE id = ?',
+          [before.programmeId],
+        );
+        await requireOwnProducts(tx, before.supplierId, v.productIds, programme?.eligible_products ?? null);
+      }
+      await tx.run(
+        'UPDATE supplier_pool_entries SET summary = ?, product_ids = ?, services = ?, updated_at = ? WHERE id = ?',
+        [
+          v.summary === undefined ? before.summary : v.summary,
+          JSON.stringify(productIds),
+          JSON.stringify(services),
+          Date.now(),
+          id,
+        ],
+      );
+      const after = await this.get(id, tx);
+      await trail(tx, { entityId: id, before, after });
       return after;
     });
   }

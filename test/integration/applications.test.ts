@@ -608,6 +608,58 @@ describe('supplier pool, applications, review and selection', () => {
     assert.equal((await a.admin('PATCH', `/programmes/${p.id}`, { capacity: 5 })).status, 403);
     // the evaluators of a programme are not public
     assert.equal((await a.admin('GET', `/programmes/${p.id}`)).body.evaluatorIds, undefined);
+
+    // across programmes: each sees what concerns them, filters narrow it, never widen it
+    assert.deepEqual(
+      (await a.admin('GET', '/applications')).body.data.map((x: any) => x.id),
+      [id],
+    );
+    assert.deepEqual(
+      (await s1.admin('GET', '/applications?status=submitted')).body.data.map((x: any) => x.id),
+      [id],
+    );
+    assert.deepEqual((await s1.admin('GET', '/applications?status=draft')).body.data, []);
+    assert.deepEqual((await b.admin('GET', `/applications?organizationId=${a.id}`)).body.data, []);
+    assert.deepEqual(
+      (await e1('GET', '/applications')).body.data.map((x: any) => x.id),
+      [id],
+    );
+    assert.deepEqual((await unassigned('GET', '/applications')).body.data, []);
+    const badStatus = await a.admin('GET', '/applications?status=won');
+    assert.equal(badStatus.status, 400);
+    assert.equal(badStatus.body.error.fields[0].field, 'status');
+
+    // an evaluator who is also the matched supplier's admin does not score the application
+    const conflicted = await person('evaluator');
+    await admin('POST', `/users/${conflicted.userId}/memberships`, {
+      role: 'supplier_admin',
+      supplierId: s1.id,
+    });
+    await admin('PATCH', `/programmes/${p.id}`, { evaluatorIds: [e1.userId, conflicted.userId] });
+    const own = await conflicted('POST', `/applications/${id}/reviews`, {
+      scores: { feasibility: 100, impact: 100 },
+    });
+    assert.equal(own.status, 403, JSON.stringify(own.body));
+
+    // a supplier changes what it offers in the pool all year; only its own entry
+    const changed = await s1.admin('PATCH', `/pool-entries/${entry1.id}`, {
+      services: [{ name: '파인튜닝', costCategories: ['fine_tuning'] }],
+    });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    assert.deepEqual(changed.body.productIds, [s1.productId], 'what was not named stays');
+    assert.equal(changed.body.services[0].name, '파인튜닝');
+    assert.equal(
+      (await s2.admin('PATCH', `/pool-entries/${entry1.id}`, { summary: '가로채기' })).status,
+      403,
+    );
+    const notTheirs = await s1.admin('PATCH', `/pool-entries/${entry1.id}`, { productIds: [s2.productId] });
+    assert.equal(notTheirs.body.error.fields[0].field, 'productIds.0');
+    const nothingLeft = await s1.admin('PATCH', `/pool-entries/${entry1.id}`, {
+      productIds: [],
+      services: [],
+    });
+    assert.equal(nothingLeft.status, 400);
+    assert.equal(nothingLeft.body.error.fields[0].field, 'productIds');
   });
 
   test('the CLI: pool, application, submit, review, select and reject', async () => {

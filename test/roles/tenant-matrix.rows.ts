@@ -97,7 +97,10 @@ async function poolProgramme(w: World, s: Side): Promise<{ programmeId: string; 
 }
 
 /** One submitted and one draft application per side and world, for the rows that only read or edit. */
-const applications = new WeakMap<Side, Promise<{ programmeId: string; submitted: string; draft: string }>>();
+const applications = new WeakMap<
+  Side,
+  Promise<{ programmeId: string; poolEntryId: string; submitted: string; draft: string }>
+>();
 /** The submitted one once made, for checks (which are not async). */
 const submittedOf = new WeakMap<Side, string>();
 function sharedApplications(w: World, s: Side) {
@@ -105,9 +108,11 @@ function sharedApplications(w: World, s: Side) {
   if (shared === undefined) {
     shared = (async () => {
       const submitted = await applicationFor(w, s, 'submitted');
-      const programmeId = (await w.must('GET', `/applications/${submitted}`)).programmeId as string;
+      const application = await w.must('GET', `/applications/${submitted}`);
+      const programmeId = application.programmeId as string;
+      const poolEntryId = application.poolEntryId as string;
       submittedOf.set(s, submitted);
-      return { programmeId, submitted, draft: await applicationFor(w, s, 'draft') };
+      return { programmeId, poolEntryId, submitted, draft: await applicationFor(w, s, 'draft') };
     })();
     applications.set(s, shared);
   }
@@ -529,6 +534,15 @@ export const MATRIX: MatrixRow[] = [
     }),
   },
   {
+    method: 'PATCH',
+    route: '/pool-entries/:id',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({
+      path: `/pool-entries/${(await sharedApplications(w, s)).poolEntryId}`,
+      body: { summary: `요약 ${w.nonce()}` },
+    }),
+  },
+  {
     method: 'GET',
     route: '/programmes/:id/pool',
     expect: all('ok/ok'),
@@ -569,6 +583,19 @@ export const MATRIX: MatrixRow[] = [
       if (caller.isOperator) return;
       const own = submittedOf.get(w.A);
       assert.deepEqual(ids(body), side === 'own' ? [own] : [], 'only what concerns the caller');
+    },
+    visible: applicantVisible,
+  },
+  {
+    method: 'GET',
+    route: '/applications',
+    expect: { ...all('ok/ok'), nobody: '403/403' },
+    request: async (w, s) => ({
+      path: `/applications?programmeId=${(await sharedApplications(w, s)).programmeId}`,
+    }),
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      assert.deepEqual(ids(body), side === 'own' ? [submittedOf.get(w.A)] : []);
     },
     visible: applicantVisible,
   },

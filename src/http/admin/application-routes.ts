@@ -75,6 +75,16 @@ export function applicationRoutes(deps: ApplicationDeps): AdminRoute[] {
   const view = async (p: Principal, app: Application) =>
     p.operator ? { ...app, review: await reviews.summary(app.id) } : app;
 
+  /** What the caller may see of the applications the query asks for. */
+  const listed = async (p: Principal, query: Record<string, string>) => {
+    if (p.operator) return Promise.all((await applications.list(query)).map((a) => view(p, a)));
+    return applications.list(query, {
+      organizationIds: readableOrganizations(p),
+      supplierIds: [...p.supplierAdminOf],
+      evaluatorUserId: p.evaluator ? p.userId : null,
+    });
+  };
+
   const voucherTrail =
     (r: AdminRequest): AuditTrail =>
     (tx, change) =>
@@ -102,6 +112,16 @@ export function applicationRoutes(deps: ApplicationDeps): AdminRoute[] {
       },
     },
     {
+      method: 'PATCH',
+      path: '/pool-entries/:id',
+      roles: ['supplier_admin'],
+      audit: { entityType: 'pool_entry', action: 'update' },
+      handle: async (r) => {
+        requireManageSupplier(r.principal, (await supplierPool.get(r.params.id!)).supplierId);
+        return ok(await supplierPool.update(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
       method: 'GET',
       path: '/programmes/:id/pool',
       roles: EVERYONE,
@@ -125,18 +145,16 @@ export function applicationRoutes(deps: ApplicationDeps): AdminRoute[] {
       path: '/programmes/:id/applications',
       roles: [...APPLICATION_PEOPLE],
       handle: async (r) => {
-        const p = r.principal;
         await programmes.get(r.params.id!);
-        if (p.operator)
-          return list(await Promise.all((await applications.list(r.params.id!)).map((a) => view(p, a))));
-        return list(
-          await applications.list(r.params.id!, {
-            organizationIds: readableOrganizations(p),
-            supplierIds: [...p.supplierAdminOf],
-            evaluatorUserId: p.evaluator ? p.userId : null,
-          }),
-        );
+        return list(await listed(r.principal, { ...r.query, programmeId: r.params.id! }));
       },
+    },
+    {
+      // across programmes: an organisation's, a supplier's agreements, an evaluator's queue
+      method: 'GET',
+      path: '/applications',
+      roles: [...APPLICATION_PEOPLE],
+      handle: async (r) => list(await listed(r.principal, r.query)),
     },
     {
       method: 'GET',
@@ -190,6 +208,9 @@ export function applicationRoutes(deps: ApplicationDeps): AdminRoute[] {
         const { rel } = await visible(r.principal, r.params.id!);
         if (!rel.operator && !rel.evaluator)
           throw new ForbiddenError('only the evaluators assigned to the programme score its applications');
+        // an evaluator who is also the applicant's or its supplier's does not score it
+        if (!rel.operator && (rel.orgAdmin || rel.orgMember || rel.supplier))
+          throw new ForbiddenError('the applicant’s and its supplier’s people do not score its application');
         return ok(await reviews.score(r.params.id!, r.principal.actorId, r.body, r.trail));
       },
     },
