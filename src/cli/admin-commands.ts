@@ -236,7 +236,8 @@ export function adminUsage(): string {
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
                      지갑·바우처 잔액과 원장 / wallet, vouchers and ledger: docs/billing.md
   kaihub pool        join <programmeId> --supplier-id ID [--product-ids a,b] [--summary S]
-                     [--data '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}'] | list <programmeId>
+                     [--data '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}']
+                     | update <poolEntryId> [--summary S] [--product-ids a,b] [--data ..] | list <programmeId>
                      공급기업 Pool / the programme's supplier pool
   kaihub applications create <programmeId> --organization-id ID --pool-entry-id ID --requested-krw N
                      --cost-categories api_usage,poc [--plan P] | list <programmeId> | get <id>

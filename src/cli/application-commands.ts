@@ -65,6 +65,18 @@ export function planPool(verb: string, args: string[]): Plan {
       fields: POOL_FIELDS,
     };
   }
+  if (verb === 'update') {
+    const fields = POOL_FIELDS.filter((f) => f.field !== 'supplierId');
+    const parsed = parse(args, flagSet(['data'], fields), ['poolEntryId']);
+    return {
+      parsed,
+      method: 'PATCH',
+      path: pathOf('/pool-entries', parsed.positionals[0]!),
+      body: updateBody(fields, parsed),
+      render: record,
+      fields,
+    };
+  }
   if (verb === 'list') {
     const parsed = parse(args, flagSet(), ['programmeId']);
     return {
@@ -74,7 +86,9 @@ export function planPool(verb: string, args: string[]): Plan {
       render: list(POOL_COLUMNS),
     };
   }
-  throw new UsageError(`kaihub pool: join <programmeId> | list <programmeId> (got "${verb}")`);
+  throw new UsageError(
+    `kaihub pool: join <programmeId> | update <poolEntryId> | list <programmeId> (got "${verb}")`,
+  );
 }
 
 export function planApplications(verb: string, args: string[]): Plan {

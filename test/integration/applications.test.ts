@@ -713,6 +713,8 @@ describe('supplier pool, applications, review and selection', () => {
       '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}',
     );
     assert.deepEqual(entry.services, [{ name: 'PoC', description: null, costCategories: ['poc'] }]);
+    const summary = await json('pool', 'update', entry.id, '--summary', '연중 상시 모집');
+    assert.equal(summary.summary, '연중 상시 모집');
     const listed = await run('pool', 'list', p.id);
     assert.match(listed.out, new RegExp(entry.id));
     const orgs = [await organization(), await organization()];
