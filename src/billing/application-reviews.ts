@@ -102,13 +102,22 @@ export class ReviewService {
     return [];
   }
 
-  async summary(applicationId: string, db: SqlExecutor = this.db): Promise<ReviewSummary> {
-    const row = await db.get<{ n: number | string; total: number | string | null }>(
-      'SELECT COUNT(*) AS n, SUM(weighted_centipoints) AS total FROM application_reviews WHERE application_id = ?',
-      [applicationId],
+  /** Each application's count of reviews and mean weighted score, in one query. */
+  async summaries(applicationIds: readonly string[]): Promise<Map<string, ReviewSummary>> {
+    const out = new Map<string, ReviewSummary>(
+      applicationIds.map((id) => [id, { reviews: 0, weightedScore: null }]),
     );
-    const n = Number(row?.n ?? 0);
-    return { reviews: n, weightedScore: n === 0 ? null : points(Number(row?.total ?? 0) / n) };
+    if (applicationIds.length === 0) return out;
+    const rows = await this.db.all<{ application_id: string; n: number | string; total: number | string }>(
+      `SELECT application_id, COUNT(*) AS n, SUM(weighted_centipoints) AS total FROM application_reviews
+       WHERE application_id IN (${applicationIds.map(() => '?').join(', ')}) GROUP BY application_id`,
+      [...applicationIds],
+    );
+    for (const r of rows) {
+      const n = Number(r.n);
+      out.set(r.application_id, { reviews: n, weightedScore: points(Number(r.total) / n) });
+    }
+    return out;
   }
 
   private async own(tx: SqlExecutor, applicationId: string, reviewerId: string): Promise<Review | undefined> {
