@@ -9,11 +9,15 @@ import { PersonalTokenService } from './accounts/personal-tokens.ts';
 import { createAuthenticator } from './accounts/principals.ts';
 import { UserService } from './accounts/users.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { ReviewService } from './billing/application-reviews.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
 import { Meter } from './billing/meter.ts';
+import { ApplicationService } from './billing/programme-applications.ts';
+import { SelectionService } from './billing/programme-selection.ts';
 import { ProgrammeService } from './billing/programmes.ts';
 import { SettlementService } from './billing/settlement.ts';
+import { SupplierPoolService } from './billing/supplier-pool.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
 import { DEFAULT_DISPATCHER_SETTINGS, WebhookDispatcher } from './billing/webhook-dispatcher.ts';
 import { WebhookService } from './billing/webhooks.ts';
@@ -165,6 +169,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   // vouchers, wallets and the holds on them (billing/ledger.ts, limits/budget-holds.ts)
   const programmes = new ProgrammeService(db);
   const funds = new FundsService(db, programmes);
+  // the supplier pool, applications, their review and selection (docs/billing.md)
+  const supplierPool = new SupplierPoolService(db);
+  const applications = new ApplicationService(db);
+  const reviews = new ReviewService(db, programmes, applications);
+  const selection = new SelectionService(db, programmes, applications);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
@@ -218,6 +227,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     auditLog,
     programmes,
     funds,
+    supplierPool,
+    applications,
+    reviews,
+    selection,
     budgetHolds,
     settlement,
     webhooks,

@@ -2,6 +2,8 @@
  * `kaihub <resource> <verb> …`: the operator's commands against a running hub's /admin/v1. Each
  * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
  */
+
+import { planApplications, planPool, planReviews } from './application-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
@@ -148,6 +150,9 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
   if (command === 'funds') return planFunds(verb, rest);
   if (command === 'settlements' || command === 'settlement') return planSettlements(verb, rest);
+  if (command === 'pool') return planPool(verb, rest);
+  if (command === 'applications' || command === 'application') return planApplications(verb, rest);
+  if (command === 'reviews' || command === 'review') return planReviews(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -244,6 +249,7 @@ export function adminUsage(): string {
 
   kaihub programmes  list | get <id> | create --name N --starts-on D --ends-on D --budget-krw N
                      --on-exhausted block|self-pay --data '{"copayPercent": {"sme": 20}}'   지원사업 / programmes
+                     | update <id> [--capacity N] [--evaluator-ids a,b] [--data '{"reviewCriteria": [...]}']
   kaihub vouchers    issue <programmeId> --organization-id ID --amount-krw N [--valid-from D] [--valid-until D]
                      | list <programmeId>                                          바우처 / vouchers
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
@@ -251,6 +257,17 @@ export function adminUsage(): string {
   kaihub settlements close <YYYY-MM> [--vat-percent 10] | list | get <YYYY-MM>
                      | statement <YYYY-MM> --supplier-id ID|--organization-id ID [--format csv|xlsx] > file
                      월 정산과 명세서 / monthly settlement and statements
+  kaihub pool        join <programmeId> --supplier-id ID [--product-ids a,b] [--summary S]
+                     [--data '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}']
+                     | update <poolEntryId> [--summary S] [--product-ids a,b] [--data ..] | list <programmeId>
+                     공급기업 Pool / the programme's supplier pool
+  kaihub applications create <programmeId> --organization-id ID --pool-entry-id ID --requested-krw N
+                     --cost-categories api_usage,poc [--plan P] | list <programmeId> | get <id>
+                     | update <id> [--plan P] | submit <id>
+                     | select <id> --amount-krw N [--starts-on D] [--ends-on D] [--cost-categories ..] [--reason R]
+                     | reject <id> --reason R                        신청·선정 / applications and selection
+  kaihub reviews     score <applicationId> --data '{"scores": {"feasibility": 80}}' [--comment C]
+                     | list <applicationId>                          평가 / reviews
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

@@ -125,10 +125,10 @@ export const RESOURCES: Resource[] = [
     command: 'programmes',
     aliases: ['programme', 'programs', 'program'],
     path: '/programmes',
-    verbs: ['list', 'get', 'create'],
-    // copayPercent is an object: --data '{"copayPercent": {"sme": 20}}'
+    verbs: ['list', 'get', 'create', 'update'],
+    // copayPercent and reviewCriteria are objects: --data '{"copayPercent": {"sme": 20}}'
     fields: fieldSpecs(
-      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw',
+      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw capacity:number evaluatorIds:list',
     ),
     filters: [],
     columns: [

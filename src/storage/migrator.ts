@@ -13,6 +13,7 @@ import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouch
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
 import { migration016ProductPrices } from './migrations/016-product-prices.ts';
 import { migration017Settlement } from './migrations/017-settlement.ts';
+import { migration018Applications } from './migrations/018-applications.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 
@@ -40,6 +41,7 @@ export const migrations: readonly Migration[] = [
   migration015RateLimits,
   migration016ProductPrices,
   migration017Settlement,
+  migration018Applications,
   migration019Alerts,
   migration020UsageDaily,
 ];

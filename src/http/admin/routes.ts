@@ -22,6 +22,7 @@ import type { NetworkPolicy } from '../../providers/network.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
+import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
 import { type AlertDeps, alertRoutes, type FundingDeps, fundingRoutes } from './funding-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
@@ -29,7 +30,13 @@ import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
-export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, SettlementDeps, AlertDeps {
+export interface AdminDeps
+  extends OperationDeps,
+    PeopleDeps,
+    FundingDeps,
+    SettlementDeps,
+    AlertDeps,
+    ApplicationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -416,5 +423,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...fundingRoutes(deps),
     ...settlementRoutes(deps),
     ...alertRoutes(deps),
+    ...applicationRoutes(deps),
   ];
 }
