@@ -14,6 +14,7 @@ import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
 import { Meter } from './billing/meter.ts';
 import { ApplicationService } from './billing/programme-applications.ts';
+import { ProgrammeCloseService } from './billing/programme-close.ts';
 import { SelectionService } from './billing/programme-selection.ts';
 import { ProgrammeService } from './billing/programmes.ts';
 import { SettlementService } from './billing/settlement.ts';
@@ -176,6 +177,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const selection = new SelectionService(db, programmes, applications);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
   const settlement = new SettlementService(db, () => usageJournal.sync());
+  const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
+  programmeClose.onVouchersChanged = (id) => budgetHolds.forget(id);
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
@@ -234,6 +237,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     budgetHolds,
     settlement,
     webhooks,
+    programmeClose,
     usageJournal,
     health: router.health,
     load: router.load,

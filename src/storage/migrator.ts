@@ -16,6 +16,7 @@ import { migration017Settlement } from './migrations/017-settlement.ts';
 import { migration018Applications } from './migrations/018-applications.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
+import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -44,6 +45,7 @@ export const migrations: readonly Migration[] = [
   migration018Applications,
   migration019Alerts,
   migration020UsageDaily,
+  migration021ProgrammeClosures,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

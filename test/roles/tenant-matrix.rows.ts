@@ -781,6 +781,26 @@ export const MATRIX: MatrixRow[] = [
       body: { reason: '탈락 사유' },
     }),
   },
+  // --- closing a programme: the operator's ------------------------------------------------------------
+  {
+    method: 'POST',
+    route: '/programmes/:id/close',
+    expect: all('403/403'),
+    request: async (w) => ({
+      path: `/programmes/${(await w.must('POST', '/programmes', programmeBody(w))).id}/close`,
+      body: { early: true, reason: '매트릭스' },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/programmes/:id/final-report',
+    expect: all('403/403'),
+    request: async (w) => {
+      const id = (await w.must('POST', '/programmes', programmeBody(w))).id;
+      await w.must('POST', `/programmes/${id}/close`, { early: true, reason: '매트릭스' });
+      return { path: `/programmes/${id}/final-report` };
+    },
+  },
 ];
 
 /**

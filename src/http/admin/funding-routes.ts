@@ -6,6 +6,7 @@ import {
 import { mayReadOrganization } from '../../accounts/roles.ts';
 import type { FundsService } from '../../billing/funds.ts';
 import { formatKrw } from '../../billing/money.ts';
+import type { ProgrammeCloseService } from '../../billing/programme-close.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
@@ -160,6 +161,30 @@ export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
         requireReadOrganization(r.principal, r.params.id!);
         return list(await webhooks.events(r.params.id!, r.query));
       },
+    },
+  ];
+}
+
+export interface ProgrammeCloseDeps {
+  programmeClose: ProgrammeCloseService;
+}
+
+/** Closing a programme and its final report: the operator's. */
+export function programmeCloseRoutes({ programmeClose }: ProgrammeCloseDeps): AdminRoute[] {
+  return [
+    {
+      method: 'POST',
+      path: '/programmes/:id/close',
+      roles: [],
+      audit: { entityType: 'programme', action: 'close' },
+      handle: async (r) =>
+        created(await programmeClose.close(r.params.id!, r.body, r.trail, r.principal.actorId)),
+    },
+    {
+      method: 'GET',
+      path: '/programmes/:id/final-report',
+      roles: [],
+      handle: async (r) => ok(await programmeClose.report(r.params.id!)),
     },
   ];
 }

@@ -23,7 +23,14 @@ import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
-import { type AlertDeps, alertRoutes, type FundingDeps, fundingRoutes } from './funding-routes.ts';
+import {
+  type AlertDeps,
+  alertRoutes,
+  type FundingDeps,
+  fundingRoutes,
+  type ProgrammeCloseDeps,
+  programmeCloseRoutes,
+} from './funding-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
@@ -36,7 +43,8 @@ export interface AdminDeps
     FundingDeps,
     SettlementDeps,
     AlertDeps,
-    ApplicationDeps {
+    ApplicationDeps,
+    ProgrammeCloseDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -423,6 +431,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...fundingRoutes(deps),
     ...settlementRoutes(deps),
     ...alertRoutes(deps),
+    ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
   ];
 }
