@@ -431,12 +431,11 @@ async function openShared(config: Config, url: string, logger: Logger): Promise<
 }
 
 async function closeShared(shared: SharedConnections): Promise<void> {
-  await Promise.all(
-    [shared.redis, shared.subscriber].map((r) =>
-      r.quit().then(
-        () => {},
-        () => r.disconnect(),
-      ),
-    ),
+  // the subscriber has nothing to flush (and QUIT would wait for a connection that may never come)
+  shared.subscriber.disconnect();
+  // settles still on their way go out first; without a connection QUIT fails at once
+  await shared.redis.quit().then(
+    () => {},
+    () => shared.redis.disconnect(),
   );
 }

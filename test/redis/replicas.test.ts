@@ -21,6 +21,9 @@ describe('three replicas sharing limits, holds and revocation through Redis', ()
     REDIS_URL: TEST_REDIS_URL,
     KAIHUB_REDIS_PREFIX: prefix,
     KAIHUB_ORG_MAX_CONCURRENT: '5000',
+    // three hubs in this process take 1,000 calls at once on two shared cores: the event loop stalls
+    // past the 250 ms default, and a reply waiting in the socket would count as a timeout
+    KAIHUB_REDIS_TIMEOUT_MS: '2000',
   };
 
   async function admin(method: string, path: string, body?: unknown) {
@@ -120,7 +123,8 @@ describe('three replicas sharing limits, holds and revocation through Redis', ()
     for (const r of refused) {
       assert.equal(r.error.status, 429, String(r.error));
       assert.equal(r.error.code, 'insufficient_quota');
-      assert.match(r.error.message, /바우처/);
+      // the voucher's share did not fit, or (all of it held) the empty wallet would have had to pay
+      assert.match(r.error.message, /바우처|지갑/);
     }
     for (const s of served) await usageEvent(replicas[0]!, s.requestId, 10_000);
     const charged = await db.get<{ total: string; count: number }>(
