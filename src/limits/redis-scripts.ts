@@ -122,7 +122,10 @@ if holdId ~= '' then
   end
   redis.call('HSET', KEYS[2], holdId, rec)
   redis.call('ZADD', KEYS[1], now + lease, holdId)
-  for i = 1, 4 + na do redis.call('PEXPIRE', KEYS[i], ttl) end
+  -- versions never expire: a version that went back to 0 could match an old read again
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  for i = 5, 4 + na do redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 local out = {'ok', chosen, int(vh), int(wh)}
 for i = 1, nb do

@@ -63,6 +63,8 @@ class SharedFunds {
     /** `ver` of each account when the balances were read; null: unknown (Redis was unreachable). */
     readonly versions: Record<string, string> | null,
     readonly base: string,
+    /** When the versions were read (this replica's clock). */
+    readonly readAt: number,
   ) {
     this.holdsKey = `${base}holds`;
     this.holdKey = `${base}hold`;
@@ -151,6 +153,7 @@ export class SharedAdmission implements Admission {
   private readonly organizations = new Map<string, SharedFunds>();
   private readonly loading = new Map<string, Promise<SharedFunds>>();
   private readonly idleTtlMs: number;
+  private readonly maxReadAgeMs: number;
   private failures = 0;
   private lastReport = 0;
 
@@ -164,12 +167,19 @@ export class SharedAdmission implements Admission {
   ) {
     // a counter outlives every hold on it: it can only expire when no live hold is left
     this.idleTtlMs = settings.leaseMs * 2 + 60_000;
+    // A read may initialise a missing counter only while younger than a counter's idle life: charges
+    // the counters absorbed since the read do not change versions, but they keep the counters alive
+    // for that long, so a counter missing now cannot have absorbed any charge after a younger read.
+    this.maxReadAgeMs = Math.floor(this.idleTtlMs / 2);
     this.onError = this.onError.bind(this);
   }
 
   admit(request: AdmissionRequest): AdmissionDecision | Promise<AdmissionDecision> {
     const shared = this.organizations.get(request.caller.organizationId);
-    if (shared !== undefined) return this.decide(request, shared, 0);
+    if (shared !== undefined) {
+      if (Date.now() - shared.readAt < this.maxReadAgeMs) return this.decide(request, shared, 0);
+      this.forget(request.caller.organizationId);
+    }
     return this.loadAndDecide(request);
   }
 
@@ -485,6 +495,7 @@ export class SharedAdmission implements Admission {
     await this.synced();
     const base = this.base(organizationId);
     // the versions first: a change that lands after them and before the ledger read is noticed
+    const readAt = Date.now();
     let versions: Record<string, string> | null;
     try {
       versions = await this.redis.hgetall(`${base}ver`);
@@ -493,7 +504,7 @@ export class SharedAdmission implements Admission {
       versions = null;
     }
     const funds = await readOrganizationFunds(this.db, organizationId);
-    return new SharedFunds(funds, versions, base);
+    return new SharedFunds(funds, versions, base, readAt);
   }
 }
 
