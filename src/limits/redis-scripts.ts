@@ -95,7 +95,7 @@ if holdId ~= '' then
           if account == id then value = value - tonumber(amount) end
         end
       end
-      redis.call('SET', key, int(value))
+      redis.call('SET', key, int(value), 'PX', ttl)
       redis.call('HSET', KEYS[4], id, ver)
       avail[i] = value
     else
