@@ -53,15 +53,17 @@ import {
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'baseline', 'portkey'];
+const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'funded', 'baseline', 'portkey'];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
-const HUB_ARMS = ['hub', 'traced', 'baseline'];
+const HUB_ARMS = ['hub', 'traced', 'funded', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
   --targets=direct,hub,portkey  arms to run (direct is always included; also proxy,
                                 a bare node:http + undici proxy: the stack's floor; and
-                                traced, the hub with every call traced to an OTLP sink)
+                                traced, the hub with every call traced to an OTLP sink;
+                                and funded, the hub with every call paid by a voucher
+                                with co-payment: held, rate-limited and charged)
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
@@ -501,6 +503,19 @@ async function main() {
     );
     log(`traced hub on ${arms.traced.base}, exporting to ${sink}`);
   }
+  if (opts.targets.includes('funded')) {
+    arms.funded = await startHub(
+      upstream.port,
+      opts.hubStartTimeout,
+      opts.hubCpuProf ? opts.out : undefined,
+      {
+        name: 'funded',
+        script: opts.hubScript,
+        funded: true,
+      },
+    );
+    log(`funded hub (prepaid voucher, holds and rate limits on every call) on ${arms.funded.base}`);
+  }
   let baselineGit;
   if (opts.targets.includes('baseline')) {
     const tree = prepareBaseline(opts.baseline);
@@ -776,22 +791,22 @@ async function main() {
       ),
     };
   }
-  if (t.hub && t.traced) {
-    // tracing at 100 % against the same hub without it: what traces cost
-    summary.tracedVsHub = {
-      throughputRatio: t.traced.medianRps / t.hub.medianRps,
-      latency: Object.fromEntries(
-        opts.rates.map((rate) => {
-          const h = summary.latency[rate].traced;
-          const b = summary.latency[rate].hub;
-          return [
-            rate,
-            { p50DeltaMs: h.service.p50Ms - b.service.p50Ms, p99DeltaMs: h.service.p99Ms - b.service.p99Ms },
-          ];
-        }),
-      ),
-    };
-  }
+  // an arm against the same hub without what it adds: what tracing, or holds and limits, cost
+  const versusHub = (arm) => ({
+    throughputRatio: t[arm].medianRps / t.hub.medianRps,
+    latency: Object.fromEntries(
+      opts.rates.map((rate) => {
+        const h = summary.latency[rate][arm];
+        const b = summary.latency[rate].hub;
+        return [
+          rate,
+          { p50DeltaMs: h.service.p50Ms - b.service.p50Ms, p99DeltaMs: h.service.p99Ms - b.service.p99Ms },
+        ];
+      }),
+    ),
+  });
+  if (t.hub && t.traced) summary.tracedVsHub = versusHub('traced');
+  if (t.hub && t.funded) summary.fundedVsHub = versusHub('funded');
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -874,8 +889,12 @@ async function main() {
       `Hub − baseline (${baselineGit}) latency: ${deltas}. Hub / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
-  if (summary.tracedVsHub) {
-    const v = summary.tracedVsHub;
+  for (const [key, label] of [
+    ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)'],
+    ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)'],
+  ]) {
+    const v = summary[key];
+    if (!v) continue;
     const deltas = opts.rates
       .map(
         (rate) =>
@@ -883,14 +902,14 @@ async function main() {
       )
       .join('; ');
     lines.push(
-      `Traced − hub (tracing on at 100 % sampling): ${deltas}. Traced / hub maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+      `${label}: ${deltas}. ${label.split(' ')[0]} / hub maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
   if (t.portkey)
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
   for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `${name === 'hub' ? 'Hub' : name === 'traced' ? 'Traced hub' : 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
+      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(

@@ -75,7 +75,14 @@ export async function startHub(
   upstreamPort,
   timeoutS,
   cpuProfDir,
-  { root = REPO_ROOT, name = 'hub', env: extraEnv = {}, model = 'bench-model', script = 'start' } = {},
+  {
+    root = REPO_ROOT,
+    name = 'hub',
+    env: extraEnv = {},
+    model = 'bench-model',
+    script = 'start',
+    funded = false,
+  } = {},
 ) {
   const bin = path.join(root, 'bin', 'kaihub.mjs');
   if (!existsSync(bin))
@@ -136,7 +143,33 @@ export async function startHub(
   });
   const org = await admin('/organizations', { name: 'Bench Org', class: 'sme' });
   const orgId = pick(org, 'id', 'data.id', 'organization.id');
-  const key = await admin(`/organizations/${orgId}/keys`, { name: 'bench' });
+  if (funded) {
+    // every call pays through a voucher with co-payment and is held and rate-limited first: the
+    // limits are far above what the benchmark sends, so every check runs and none refuses
+    const programme = await admin('/programmes', {
+      name: 'Bench Programme',
+      startsOn: '2026-01-01',
+      endsOn: '2099-12-31',
+      budgetKrw: '100000000000',
+      copayPercent: { sme: 20 },
+      onExhausted: 'self-pay',
+    });
+    await admin(`/programmes/${programme.id}/vouchers`, { organizationId: orgId, amountKrw: '50000000000' });
+    await admin(`/organizations/${orgId}/deposits`, { amountKrw: '50000000000' });
+    const patched = await httpJson('PATCH', `${base}/admin/v1/organizations/${orgId}`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+      body: {
+        spendMode: 'prepaid',
+        rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 10_000_000_000 },
+      },
+    });
+    if (patched.status !== 200)
+      throw new Error(`hub admin PATCH organization -> ${patched.status}: ${patched.text}`);
+  }
+  const key = await admin(`/organizations/${orgId}/keys`, {
+    name: 'bench',
+    ...(funded && { rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 10_000_000_000 } }),
+  });
   const secret = pick(key, 'key', 'data.key', 'secret', 'apiKey');
   if (!secret) throw new Error(`hub key response without a key: ${JSON.stringify(key)}`);
   let version;

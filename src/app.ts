@@ -10,11 +10,15 @@ import { PersonalTokenService } from './accounts/personal-tokens.ts';
 import { createAuthenticator } from './accounts/principals.ts';
 import { UserService } from './accounts/users.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { ReviewService } from './billing/application-reviews.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
 import { Meter } from './billing/meter.ts';
+import { ApplicationService } from './billing/programme-applications.ts';
+import { SelectionService } from './billing/programme-selection.ts';
 import { ProgrammeService } from './billing/programmes.ts';
 import { SettlementService } from './billing/settlement.ts';
+import { SupplierPoolService } from './billing/supplier-pool.ts';
 import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './billing/usage-journal.ts';
 import { DEFAULT_DISPATCHER_SETTINGS, WebhookDispatcher } from './billing/webhook-dispatcher.ts';
 import { WebhookService } from './billing/webhooks.ts';
@@ -169,6 +173,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   // vouchers, wallets and the holds on them (billing/ledger.ts, limits/budget-holds.ts)
   const programmes = new ProgrammeService(db);
   const funds = new FundsService(db, programmes);
+  // the supplier pool, applications, their review and selection (docs/billing.md)
+  const supplierPool = new SupplierPoolService(db);
+  const applications = new ApplicationService(db);
+  const reviews = new ReviewService(db, programmes, applications);
+  const selection = new SelectionService(db, programmes, applications);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
@@ -177,7 +186,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     ...DEFAULT_DISPATCHER_SETTINGS,
     retryBaseMs: config.webhookRetryBaseMs,
   });
-  webhookDispatcher.start();
   // With REDIS_URL: limits, holds and revocation shared by every replica (decision 0019); else in memory.
   const shared = config.redisUrl === undefined ? null : await openShared(config, config.redisUrl, logger);
   const sharedAdmission =
@@ -279,6 +287,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     auditLog,
     programmes,
     funds,
+    supplierPool,
+    applications,
+    reviews,
+    selection,
     budgetHolds: sharedAdmission ?? budgetHolds,
     settlement,
     webhooks,
@@ -327,7 +339,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => {
+    // a burst of new connections (a thousand clients at once) waits in the kernel's queue instead of
+    // being refused: Node's default backlog is 511; the kernel caps it at net.core.somaxconn
+    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -336,6 +350,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
+  webhookDispatcher.start();
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = await adminToken.commit();
   if (generatedAdminToken) {

@@ -29,9 +29,14 @@ export class NotFoundError extends Error {
 
 export class ConflictError extends Error {
   override name = 'ConflictError';
+  /**
+   * `korean`: what the user reads first; without it the conflict is a duplicate ("이미 존재합니다"),
+   * which most are.
+   */
   constructor(
     readonly field: string,
     message: string,
+    readonly korean?: string,
   ) {
     super(message);
   }

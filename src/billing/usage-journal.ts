@@ -99,7 +99,7 @@ function batchInsertSql(rows: number): string {
     const tuple = `(${new Array(COLUMN_COUNT).fill('?').join(', ')})`;
     // The request id is the key: appending the same request twice (a replay after a crash) is a no-op.
     sql = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}
-           ON CONFLICT (request_id) DO NOTHING`;
+           ON CONFLICT (request_id) DO NOTHING RETURNING request_id`;
     insertSql.set(rows, sql);
   }
   return sql;
@@ -107,14 +107,54 @@ function batchInsertSql(rows: number): string {
 
 const ATTEMPT_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-/** Whether any of the records carries attempts (then the insert is two statements: one transaction). */
-export function hasAttempts(records: readonly UsageRecord[]): boolean {
-  return records.some((r) => r.attempts !== undefined && r.attempts.length > 0);
-}
+const KST_OFFSET_MS = 9 * 3600_000;
+const DAY_MS = 86_400_000;
+const DAILY_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-/** Whether any of the records costs something (then the ledger is charged in the same transaction). */
-function hasCharges(records: readonly UsageRecord[]): boolean {
-  return records.some((r) => r.costMicroKrw > 0n);
+/**
+ * Adds records to `usage_daily` (migration 020): one row per Korean day, organisation, product, model
+ * and key, upserted in key order so that two writers touching the same rows queue instead of
+ * deadlocking.
+ */
+async function addToDailyUsage(db: SqlExecutor, records: readonly UsageRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  const sums = new Map<
+    string,
+    { key: SqlValue[]; requests: number; prompt: number; completion: number; cost: bigint }
+  >();
+  for (const r of records) {
+    const day = Math.floor((r.createdAtMs + KST_OFFSET_MS) / DAY_MS);
+    const id = `${day}\u0000${r.organizationId}\u0000${r.productId}\u0000${r.model}\u0000${r.apiKeyId}`;
+    let s = sums.get(id);
+    if (s === undefined) {
+      s = {
+        key: [day, r.organizationId, r.productId, r.model, r.apiKeyId],
+        requests: 0,
+        prompt: 0,
+        completion: 0,
+        cost: 0n,
+      };
+      sums.set(id, s);
+    }
+    s.requests++;
+    s.prompt += r.promptTokens;
+    s.completion += r.completionTokens;
+    s.cost += r.costMicroKrw;
+  }
+  const rows = [...sums.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
+  for (let i = 0; i < rows.length; i += MAX_BATCH) {
+    const batch = rows.slice(i, i + MAX_BATCH);
+    await db.run(
+      `INSERT INTO usage_daily (day_number, organization_id, product_id, model, api_key_id, requests, prompt_tokens,
+         completion_tokens, cost_micro_krw) VALUES ${new Array(batch.length).fill(DAILY_TUPLE).join(', ')}
+       ON CONFLICT (day_number, organization_id, product_id, model, api_key_id) DO UPDATE SET
+         requests = usage_daily.requests + excluded.requests,
+         prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens,
+         completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens,
+         cost_micro_krw = usage_daily.cost_micro_krw + excluded.cost_micro_krw`,
+      batch.flatMap((s) => [...s.key, s.requests, s.prompt, s.completion, s.cost]),
+    );
+  }
 }
 
 /**
@@ -127,10 +167,20 @@ export async function insertUsageRecords(
   records: readonly UsageRecord[],
   dialect: Dialect,
 ): Promise<void> {
+  // only what this insert added counts in the daily rollup: a replayed record is there already
+  const added = new Set<string>();
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
-    await db.run(batchInsertSql(batch.length), batch.flatMap(values));
+    for (const row of await db.all<{ request_id: string }>(
+      batchInsertSql(batch.length),
+      batch.flatMap(values),
+    ))
+      added.add(row.request_id);
   }
+  await addToDailyUsage(
+    db,
+    records.filter((r) => added.has(r.requestId)),
+  );
   const attempts: SqlValue[][] = [];
   for (const r of records) {
     if (!r.attempts) continue;
@@ -239,13 +289,8 @@ export async function setAsideUsage(
   );
 }
 
-/**
- * One statement is atomic by itself: a transaction (two more round trips on PostgreSQL) only when the
- * records have attempts or charges (more statements) or span several statements.
- */
+/** The records, their attempts, their daily sums and their charges land together or not at all. */
 function insertAtomically(db: Database, records: readonly UsageRecord[]): Promise<void> {
-  if (records.length <= MAX_BATCH && !hasAttempts(records) && !hasCharges(records))
-    return insertUsageRecords(db, records, db.dialect);
   return db.transaction((tx) => insertUsageRecords(tx, records, db.dialect));
 }
 

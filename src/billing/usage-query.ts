@@ -44,7 +44,7 @@ export interface UsageRow extends UsageTotals {
 }
 
 const GROUPS = {
-  day: { select: `(created_at + ${KST_OFFSET_MS}) / ${DAY_MS} AS day_number`, by: 'day_number' },
+  day: { select: 'day_number', by: 'day_number' },
   product: { select: 'product_id, model', by: 'product_id, model' },
   key: { select: 'api_key_id', by: 'api_key_id' },
   organization: { select: 'organization_id', by: 'organization_id' },
@@ -80,38 +80,102 @@ function scopeWhere(scope: UsageScope | undefined, where: string[], params: SqlV
   params.push(...scope.organizationIds, ...scope.productIds);
 }
 
-/** Aggregates the usage journal; every money figure is an exact sum of integer micro-won. */
+/**
+ * The KST days wholly inside [from, to): those are read from `usage_daily`; the rest of the range
+ * (a partial first or last day, when the range is given to the millisecond) from the raw records.
+ */
+function wholeDays(
+  from: number | undefined,
+  to: number | undefined,
+): { first: number | null; end: number | null } {
+  const first = from === undefined ? null : Math.ceil((from + KST_OFFSET_MS) / DAY_MS);
+  const end = to === undefined ? null : Math.floor((to + KST_OFFSET_MS) / DAY_MS);
+  return { first, end };
+}
+
+/**
+ * Aggregates usage; every money figure is an exact sum of integer micro-won. Whole days come from the
+ * daily rollup (migration 020), kept in the records' own transaction, so a query over months reads a
+ * few thousand rows however many millions of records there are; the partial days at the edges of a
+ * range given to the millisecond come from the records themselves.
+ */
 export async function queryUsage(
   db: Database,
   input: unknown,
   scope?: UsageScope,
 ): Promise<{ rows: UsageRow[]; totals: UsageTotals }> {
   const q = parseInput(usageQuery, input);
-  const where: string[] = [];
-  const params: SqlValue[] = [];
-  scopeWhere(scope, where, params);
+  const common: string[] = [];
+  const commonParams: SqlValue[] = [];
+  scopeWhere(scope, common, commonParams);
   const add = (sql: string, value: SqlValue | undefined) => {
     if (value === undefined) return;
-    where.push(sql);
-    params.push(value);
+    common.push(sql);
+    commonParams.push(value);
   };
   add('organization_id = ?', q.organizationId);
   add('product_id = ?', q.productId);
   add('api_key_id = ?', q.keyId);
-  add('created_at >= ?', q.from);
-  add('created_at < ?', q.to);
-  const filter = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
-  const measures = `COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-    CAST(SUM(cost_micro_krw) AS TEXT) AS cost`;
-  const total = await db.get<Record<string, unknown>>(
-    `SELECT ${measures} FROM usage_events ${filter}`,
-    params,
-  );
+
+  const { first, end } = wholeDays(q.from, q.to);
+  // rollup rows: whole days inside the range
+  const dailyWhere = [...common];
+  const dailyParams = [...commonParams];
+  if (first !== null) {
+    dailyWhere.push('day_number >= ?');
+    dailyParams.push(first);
+  }
+  if (end !== null) {
+    dailyWhere.push('day_number < ?');
+    dailyParams.push(end);
+  }
+  // raw rows: inside the range but outside those whole days
+  const rawWhere = [...common];
+  const rawParams = [...commonParams];
+  if (q.from !== undefined) {
+    rawWhere.push('created_at >= ?');
+    rawParams.push(q.from);
+  }
+  if (q.to !== undefined) {
+    rawWhere.push('created_at < ?');
+    rawParams.push(q.to);
+  }
+  const edges: string[] = [];
+  if (first !== null) {
+    edges.push('created_at < ?');
+    rawParams.push(first * DAY_MS - KST_OFFSET_MS);
+  }
+  if (end !== null) {
+    edges.push('created_at >= ?');
+    rawParams.push(end * DAY_MS - KST_OFFSET_MS);
+  }
+  const emptyDays = first !== null && end !== null && end <= first;
+  const where = (parts: string[]) => (parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '');
+  let source: string;
+  let params: SqlValue[];
+  const rawSelect = `SELECT (created_at + ${KST_OFFSET_MS}) / ${DAY_MS} AS day_number, organization_id, product_id,
+      model, api_key_id, 1 AS requests, prompt_tokens, completion_tokens, cost_micro_krw FROM usage_events`;
+  if (emptyDays) {
+    // the range lies within one day: the records alone
+    source = `${rawSelect} ${where(rawWhere)}`;
+    params = rawParams.slice(0, rawParams.length - edges.length);
+  } else {
+    const dailySelect = `SELECT day_number, organization_id, product_id, model, api_key_id, requests, prompt_tokens,
+        completion_tokens, cost_micro_krw FROM usage_daily ${where(dailyWhere)}`;
+    source =
+      edges.length === 0
+        ? dailySelect
+        : `${dailySelect} UNION ALL ${rawSelect} ${where([...rawWhere, `(${edges.join(' OR ')})`])}`;
+    params = edges.length === 0 ? dailyParams : [...dailyParams, ...rawParams];
+  }
+  const measures = `SUM(requests) AS requests, SUM(prompt_tokens) AS prompt_tokens,
+    SUM(completion_tokens) AS completion_tokens, CAST(SUM(cost_micro_krw) AS TEXT) AS cost`;
+  const total = await db.get<Record<string, unknown>>(`SELECT ${measures} FROM (${source}) u`, params);
   let rows: UsageRow[] = [];
   if (q.groupBy) {
     const group = GROUPS[q.groupBy];
     const raw = await db.all<Record<string, unknown>>(
-      `SELECT ${group.select}, ${measures} FROM usage_events ${filter} GROUP BY ${group.by} ORDER BY ${group.by}`,
+      `SELECT ${group.select}, ${measures} FROM (${source}) u GROUP BY ${group.by} ORDER BY ${group.by}`,
       params,
     );
     rows = raw.map((r) => {
@@ -149,7 +213,8 @@ export async function listUsageEvents(db: Database, input: unknown, scope?: Usag
   const rows = await db.all<Record<string, unknown>>(
     `SELECT request_id, created_at, organization_id, api_key_id, product_id, deployment_id, model, endpoint, stream,
             status, http_status, error_code, prompt_tokens, completion_tokens, usage_source, usage_note,
-            CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms
+            CAST(cost_micro_krw AS TEXT) AS cost, latency_ms, ttft_ms,
+            CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out
        FROM usage_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY created_at DESC, request_id DESC LIMIT ${q.limit}`,
     params,
@@ -177,6 +242,9 @@ export async function listUsageEvents(db: Database, input: unknown, scope?: Usag
     usageNote: (r.usage_note as string | null) ?? null,
     costKrw: formatKrw(BigInt(r.cost as string)),
     costMicroKrw: r.cost as string,
+    // The prices this call was charged at: those in force when it was admitted (docs/billing.md).
+    priceInputPer1M: formatKrw(BigInt(r.price_in as string)),
+    priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
     latencyMs: Number(r.latency_ms),
     ttftMs: r.ttft_ms === null || r.ttft_ms === undefined ? null : Number(r.ttft_ms),
     attempts: attempts.get(r.request_id as string) ?? servedAtOnce(r),

@@ -47,6 +47,7 @@ interface Due {
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly db: Database,
@@ -58,14 +59,20 @@ export class WebhookDispatcher {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.running ??= this.tick().finally(() => {
-        this.running = undefined;
-      });
+      this.running ??= this.tick()
+        .catch((error: unknown) => {
+          // the database is down or closing: the deliveries stay due, the next pass tries again
+          if (!this.stopped) this.logger.warn({ err: error }, 'webhook dispatch failed');
+        })
+        .finally(() => {
+          this.running = undefined;
+        });
     }, this.settings.intervalMs);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
     await this.running;
   }
@@ -80,6 +87,7 @@ export class WebhookDispatcher {
       [now],
     );
     for (const d of due) {
+      if (this.stopped) return;
       // the claim: pushes the next attempt past this one's timeout; another replica's claim wins or loses whole
       const claimed = await this.db.run(
         `UPDATE webhook_deliveries SET next_attempt_at = ? WHERE event_id = ? AND webhook_id = ?

@@ -2,7 +2,8 @@ import { formatKrw, parseKrwPrice } from '../billing/money.ts';
 import type { SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import type { CatalogFile, CatalogFileProduct } from './catalog-file.ts';
-import { PRODUCT_COLUMNS, SUPPLIER_COLUMNS, toProduct, toSupplier } from './catalog-records.ts';
+import { PRODUCT_COLUMNS, SUPPLIER_COLUMNS, toSupplier } from './catalog-records.ts';
+import { inForce, insertPriceRow, priceRows, productsWithPrices } from './product-prices.ts';
 
 /**
  * Importing a catalogue file: suppliers matched by name, products by model; what is missing is
@@ -17,6 +18,8 @@ export interface ImportOptions {
   overwrite: boolean;
   /** Report what would happen, change nothing. */
   dryRun: boolean;
+  /** Who a price this import sets is set by (the audit log's actor id); default `system`. */
+  actorId?: string;
 }
 
 export interface KeptValue {
@@ -250,6 +253,14 @@ async function importProduct(
         ...Object.entries(PRODUCT_FIELDS).map(([field, c]) => c.toDb(incoming[field])),
       ],
     );
+    await insertPriceRow(tx, {
+      productId: id,
+      effectiveFrom: now,
+      inputMicroPer1M: parseKrwPrice(incoming.priceInputPer1M),
+      outputMicroPer1M: parseKrwPrice(incoming.priceOutputPer1M),
+      setBy: options.actorId ?? 'system',
+      setAt: now,
+    });
     await audit({ entityType: 'product', entityId: id, before: null, after: await productAt(tx, id) });
     return;
   }
@@ -257,7 +268,7 @@ async function importProduct(
     report.products.otherSupplier.push({ model: product.model, file: supplierName });
     return;
   }
-  const current = toProduct(row);
+  const current = (await productsWithPrices(tx, [row], now))[0]!;
   const { write: fields, kept } = merge(
     current as unknown as Fields,
     parseBase(row.imported_fields),
@@ -273,6 +284,8 @@ async function importProduct(
     `UPDATE products SET ${sql ? `${sql}, updated_at = ?, ` : ''}imported_fields = ? WHERE id = ?`,
     [...params, ...(sql ? [now] : []), canonical(incoming), current.id],
   );
+  if (fields.includes('priceInputPer1M') || fields.includes('priceOutputPer1M'))
+    await importedPrice(tx, current.id, fields, incoming, options.actorId ?? 'system', now);
   if (fields.length > 0)
     await audit({
       entityType: 'product',
@@ -282,6 +295,46 @@ async function importProduct(
     });
 }
 
+/**
+ * An import that changes a price changes it now, as a PATCH without `pricesEffectiveFrom` does: a new
+ * row of the schedule, the other price kept as in force, and the product row's columns set to both
+ * (they may have missed a scheduled change that came due since the last write).
+ */
+async function importedPrice(
+  tx: SqlExecutor,
+  productId: string,
+  fields: readonly string[],
+  incoming: Fields,
+  setBy: string,
+  now: number,
+): Promise<void> {
+  const schedule = (await priceRows(tx, [productId])).get(productId) ?? [];
+  const current = inForce(schedule, now);
+  const row = await tx.get<Record<string, unknown>>(
+    'SELECT CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out FROM products WHERE id = ?',
+    [productId],
+  );
+  const inputMicroPer1M = fields.includes('priceInputPer1M')
+    ? parseKrwPrice(incoming.priceInputPer1M)
+    : (current?.inputMicroPer1M ?? BigInt(row!.price_in as string));
+  const outputMicroPer1M = fields.includes('priceOutputPer1M')
+    ? parseKrwPrice(incoming.priceOutputPer1M)
+    : (current?.outputMicroPer1M ?? BigInt(row!.price_out as string));
+  await tx.run(
+    'UPDATE products SET price_input_micro_per_1m = ?, price_output_micro_per_1m = ? WHERE id = ?',
+    [inputMicroPer1M, outputMicroPer1M, productId],
+  );
+  await insertPriceRow(tx, {
+    productId,
+    // Two changes in one millisecond are two changes, the later in force.
+    effectiveFrom: current && current.effectiveFrom >= now ? current.effectiveFrom + 1 : now,
+    inputMicroPer1M,
+    outputMicroPer1M,
+    setBy,
+    setAt: now,
+  });
+}
+
 async function supplierAt(tx: SqlExecutor, id: string) {
   return toSupplier(
     (await tx.get<Record<string, unknown>>(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers WHERE id = ?`, [id]))!,
@@ -289,9 +342,10 @@ async function supplierAt(tx: SqlExecutor, id: string) {
 }
 
 async function productAt(tx: SqlExecutor, id: string) {
-  return toProduct(
-    (await tx.get<Record<string, unknown>>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [id]))!,
-  );
+  const row = await tx.get<Record<string, unknown>>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [
+    id,
+  ]);
+  return (await productsWithPrices(tx, [row!]))[0]!;
 }
 
 /** The whole catalogue as a catalogue file (every supplier and product, any status). */
@@ -299,9 +353,11 @@ export async function exportCatalog(db: SqlExecutor, today = new Date()): Promis
   const suppliers = (
     await db.all<Record<string, unknown>>(`SELECT ${SUPPLIER_COLUMNS} FROM suppliers ORDER BY created_at, id`)
   ).map(toSupplier);
-  const products = (
-    await db.all<Record<string, unknown>>(`SELECT ${PRODUCT_COLUMNS} FROM products ORDER BY created_at, id`)
-  ).map(toProduct);
+  // The prices in force when the file is written (a scheduled change is not in the file format).
+  const products = await productsWithPrices(
+    db,
+    await db.all<Record<string, unknown>>(`SELECT ${PRODUCT_COLUMNS} FROM products ORDER BY created_at, id`),
+  );
   const rates = await db.get<{ value: string }>('SELECT value FROM settings WHERE key = ?', [
     EXCHANGE_RATES_SETTING,
   ]);

@@ -3,6 +3,7 @@ import { formatKrw, PriceFormatError, parseKrwPrice } from '../billing/money.ts'
 import { ADAPTER_NAMES } from '../providers/registry.ts';
 import type { DeploymentHealthView } from '../routing/health.ts';
 import type { CredentialState } from './credentials.ts';
+import { type PriceChangeView, type PriceRow, toPriceChangeView } from './product-prices.ts';
 
 /**
  * The catalog's records: what the admin API accepts (zod schemas, which name each bad field), what
@@ -107,6 +108,14 @@ export const productInput = z.strictObject({
   suggestedDeployment: suggestedDeploymentInput.nullable().optional(),
 });
 
+/**
+ * A PATCH of a product: any field, and when the prices given take effect (a KST date or an ISO 8601
+ * instant; absent: now). Parsed by the service, which knows the time and the schedule.
+ */
+export const productPatchInput = productInput.partial().extend({
+  pricesEffectiveFrom: z.string().optional(),
+});
+
 /** The base URL of a `local` deployment: the model runs in the hub's own process (providers/local). */
 export const LOCAL_BASE_URL = 'local:';
 
@@ -150,9 +159,11 @@ export interface Product {
   purposes: string[];
   modality: string;
   contextWindow: number;
-  /** KRW per 1M tokens, exact decimal text. */
+  /** KRW per 1M tokens in force now, exact decimal text (product_prices holds the schedule). */
   priceInputPer1M: string;
   priceOutputPer1M: string;
+  /** The next scheduled price change, or null. */
+  nextPriceChange: PriceChangeView | null;
   residency: string;
   status: string;
   /** Public model ids tried in order when this product cannot answer. */
@@ -221,7 +232,18 @@ export function toSupplier(r: R): Supplier {
   };
 }
 
-export function toProduct(r: R): Product {
+/**
+ * `schedule`: the product's price in force and next change (product_prices). Without it, or for a
+ * product with no history row (only ever inserted by hand), the product row's own columns.
+ */
+export function toProduct(
+  r: R,
+  schedule: { inForce: PriceRow | undefined; next: PriceRow | undefined } = {
+    inForce: undefined,
+    next: undefined,
+  },
+): Product {
+  const { inForce, next } = schedule;
   return {
     id: r.id as string,
     supplierId: r.supplier_id as string,
@@ -232,8 +254,9 @@ export function toProduct(r: R): Product {
     purposes: JSON.parse(r.purposes as string) as string[],
     modality: r.modality as string,
     contextWindow: Number(r.context_window),
-    priceInputPer1M: formatKrw(BigInt(r.price_in as string)),
-    priceOutputPer1M: formatKrw(BigInt(r.price_out as string)),
+    priceInputPer1M: formatKrw(inForce ? inForce.inputMicroPer1M : BigInt(r.price_in as string)),
+    priceOutputPer1M: formatKrw(inForce ? inForce.outputMicroPer1M : BigInt(r.price_out as string)),
+    nextPriceChange: next ? toPriceChangeView(next) : null,
     residency: r.residency as string,
     status: r.status as string,
     fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],

@@ -1,4 +1,5 @@
 import type { AuditTrail } from '../audit/audit-log.ts';
+import { parseKrwPrice } from '../billing/money.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
@@ -12,16 +13,27 @@ import {
   PRODUCT_COLUMNS,
   type Product,
   productInput,
+  productPatchInput,
   SUPPLIER_COLUMNS,
   type Supplier,
   supplierInput,
   toDeployment,
-  toProduct,
   toSupplier,
   type UrlSetter,
 } from './catalog-records.ts';
 import { type ResealReport, resealCredentials } from './credential-reseal.ts';
 import type { CredentialBox } from './credentials.ts';
+import {
+  effectiveTime,
+  inForce,
+  insertPriceRow,
+  type PriceRow,
+  type PriceView,
+  parseEffectiveFrom,
+  priceRows,
+  productsWithPrices,
+  toPriceView,
+} from './product-prices.ts';
 
 /** The settings row whose value changes with every catalog write. */
 export const CATALOG_REVISION_SETTING = 'catalog_revision';
@@ -132,7 +144,8 @@ export class CatalogService {
 
   // --- products --------------------------------------------------------------------------------
 
-  async createProduct(input: unknown, trail: AuditTrail): Promise<Product> {
+  /** `setBy`: the audit log's actor id, kept on the product's first price row. */
+  async createProduct(input: unknown, trail: AuditTrail, setBy: string): Promise<Product> {
     const v = parseInput(productInput, input);
     const now = Date.now();
     const id = newId('prd');
@@ -168,6 +181,14 @@ export class CatalogService {
           ],
         ),
       );
+      await insertPriceRow(tx, {
+        productId: id,
+        effectiveFrom: now,
+        inputMicroPer1M: v.priceInputPer1M,
+        outputMicroPer1M: v.priceOutputPer1M,
+        setBy,
+        setAt: now,
+      });
       const after = await this.getProduct(id, tx);
       await trail(tx, { entityId: id, after });
       return after;
@@ -181,18 +202,41 @@ export class CatalogService {
           [filter.supplierId],
         )
       : await this.db.all(`SELECT ${PRODUCT_COLUMNS} FROM products ORDER BY created_at, id`);
-    return rows.map(toProduct);
+    return productsWithPrices(this.db, rows);
   }
 
   async getProduct(id: string, q: SqlExecutor = this.db): Promise<Product> {
     const row = await q.get(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE id = ?`, [id]);
     if (!row) throw new NotFoundError('product', id);
-    return toProduct(row);
+    return (await productsWithPrices(q, [row]))[0]!;
   }
 
-  async updateProduct(id: string, input: unknown, trail: AuditTrail): Promise<Product> {
+  /** Every price the product had, has and will have, oldest first (the table is append-only). */
+  async listPrices(id: string): Promise<PriceView[]> {
     await this.getProduct(id);
-    const v = parseInput(productInput.partial(), input);
+    return ((await priceRows(this.db, [id])).get(id) ?? []).map(toPriceView);
+  }
+
+  /**
+   * A PATCH. Prices given take effect at `pricesEffectiveFrom` (default now) as a new row of the
+   * product's schedule; a price not given keeps the value in force at that time. The product row's
+   * own price columns follow only a change in force at once: a scheduled one lives in product_prices
+   * until it is due, and every reader takes the price in force from there.
+   */
+  async updateProduct(id: string, input: unknown, trail: AuditTrail, setBy: string): Promise<Product> {
+    await this.getProduct(id);
+    const v = parseInput(productPatchInput, input);
+    const pricing = v.priceInputPer1M !== undefined || v.priceOutputPer1M !== undefined;
+    if (v.pricesEffectiveFrom !== undefined && !pricing)
+      throw ValidationError.of(
+        'pricesEffectiveFrom',
+        'priceInputPer1M 또는 priceOutputPer1M과 함께 보내야 합니다 / only with priceInputPer1M or priceOutputPer1M',
+      );
+    const requested =
+      v.pricesEffectiveFrom === undefined ? undefined : parseEffectiveFrom(v.pricesEffectiveFrom);
+    const now = Date.now();
+    const effectiveFrom = pricing ? effectiveTime(requested, now) : now;
+    const atOnce = effectiveFrom === now;
     const { sql, params } = setClause({
       supplier_id: v.supplierId,
       model: v.model,
@@ -202,8 +246,8 @@ export class CatalogService {
       purposes: v.purposes ? JSON.stringify([...new Set(v.purposes)]) : undefined,
       modality: v.modality,
       context_window: v.contextWindow,
-      price_input_micro_per_1m: v.priceInputPer1M,
-      price_output_micro_per_1m: v.priceOutputPer1M,
+      price_input_micro_per_1m: atOnce ? v.priceInputPer1M : undefined,
+      price_output_micro_per_1m: atOnce ? v.priceOutputPer1M : undefined,
       residency: v.residency,
       status: v.status,
       fallback_models:
@@ -221,6 +265,7 @@ export class CatalogService {
       if (v.supplierId !== undefined) await this.requireSupplier(v.supplierId, tx);
       if (v.fallbackModels)
         await this.requireModels('fallbackModels', v.fallbackModels, v.model ?? before.model, tx);
+      if (pricing) await this.addPrice(tx, id, before, v, effectiveFrom, atOnce, setBy, now);
       if (sql)
         await this.unique('model', `model "${v.model}" is already a product`, () =>
           tx.run(`UPDATE products SET ${sql}, updated_at = ? WHERE id = ?`, [...params, Date.now(), id]),
@@ -229,6 +274,47 @@ export class CatalogService {
       await trail(tx, { entityId: id, before, after });
       return after;
     });
+  }
+
+  private async addPrice(
+    tx: SqlExecutor,
+    productId: string,
+    before: Product,
+    v: { priceInputPer1M?: bigint | undefined; priceOutputPer1M?: bigint | undefined },
+    requestedFrom: number,
+    atOnce: boolean,
+    setBy: string,
+    now: number,
+  ): Promise<void> {
+    const schedule = (await priceRows(tx, [productId])).get(productId) ?? [];
+    let effectiveFrom = requestedFrom;
+    if (atOnce) {
+      // Two changes "now" in one millisecond are two changes, the later in force: not a conflict.
+      const current = inForce(schedule, now);
+      if (current && current.effectiveFrom >= effectiveFrom) effectiveFrom = current.effectiveFrom + 1;
+    } else if (schedule.some((row) => row.effectiveFrom === effectiveFrom)) {
+      throw new ConflictError(
+        'pricesEffectiveFrom',
+        // The router puts the Korean first ("이미 존재합니다").
+        `a price change is already scheduled for ${new Date(effectiveFrom).toISOString()}: prices are never rewritten; schedule another time`,
+      );
+    }
+    // What the PATCH leaves out is what would have been in force then (the product row's own price
+    // for a product without history).
+    const base: Pick<PriceRow, 'inputMicroPer1M' | 'outputMicroPer1M'> = inForce(schedule, effectiveFrom) ?? {
+      inputMicroPer1M: parseKrwPrice(before.priceInputPer1M),
+      outputMicroPer1M: parseKrwPrice(before.priceOutputPer1M),
+    };
+    await this.unique('pricesEffectiveFrom', 'a price change is already scheduled for this time', () =>
+      insertPriceRow(tx, {
+        productId,
+        effectiveFrom,
+        inputMicroPer1M: v.priceInputPer1M ?? base.inputMicroPer1M,
+        outputMicroPer1M: v.priceOutputPer1M ?? base.outputMicroPer1M,
+        setBy,
+        setAt: now,
+      }),
+    );
   }
 
   // --- deployments -----------------------------------------------------------------------------

@@ -4,6 +4,10 @@ import type { Database } from '../storage/database.ts';
 import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
 import { type CredentialBox, CredentialError } from './credentials.ts';
+import { inForce, type PriceRow, priceRows, tokenPrices } from './product-prices.ts';
+
+/** setTimeout's longest delay; a change further away is re-armed for when this one fires. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 export interface RoutableDeployment {
   id: string;
@@ -67,6 +71,10 @@ export class CatalogSnapshot {
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain: Promise<void> | undefined;
+  /** Scheduled price changes not yet in force, by model, soonest first (product_prices). */
+  private pending = new Map<string, PriceRow[]>();
+  private priceTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly db: Database,
@@ -96,7 +104,44 @@ export class CatalogSnapshot {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.priceTimer);
+    this.priceTimer = undefined;
+  }
+
+  /**
+   * Puts every scheduled price change that has come due into force, then waits for the next one. A
+   * product whose price changes is replaced by a new object, never changed in place: a call holds the
+   * product it was admitted with (its hold, its fallback decisions and its usage record all read
+   * `product.prices`), so a change that comes due during a call does not touch it (docs/billing.md).
+   * No catalog write and no query: every replica's snapshot does this on its own clock.
+   */
+  private applyDuePrices(): void {
+    clearTimeout(this.priceTimer);
+    this.priceTimer = undefined;
+    const now = Date.now();
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const [model, changes] of this.pending) {
+      let due: PriceRow | undefined;
+      while (changes.length > 0 && changes[0]!.effectiveFrom <= now) due = changes.shift();
+      const product = this.products.get(model);
+      if (due && product) this.products.set(model, withPrices(product, tokenPrices(due)));
+      if (changes.length === 0) this.pending.delete(model);
+      else soonest = Math.min(soonest, changes[0]!.effectiveFrom);
+    }
+    if (soonest === Number.POSITIVE_INFINITY || this.stopped) return;
+    this.priceTimer = setTimeout(
+      () => {
+        try {
+          this.applyDuePrices();
+        } catch (error) {
+          this.onError(error);
+        }
+      },
+      Math.min(Math.max(soonest - now, 0), MAX_TIMER_MS),
+    );
+    this.priceTimer.unref();
   }
 
   /**
@@ -145,10 +190,18 @@ export class CatalogSnapshot {
         base_url_set_by
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
+    const schedules = await priceRows(this.db);
+    const now = Date.now();
+    const pending = new Map<string, PriceRow[]>();
     const next = new Map<string, RoutableProduct>();
     const unreadable: UnreadableCredential[] = [];
     const byId = new Map<string, RoutableProduct>();
     for (const r of products) {
+      const schedule = schedules.get(r.id as string) ?? [];
+      const current = inForce(schedule, now);
+      const later = schedule.filter((row) => row.effectiveFrom > now);
+      if (later.length > 0) pending.set(r.model as string, later);
+      // Keep the property order of withPrices(): one hidden class for every product (decision 0006).
       const product: RoutableProduct = {
         id: r.id as string,
         model: r.model as string,
@@ -159,10 +212,13 @@ export class CatalogSnapshot {
         residency: r.residency as string,
         contextWindow: Number(r.context_window),
         createdAtSeconds: Math.floor(Number(r.created_at) / 1000),
-        prices: {
-          inputMicroPer1M: BigInt(r.price_in as string),
-          outputMicroPer1M: BigInt(r.price_out as string),
-        },
+        // A product with no history row (only ever inserted by hand) has its row's own price.
+        prices: current
+          ? tokenPrices(current)
+          : {
+              inputMicroPer1M: BigInt(r.price_in as string),
+              outputMicroPer1M: BigInt(r.price_out as string),
+            },
         fallbackModels: r.fallback_models ? (JSON.parse(r.fallback_models as string) as string[]) : [],
         routingStrategy: (r.routing_strategy as RoutingStrategy | null) ?? 'weighted',
         deployments: [],
@@ -213,7 +269,29 @@ export class CatalogSnapshot {
       });
     }
     this.products = next;
+    this.pending = pending;
     this.unreadable = unreadable;
     this.fingerprint = fingerprint;
+    // Also puts in force what came due while this load ran, and re-arms the timer for the new schedule.
+    this.applyDuePrices();
   }
+}
+
+/** The same product at other prices, a new object with the same shape (see applyDuePrices). */
+function withPrices(p: RoutableProduct, prices: TokenPrices): RoutableProduct {
+  return {
+    id: p.id,
+    model: p.model,
+    displayName: p.displayName,
+    supplierId: p.supplierId,
+    supplierName: p.supplierName,
+    modality: p.modality,
+    residency: p.residency,
+    contextWindow: p.contextWindow,
+    createdAtSeconds: p.createdAtSeconds,
+    prices,
+    fallbackModels: p.fallbackModels,
+    routingStrategy: p.routingStrategy,
+    deployments: p.deployments,
+  };
 }

@@ -2,6 +2,8 @@
  * `kaihub <resource> <verb> …`: the operator's commands against a running hub's /admin/v1. Each
  * command becomes one HTTP request (a Plan); the hub validates, the CLI only spells and prints.
  */
+
+import { planApplications, planPool, planReviews } from './application-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
@@ -11,6 +13,7 @@ import { flagSet, list, type Plan, parse, record, updateBody } from './plan.ts';
 import {
   KEY_COLUMNS,
   KEY_FIELDS,
+  PRICE_COLUMNS,
   RESOURCES,
   type Resource,
   type Row,
@@ -96,6 +99,16 @@ function planKeys(verb: string, args: string[]): Plan {
   throw new UsageError(`kaihub keys: list <orgId> | create <orgId> | revoke <keyId> (got "${verb}")`);
 }
 
+function planPrices(args: string[]): Plan {
+  const parsed = parse(args, flagSet(), ['productId']);
+  return {
+    parsed,
+    method: 'GET',
+    path: `/products/${encodeURIComponent(parsed.positionals[0] ?? '')}/prices`,
+    render: list(PRICE_COLUMNS),
+  };
+}
+
 function planUsage(args: string[]): Plan {
   if (args[0] === 'events') {
     const parsed = parse(args.slice(1), flagSet(USAGE_EVENT_FILTERS), []);
@@ -129,6 +142,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'audit') return planAudit(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
+  if ((command === 'products' || command === 'product') && verb === 'prices') return planPrices(rest);
   if (command === 'memberships' || command === 'membership') return planMemberships(verb, rest);
   if (command === 'tokens' || command === 'token') return planTokens(verb, rest);
   if (command === 'catalog') return planCatalog(verb, rest);
@@ -136,6 +150,9 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
   if (command === 'funds') return planFunds(verb, rest);
   if (command === 'settlements' || command === 'settlement') return planSettlements(verb, rest);
+  if (command === 'pool') return planPool(verb, rest);
+  if (command === 'applications' || command === 'application') return planApplications(verb, rest);
+  if (command === 'reviews' || command === 'review') return planReviews(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -205,7 +222,8 @@ export function adminUsage(): string {
   return `kaihub 관리 명령 / admin commands — 실행 중인 허브의 /admin/v1 / against a running hub's /admin/v1
 
   kaihub suppliers   list | get <id> | create | update <id>
-  kaihub products    list [--supplier-id ID] | get <id> | create | update <id>
+  kaihub products    list [--supplier-id ID] | get <id> | create | update <id> | prices <id>
+                     가격 예약 / schedule a price: update <id> --price-input-per-1m N --prices-effective-from 2026-12-01
   kaihub deployments list [--product-id ID] | get <id> | create | update <id> | delete <id>
   kaihub orgs        list | get <id> | create | update <id>
   kaihub keys        list <orgId> | create <orgId> [--name N] [--allowed-models a,b] | revoke <keyId>
@@ -231,6 +249,7 @@ export function adminUsage(): string {
 
   kaihub programmes  list | get <id> | create --name N --starts-on D --ends-on D --budget-krw N
                      --on-exhausted block|self-pay --data '{"copayPercent": {"sme": 20}}'   지원사업 / programmes
+                     | update <id> [--capacity N] [--evaluator-ids a,b] [--data '{"reviewCriteria": [...]}']
   kaihub vouchers    issue <programmeId> --organization-id ID --amount-krw N [--valid-from D] [--valid-until D]
                      | list <programmeId>                                          바우처 / vouchers
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
@@ -238,6 +257,17 @@ export function adminUsage(): string {
   kaihub settlements close <YYYY-MM> [--vat-percent 10] | list | get <YYYY-MM>
                      | statement <YYYY-MM> --supplier-id ID|--organization-id ID [--format csv|xlsx] > file
                      월 정산과 명세서 / monthly settlement and statements
+  kaihub pool        join <programmeId> --supplier-id ID [--product-ids a,b] [--summary S]
+                     [--data '{"services": [{"name": "PoC", "costCategories": ["poc"]}]}']
+                     | update <poolEntryId> [--summary S] [--product-ids a,b] [--data ..] | list <programmeId>
+                     공급기업 Pool / the programme's supplier pool
+  kaihub applications create <programmeId> --organization-id ID --pool-entry-id ID --requested-krw N
+                     --cost-categories api_usage,poc [--plan P] | list <programmeId> | get <id>
+                     | update <id> [--plan P] | submit <id>
+                     | select <id> --amount-krw N [--starts-on D] [--ends-on D] [--cost-categories ..] [--reason R]
+                     | reject <id> --reason R                        신청·선정 / applications and selection
+  kaihub reviews     score <applicationId> --data '{"scores": {"feasibility": 80}}' [--comment C]
+                     | list <applicationId>                          평가 / reviews
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

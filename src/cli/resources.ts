@@ -71,7 +71,7 @@ export const RESOURCES: Resource[] = [
     verbs: ['list', 'get', 'create', 'update'],
     fields: fieldSpecs(
       `supplierId model displayName description parameters:number purposes:list modality contextWindow:number
-       priceInputPer1M priceOutputPer1M residency status`,
+       priceInputPer1M priceOutputPer1M pricesEffectiveFrom residency status`,
     ),
     filters: fieldSpecs('supplierId'),
     columns: [
@@ -125,10 +125,10 @@ export const RESOURCES: Resource[] = [
     command: 'programmes',
     aliases: ['programme', 'programs', 'program'],
     path: '/programmes',
-    verbs: ['list', 'get', 'create'],
-    // copayPercent is an object: --data '{"copayPercent": {"sme": 20}}'
+    verbs: ['list', 'get', 'create', 'update'],
+    // copayPercent and reviewCriteria are objects: --data '{"copayPercent": {"sme": 20}}'
     fields: fieldSpecs(
-      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw',
+      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw capacity:number evaluatorIds:list',
     ),
     filters: [],
     columns: [
@@ -237,3 +237,12 @@ export function usageTable(
     rows: [...result.rows, { ...result.totals, [group.first]: TOTAL }],
   };
 }
+
+/** `kaihub products prices <id>`: the schedule, oldest first; times in KST. */
+export const PRICE_COLUMNS: Column<Row>[] = [
+  { header: '적용 시작 From (KST)', value: (r) => kst(r.effectiveFrom) },
+  col('입력 In ₩/1M', 'priceInputPer1M', 'right'),
+  col('출력 Out ₩/1M', 'priceOutputPer1M', 'right'),
+  col('설정 Set by', 'setBy'),
+  { header: '설정 시각 Set at (KST)', value: (r) => kst(r.setAt) },
+];

@@ -11,8 +11,11 @@ import { migration012CatalogProvenance } from './migrations/012-catalog-provenan
 import { migration013DeploymentUrlSetter } from './migrations/013-deployment-url-setter.ts';
 import { migration014LedgerAndVouchers } from './migrations/014-ledger-and-vouchers.ts';
 import { migration015RateLimits } from './migrations/015-rate-limits.ts';
+import { migration016ProductPrices } from './migrations/016-product-prices.ts';
 import { migration017Settlement } from './migrations/017-settlement.ts';
+import { migration018Applications } from './migrations/018-applications.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
+import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -36,8 +39,11 @@ export const migrations: readonly Migration[] = [
   migration013DeploymentUrlSetter,
   migration014LedgerAndVouchers,
   migration015RateLimits,
+  migration016ProductPrices,
   migration017Settlement,
+  migration018Applications,
   migration019Alerts,
+  migration020UsageDaily,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

@@ -238,6 +238,36 @@ describe('kaihub CLI against a running hub', () => {
     assert.equal((await t.admin('GET', `/deployments/${deploymentId}`)).status, 404);
   });
 
+  test('a price scheduled from the CLI, and the schedule listed in KST', async () => {
+    const supplier = await t.admin('POST', '/suppliers', { name: '가격 공급기업' });
+    const product = await t.admin('POST', '/products', {
+      supplierId: supplier.body.id,
+      model: 'cli-prices',
+      displayName: 'CLI prices',
+      purposes: ['chat'],
+      modality: 'text',
+      contextWindow: 4096,
+      priceInputPer1M: '100',
+      priceOutputPer1M: '200',
+      residency: 'domestic',
+    });
+    const scheduled = await ok([
+      'products',
+      'update',
+      product.body.id,
+      '--price-input-per-1m',
+      '150',
+      '--prices-effective-from',
+      '2031-01-01',
+      '--json',
+    ]);
+    assert.equal(scheduled.priceInputPer1M, '100');
+    assert.equal(scheduled.nextPriceChange.effectiveFrom, '2030-12-31T15:00:00.000Z');
+    const table = await ok(['products', 'prices', product.body.id]);
+    assert.match(table, /^적용 시작 From \(KST\)\s+입력 In ₩\/1M\s+출력 Out ₩\/1M/);
+    assert.match(table, /^2031-01-01 00:00\s+150\s+200\s+operator-token/m);
+  });
+
   test('the hub’s validation errors reach stderr with the flags to fix, exit 1', async () => {
     const supplier = await t.admin('POST', '/suppliers', { name: '검증 공급기업' });
     const [invalid, conflict, notFound] = await Promise.all([

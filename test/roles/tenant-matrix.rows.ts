@@ -31,6 +31,8 @@ export interface MatrixRow {
   request(w: World, s: Side, side: 'own' | 'foreign', caller: Caller): Promise<MatrixRequest>;
   /** What an allowed answer must say beyond its status (counts, filtered lists). */
   check?(body: any, w: World, side: 'own' | 'foreign', caller: Caller): void;
+  /** Private ids this route may show the caller beyond `forbiddenIds`' own (an applicant to its supplier). */
+  visible?(w: World, caller: Caller): string[];
 }
 
 const all = (pair: Pair): Record<MatrixRole, Pair> => ({
@@ -85,6 +87,66 @@ function closedMonth(w: World): Promise<string> {
   }
   return month;
 }
+
+const CRITERIA = [
+  { id: 'feasibility', name: '실현 가능성', weight: 60 },
+  { id: 'impact', name: '기대 효과', weight: 40 },
+];
+
+/**
+ * A new programme with side s's supplier in its pool; the world's evaluator reviews A's programmes,
+ * not B's. With `status`, also an application of s's organisation through that pool entry.
+ */
+async function applicationFor(w: World, s: Side, status: 'draft' | 'submitted'): Promise<string> {
+  const { programmeId, poolEntryId } = await poolProgramme(w, s);
+  const application = await w.must('POST', `/programmes/${programmeId}/applications`, {
+    organizationId: s.organizationId,
+    poolEntryId,
+    requestedKrw: '1000',
+    costCategories: ['api_usage'],
+    plan: '사업 계획',
+  });
+  if (status === 'submitted') await w.must('POST', `/applications/${application.id}/submit`);
+  return application.id;
+}
+
+async function poolProgramme(w: World, s: Side): Promise<{ programmeId: string; poolEntryId: string }> {
+  const programme = await w.must('POST', '/programmes', { ...programmeBody(w), reviewCriteria: CRITERIA });
+  if (s === w.A)
+    await w.must('PATCH', `/programmes/${programme.id}`, { evaluatorIds: [w.callers.evaluator.userId] });
+  const entry = await w.must('POST', `/programmes/${programme.id}/pool`, {
+    supplierId: s.supplierId,
+    productIds: [s.productId],
+  });
+  return { programmeId: programme.id, poolEntryId: entry.id };
+}
+
+/** One submitted and one draft application per side and world, for the rows that only read or edit. */
+const applications = new WeakMap<
+  Side,
+  Promise<{ programmeId: string; poolEntryId: string; submitted: string; draft: string }>
+>();
+/** The submitted one once made, for checks (which are not async). */
+const submittedOf = new WeakMap<Side, string>();
+function sharedApplications(w: World, s: Side) {
+  let shared = applications.get(s);
+  if (shared === undefined) {
+    shared = (async () => {
+      const submitted = await applicationFor(w, s, 'submitted');
+      const application = await w.must('GET', `/applications/${submitted}`);
+      const programmeId = application.programmeId as string;
+      const poolEntryId = application.poolEntryId as string;
+      submittedOf.set(s, submitted);
+      return { programmeId, poolEntryId, submitted, draft: await applicationFor(w, s, 'draft') };
+    })();
+    applications.set(s, shared);
+  }
+  return shared;
+}
+
+/** A matched supplier and an assigned evaluator know which organisation applied. */
+const applicantVisible = (w: World, caller: Caller): string[] =>
+  caller.who === 'supplier_admin' || caller.who === 'evaluator' ? [w.A.organizationId] : [];
 
 /** The user a user-route addresses: oneself (own), or someone of tenant B (foreign). */
 async function targetUser(w: World, side: 'own' | 'foreign', caller: Caller, fresh = false): Promise<string> {
@@ -153,6 +215,14 @@ export const MATRIX: MatrixRow[] = [
       path: `/products/${s.productId}`,
       body: { description: `설명 ${w.nonce()}` },
     }),
+  },
+  {
+    // The price schedule is as public as the price itself.
+    method: 'GET',
+    route: '/products/:id/prices',
+    expect: all('ok/ok'),
+    request: async (_w, s) => ({ path: `/products/${s.productId}/prices` }),
+    check: (body) => assert.ok(body.data.length >= 1, 'a product has at least its first price'),
   },
 
   // --- deployments: base URLs, credentials and health are the supplier's own -----------------------
@@ -541,6 +611,175 @@ export const MATRIX: MatrixRow[] = [
     route: '/organizations/:id/events',
     expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
     request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/events` }),
+  },
+
+  // --- the supplier pool and applications: the pool is public; an application is its organisation's,
+  // its matched supplier's and (once submitted) its programme's evaluators'; decisions the operator's
+  {
+    method: 'PATCH',
+    route: '/programmes/:id',
+    expect: all('403/403'),
+    request: async (w) => ({ path: `/programmes/${await sharedProgramme(w)}`, body: { capacity: null } }),
+  },
+  {
+    method: 'POST',
+    route: '/programmes/:id/pool',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({
+      path: `/programmes/${(await w.must('POST', '/programmes', programmeBody(w))).id}/pool`,
+      body: { supplierId: s.supplierId, productIds: [s.productId] },
+    }),
+  },
+  {
+    method: 'PATCH',
+    route: '/pool-entries/:id',
+    expect: { ...all('403/403'), supplier_admin: 'ok/403' },
+    request: async (w, s) => ({
+      path: `/pool-entries/${(await sharedApplications(w, s)).poolEntryId}`,
+      body: { summary: `요약 ${w.nonce()}` },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/programmes/:id/pool',
+    expect: all('ok/ok'),
+    request: async (w, s) => ({ path: `/programmes/${(await sharedApplications(w, s)).programmeId}/pool` }),
+    check(body, w, side) {
+      assert.deepEqual(
+        body.data.map((e: any) => e.supplierId),
+        [side === 'own' ? w.A.supplierId : w.B.supplierId],
+      );
+    },
+  },
+  {
+    method: 'POST',
+    route: '/programmes/:id/applications',
+    expect: { ...all('403/403'), org_admin: 'ok/404', org_member: '403/404' },
+    request: async (w, s) => {
+      const { programmeId, poolEntryId } = await poolProgramme(w, s);
+      return {
+        path: `/programmes/${programmeId}/applications`,
+        body: {
+          organizationId: s.organizationId,
+          poolEntryId,
+          requestedKrw: '1000',
+          costCategories: ['api_usage'],
+          plan: '계획',
+        },
+      };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/programmes/:id/applications',
+    expect: { ...all('ok/ok'), nobody: '403/403' },
+    request: async (w, s) => ({
+      path: `/programmes/${(await sharedApplications(w, s)).programmeId}/applications`,
+    }),
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      const own = submittedOf.get(w.A);
+      assert.deepEqual(ids(body), side === 'own' ? [own] : [], 'only what concerns the caller');
+    },
+    visible: applicantVisible,
+  },
+  {
+    method: 'GET',
+    route: '/applications',
+    expect: { ...all('ok/ok'), nobody: '403/403' },
+    request: async (w, s) => ({
+      path: `/applications?programmeId=${(await sharedApplications(w, s)).programmeId}`,
+    }),
+    check(body, w, side, caller) {
+      if (caller.isOperator) return;
+      assert.deepEqual(ids(body), side === 'own' ? [submittedOf.get(w.A)] : []);
+    },
+    visible: applicantVisible,
+  },
+  {
+    method: 'GET',
+    route: '/applications/:id',
+    expect: { ...all('ok/404'), nobody: '404/404' },
+    request: async (w, s) => ({ path: `/applications/${(await sharedApplications(w, s)).submitted}` }),
+    check(body, w, side, caller) {
+      if (!caller.isOperator || side === 'own') assert.equal(body.organizationId, w.A.organizationId);
+    },
+    visible: applicantVisible,
+  },
+  {
+    method: 'PATCH',
+    route: '/applications/:id',
+    expect: {
+      ...all('404/404'),
+      supplier_admin: 'ok/404',
+      org_admin: 'ok/404',
+      org_member: '403/404',
+    },
+    request: async (w, s) => ({
+      path: `/applications/${(await sharedApplications(w, s)).draft}`,
+      body: { plan: `계획 ${w.nonce()}` },
+    }),
+    visible: applicantVisible,
+  },
+  {
+    method: 'POST',
+    route: '/applications/:id/submit',
+    expect: {
+      ...all('404/404'),
+      supplier_admin: '403/404',
+      org_admin: 'ok/404',
+      org_member: '403/404',
+    },
+    request: async (w, s) => ({ path: `/applications/${await applicationFor(w, s, 'draft')}/submit` }),
+  },
+  {
+    method: 'POST',
+    route: '/applications/:id/reviews',
+    expect: {
+      ...all('403/404'),
+      evaluator: 'ok/404',
+      nobody: '404/404',
+    },
+    request: async (w, s) => ({
+      path: `/applications/${(await sharedApplications(w, s)).submitted}/reviews`,
+      body: { scores: { feasibility: 70, impact: 80 } },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/applications/:id/reviews',
+    expect: {
+      ...all('403/404'),
+      evaluator: 'ok/404',
+      nobody: '404/404',
+    },
+    request: async (w, s) => ({
+      path: `/applications/${(await sharedApplications(w, s)).submitted}/reviews`,
+    }),
+    check(body, _w, _side, caller) {
+      // the evaluator scored it (the row above): they see every review, only their own named
+      if (caller.isOperator) return;
+      assert.ok(body.data.length >= 1);
+      for (const review of body.data) if (!review.mine) assert.equal(review.reviewerId, undefined);
+    },
+  },
+  {
+    method: 'POST',
+    route: '/applications/:id/select',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: `/applications/${await applicationFor(w, s, 'submitted')}/select`,
+      body: { amountKrw: '1000', reason: '선정' },
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/applications/:id/reject',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: `/applications/${await applicationFor(w, s, 'submitted')}/reject`,
+      body: { reason: '탈락 사유' },
+    }),
   },
 ];
 

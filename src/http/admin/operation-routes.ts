@@ -32,7 +32,11 @@ export function operationRoutes({ db, auditLog, catalog }: OperationDeps): Admin
       roles: [],
       audit: 'handler',
       handle: async (r) => {
-        const options = { dryRun: flag(r.query, 'dryRun'), overwrite: flag(r.query, 'overwrite') };
+        const options = {
+          dryRun: flag(r.query, 'dryRun'),
+          overwrite: flag(r.query, 'overwrite'),
+          actorId: r.principal.actorId,
+        };
         const file = parseCatalogFile(r.body);
         const report = await catalog.importCatalog(file, options, (entry, tx) =>
           r.audit({ action: 'import', ...entry }, tx),

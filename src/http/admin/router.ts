@@ -244,7 +244,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           return sendError(res, 403, 'forbidden', `권한이 없습니다. / Forbidden: ${error.message}`);
         }
         if (error instanceof ConflictError) {
-          return sendError(res, 409, 'conflict', `이미 존재합니다. / ${error.message}`, [
+          return sendError(res, 409, 'conflict', `${error.korean ?? '이미 존재합니다.'} / ${error.message}`, [
             { field: error.field, message: error.message },
           ]);
         }

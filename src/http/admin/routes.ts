@@ -22,6 +22,7 @@ import type { NetworkPolicy } from '../../providers/network.ts';
 import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
+import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
 import { type AlertDeps, alertRoutes, type FundingDeps, fundingRoutes } from './funding-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
@@ -29,7 +30,13 @@ import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
-export interface AdminDeps extends OperationDeps, PeopleDeps, FundingDeps, SettlementDeps, AlertDeps {
+export interface AdminDeps
+  extends OperationDeps,
+    PeopleDeps,
+    FundingDeps,
+    SettlementDeps,
+    AlertDeps,
+    ApplicationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -174,7 +181,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         // Without a supplier id the validation names the field (400); with one, it must be theirs.
         if (typeof supplierId === 'string') requireManageSupplier(r.principal, supplierId);
         requireOperatorProductDecisions(r.principal, r.body, true);
-        return created(await catalog.createProduct(r.body, r.trail));
+        return created(await catalog.createProduct(r.body, r.trail, r.principal.actorId));
       },
     },
     {
@@ -199,8 +206,15 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
         const product = await catalog.getProduct(r.params.id!);
         requireManageSupplier(r.principal, product.supplierId);
         requireOperatorProductDecisions(r.principal, r.body, false);
-        return ok(await catalog.updateProduct(r.params.id!, r.body, r.trail));
+        return ok(await catalog.updateProduct(r.params.id!, r.body, r.trail, r.principal.actorId));
       },
+    },
+    {
+      // The schedule is as public as the price: the catalogue is (docs/roles.md).
+      method: 'GET',
+      path: '/products/:id/prices',
+      roles: EVERYONE,
+      handle: async (r) => list(await catalog.listPrices(r.params.id!)),
     },
 
     {
@@ -409,5 +423,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...fundingRoutes(deps),
     ...settlementRoutes(deps),
     ...alertRoutes(deps),
+    ...applicationRoutes(deps),
   ];
 }
