@@ -94,11 +94,32 @@ runTests('integration tests on SQLite', integration, { KAIHUB_TEST_DATABASE: 'sq
 
 const pgUrl = process.env.KAIHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const pgPort = Number(new URL(pgUrl).port || 5432);
-if (await reachable(pgPort)) {
+const pgUp = await reachable(pgPort);
+if (pgUp) {
   runTests('integration tests on PostgreSQL', integration, { KAIHUB_TEST_DATABASE: 'postgres' });
 } else {
   skippedSuites.push(`integration tests on PostgreSQL: nothing listens on 127.0.0.1:${pgPort} (${pgUrl})`);
   if (inCi) failedSteps.push('PostgreSQL is required in CI');
+}
+
+// Limits, holds and revocation shared by replicas: PostgreSQL and Redis together, as in production.
+const redisUrl = process.env.KAIHUB_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisPort = Number(new URL(redisUrl).port || 6379);
+const redisUp = await reachable(redisPort);
+if (pgUp && redisUp) {
+  // test/redis, and the suites of limits and holds again, their hubs sharing through Redis (hub.ts)
+  const again = ['vouchers', 'rate-limits', 'replicas'].map((f) => `test/integration/${f}.test.ts`);
+  runTests('shared limits on PostgreSQL + Redis', [...files('test/redis', '.test.ts'), ...again], {
+    KAIHUB_TEST_DATABASE: 'postgres',
+    KAIHUB_TEST_REDIS_URL: redisUrl,
+  });
+} else {
+  const missing = [
+    ...(pgUp ? [] : [`PostgreSQL (nothing listens on 127.0.0.1:${pgPort})`]),
+    ...(redisUp ? [] : [`Redis (nothing listens on 127.0.0.1:${redisPort}, ${redisUrl})`]),
+  ];
+  skippedSuites.push(`shared limits on PostgreSQL + Redis: ${missing.join(' and ')}`);
+  if (inCi) failedSteps.push('Redis and PostgreSQL are required in CI');
 }
 
 process.stdout.write('\n=== summary\n');

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { loadAdminToken } from './accounts/admin-token.ts';
 import { ApiKeyService } from './accounts/api-keys.ts';
 import { KeyCache } from './accounts/key-cache.ts';
@@ -42,6 +43,9 @@ import { BudgetHolds } from './limits/budget-holds.ts';
 import { OrganizationConcurrency } from './limits/concurrency.ts';
 import { HubAdmission } from './limits/hub-admission.ts';
 import { RateLimits } from './limits/rate-limits.ts';
+import { connectRedis, firstConnection } from './limits/redis-connection.ts';
+import { SharedAdmission } from './limits/shared-admission.ts';
+import { SharedEvents } from './limits/shared-events.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -185,17 +189,73 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     ...DEFAULT_DISPATCHER_SETTINGS,
     retryBaseMs: config.webhookRetryBaseMs,
   });
-  programmes.onVoucherIssued = (id) => budgetHolds.forget(id);
-  funds.onChange = (id) => budgetHolds.forget(id);
+  // With REDIS_URL: limits, holds and revocation shared by every replica (decision 0019); else in memory.
+  const shared = config.redisUrl === undefined ? null : await openShared(config, config.redisUrl, logger);
+  const sharedAdmission =
+    shared === null
+      ? null
+      : new SharedAdmission(
+          shared.redis,
+          db,
+          () => usageJournal.sync(),
+          { prefix: config.redisPrefix, leaseMs: config.holdLeaseMs },
+          logger,
+        );
+  const events =
+    shared === null
+      ? null
+      : new SharedEvents(
+          shared.redis,
+          shared.subscriber,
+          config.redisPrefix,
+          {
+            keyRevoked: (hash) => keyCache.evictHash(hash),
+            organizationChanged: (id) => {
+              keyCache.evictOrganization(id);
+              budgetHolds.forget(id);
+              sharedAdmission?.forget(id);
+            },
+            fundsChanged: (id) => {
+              budgetHolds.forget(id);
+              sharedAdmission?.forget(id);
+            },
+          },
+          logger,
+        );
+  if (events !== null && shared !== null) {
+    // subscribed before the hub listens, when Redis is there; else as soon as it is
+    if (shared.subscriberReady) await events.start();
+    else events.start().catch(logError);
+  }
+  keys.onRevoke = (hash) => {
+    keyCache.evictHash(hash);
+    events?.keyRevoked(hash);
+  };
+  programmes.onVoucherIssued = (id) => {
+    budgetHolds.forget(id);
+    sharedAdmission?.forget(id);
+    events?.fundsChanged(id);
+  };
+  if (sharedAdmission !== null) funds.beforeDeposit = (id) => sharedAdmission.prepareDeposit(id);
+  funds.onChange = async (id, deposit) => {
+    budgetHolds.forget(id);
+    if (sharedAdmission === null) return;
+    sharedAdmission.forget(id);
+    // the counter has the deposit before the operator's answer, and before other replicas read again
+    if (deposit !== undefined) await sharedAdmission.deposited(id, deposit.amount, deposit.token);
+    events?.fundsChanged(id);
+  };
   organizations.onChange = (id) => {
     keyCache.evictOrganization(id);
     budgetHolds.forget(id);
+    sharedAdmission?.forget(id);
+    events?.organizationChanged(id);
   };
   const calls = new CallLayer({
     catalog: snapshot,
     adapters,
     router,
-    admission: options.admission ?? new HubAdmission(new RateLimits(), budgetHolds),
+    admission: options.admission ?? sharedAdmission ?? new HubAdmission(new RateLimits(), budgetHolds),
     guard: options.guard ?? guardNothing,
     observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
@@ -234,7 +294,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     applications,
     reviews,
     selection,
-    budgetHolds,
+    budgetHolds: sharedAdmission ?? budgetHolds,
     settlement,
     webhooks,
     programmeClose,
@@ -331,6 +391,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();
+        if (shared !== null) await closeShared(shared);
         await db.close();
       })();
       return closing;
@@ -358,4 +419,42 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
     );
   }
   return new DatabaseUsageJournal(db, onRejected);
+}
+
+interface SharedConnections {
+  redis: Redis;
+  subscriber: Redis;
+  subscriberReady: boolean;
+}
+
+/** Two connections: commands, and pub/sub (a subscribed connection can do nothing else). */
+async function openShared(config: Config, url: string, logger: Logger): Promise<SharedConnections> {
+  const redis = connectRedis(url, config.redisTimeoutMs, logger);
+  // the subscriber waits for its connection: its SUBSCRIBE goes out as soon as Redis is there
+  const subscriber = redis.duplicate({
+    enableOfflineQueue: true,
+    commandTimeout: undefined,
+    maxRetriesPerRequest: null,
+  });
+  subscriber.on('error', () => {});
+  const [ready, subscriberReady] = await Promise.all([
+    firstConnection(redis, 2_000),
+    firstConnection(subscriber, 2_000),
+  ]);
+  if (!ready)
+    logger.error(
+      { redis: new URL(url).host },
+      'Redis not reachable at start: prepaid calls are refused (503) until it is; retrying',
+    );
+  return { redis, subscriber, subscriberReady };
+}
+
+async function closeShared(shared: SharedConnections): Promise<void> {
+  // the subscriber has nothing to flush (and QUIT would wait for a connection that may never come)
+  shared.subscriber.disconnect();
+  // settles still on their way go out first; without a connection QUIT fails at once
+  await shared.redis.quit().then(
+    () => {},
+    () => shared.redis.disconnect(),
+  );
 }

@@ -28,7 +28,17 @@ export interface Config {
   secretKey: Buffer | undefined;
   /** Keys that only open credentials sealed before a rotation (KAIHUB_SECRET_KEYS_OLD, comma-separated). */
   secretKeysOld: Buffer[];
+  /**
+   * Set: rate limits, budget holds and key revocation are shared by every replica through this Redis
+   * (limits/shared-admission.ts); unset: one replica keeps them in memory.
+   */
   redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel the hub uses (several hubs on one Redis). */
+  redisPrefix: string;
+  /** The longest any Redis command may take on the request path; then it counts as Redis down. */
+  redisTimeoutMs: number;
+  /** How long a shared hold lives unless settled (its replica may have died): the longest call plus a margin. */
+  holdLeaseMs: number;
   logLevel: LogLevel;
   /** Prompts and completions appear in logs only when an operator asks for it. */
   logContent: boolean;
@@ -200,6 +210,13 @@ const settings = {
       return v;
     },
   },
+  redisPrefix: { env: 'KAIHUB_REDIS_PREFIX', flag: 'redis-prefix', parse: text },
+  redisTimeoutMs: {
+    env: 'KAIHUB_REDIS_TIMEOUT_MS',
+    flag: 'redis-timeout-ms',
+    parse: integer(1, 60_000),
+  },
+  holdLeaseMs: { env: 'KAIHUB_HOLD_LEASE_MS', flag: 'hold-lease-ms', parse: integer(100, 86_400_000) },
   logLevel: {
     env: 'KAIHUB_LOG_LEVEL',
     flag: 'log-level',
@@ -337,6 +354,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     secretKey: v.secretKey,
     secretKeysOld: v.secretKeysOld ?? [],
     redisUrl: v.redisUrl,
+    redisPrefix: v.redisPrefix ?? 'kaihub:',
+    redisTimeoutMs: v.redisTimeoutMs ?? 250,
+    // a call lives at most its queue wait, its total timeout and the drain of an abandoned stream
+    holdLeaseMs:
+      v.holdLeaseMs ??
+      (v.queueTimeoutMs ?? 5_000) +
+        (v.upstreamTotalTimeoutMs ?? 600_000) +
+        (v.streamDrainMs ?? 2_000) +
+        60_000,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,

@@ -40,8 +40,13 @@ export interface LedgerLine {
  * cover) and its vouchers, read from the ledger.
  */
 export class FundsService {
-  /** The organisation's funds changed: the budget holds must learn of it. */
-  onChange: (organizationId: string) => void = () => {};
+  /** The organisation's funds changed (`deposit`: by a deposit): the budget holds must learn of it. */
+  onChange: (
+    organizationId: string,
+    deposit?: { amount: bigint; token: string | null },
+  ) => void | Promise<void> = () => {};
+  /** Before a deposit's transaction (shared holds order it against their reads of the ledger). */
+  beforeDeposit: (organizationId: string) => Promise<string | null> = async () => null;
 
   constructor(
     private readonly db: Database,
@@ -60,6 +65,7 @@ export class FundsService {
       );
     }
     if (amount <= 0n) throw ValidationError.of('amountKrw', 'must be more than 0 KRW');
+    const token = await this.beforeDeposit(organizationId);
     const now = Date.now();
     await this.db.transaction(async (tx) => {
       const org = await tx.get('SELECT id FROM organizations WHERE id = ?', [organizationId]);
@@ -86,7 +92,7 @@ export class FundsService {
         },
       });
     });
-    this.onChange(organizationId);
+    await this.onChange(organizationId, { amount, token });
     return this.of(organizationId);
   }
 

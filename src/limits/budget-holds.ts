@@ -24,7 +24,7 @@ import type {
  */
 
 /** The money one account can still promise. */
-class Account {
+export class Account {
   held = 0n;
   /** Charged here since the balance was read. */
   spent = 0n;
@@ -37,7 +37,7 @@ class Account {
   }
 }
 
-class VoucherFunds {
+export class VoucherFunds {
   constructor(
     readonly id: string,
     readonly account: Account,
@@ -57,7 +57,7 @@ class VoucherFunds {
   }
 }
 
-class OrganizationFunds {
+export class OrganizationFunds {
   constructor(
     readonly prepaid: boolean,
     readonly wallet: Account,
@@ -81,8 +81,37 @@ function won(micro: MicroKrw): string {
   return formatKrw(((micro + 999_999n) / 1_000_000n) * 1_000_000n);
 }
 
-function insufficient(message: string): AdmissionRefusal {
+export function insufficient(message: string): AdmissionRefusal {
   return { status: 429, code: 'insufficient_quota', message };
+}
+
+/** A prepaid call whose voucher (programme policy `block`) cannot hold its share of the worst case. */
+export function voucherRefusal(voucherId: string, available: MicroKrw, share: MicroKrw): AdmissionRefusal {
+  return insufficient(
+    `바우처 잔액(${won(available)}원)이 이 요청의 최대 비용 중 바우처 부담분(${won(share)}원)보다 적습니다. ` +
+      `/ Voucher ${voucherId} has ${won(available)} KRW left; this request can cost it up to ${won(share)} KRW ` +
+      '(lower max_tokens, or ask the operator for more).',
+  );
+}
+
+/** A prepaid call whose wallet cannot hold its part of the worst case. */
+export function walletRefusal(
+  available: MicroKrw,
+  walletHeld: MicroKrw,
+  voucherId: string | null,
+): AdmissionRefusal {
+  return insufficient(
+    `지갑 잔액(${won(available)}원)이 부족합니다: 이 요청은 최대 ${won(walletHeld)}원을 자부담합니다. ` +
+      `/ The wallet has ${won(available)} KRW available; this request can cost it up to ${won(walletHeld)} KRW ` +
+      `(${voucherId === null ? 'no voucher covers this product' : `co-payment of voucher ${voucherId}`}).`,
+  );
+}
+
+/** The most a request can cost on `product`: its prompt estimate and `max_tokens` (else the context left). */
+export function worstCaseOf(request: AdmissionRequest, product: RoutableProduct): MicroKrw {
+  const completion =
+    request.maxCompletionTokens ?? Math.max(product.contextWindow - request.estimatedPromptTokens, 0);
+  return costOf(request.estimatedPromptTokens, completion, product.prices);
 }
 
 /** One admitted call's hold: what is held where, until `settle` or `release`. */
@@ -233,9 +262,7 @@ export class BudgetHolds implements Admission {
   }
 
   worstCase(request: AdmissionRequest, product: RoutableProduct): MicroKrw {
-    const completion =
-      request.maxCompletionTokens ?? Math.max(product.contextWindow - request.estimatedPromptTokens, 0);
-    return costOf(request.estimatedPromptTokens, completion, product.prices);
+    return worstCaseOf(request, product);
   }
 
   private decide(request: AdmissionRequest, funds: OrganizationFunds): AdmissionDecision {
@@ -259,25 +286,14 @@ export class BudgetHolds implements Admission {
       } else if (voucher.onExhausted === 'self-pay' || !funds.prepaid) {
         voucherHeld = available;
       } else {
-        return {
-          admitted: false,
-          ...insufficient(
-            `바우처 잔액(${won(available)}원)이 이 요청의 최대 비용 중 바우처 부담분(${won(share)}원)보다 적습니다. ` +
-              `/ Voucher ${voucher.id} has ${won(available)} KRW left; this request can cost it up to ${won(share)} KRW ` +
-              '(lower max_tokens, or ask the operator for more).',
-          ),
-        };
+        return { admitted: false, ...voucherRefusal(voucher.id, available, share) };
       }
     }
     const walletHeld = worst - voucherHeld;
     if (funds.prepaid && walletHeld > funds.wallet.available()) {
       return {
         admitted: false,
-        ...insufficient(
-          `지갑 잔액(${won(funds.wallet.available())}원)이 부족합니다: 이 요청은 최대 ${won(walletHeld)}원을 자부담합니다. ` +
-            `/ The wallet has ${won(funds.wallet.available())} KRW available; this request can cost it up to ${won(walletHeld)} KRW ` +
-            `(${voucher === null ? 'no voucher covers this product' : `co-payment of voucher ${voucher.id}`}).`,
-        ),
+        ...walletRefusal(funds.wallet.available(), walletHeld, voucher?.id ?? null),
       };
     }
     if (voucher !== null) voucher.account.held += voucherHeld;
@@ -312,47 +328,57 @@ export class BudgetHolds implements Admission {
 
   private async read(organizationId: string): Promise<OrganizationFunds> {
     await this.synced();
-    const org = await this.db.get<{ spend_mode: string }>(
-      'SELECT spend_mode FROM organizations WHERE id = ?',
-      [organizationId],
-    );
-    const now = Date.now();
-    const rows = await this.db.all<{
-      id: string;
-      copay_bp: number;
-      valid_from: number;
-      valid_until: number;
-      eligible_products: string | null;
-      on_exhausted: 'block' | 'self-pay';
-      balance: string | null;
-    }>(
-      `SELECT v.id, v.copay_bp, v.valid_from, v.valid_until, p.eligible_products, p.on_exhausted,
-         CAST(a.balance_micro_krw AS TEXT) AS balance
-       FROM vouchers v JOIN programmes p ON p.id = v.programme_id
-       LEFT JOIN ledger_accounts a ON a.id = 'voucher:' || v.id
-       WHERE v.organization_id = ? AND v.valid_until > ?
-       ORDER BY v.valid_until, v.id`,
-      [organizationId, now],
-    );
-    const wallet = await this.db.get<{ balance: string }>(
-      'SELECT CAST(balance_micro_krw AS TEXT) AS balance FROM ledger_accounts WHERE id = ?',
-      [accountId.wallet(organizationId)],
-    );
-    return new OrganizationFunds(
-      org?.spend_mode === 'prepaid',
-      new Account(accountId.wallet(organizationId), BigInt(wallet?.balance ?? '0')),
-      rows.map(
-        (r) =>
-          new VoucherFunds(
-            r.id,
-            new Account(accountId.voucher(r.id), BigInt(r.balance ?? '0')),
-            Number(r.copay_bp),
-            Number(r.valid_from),
-            Number(r.valid_until),
-            r.eligible_products ? new Set(JSON.parse(r.eligible_products) as string[]) : null,
-            r.on_exhausted,
-          ),
-      ),
-    );
+    return readOrganizationFunds(this.db, organizationId);
   }
+}
+
+/**
+ * An organisation's spend mode, its vouchers still valid (soonest to expire first, with their terms)
+ * and the balances of them and of its wallet, as the ledger has them now.
+ */
+export async function readOrganizationFunds(
+  db: Database,
+  organizationId: string,
+): Promise<OrganizationFunds> {
+  const org = await db.get<{ spend_mode: string }>('SELECT spend_mode FROM organizations WHERE id = ?', [
+    organizationId,
+  ]);
+  const now = Date.now();
+  const rows = await db.all<{
+    id: string;
+    copay_bp: number;
+    valid_from: number;
+    valid_until: number;
+    eligible_products: string | null;
+    on_exhausted: 'block' | 'self-pay';
+    balance: string | null;
+  }>(
+    `SELECT v.id, v.copay_bp, v.valid_from, v.valid_until, p.eligible_products, p.on_exhausted,
+       CAST(a.balance_micro_krw AS TEXT) AS balance
+     FROM vouchers v JOIN programmes p ON p.id = v.programme_id
+     LEFT JOIN ledger_accounts a ON a.id = 'voucher:' || v.id
+     WHERE v.organization_id = ? AND v.valid_until > ?
+     ORDER BY v.valid_until, v.id`,
+    [organizationId, now],
+  );
+  const wallet = await db.get<{ balance: string }>(
+    'SELECT CAST(balance_micro_krw AS TEXT) AS balance FROM ledger_accounts WHERE id = ?',
+    [accountId.wallet(organizationId)],
+  );
+  return new OrganizationFunds(
+    org?.spend_mode === 'prepaid',
+    new Account(accountId.wallet(organizationId), BigInt(wallet?.balance ?? '0')),
+    rows.map(
+      (r) =>
+        new VoucherFunds(
+          r.id,
+          new Account(accountId.voucher(r.id), BigInt(r.balance ?? '0')),
+          Number(r.copay_bp),
+          Number(r.valid_from),
+          Number(r.valid_until),
+          r.eligible_products ? new Set(JSON.parse(r.eligible_products) as string[]) : null,
+          r.on_exhausted,
+        ),
+    ),
+  );
 }

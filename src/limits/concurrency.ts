@@ -1,8 +1,8 @@
 /**
  * Calls in progress per organisation on this replica, with a cap: one organisation's thousands of
- * open streams must not take every slot a shared deployment has. Per replica, in memory: a cap of N
- * with R replicas lets an organisation hold up to N·R calls (the Redis backend of the limits issue
- * makes it global). One map lookup per call start and end.
+ * open streams must not take every slot a shared deployment has. Per replica, in memory, also with
+ * Redis (decision 0019): a cap of N with R replicas lets an organisation hold up to N·R calls; what
+ * Redis shares is money and per-minute limits. One map lookup per call start and end.
  */
 export class OrganizationConcurrency {
   private readonly open = new Map<string, number>();

@@ -15,7 +15,7 @@ import type { AdmissionRefusal, AdmissionRequest } from './admission.ts';
 
 const MINUTE_MS = 60_000;
 
-class Bucket {
+export class Bucket {
   /** What is left now, before refilling since `at`; negative after a call used more than it said. */
   level: number;
   at: number;
@@ -49,8 +49,8 @@ class Bucket {
   }
 }
 
-type Scope = 'key' | 'organization';
-type Kind = 'requests' | 'tokens';
+export type Scope = 'key' | 'organization';
+export type Kind = 'requests' | 'tokens';
 
 /** `1s`, `6m0s`, `20ms`: the form of OpenAI's `x-ratelimit-reset-*` headers. */
 export function resetText(ms: number): string {
@@ -114,10 +114,10 @@ export class RateLimits {
     const orgRequests = this.bucket(`o:r:${caller.organizationId}`, limits.organizationRequests, now);
     const orgTokens = this.bucket(`o:t:${caller.organizationId}`, limits.organizationTokens, now);
     const refusal =
-      this.refusal(keyRequests, 1, 'key', 'requests', limits) ??
-      this.refusal(orgRequests, 1, 'organization', 'requests', limits) ??
-      this.refusal(keyTokens, tokens, 'key', 'tokens', limits) ??
-      this.refusal(orgTokens, tokens, 'organization', 'tokens', limits);
+      rateRefusal(keyRequests, 1, 'key', 'requests', limits) ??
+      rateRefusal(orgRequests, 1, 'organization', 'requests', limits) ??
+      rateRefusal(keyTokens, tokens, 'key', 'tokens', limits) ??
+      rateRefusal(orgTokens, tokens, 'organization', 'tokens', limits);
     if (refusal !== null) {
       refusal.headers = headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
       return refusal;
@@ -147,54 +147,55 @@ export class RateLimits {
     }
     return bucket;
   }
+}
 
-  private refusal(
-    bucket: Bucket | null,
-    amount: number,
-    scope: Scope,
-    kind: Kind,
-    limits: CallerRateLimits,
-  ): (AdmissionRefusal & { headers?: Record<string, string> }) | null {
-    if (bucket === null || bucket.level >= amount) return null;
-    const who = scope === 'key' ? '이 API 키 / this API key' : '이 조직 / this organization';
-    const unit = kind === 'requests' ? 'RPM' : 'TPM';
-    const limit =
-      scope === 'key'
-        ? kind === 'requests'
-          ? limits.keyRequests
-          : limits.keyTokens
-        : kind === 'requests'
-          ? limits.organizationRequests
-          : limits.organizationTokens;
-    if (amount > bucket.capacity) {
-      // it would never fit: waiting does not help, a smaller request does
-      return {
-        status: 429,
-        code: 'rate_limit_exceeded',
-        type: kind,
-        message:
-          `요청이 분당 토큰 한도보다 큽니다(${who}, ${unit} ${limit}, 요청 ${amount}): max_tokens를 줄이세요. / ` +
-          `Request too large for ${scope === 'key' ? 'this key' : 'this organization'} on tokens per minute (TPM): ` +
-          `limit ${limit}, requested ${amount}. Lower max_tokens.`,
-      };
-    }
-    const waitMs = bucket.waitFor(amount);
+/** Why `bucket` cannot give `amount` now, as OpenAI words it; null when it can. */
+export function rateRefusal(
+  bucket: Bucket | null,
+  amount: number,
+  scope: Scope,
+  kind: Kind,
+  limits: CallerRateLimits,
+): (AdmissionRefusal & { headers?: Record<string, string> }) | null {
+  if (bucket === null || bucket.level >= amount) return null;
+  const who = scope === 'key' ? '이 API 키 / this API key' : '이 조직 / this organization';
+  const unit = kind === 'requests' ? 'RPM' : 'TPM';
+  const limit =
+    scope === 'key'
+      ? kind === 'requests'
+        ? limits.keyRequests
+        : limits.keyTokens
+      : kind === 'requests'
+        ? limits.organizationRequests
+        : limits.organizationTokens;
+  if (amount > bucket.capacity) {
+    // it would never fit: waiting does not help, a smaller request does
     return {
       status: 429,
       code: 'rate_limit_exceeded',
       type: kind,
-      retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
       message:
-        `요청 한도를 넘었습니다(${who}, ${unit} ${limit}). ${resetText(waitMs)} 후 다시 시도하세요. / ` +
-        `Rate limit reached for ${scope === 'key' ? 'this key' : 'this organization'} on ` +
-        `${kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)'}: limit ${limit}, ` +
-        `requested ${amount}. Please try again in ${resetText(waitMs)}.`,
+        `요청이 분당 토큰 한도보다 큽니다(${who}, ${unit} ${limit}, 요청 ${amount}): max_tokens를 줄이세요. / ` +
+        `Request too large for ${scope === 'key' ? 'this key' : 'this organization'} on tokens per minute (TPM): ` +
+        `limit ${limit}, requested ${amount}. Lower max_tokens.`,
     };
   }
+  const waitMs = bucket.waitFor(amount);
+  return {
+    status: 429,
+    code: 'rate_limit_exceeded',
+    type: kind,
+    retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+    message:
+      `요청 한도를 넘었습니다(${who}, ${unit} ${limit}). ${resetText(waitMs)} 후 다시 시도하세요. / ` +
+      `Rate limit reached for ${scope === 'key' ? 'this key' : 'this organization'} on ` +
+      `${kind === 'requests' ? 'requests per minute (RPM)' : 'tokens per minute (TPM)'}: limit ${limit}, ` +
+      `requested ${amount}. Please try again in ${resetText(waitMs)}.`,
+  };
 }
 
 /** OpenAI's `x-ratelimit-*` headers: of each kind, the tighter of the key's and the organisation's. */
-function headersOf(
+export function headersOf(
   keyRequests: Bucket | null,
   orgRequests: Bucket | null,
   keyTokens: Bucket | null,

@@ -3,6 +3,7 @@ import { type Hub, type HubOptions, startHub } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from './databases.ts';
+import { dropRedisPrefix, testRedisPrefix } from './redis.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
@@ -11,6 +12,8 @@ export interface TestHub {
   url: string;
   database: TestDatabase;
   secretKey: string;
+  /** With KAIHUB_TEST_REDIS_URL: the Redis key prefix this hub and its replicas share. */
+  redisPrefix: string | undefined;
   /** Calls /admin/v1 with the operator token; returns status and parsed body. */
   admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   close(): Promise<void>;
@@ -28,6 +31,8 @@ export interface TestHubOptions {
 /**
  * A hub in this process on a random loopback port, with a fresh database of the engine under test
  * (KAIHUB_TEST_DATABASE). Extra settings come as environment variables, exactly as a user gives them.
+ * With KAIHUB_TEST_REDIS_URL set (npm test's PostgreSQL + Redis run), limits and holds are shared
+ * through that Redis under a prefix of the hub's own, dropped when it closes.
  */
 export async function startTestHub(
   env: Record<string, string> = {},
@@ -35,6 +40,10 @@ export async function startTestHub(
 ): Promise<TestHub> {
   const database = options.replicaOf?.database ?? (await createTestDatabase());
   const secretKey = options.replicaOf?.secretKey ?? randomBytes(32).toString('hex');
+  const sharedRedis = process.env.KAIHUB_TEST_REDIS_URL;
+  const redisPrefix =
+    options.replicaOf?.redisPrefix ??
+    (sharedRedis !== undefined && env.REDIS_URL === undefined ? testRedisPrefix() : undefined);
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -44,6 +53,13 @@ export async function startTestHub(
     KAIHUB_SECRET_KEY: secretKey,
     // Tests build their own catalogues; the shipped one is tested on its own (catalog-file.test.ts).
     KAIHUB_CATALOG_SEED: 'none',
+    ...(redisPrefix !== undefined && {
+      REDIS_URL: sharedRedis,
+      KAIHUB_REDIS_PREFIX: redisPrefix,
+      // tests fire 1,000 calls at once at hubs in this one process, on two shared cores: the event loop
+      // stalls past the 250 ms default, and a reply waiting in the socket would count as a timeout
+      KAIHUB_REDIS_TIMEOUT_MS: '2000',
+    }),
     ...env,
   });
   const logger =
@@ -54,6 +70,7 @@ export async function startTestHub(
     url: hub.url,
     database,
     secretKey,
+    redisPrefix,
     async admin(method, path, body) {
       const res = await fetch(`${hub.url}/admin/v1${path}`, {
         method,
@@ -66,7 +83,10 @@ export async function startTestHub(
     async close() {
       await hub.close();
       // the first hub owns the database; a replica leaves it to the first
-      if (!options.replicaOf) await database.drop();
+      if (!options.replicaOf) {
+        await database.drop();
+        if (redisPrefix !== undefined && env.REDIS_URL === undefined) await dropRedisPrefix(redisPrefix);
+      }
     },
   };
 }

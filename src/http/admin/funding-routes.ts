@@ -5,19 +5,20 @@ import {
 } from '../../accounts/access.ts';
 import { mayReadOrganization } from '../../accounts/roles.ts';
 import type { FundsService } from '../../billing/funds.ts';
+import type { MicroKrw } from '../../billing/money.ts';
 import { formatKrw } from '../../billing/money.ts';
 import type { ProgrammeCloseService } from '../../billing/programme-close.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
-import type { BudgetHolds } from '../../limits/budget-holds.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 
 export interface FundingDeps {
   programmes: ProgrammeService;
   funds: FundsService;
-  budgetHolds?: BudgetHolds;
+  /** Budget holds, in memory (this replica's) or shared through Redis (every replica's). */
+  budgetHolds?: { heldFor(organizationId: string): MicroKrw | Promise<MicroKrw> };
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -91,8 +92,8 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
         const body = await funds.of(r.params.id!);
-        // holds live in each replica's memory: this one's
-        const held = budgetHolds?.heldFor(r.params.id!) ?? 0n;
+        // in memory: this replica's holds; with Redis: every replica's
+        const held = (await budgetHolds?.heldFor(r.params.id!)) ?? 0n;
         return ok({ ...body, heldKrw: formatKrw(held) });
       },
     },

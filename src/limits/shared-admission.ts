@@ -1,0 +1,587 @@
+import type { Redis } from 'ioredis';
+import type { CallerRateLimits } from '../accounts/key-cache.ts';
+import { accountId, voucherShare } from '../billing/ledger.ts';
+import type { MicroKrw } from '../billing/money.ts';
+import type { UsageRecord } from '../billing/usage-journal.ts';
+import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../storage/database.ts';
+import type {
+  Admission,
+  AdmissionDecision,
+  AdmissionRefusal,
+  AdmissionRequest,
+  AdmissionTicket,
+} from './admission.ts';
+import {
+  insufficient,
+  type OrganizationFunds,
+  readOrganizationFunds,
+  type VoucherFunds,
+  voucherRefusal,
+  walletRefusal,
+  worstCaseOf,
+} from './budget-holds.ts';
+import { Bucket, headersOf, type Kind, rateRefusal, type Scope } from './rate-limits.ts';
+import { runScript } from './redis-connection.ts';
+import { SCRIPTS } from './redis-scripts.ts';
+
+/**
+ * Rate limits and budget holds shared by every replica through Redis (decision 0019, docs/billing.md
+ * "Several replicas"). The same rules as the in-memory `RateLimits` and `BudgetHolds`, but the buckets
+ * and the accounts' counters live in Redis, and one Lua script checks and takes all of them at once:
+ * one round trip per admission and at most one per settle, and none at all for a caller with neither
+ * limits nor prepaid funds nor vouchers (the common postpaid case stays in memory).
+ *
+ * What a replica keeps in memory is what rarely changes: an organisation's spend mode and its vouchers'
+ * terms, read from the database on first use and again when told of a change (pub/sub,
+ * `shared-events.ts`). The ledger stays the truth: it never lets a voucher go below zero whatever
+ * the counters say.
+ */
+
+/** Lua numbers are doubles: amounts beyond this are not exact there. */
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+const STALE_RETRIES = 3;
+
+export interface SharedLimitsSettings {
+  /** Prefix of every key and of the pub/sub channel (several hubs, or tests, on one Redis). */
+  prefix: string;
+  /** How long a hold lives unless settled: the longest a call can take, plus a margin. */
+  leaseMs: number;
+}
+
+/** An organisation as this replica knows it, with its Redis keys. */
+class SharedFunds {
+  readonly holdsKey: string;
+  readonly holdKey: string;
+  readonly verKey: string;
+  readonly ivKey: string;
+  readonly counterPrefix: string;
+  readonly walletKey: string;
+  constructor(
+    readonly funds: OrganizationFunds,
+    /** `ver` of each account when the balances were read; null: unknown (Redis was unreachable). */
+    readonly versions: Record<string, string> | null,
+    readonly base: string,
+    /** When the versions were read (this replica's clock). */
+    readonly readAt: number,
+  ) {
+    this.holdsKey = `${base}holds`;
+    this.holdKey = `${base}hold`;
+    this.verKey = `${base}ver`;
+    this.ivKey = `${base}iv`;
+    this.counterPrefix = `${base}a:`;
+    this.walletKey = `${base}a:${funds.wallet.id}`;
+  }
+  versionOf(account: string): string {
+    if (this.versions === null) return 'unknown';
+    return this.versions[account] ?? '0';
+  }
+}
+
+/** A caller's buckets for one call, in the order their refusals are reported. */
+interface BucketUse {
+  key: string;
+  capacity: number;
+  amount: number;
+  scope: Scope;
+  kind: Kind;
+}
+
+function exact(amount: MicroKrw): string {
+  return (amount > MAX_EXACT ? MAX_EXACT : amount).toString();
+}
+
+/** Admitted with nothing held and no limit: a postpaid organisation without vouchers or limits. */
+const FREE: AdmissionDecision = { admitted: true, ticket: { voucherId: null, settle() {}, release() {} } };
+
+const UNAVAILABLE: AdmissionRefusal = {
+  status: 503,
+  code: 'limits_unavailable',
+  type: 'service_unavailable',
+  retryAfterSeconds: 1,
+  message:
+    '예산 확인을 지금 할 수 없습니다(Redis 연결 불가). 잠시 후 다시 시도하세요. / ' +
+    'Budget checks are unavailable right now (Redis unreachable); please retry shortly.',
+};
+
+class SharedTicket implements AdmissionTicket {
+  private open = true;
+  constructor(
+    readonly owner: SharedAdmission,
+    readonly shared: SharedFunds,
+    readonly holdId: string,
+    readonly voucher: VoucherFunds | null,
+    public voucherHeld: MicroKrw,
+    public walletHeld: MicroKrw,
+    readonly request: AdmissionRequest,
+    /** Token buckets to correct when the call ends; null: none. */
+    readonly tokenBuckets: string[] | null,
+    readonly tokens: number,
+    readonly responseHeaders: Readonly<Record<string, string>> | null,
+  ) {}
+
+  get voucherId(): string | null {
+    return this.voucher?.id ?? null;
+  }
+
+  reroute(product: RoutableProduct): AdmissionRefusal | null {
+    return this.owner.reroute(this, product);
+  }
+
+  settle(record: UsageRecord): void {
+    if (!this.open) return;
+    this.open = false;
+    const cost = record.costMicroKrw > 0n ? record.costMicroKrw : 0n;
+    const voucher = this.voucher;
+    // as the ledger will: the voucher pays its share of a call made within its validity
+    const share =
+      voucher !== null && record.createdAtMs >= voucher.validFrom && record.createdAtMs < voucher.validUntil
+        ? voucherShare(cost, voucher.copayBp)
+        : 0n;
+    this.owner.finish(this, share, cost, this.tokens - (record.promptTokens + record.completionTokens));
+  }
+
+  release(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.owner.finish(this, 0n, 0n, this.tokens);
+  }
+}
+
+export class SharedAdmission implements Admission {
+  private readonly organizations = new Map<string, SharedFunds>();
+  private readonly loading = new Map<string, Promise<SharedFunds>>();
+  private readonly idleTtlMs: number;
+  private readonly maxReadAgeMs: number;
+  private failures = 0;
+  private lastReport = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly db: Database,
+    /** Resolves once every usage record written so far is in the ledger (UsageJournal.sync). */
+    private readonly synced: () => Promise<void>,
+    private readonly settings: SharedLimitsSettings,
+    private readonly logger: Logger,
+  ) {
+    // a counter outlives every hold on it: it can only expire when no live hold is left
+    this.idleTtlMs = settings.leaseMs * 2 + 60_000;
+    // A read may initialise a missing counter only while younger than a counter's idle life: charges
+    // the counters absorbed since the read do not change versions, but they keep the counters alive
+    // for that long, so a counter missing now cannot have absorbed any charge after a younger read.
+    this.maxReadAgeMs = Math.floor(this.idleTtlMs / 2);
+    this.onError = this.onError.bind(this);
+  }
+
+  admit(request: AdmissionRequest): AdmissionDecision | Promise<AdmissionDecision> {
+    const shared = this.organizations.get(request.caller.organizationId);
+    if (shared !== undefined) {
+      if (Date.now() - shared.readAt < this.maxReadAgeMs) return this.decide(request, shared, 0);
+      this.forget(request.caller.organizationId);
+    }
+    return this.loadAndDecide(request);
+  }
+
+  /** The organisation's deposits, vouchers or spend mode changed: read them again at its next call. */
+  forget(organizationId: string): void {
+    this.organizations.delete(organizationId);
+    this.loading.delete(organizationId);
+  }
+
+  /**
+   * Before a deposit's transaction: bump the wallet's version, so that a replica that read the ledger
+   * before it and initialises the counter afterwards is told to read again. Null: Redis unreachable.
+   */
+  async prepareDeposit(organizationId: string): Promise<string | null> {
+    try {
+      const wallet = accountId.wallet(organizationId);
+      return String(
+        await runScript(this.redis, SCRIPTS.fundsPrepare, [`${this.base(organizationId)}ver`], [wallet]),
+      );
+    } catch (error) {
+      this.onError(error);
+      return null;
+    }
+  }
+
+  /** The deposit committed: the wallet's counter learns of it, exactly once (redis-scripts.ts). */
+  async deposited(organizationId: string, amount: MicroKrw, token: string | null): Promise<void> {
+    const base = this.base(organizationId);
+    const wallet = accountId.wallet(organizationId);
+    try {
+      await runScript(
+        this.redis,
+        SCRIPTS.fundsCommit,
+        [`${base}ver`, `${base}iv`, `${base}a:${wallet}`],
+        // no token (Redis was down before the commit): the counter is dropped and read again
+        [wallet, exact(amount), token ?? '0'],
+      );
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  /** µ₩ held by every replica for the organisation now. */
+  async heldFor(organizationId: string): Promise<MicroKrw> {
+    const base = this.base(organizationId);
+    try {
+      const held = await runScript(this.redis, SCRIPTS.held, [`${base}holds`, `${base}hold`], [`${base}a:`]);
+      return BigInt(held as string);
+    } catch (error) {
+      this.onError(error);
+      return 0n;
+    }
+  }
+
+  /**
+   * A fallback product: the call layer asks synchronously, so coverage is decided here and the extra
+   * worst case is held without waiting for Redis (prepaid included: the counters may go below zero by
+   * that difference until the call ends; the ledger still caps the voucher).
+   */
+  reroute(ticket: SharedTicket, product: RoutableProduct): AdmissionRefusal | null {
+    const voucher = ticket.voucher;
+    if (voucher !== null && !voucher.covers(product, Date.now()))
+      return insufficient(
+        `바우처가 ${product.model}을(를) 지원하지 않습니다. / The voucher does not cover ${product.model}.`,
+      );
+    if (ticket.holdId === '') return null;
+    const worst = worstCaseOf(ticket.request, product);
+    const voucherNeed = voucher === null ? 0n : voucherShare(worst, voucher.copayBp);
+    const walletNeed = worst - voucherNeed;
+    const moreVoucher = voucherNeed > ticket.voucherHeld ? voucherNeed - ticket.voucherHeld : 0n;
+    const moreWallet = walletNeed > ticket.walletHeld ? walletNeed - ticket.walletHeld : 0n;
+    if (moreVoucher === 0n && moreWallet === 0n) return null;
+    ticket.voucherHeld += moreVoucher;
+    ticket.walletHeld += moreWallet;
+    const shared = ticket.shared;
+    runScript(
+      this.redis,
+      SCRIPTS.extend,
+      [
+        shared.holdsKey,
+        shared.holdKey,
+        voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
+        shared.walletKey,
+      ],
+      [
+        ticket.holdId,
+        voucher === null ? '' : voucher.account.id,
+        exact(moreVoucher),
+        shared.funds.wallet.id,
+        exact(moreWallet),
+        '0',
+      ],
+    ).catch(this.onError);
+    return null;
+  }
+
+  /** The end of a call: one script call, not awaited (the client has its answer). */
+  finish(ticket: SharedTicket, share: MicroKrw, cost: MicroKrw, tokens: number): void {
+    const held = ticket.holdId !== '';
+    const buckets = ticket.tokenBuckets;
+    if (!held && (buckets === null || tokens === 0)) return;
+    const shared = ticket.shared;
+    const voucher = ticket.voucher;
+    const keys = [
+      shared.holdsKey,
+      shared.holdKey,
+      shared.verKey,
+      voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
+      shared.walletKey,
+    ];
+    if (buckets !== null) for (const b of buckets) keys.push(b);
+    runScript(this.redis, SCRIPTS.settle, keys, [
+      ticket.holdId,
+      held && voucher !== null ? voucher.account.id : '',
+      held ? shared.funds.wallet.id : '',
+      exact(share),
+      exact(cost),
+      this.idleTtlMs,
+      tokens,
+    ]).catch(this.onError);
+  }
+
+  private base(organizationId: string): string {
+    return `${this.settings.prefix}{${organizationId}}:`;
+  }
+
+  private async loadAndDecide(request: AdmissionRequest): Promise<AdmissionDecision> {
+    const shared = await this.load(request.caller.organizationId);
+    return this.decide(request, shared, 0);
+  }
+
+  private decide(
+    request: AdmissionRequest,
+    shared: SharedFunds,
+    attempt: number,
+  ): AdmissionDecision | Promise<AdmissionDecision> {
+    const limits = request.caller.rateLimits ?? null;
+    const money = shared.funds.prepaid || shared.funds.vouchers.length > 0;
+    if (!money && limits === null) return FREE;
+    return this.viaRedis(request, shared, money, limits, attempt);
+  }
+
+  private async viaRedis(
+    request: AdmissionRequest,
+    shared: SharedFunds,
+    money: boolean,
+    limits: CallerRateLimits | null,
+    attempt: number,
+  ): Promise<AdmissionDecision> {
+    const { funds } = shared;
+    const { product, caller } = request;
+    const keys = [shared.holdsKey, shared.holdKey, shared.verKey, shared.ivKey];
+    const args: (string | number)[] = [];
+    const candidates: VoucherFunds[] = [];
+    const worst = money ? worstCaseOf(request, product) : 0n;
+    if (worst > MAX_EXACT)
+      return {
+        admitted: false,
+        ...insufficient(
+          '이 요청의 최대 비용이 너무 큽니다: max_tokens를 줄이세요. / This request can cost too much; lower max_tokens.',
+        ),
+      };
+    if (money) {
+      const now = Date.now();
+      for (const v of funds.vouchers) if (v.covers(product, now)) candidates.push(v);
+      args.push(
+        request.requestId,
+        this.settings.leaseMs,
+        this.idleTtlMs,
+        shared.counterPrefix,
+        funds.prepaid ? '1' : '0',
+        worst.toString(),
+        1 + candidates.length,
+      );
+      keys.push(shared.walletKey);
+      for (const v of candidates) keys.push(shared.counterPrefix + v.account.id);
+    } else {
+      args.push('', this.settings.leaseMs, this.idleTtlMs, shared.counterPrefix, '0', '0', 0);
+    }
+    const buckets = limits === null ? null : bucketsOf(shared, request, limits);
+    args.push(buckets === null ? 0 : buckets.length);
+    if (money) {
+      const wallet = funds.wallet;
+      args.push(wallet.id, exact(wallet.balance), shared.versionOf(wallet.id), '0', '0');
+      for (const v of candidates)
+        args.push(
+          v.account.id,
+          exact(v.account.balance),
+          shared.versionOf(v.account.id),
+          exact(voucherShare(worst, v.copayBp)),
+          v.onExhausted === 'self-pay' ? '1' : '0',
+        );
+    }
+    if (buckets !== null)
+      for (const b of buckets) {
+        keys.push(b.key);
+        args.push(b.capacity, b.amount);
+      }
+
+    let reply: (string | number)[];
+    try {
+      reply = (await runScript(this.redis, SCRIPTS.admit, keys, args)) as (string | number)[];
+    } catch (error) {
+      this.onError(error);
+      return this.unavailable(funds, candidates);
+    }
+    const outcome = reply[0];
+    if (outcome === 'ok') {
+      const chosen = Number(reply[1]);
+      const voucher = chosen >= 2 ? candidates[chosen - 2]! : null;
+      return {
+        admitted: true,
+        ticket: new SharedTicket(
+          this,
+          shared,
+          money ? request.requestId : '',
+          voucher,
+          BigInt(reply[2]!),
+          BigInt(reply[3]!),
+          request,
+          tokenBucketsOf(buckets),
+          request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0),
+          buckets === null ? null : headersFrom(buckets, reply, 4),
+        ),
+      };
+    }
+    if (outcome === 'rate') {
+      const use = buckets![Number(reply[1]) - 1]!;
+      const refused = rateRefusal(
+        bucketAt(use, Number(reply[1 + Number(reply[1])])),
+        use.amount,
+        use.scope,
+        use.kind,
+        limits!,
+      )!;
+      refused.headers = headersFrom(buckets!, reply, 2);
+      return { admitted: false, ...refused };
+    }
+    if (outcome === 'voucher')
+      return {
+        admitted: false,
+        ...voucherRefusal(candidates[Number(reply[1]) - 2]!.id, BigInt(reply[2]!), BigInt(reply[3]!)),
+      };
+    if (outcome === 'wallet') {
+      const chosen = Number(reply[1]);
+      return {
+        admitted: false,
+        ...walletRefusal(
+          BigInt(reply[2]!),
+          BigInt(reply[3]!),
+          chosen >= 2 ? candidates[chosen - 2]!.id : null,
+        ),
+      };
+    }
+    // 'stale': a deposit or a charge reached Redis after this replica read the ledger; read it again
+    this.forget(caller.organizationId);
+    if (attempt >= STALE_RETRIES) {
+      this.logger.error({ organizationId: caller.organizationId }, 'shared holds: counters kept changing');
+      return { admitted: false, ...UNAVAILABLE };
+    }
+    const again = await this.load(caller.organizationId);
+    return this.decide(request, again, attempt + 1);
+  }
+
+  /**
+   * Redis unreachable or slow: a prepaid organisation is refused (503), since nothing could stop it
+   * overspending across replicas; a postpaid one is admitted without a hold or limit (it is never
+   * refused for money; the ledger charges its vouchers up to their balance and the wallet the rest).
+   */
+  private unavailable(funds: OrganizationFunds, candidates: VoucherFunds[]): AdmissionDecision {
+    if (funds.prepaid) return { admitted: false, ...UNAVAILABLE };
+    const voucherId = candidates[0]?.id ?? null;
+    if (voucherId === null) return FREE;
+    return { admitted: true, ticket: { voucherId, settle() {}, release() {} } };
+  }
+
+  private onError(error: unknown): void {
+    this.failures++;
+    const now = Date.now();
+    // one line a second at most, with how many failed since: a Redis outage at 1,000 req/s is one line
+    if (now - this.lastReport < 1000) return;
+    this.lastReport = now;
+    this.logger.error(
+      { err: error, failures: this.failures },
+      'shared limits: Redis command failed (prepaid calls refused with 503, others admitted)',
+    );
+    this.failures = 0;
+  }
+
+  private load(organizationId: string): Promise<SharedFunds> {
+    let loading = this.loading.get(organizationId);
+    if (loading === undefined) {
+      const started = this.read(organizationId);
+      loading = started;
+      this.loading.set(organizationId, started);
+      started.then(
+        (shared) => {
+          // a `forget` while reading dropped this read: the next call reads again
+          if (this.loading.get(organizationId) === started) {
+            this.loading.delete(organizationId);
+            this.organizations.set(organizationId, shared);
+          }
+        },
+        () => {
+          if (this.loading.get(organizationId) === started) this.loading.delete(organizationId);
+        },
+      );
+    }
+    return loading;
+  }
+
+  private async read(organizationId: string): Promise<SharedFunds> {
+    await this.synced();
+    const base = this.base(organizationId);
+    // the versions first: a change that lands after them and before the ledger read is noticed
+    const readAt = Date.now();
+    let versions: Record<string, string> | null;
+    try {
+      versions = await this.redis.hgetall(`${base}ver`);
+    } catch (error) {
+      this.onError(error);
+      versions = null;
+    }
+    const funds = await readOrganizationFunds(this.db, organizationId);
+    return new SharedFunds(funds, versions, base, readAt);
+  }
+}
+
+function bucketsOf(shared: SharedFunds, request: AdmissionRequest, limits: CallerRateLimits): BucketUse[] {
+  const tokens = request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0);
+  const keyId = request.caller.keyId;
+  const out: BucketUse[] = [];
+  if (limits.keyRequests !== null)
+    out.push({
+      key: `${shared.base}rl:k:r:${keyId}`,
+      capacity: limits.keyRequests,
+      amount: 1,
+      scope: 'key',
+      kind: 'requests',
+    });
+  if (limits.organizationRequests !== null)
+    out.push({
+      key: `${shared.base}rl:o:r`,
+      capacity: limits.organizationRequests,
+      amount: 1,
+      scope: 'organization',
+      kind: 'requests',
+    });
+  if (limits.keyTokens !== null)
+    out.push({
+      key: `${shared.base}rl:k:t:${keyId}`,
+      capacity: limits.keyTokens,
+      amount: tokens,
+      scope: 'key',
+      kind: 'tokens',
+    });
+  if (limits.organizationTokens !== null)
+    out.push({
+      key: `${shared.base}rl:o:t`,
+      capacity: limits.organizationTokens,
+      amount: tokens,
+      scope: 'organization',
+      kind: 'tokens',
+    });
+  return out;
+}
+
+function tokenBucketsOf(buckets: BucketUse[] | null): string[] | null {
+  if (buckets === null) return null;
+  let out: string[] | null = null;
+  for (const b of buckets)
+    if (b.kind === 'tokens') {
+      out ??= [];
+      out.push(b.key);
+    }
+  return out;
+}
+
+function bucketAt(use: BucketUse, level: number): Bucket {
+  const bucket = new Bucket(use.capacity, 0);
+  bucket.level = level;
+  return bucket;
+}
+
+/** OpenAI's `x-ratelimit-*` headers from the levels the script returned (from `offset` on). */
+function headersFrom(
+  buckets: BucketUse[],
+  reply: (string | number)[],
+  offset: number,
+): Record<string, string> {
+  let keyRequests: Bucket | null = null;
+  let orgRequests: Bucket | null = null;
+  let keyTokens: Bucket | null = null;
+  let orgTokens: Bucket | null = null;
+  for (let i = 0; i < buckets.length; i++) {
+    const use = buckets[i]!;
+    const bucket = bucketAt(use, Number(reply[offset + i]));
+    if (use.kind === 'requests') {
+      if (use.scope === 'key') keyRequests = bucket;
+      else orgRequests = bucket;
+    } else if (use.scope === 'key') keyTokens = bucket;
+    else orgTokens = bucket;
+  }
+  return headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
+}

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { runScript } from '../../src/limits/redis-connection.ts';
+import { SCRIPTS } from '../../src/limits/redis-scripts.ts';
+import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+// The Lua scripts of the shared holds and limits against a real Redis (decision 0019).
+const prefix = testRedisPrefix();
+let redis: Redis;
+let n = 0;
+
+before(async () => {
+  redis = new Redis(TEST_REDIS_URL);
+});
+after(async () => {
+  redis?.disconnect();
+  await dropRedisPrefix(prefix);
+});
+
+interface AccountArg {
+  id: string;
+  balance: bigint;
+  version?: string;
+  share?: bigint;
+  selfPay?: boolean;
+}
+
+/** A fresh organisation's keys. */
+function org() {
+  n++;
+  const base = `${prefix}{org-${n}}:`;
+  return {
+    base,
+    holds: `${base}holds`,
+    hold: `${base}hold`,
+    ver: `${base}ver`,
+    iv: `${base}iv`,
+    counter: (account: string) => `${base}a:${account}`,
+  };
+}
+
+async function admit(
+  o: ReturnType<typeof org>,
+  holdId: string,
+  opts: {
+    prepaid?: boolean;
+    worst: bigint;
+    wallet: AccountArg;
+    vouchers?: AccountArg[];
+    buckets?: { key: string; capacity: number; amount: number }[];
+    leaseMs?: number;
+  },
+): Promise<(string | number)[]> {
+  const accounts = [opts.wallet, ...(opts.vouchers ?? [])];
+  const buckets = opts.buckets ?? [];
+  const keys = [
+    o.holds,
+    o.hold,
+    o.ver,
+    o.iv,
+    ...accounts.map((a) => o.counter(a.id)),
+    ...buckets.map((b) => b.key),
+  ];
+  const args: (string | number)[] = [
+    holdId,
+    opts.leaseMs ?? 60_000,
+    600_000,
+    `${o.base}a:`,
+    opts.prepaid === false ? '0' : '1',
+    opts.worst.toString(),
+    holdId === '' ? 0 : accounts.length,
+    buckets.length,
+  ];
+  if (holdId !== '')
+    for (const a of accounts)
+      args.push(
+        a.id,
+        a.balance.toString(),
+        a.version ?? '0',
+        (a.share ?? 0n).toString(),
+        a.selfPay ? '1' : '0',
+      );
+  for (const b of buckets) args.push(b.capacity, b.amount);
+  return (await runScript(redis, SCRIPTS.admit, keys, args)) as (string | number)[];
+}
+
+async function settle(
+  o: ReturnType<typeof org>,
+  holdId: string,
+  voucher: string,
+  wallet: string,
+  share: bigint,
+  cost: bigint,
+): Promise<string> {
+  return (await runScript(
+    redis,
+    SCRIPTS.settle,
+    [o.holds, o.hold, o.ver, voucher === '' ? o.counter(wallet) : o.counter(voucher), o.counter(wallet)],
+    [holdId, voucher, wallet, share.toString(), cost.toString(), 600_000, 0],
+  )) as string;
+}
+
+const counter = async (key: string) => (await redis.get(key)) ?? 'absent';
+
+describe('shared holds: the Lua scripts', () => {
+  test('a missing counter is initialised from the ledger balance, once; the hold takes voucher and wallet parts', async () => {
+    const o = org();
+    const first = await admit(o, 'h1', {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 500n },
+      vouchers: [{ id: 'voucher:v', balance: 2000n, share: 800n }],
+    });
+    assert.deepEqual(first, ['ok', 2, '800', '200']);
+    assert.equal(await counter(o.counter('voucher:v')), '1200');
+    assert.equal(await counter(o.counter('wallet:o')), '300');
+    // another replica's older read does not initialise again
+    const second = await admit(o, 'h2', {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 999_999n },
+      vouchers: [{ id: 'voucher:v', balance: 999_999n, share: 800n }],
+    });
+    assert.deepEqual(second, ['ok', 2, '800', '200']);
+    assert.equal(await counter(o.counter('voucher:v')), '400');
+    assert.equal(await counter(o.counter('wallet:o')), '100');
+  });
+
+  test('all or nothing: a wallet that cannot cover its part takes nothing from the voucher or the buckets', async () => {
+    const o = org();
+    const bucket = `${o.base}rl:o:r`;
+    const refused = await admit(o, 'h1', {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 100n },
+      vouchers: [{ id: 'voucher:v', balance: 2000n, share: 800n }],
+      buckets: [{ key: bucket, capacity: 10, amount: 1 }],
+    });
+    assert.deepEqual(refused, ['wallet', 2, '100', '200']);
+    assert.equal(await counter(o.counter('voucher:v')), '2000', 'initialised, nothing taken');
+    assert.equal(await redis.hlen(o.hold), 0);
+    assert.equal(await redis.exists(bucket), 0, 'the bucket was not touched');
+    // block: a voucher that cannot hold its share refuses, naming it
+    const blocked = await admit(o, 'h2', {
+      worst: 10_000n,
+      wallet: { id: 'wallet:o', balance: 100n },
+      vouchers: [{ id: 'voucher:v', balance: 2000n, share: 8000n }],
+    });
+    assert.deepEqual(blocked, ['voucher', 2, '2000', '8000']);
+    // self-pay: the voucher holds what it has, the wallet the rest (here too much)
+    const selfPay = await admit(o, 'h3', {
+      worst: 2050n,
+      wallet: { id: 'wallet:o', balance: 100n },
+      vouchers: [{ id: 'voucher:v', balance: 2000n, share: 2050n, selfPay: true }],
+    });
+    assert.deepEqual(selfPay, ['ok', 2, '2000', '50']);
+    // a postpaid organisation is never refused for money
+    const postpaid = await admit(o, 'h4', {
+      prepaid: false,
+      worst: 5000n,
+      wallet: { id: 'wallet:o', balance: 0n },
+      vouchers: [{ id: 'voucher:v', balance: 0n, share: 4000n }],
+    });
+    assert.deepEqual(postpaid, ['ok', 0, '0', '5000'], 'no voucher with money left: the wallet holds it all');
+  });
+
+  test('rate limits: every bucket is checked before any is taken; a refusal names the bucket', async () => {
+    const o = org();
+    const requests = `${o.base}rl:o:r`;
+    const tokens = `${o.base}rl:o:t`;
+    const buckets = [
+      { key: requests, capacity: 3, amount: 1 },
+      { key: tokens, capacity: 100, amount: 40 },
+    ];
+    assert.deepEqual(await admit(o, '', { worst: 0n, wallet: { id: 'w', balance: 0n }, buckets }), [
+      'ok',
+      0,
+      '0',
+      '0',
+      '2',
+      '60',
+    ]);
+    await admit(o, '', { worst: 0n, wallet: { id: 'w', balance: 0n }, buckets });
+    const refused = await admit(o, '', { worst: 0n, wallet: { id: 'w', balance: 0n }, buckets });
+    assert.equal(refused[0], 'rate');
+    assert.equal(refused[1], 2, 'the tokens bucket refused');
+    assert.ok(Number(refused[2]) >= 1 && Number(refused[2]) < 1.1, 'requests level untouched by the refusal');
+    assert.ok(Number(refused[3]) >= 20 && Number(refused[3]) < 21);
+  });
+
+  test('an expired hold is reaped and given back; its settle then takes the real cost', async () => {
+    const o = org();
+    const accounts = {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 10_000n },
+      vouchers: [{ id: 'voucher:v', balance: 10_000n, share: 800n }],
+    };
+    assert.equal((await admit(o, 'short', { ...accounts, leaseMs: 50 }))[0], 'ok');
+    assert.equal(await counter(o.counter('voucher:v')), '9200');
+    await new Promise((r) => setTimeout(r, 80));
+    // the next admission reaps it first
+    assert.equal((await admit(o, 'next', accounts))[0], 'ok');
+    assert.equal(
+      await counter(o.counter('voucher:v')),
+      '9200',
+      'the expired 800 came back, the new 800 went',
+    );
+    assert.equal(await counter(o.counter('wallet:o')), '9800');
+    assert.equal(await redis.hexists(o.hold, 'short'), 0);
+    // the expired call ends after all: its real cost 500 (voucher 400, wallet 100) is taken
+    assert.equal(await settle(o, 'short', 'voucher:v', 'wallet:o', 400n, 500n), '400');
+    assert.equal(await counter(o.counter('voucher:v')), '8800');
+    assert.equal(await counter(o.counter('wallet:o')), '9700');
+    // a live hold settles: held − real given back
+    assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n), '400');
+    assert.equal(await counter(o.counter('voucher:v')), '9200');
+    assert.equal(await counter(o.counter('wallet:o')), '9800');
+    assert.equal(await redis.zcard(o.holds), 0);
+    const held = await runScript(redis, SCRIPTS.held, [o.holds, o.hold], [`${o.base}a:`]);
+    assert.equal(held, '0');
+  });
+
+  test('a counter initialised again subtracts the live holds; a stale read is told to read again', async () => {
+    const o = org();
+    const accounts = {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 10_000n },
+      vouchers: [{ id: 'voucher:v', balance: 10_000n, share: 800n }],
+    };
+    await admit(o, 'live', accounts);
+    // the counters expire (idle), the hold is still live: the ledger has not seen its charge
+    await redis.del(o.counter('voucher:v'), o.counter('wallet:o'));
+    assert.equal((await admit(o, 'again', accounts))[0], 'ok');
+    assert.equal(await counter(o.counter('voucher:v')), '8400', 'ledger 10,000 less two live holds of 800');
+    // a charge meets a missing counter: a replica that read before it is stale
+    await redis.del(o.counter('voucher:v'));
+    await settle(o, 'gone-hold', 'voucher:v', 'wallet:o', 400n, 500n);
+    assert.deepEqual(await admit(o, 'stale', accounts), ['stale', 2]);
+    const version = await redis.hget(o.ver, 'voucher:v');
+    const fresh = await admit(o, 'fresh', {
+      ...accounts,
+      wallet: { ...accounts.wallet, version: (await redis.hget(o.ver, 'wallet:o')) ?? '0' },
+      vouchers: [{ ...accounts.vouchers[0]!, balance: 9_600n, version: version! }],
+    });
+    assert.equal(fresh[0], 'ok');
+  });
+
+  test('a deposit reaches the counter exactly once, also against an initialisation racing it', async () => {
+    const o = org();
+    const wallet = 'wallet:o';
+    const accounts = (balance: bigint, version = '0') => ({
+      worst: 100n,
+      wallet: { id: wallet, balance, version },
+    });
+    const deposit = async (amount: bigint, token: string) =>
+      runScript(
+        redis,
+        SCRIPTS.fundsCommit,
+        [o.ver, o.iv, o.counter(wallet)],
+        [wallet, amount.toString(), token],
+      );
+    const prepare = async () => String(await runScript(redis, SCRIPTS.fundsPrepare, [o.ver], [wallet]));
+
+    // the counter exists before the deposit begins: the deposit is added
+    await admit(o, 'a', accounts(1000n));
+    await settle(o, 'a', '', wallet, 0n, 0n);
+    assert.equal(await counter(o.counter(wallet)), '1000');
+    assert.equal(await deposit(500n, await prepare()), 'added');
+    assert.equal(await counter(o.counter(wallet)), '1500');
+
+    // a replica initialises while the deposit is in flight (its ledger read may or may not have it):
+    // the counter is dropped and read again
+    await redis.del(o.counter(wallet));
+    const token = await prepare();
+    const version = (await redis.hget(o.ver, wallet))!;
+    assert.equal((await admit(o, 'b', accounts(2000n, version)))[0], 'ok');
+    assert.equal(await deposit(300n, token), 'dropped');
+    assert.equal(await counter(o.counter(wallet)), 'absent');
+    // a read from before the commit is stale now; one after it initialises
+    assert.deepEqual(await admit(o, 'c', accounts(2000n, version)), ['stale', 1]);
+    const after = (await redis.hget(o.ver, wallet))!;
+    assert.equal((await admit(o, 'd', accounts(2300n, after)))[0], 'ok');
+    assert.equal(await counter(o.counter(wallet)), String(2300 - 100 - 100), 'less the two live holds');
+  });
+
+  test('amounts past 2^32 stay exact integers (no exponent, no rounding)', async () => {
+    const o = org();
+    const big = 4_000_000_000_123_457n; // under 2^53
+    assert.deepEqual(await admit(o, 'h', { worst: 1n, wallet: { id: 'w', balance: big } }), [
+      'ok',
+      0,
+      '0',
+      '1',
+    ]);
+    assert.equal(await counter(o.counter('w')), (big - 1n).toString());
+  });
+});
