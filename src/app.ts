@@ -13,6 +13,7 @@ import { AuditLog } from './audit/audit-log.ts';
 import { ReviewService } from './billing/application-reviews.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
+import { accountId } from './billing/ledger.ts';
 import { Meter } from './billing/meter.ts';
 import { ApplicationService } from './billing/programme-applications.ts';
 import { ProgrammeCloseService } from './billing/programme-close.ts';
@@ -182,7 +183,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
-  programmeClose.onVouchersChanged = (id) => budgetHolds.forget(id);
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
@@ -230,6 +230,32 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   keys.onRevoke = (hash) => {
     keyCache.evictHash(hash);
     events?.keyRevoked(hash);
+  };
+  if (sharedAdmission !== null) {
+    // a closing programme takes back what its vouchers left: their shared counters must say so too
+    programmeClose.beforeClose = async (vouchers) => {
+      const tokens = new Map<string, string | null>();
+      for (const v of vouchers)
+        tokens.set(
+          v.voucherId,
+          await sharedAdmission.prepareChange(v.organizationId, accountId.voucher(v.voucherId)),
+        );
+      return tokens;
+    };
+    programmeClose.afterClose = async (returned, tokens) => {
+      for (const r of returned)
+        await sharedAdmission.changed(
+          r.organizationId,
+          accountId.voucher(r.voucherId),
+          r.amount,
+          tokens.get(r.voucherId) ?? null,
+        );
+    };
+  }
+  programmeClose.onVouchersChanged = (id) => {
+    budgetHolds.forget(id);
+    sharedAdmission?.forget(id);
+    events?.fundsChanged(id);
   };
   programmes.onVoucherIssued = (id) => {
     budgetHolds.forget(id);

@@ -80,9 +80,25 @@ export function tranchesOf(granted: MicroKrw, voucherPaid: MicroKrw, percents: r
   return tranches;
 }
 
+export interface VoucherOf {
+  organizationId: string;
+  voucherId: string;
+}
+
 export class ProgrammeCloseService {
   /** Organisations whose vouchers changed: budget holds forget them. */
   onVouchersChanged: (organizationId: string) => void = () => {};
+  /**
+   * Before the closing transaction, with the programme's vouchers: shared holds take a version per
+   * voucher account (limits/shared-admission.ts), returned as tokens for `afterClose`.
+   */
+  beforeClose: (vouchers: readonly VoucherOf[]) => Promise<Map<string, string | null>> = async () =>
+    new Map();
+  /** After it committed: what each voucher gave back, so shared counters move by exactly that. */
+  afterClose: (
+    returned: readonly (VoucherOf & { amount: MicroKrw })[],
+    tokens: Map<string, string | null>,
+  ) => Promise<void> = async () => {};
 
   constructor(
     private readonly db: Database,
@@ -101,8 +117,17 @@ export class ProgrammeCloseService {
       throw ValidationError.of('reason', 'say why the programme closes before its end');
     const percents = v.tranchePercents ?? [70, 30];
     await this.synced();
+    const known = await this.db.all<{ id: string; organization_id: string }>(
+      'SELECT id, organization_id FROM vouchers WHERE programme_id = ? ORDER BY id',
+      [programmeId],
+    );
+    const tokens = await this.beforeClose(
+      known.map((r) => ({ voucherId: r.id, organizationId: r.organization_id })),
+    );
     const now = Date.now();
+    const returns: (VoucherOf & { amount: MicroKrw })[] = [];
     const report = await this.db.transaction(async (tx) => {
+      returns.length = 0;
       const p = await tx.get<{ ends_at: number }>('SELECT ends_at FROM programmes WHERE id = ?', [
         programmeId,
       ]);
@@ -137,6 +162,8 @@ export class ProgrammeCloseService {
         }
         const paid = await this.paidBy(tx, x.id);
         const returned = left > 0n ? left : 0n;
+        if (returned > 0n)
+          returns.push({ voucherId: x.id, organizationId: x.organizationId, amount: -returned });
         totals.granted += x.amount;
         totals.voucherPaid += paid.voucher;
         totals.coPaid += paid.wallet;
@@ -179,6 +206,7 @@ export class ProgrammeCloseService {
       });
       return made;
     });
+    await this.afterClose(returns, tokens);
     for (const organizationId of new Set(report.vouchers.map((r) => r.organizationId)))
       this.onVouchersChanged(organizationId);
     return report;

@@ -193,11 +193,24 @@ export class SharedAdmission implements Admission {
    * Before a deposit's transaction: bump the wallet's version, so that a replica that read the ledger
    * before it and initialises the counter afterwards is told to read again. Null: Redis unreachable.
    */
-  async prepareDeposit(organizationId: string): Promise<string | null> {
+  prepareDeposit(organizationId: string): Promise<string | null> {
+    return this.prepareChange(organizationId, accountId.wallet(organizationId));
+  }
+
+  /** The deposit committed: the wallet's counter learns of it, exactly once (redis-scripts.ts). */
+  deposited(organizationId: string, amount: MicroKrw, token: string | null): Promise<void> {
+    return this.changed(organizationId, accountId.wallet(organizationId), amount, token);
+  }
+
+  /**
+   * Before a transaction that moves money into or out of one of the organisation's accounts outside a
+   * call (a deposit, a voucher's unspent balance returned when its programme closes): the version
+   * bump that `changed` compares with. Null: Redis unreachable.
+   */
+  async prepareChange(organizationId: string, account: string): Promise<string | null> {
     try {
-      const wallet = accountId.wallet(organizationId);
       return String(
-        await runScript(this.redis, SCRIPTS.fundsPrepare, [`${this.base(organizationId)}ver`], [wallet]),
+        await runScript(this.redis, SCRIPTS.fundsPrepare, [`${this.base(organizationId)}ver`], [account]),
       );
     } catch (error) {
       this.onError(error);
@@ -205,17 +218,21 @@ export class SharedAdmission implements Admission {
     }
   }
 
-  /** The deposit committed: the wallet's counter learns of it, exactly once (redis-scripts.ts). */
-  async deposited(organizationId: string, amount: MicroKrw, token: string | null): Promise<void> {
+  /** The change committed: the account's counter moves by `amount` exactly once, or is read again. */
+  async changed(
+    organizationId: string,
+    account: string,
+    amount: MicroKrw,
+    token: string | null,
+  ): Promise<void> {
     const base = this.base(organizationId);
-    const wallet = accountId.wallet(organizationId);
     try {
       await runScript(
         this.redis,
         SCRIPTS.fundsCommit,
-        [`${base}ver`, `${base}iv`, `${base}a:${wallet}`],
+        [`${base}ver`, `${base}iv`, `${base}a:${account}`],
         // no token (Redis was down before the commit): the counter is dropped and read again
-        [wallet, exact(amount), token ?? '0'],
+        [account, exact(amount), token ?? '0'],
       );
     } catch (error) {
       this.onError(error);

@@ -65,7 +65,8 @@ test('closing a programme returns every unspent voucher balance to its budget an
   assert.ok(voucherId, JSON.stringify(selected));
   // a second voucher issued directly and never used: all of it comes back
   const idle = await must('POST', `/programmes/${p.id}/vouchers`, { organizationId: org.id, amountKrw: '5' });
-  await must('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+  // enough for the co-payment of a few calls, not for a whole call without a voucher
+  await must('POST', `/organizations/${org.id}/deposits`, { amountKrw: '0.03' });
   const key = await must('POST', `/organizations/${org.id}/keys`, { name: 'k' });
   const client = new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
   fake.setReply('민원 세 건을 요약했습니다');
