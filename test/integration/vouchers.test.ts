@@ -391,6 +391,73 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
   });
 });
 
+describe('a prepaid stream the client abandons halfway', () => {
+  test('is charged to the voucher and wallet for what it delivered — not zero, not the hold — and holds nothing after', async () => {
+    const slow = await startFakeOpenAI({ apiKey: 'upstream-secret', chunkDelayMs: 30 });
+    const t = await startTestHub({ KAIHUB_STREAM_DRAIN_MS: '3000' });
+    try {
+      await seedCatalog(t, slow.url);
+      const must = async (method: string, path: string, body?: unknown) => {
+        const r = await t.admin(method, path, body);
+        assert.ok(r.status >= 200 && r.status < 300, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
+        return r.body;
+      };
+      const programme = await must('POST', '/programmes', {
+        name: '스트림 바우처',
+        startsOn: '2026-01-01',
+        endsOn: '2030-12-31',
+        budgetKrw: '1000',
+        copayPercent: { sme: 20 },
+        onExhausted: 'block',
+      });
+      const org = await must('POST', '/organizations', {
+        name: '스트림 기업',
+        class: 'sme',
+        spendMode: 'prepaid',
+      });
+      const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
+        organizationId: org.id,
+        amountKrw: '10',
+      });
+      await must('POST', `/organizations/${org.id}/deposits`, { amountKrw: '10' });
+      const key = await must('POST', `/organizations/${org.id}/keys`, { name: 'k' });
+      slow.setReply(Array.from({ length: 40 }, (_, i) => `w${i}`).join(' '));
+      const client = new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+      const controller = new AbortController();
+      const { data, response } = await client.chat.completions
+        .create(
+          { model: 'hcx-test', messages: [{ role: 'user', content: '길게' }], stream: true, max_tokens: 500 },
+          { signal: controller.signal },
+        )
+        .withResponse();
+      let seen = 0;
+      try {
+        for await (const chunk of data) {
+          if (chunk.choices[0]?.delta?.content) seen++;
+          if (seen === 5) controller.abort();
+        }
+      } catch {
+        // the abort
+      }
+      const event = await usageEvent(t, response.headers.get('x-request-id')!, 8000);
+      const cost = BigInt(event.costMicroKrw);
+      // what the upstream delivered (drained for its own counts), far below the 500-token hold
+      const worst = (5n * 1_000_000_000n + 500n * 3_000_000_000n + 500_000n) / 1_000_000n;
+      assert.ok(cost > 0n, 'not zero');
+      assert.ok(cost < worst / 2n, `not the hold (${cost} of ${worst})`);
+      const funds = await must('GET', `/organizations/${org.id}/funds`);
+      const share = voucherShare(cost, 2000);
+      assert.equal(funds.vouchers[0].id, voucher.id);
+      assert.equal(funds.vouchers[0].balanceKrw, formatKrw(parseKrwAmount('10') - share));
+      assert.equal(funds.walletKrw, formatKrw(parseKrwAmount('10') - (cost - share)));
+      assert.equal(funds.heldKrw, '0', 'the hold was released');
+    } finally {
+      await t.close();
+      await slow.close();
+    }
+  });
+});
+
 describe('kaihub CLI: programmes, vouchers and funds', () => {
   test('an operator creates a programme, issues a voucher, records a deposit and reads the funds', async () => {
     const fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
