@@ -53,9 +53,9 @@ import {
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'funded', 'baseline', 'portkey'];
+const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'funded', 'shared', 'baseline', 'portkey'];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
-const HUB_ARMS = ['hub', 'traced', 'funded', 'baseline'];
+const HUB_ARMS = ['hub', 'traced', 'funded', 'shared', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
@@ -63,7 +63,9 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
                                 a bare node:http + undici proxy: the stack's floor; and
                                 traced, the hub with every call traced to an OTLP sink;
                                 and funded, the hub with every call paid by a voucher
-                                with co-payment: held, rate-limited and charged)
+                                with co-payment: held, rate-limited and charged; and
+                                shared, the same on PostgreSQL with holds and limits in
+                                Redis (REDIS_URL; a database and key prefix of its own))
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
@@ -516,6 +518,25 @@ async function main() {
     );
     log(`funded hub (prepaid voucher, holds and rate limits on every call) on ${arms.funded.base}`);
   }
+  if (opts.targets.includes('shared')) {
+    const database = await createBenchDatabase();
+    arms.shared = await startHub(
+      upstream.port,
+      opts.hubStartTimeout,
+      opts.hubCpuProf ? opts.out : undefined,
+      {
+        name: 'shared',
+        script: opts.hubScript,
+        funded: true,
+        env: {
+          KAIHUB_DATABASE: database,
+          REDIS_URL: process.env.KAIHUB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+          KAIHUB_REDIS_PREFIX: `kaihub-bench-${process.pid}`,
+        },
+      },
+    );
+    log(`shared hub (PostgreSQL, holds and limits in Redis) on ${arms.shared.base}`);
+  }
   let baselineGit;
   if (opts.targets.includes('baseline')) {
     const tree = prepareBaseline(opts.baseline);
@@ -807,6 +828,7 @@ async function main() {
   });
   if (t.hub && t.traced) summary.tracedVsHub = versusHub('traced');
   if (t.hub && t.funded) summary.fundedVsHub = versusHub('funded');
+  if (t.hub && t.shared) summary.sharedVsHub = versusHub('shared');
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -892,6 +914,10 @@ async function main() {
   for (const [key, label] of [
     ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)'],
     ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)'],
+    [
+      'sharedVsHub',
+      'Shared − hub (the same on PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
+    ],
   ]) {
     const v = summary[key];
     if (!v) continue;
@@ -909,7 +935,7 @@ async function main() {
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
   for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
+      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(
@@ -955,12 +981,37 @@ function mapValues(obj, fn) {
   return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, fn(v)]));
 }
 
+// PostgreSQL databases made for the shared arm, dropped at the end
+const benchDatabases = [];
+const POSTGRES_ADMIN_URL = process.env.KAIHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+async function createBenchDatabase() {
+  const { default: pg } = await import('pg');
+  const name = `kaihub_bench_${process.pid}_${benchDatabases.length}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  benchDatabases.push(name);
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+async function dropBenchDatabases() {
+  if (benchDatabases.length === 0) return;
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  for (const name of benchDatabases) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.end();
+}
+
 let exiting = false;
 let afterExitNote;
 async function cleanupAndExit(code) {
   if (exiting) return;
   exiting = true;
   await stopAll();
+  await dropBenchDatabases();
   if (afterExitNote) log(afterExitNote);
   for (const c of children) if (c.tmpDir) rmSync(c.tmpDir, { recursive: true, force: true });
   removeWorktrees();
