@@ -108,7 +108,9 @@ const redisPort = Number(new URL(redisUrl).port || 6379);
 const redisUp = await reachable(redisPort);
 if (pgUp && redisUp) {
   // test/redis, and the suites of limits and holds again, their hubs sharing through Redis (hub.ts)
-  const again = ['vouchers', 'rate-limits', 'replicas', 'programme-close', 'alerts'].map((f) => `test/integration/${f}.test.ts`);
+  const again = ['vouchers', 'rate-limits', 'replicas', 'programme-close', 'alerts'].map(
+    (f) => `test/integration/${f}.test.ts`,
+  );
   runTests('shared limits on PostgreSQL + Redis', [...files('test/redis', '.test.ts'), ...again], {
     KAIHUB_TEST_DATABASE: 'postgres',
     KAIHUB_TEST_REDIS_URL: redisUrl,
