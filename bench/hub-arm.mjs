@@ -160,7 +160,7 @@ export async function startHub(
       headers: { authorization: `Bearer ${adminToken}` },
       body: {
         spendMode: 'prepaid',
-        rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 10_000_000_000 },
+        rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 2_000_000_000 },
       },
     });
     if (patched.status !== 200)
@@ -168,7 +168,7 @@ export async function startHub(
   }
   const key = await admin(`/organizations/${orgId}/keys`, {
     name: 'bench',
-    ...(funded && { rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 10_000_000_000 } }),
+    ...(funded && { rateLimits: { requestsPerMinute: 100_000_000, tokensPerMinute: 2_000_000_000 } }),
   });
   const secret = pick(key, 'key', 'data.key', 'secret', 'apiKey');
   if (!secret) throw new Error(`hub key response without a key: ${JSON.stringify(key)}`);

@@ -3,8 +3,9 @@ import { z } from 'zod';
 /** `{requestsPerMinute, tokensPerMinute}` on an organisation or a key; null or absent: no limit. */
 export const rateLimitsInput = z
   .strictObject({
-    requestsPerMinute: z.number().int().min(1).max(100_000_000).nullable().optional(),
-    tokensPerMinute: z.number().int().min(1).max(10_000_000_000).nullable().optional(),
+    // the columns are INTEGER: 32 bits on PostgreSQL, and two billion a minute is no limit at all
+    requestsPerMinute: z.number().int().min(1).max(2_147_483_647).nullable().optional(),
+    tokensPerMinute: z.number().int().min(1).max(2_147_483_647).nullable().optional(),
   })
   .nullable()
   .optional();

@@ -119,6 +119,16 @@ describe('rate limits per key and per organisation, with the x-ratelimit-* heade
     const bad = await t.admin('PATCH', `/organizations/${org.id}`, { rateLimits: { requestsPerMinute: 0 } });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.fields[0].field, 'rateLimits.requestsPerMinute');
+    // the largest value the columns hold is taken on both databases; one beyond is a 400, not a 500
+    const largest = await t.admin('PATCH', `/organizations/${org.id}`, {
+      rateLimits: { requestsPerMinute: 2_147_483_647, tokensPerMinute: 2_147_483_647 },
+    });
+    assert.equal(largest.status, 200, JSON.stringify(largest.body));
+    const beyond = await t.admin('PATCH', `/organizations/${org.id}`, {
+      rateLimits: { tokensPerMinute: 3_000_000_000 },
+    });
+    assert.equal(beyond.status, 400);
+    assert.equal(beyond.body.error.fields[0].field, 'rateLimits.tokensPerMinute');
   });
 
   test('no limits set: no x-ratelimit headers', async () => {
