@@ -53,9 +53,19 @@ import {
   waitFor,
 } from './processes.mjs';
 
-const ALL_TARGETS = ['direct', 'proxy', 'hub', 'traced', 'funded', 'shared', 'baseline', 'portkey'];
+const ALL_TARGETS = [
+  'direct',
+  'proxy',
+  'hub',
+  'traced',
+  'funded',
+  'postgres',
+  'shared',
+  'baseline',
+  'portkey',
+];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
-const HUB_ARMS = ['hub', 'traced', 'funded', 'shared', 'baseline'];
+const HUB_ARMS = ['hub', 'traced', 'funded', 'postgres', 'shared', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
@@ -64,8 +74,9 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
                                 traced, the hub with every call traced to an OTLP sink;
                                 and funded, the hub with every call paid by a voucher
                                 with co-payment: held, rate-limited and charged; and
-                                shared, the same on PostgreSQL with holds and limits in
-                                Redis (REDIS_URL; a database and key prefix of its own))
+                                postgres, the funded hub on PostgreSQL (a database of its
+                                own); shared, the same with holds and limits in Redis
+                                (REDIS_URL; a key prefix of its own))
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
@@ -518,6 +529,20 @@ async function main() {
     );
     log(`funded hub (prepaid voucher, holds and rate limits on every call) on ${arms.funded.base}`);
   }
+  if (opts.targets.includes('postgres')) {
+    arms.postgres = await startHub(
+      upstream.port,
+      opts.hubStartTimeout,
+      opts.hubCpuProf ? opts.out : undefined,
+      {
+        name: 'postgres',
+        script: opts.hubScript,
+        funded: true,
+        env: { KAIHUB_DATABASE: await createBenchDatabase() },
+      },
+    );
+    log(`funded hub on PostgreSQL (no Redis) on ${arms.postgres.base}`);
+  }
   if (opts.targets.includes('shared')) {
     const database = await createBenchDatabase();
     arms.shared = await startHub(
@@ -828,7 +853,24 @@ async function main() {
   });
   if (t.hub && t.traced) summary.tracedVsHub = versusHub('traced');
   if (t.hub && t.funded) summary.fundedVsHub = versusHub('funded');
+  if (t.hub && t.postgres) summary.postgresVsHub = versusHub('postgres');
   if (t.hub && t.shared) summary.sharedVsHub = versusHub('shared');
+  if (t.postgres && t.shared) {
+    // Redis's own cost: the shared arm against the same hub on PostgreSQL without it
+    const h = (rate, arm) => summary.latency[rate][arm].service;
+    summary.sharedVsPostgres = {
+      throughputRatio: t.shared.medianRps / t.postgres.medianRps,
+      latency: Object.fromEntries(
+        opts.rates.map((rate) => [
+          rate,
+          {
+            p50DeltaMs: h(rate, 'shared').p50Ms - h(rate, 'postgres').p50Ms,
+            p99DeltaMs: h(rate, 'shared').p99Ms - h(rate, 'postgres').p99Ms,
+          },
+        ]),
+      ),
+    };
+  }
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -911,9 +953,9 @@ async function main() {
       `Hub − baseline (${baselineGit}) latency: ${deltas}. Hub / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
-  for (const [key, label] of [
-    ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)'],
-    ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)'],
+  for (const [key, label, denominator] of [
+    ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)', 'hub'],
+    ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)', 'hub'],
     [
       'sharedVsHub',
       'Shared − hub (the same on PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
@@ -928,14 +970,14 @@ async function main() {
       )
       .join('; ');
     lines.push(
-      `${label}: ${deltas}. ${label.split(' ')[0]} / hub maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+      `${label}: ${deltas}. ${label.split(' ')[0]} / ${denominator} maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
   if (t.portkey)
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
   for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
+      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', postgres: 'PostgreSQL hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(

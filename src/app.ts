@@ -455,7 +455,7 @@ interface SharedConnections {
 
 /** Two connections: commands, and pub/sub (a subscribed connection can do nothing else). */
 async function openShared(config: Config, url: string, logger: Logger): Promise<SharedConnections> {
-  const redis = connectRedis(url, config.redisTimeoutMs, logger);
+  const redis = await connectRedis(url, config.redisTimeoutMs, logger);
   // the subscriber waits for its connection: its SUBSCRIBE goes out as soon as Redis is there
   const subscriber = redis.duplicate({
     enableOfflineQueue: true,
