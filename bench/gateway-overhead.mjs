@@ -956,10 +956,13 @@ async function main() {
   for (const [key, label, denominator] of [
     ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)', 'hub'],
     ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)', 'hub'],
+    ['postgresVsHub', 'Postgres − hub (the funded hub on PostgreSQL; the hub arm on SQLite)', 'hub'],
     [
       'sharedVsHub',
-      'Shared − hub (the same on PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
+      'Shared − hub (funded, PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
+      'hub',
     ],
+    ['sharedVsPostgres', 'Shared − postgres (what Redis adds: both funded, both on PostgreSQL)', 'postgres'],
   ]) {
     const v = summary[key];
     if (!v) continue;
