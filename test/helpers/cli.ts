@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/kaihub.mjs', import.meta.url));
 
@@ -27,4 +29,28 @@ export function runKaihub(args: string[], env: NodeJS.ProcessEnv): Promise<CliRu
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The same function main.ts calls for an admin command, run in this process: each child process costs
+ * a Node start and the TypeScript loader, so only the end-to-end checks pay for one. `bytes` is stdout
+ * as written (a statement file is binary).
+ */
+export async function runAdminInProcess(
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<CliRun & { bytes: Buffer }> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const sink = (chunks: Buffer[]) =>
+    new Writable({
+      write(chunk, _encoding, done) {
+        chunks.push(Buffer.from(chunk));
+        done();
+      },
+    });
+  const [command = '', ...rest] = args;
+  const code = await runAdminCommand(command, rest, env, sink(out), sink(err));
+  const bytes = Buffer.concat(out);
+  return { code, stdout: bytes.toString(), stderr: Buffer.concat(err).toString(), bytes };
 }

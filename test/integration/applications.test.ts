@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
-import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { usageEvent } from '../helpers/v1.ts';
 
@@ -664,24 +663,8 @@ describe('supplier pool, applications, review and selection', () => {
 
   test('the CLI: pool, application, submit, review, select and reject', async () => {
     const run = async (...args: string[]) => {
-      let out = '';
-      let err = '';
-      const sink = (append: (s: string) => void) =>
-        new Writable({
-          write(chunk, _encoding, done) {
-            append(String(chunk));
-            done();
-          },
-        });
-      const [command = '', ...rest] = args;
-      const code = await runAdminCommand(
-        command,
-        rest,
-        { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN },
-        sink((s) => (out += s)),
-        sink((s) => (err += s)),
-      );
-      return { code, out, err };
+      const r = await runAdminInProcess(args, { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN });
+      return { code: r.code, out: r.stdout, err: r.stderr };
     };
     const json = async (...args: string[]) => {
       const r = await run(...args, '--json');

@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { runAdminCommand } from '../../src/cli/admin-commands.ts';
-import { type CliRun, runKaihub } from '../helpers/cli.ts';
+import { type CliRun, runAdminInProcess, runKaihub } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
@@ -16,30 +14,8 @@ import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/catalog-small.json', import.meta.url));
 
-async function inProcess(args: string[], env: Record<string, string>): Promise<CliRun> {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk, _encoding, done) {
-        append(String(chunk));
-        done();
-      },
-    });
-  const [command = '', ...rest] = args;
-  const code = await runAdminCommand(
-    command,
-    rest,
-    env,
-    sink((s) => {
-      stdout += s;
-    }),
-    sink((s) => {
-      stderr += s;
-    }),
-  );
-  return { code, stdout, stderr };
-}
+const inProcess = (args: string[], env: Record<string, string>): Promise<CliRun> =>
+  runAdminInProcess(args, env);
 
 describe('kaihub CLI: people, audit, catalogue, credentials', () => {
   let t: TestHub;

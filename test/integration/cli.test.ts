@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
-import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type CliRun, runKaihub } from '../helpers/cli.ts';
+import { type CliRun, runAdminInProcess, runKaihub } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { closedPort } from '../helpers/v1.ts';
 
@@ -51,29 +49,8 @@ describe('kaihub CLI against a running hub', () => {
    * The same function main.ts calls, run in this process: each child process costs a Node start
    * and the TypeScript loader, so only the end-to-end checks pay for one.
    */
-  async function inProcess(args: string[], runEnv: Record<string, string> = env): Promise<CliRun> {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (s: string) => void) =>
-      new Writable({
-        write(chunk, _encoding, done) {
-          append(String(chunk));
-          done();
-        },
-      });
-    const [command = '', ...rest] = args;
-    const code = await runAdminCommand(
-      command,
-      rest,
-      runEnv,
-      sink((s) => {
-        stdout += s;
-      }),
-      sink((s) => {
-        stderr += s;
-      }),
-    );
-    return { code, stdout, stderr };
+  function inProcess(args: string[], runEnv: Record<string, string> = env): Promise<CliRun> {
+    return runAdminInProcess(args, runEnv);
   }
 
   before(async () => {

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import ExcelJS from 'exceljs';
 import { costOf, formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
 import { roundToWon, vatOf } from '../../src/billing/settlement.ts';
 import { insertUsageRecords, type UsageRecord } from '../../src/billing/usage-journal.ts';
-import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';
 
@@ -313,23 +312,14 @@ describe('monthly settlement', () => {
 
     // the CLI: the months, and a statement file on standard output
     const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
-    const chunks: Buffer[] = [];
-    const out = new Writable({
-      write(chunk, _encoding, done) {
-        chunks.push(Buffer.from(chunk));
-        done();
-      },
-    });
-    const code = await runAdminCommand(
-      'settlements',
-      ['statement', MONTH, '--supplier-id', catalog.supplierId, '--format', 'xlsx'],
+    const file = await runAdminInProcess(
+      ['settlements', 'statement', MONTH, '--supplier-id', catalog.supplierId, '--format', 'xlsx'],
       env,
-      out,
     );
-    assert.equal(code, 0);
-    assert.equal(Buffer.concat(chunks).subarray(0, 2).toString(), 'PK', 'an XLSX (a ZIP) on stdout');
-    chunks.length = 0;
-    assert.equal(await runAdminCommand('settlements', ['list'], env, out), 0);
-    assert.match(Buffer.concat(chunks).toString(), /2026-10 +closed/);
+    assert.equal(file.code, 0);
+    assert.equal(file.bytes.subarray(0, 2).toString(), 'PK', 'an XLSX (a ZIP) on stdout');
+    const months = await runAdminInProcess(['settlements', 'list'], env);
+    assert.equal(months.code, 0);
+    assert.match(months.stdout, /2026-10 +closed/);
   });
 });

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { costOf, formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
-import { runAdminCommand } from '../../src/cli/admin-commands.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { addProduct, closedPort, usageEvent } from '../helpers/v1.ts';
 
@@ -466,24 +465,8 @@ describe('kaihub CLI: programmes, vouchers and funds', () => {
       const catalog = await seedCatalog(t, fake.url);
       const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
       const run = async (...args: string[]) => {
-        let out = '';
-        let err = '';
-        const sink = (append: (s: string) => void) =>
-          new Writable({
-            write(chunk, _encoding, done) {
-              append(String(chunk));
-              done();
-            },
-          });
-        const [command = '', ...rest] = args;
-        const code = await runAdminCommand(
-          command,
-          rest,
-          env,
-          sink((s) => (out += s)),
-          sink((s) => (err += s)),
-        );
-        return { code, out, err };
+        const r = await runAdminInProcess(args, env);
+        return { code: r.code, out: r.stdout, err: r.stderr };
       };
       const created = await run(
         'programmes',
