@@ -141,7 +141,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const organizations = new OrganizationService(db);
   organizations.checkModels = (field, models) => catalogService.requireModels(field, models);
   const keys = new ApiKeyService(db);
-  keys.onRevoke = (hash) => keyCache.evictHash(hash);
   const users = new UserService(db);
   const tokens = new PersonalTokenService(db);
   const authenticate = createAuthenticator(adminToken, tokens);
@@ -201,6 +200,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           { prefix: config.redisPrefix, leaseMs: config.holdLeaseMs },
           logger,
         );
+  // an organisation's funds or terms changed: what this replica holds about them is read again
+  const forgetFunds = (id: string) => {
+    budgetHolds.forget(id);
+    sharedAdmission?.forget(id);
+  };
   const events =
     shared === null
       ? null
@@ -212,13 +216,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
             keyRevoked: (hash) => keyCache.evictHash(hash),
             organizationChanged: (id) => {
               keyCache.evictOrganization(id);
-              budgetHolds.forget(id);
-              sharedAdmission?.forget(id);
+              forgetFunds(id);
             },
-            fundsChanged: (id) => {
-              budgetHolds.forget(id);
-              sharedAdmission?.forget(id);
-            },
+            fundsChanged: forgetFunds,
           },
           logger,
         );
@@ -252,29 +252,24 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         );
     };
   }
-  programmeClose.onVouchersChanged = (id) => {
-    budgetHolds.forget(id);
-    sharedAdmission?.forget(id);
+  // here, and on every other replica through Redis
+  const fundsChanged = (id: string) => {
+    forgetFunds(id);
     events?.fundsChanged(id);
   };
-  programmes.onVoucherIssued = (id) => {
-    budgetHolds.forget(id);
-    sharedAdmission?.forget(id);
-    events?.fundsChanged(id);
-  };
+  programmeClose.onVouchersChanged = fundsChanged;
+  programmes.onVoucherIssued = fundsChanged;
   if (sharedAdmission !== null) funds.beforeDeposit = (id) => sharedAdmission.prepareDeposit(id);
   funds.onChange = async (id, deposit) => {
-    budgetHolds.forget(id);
-    if (sharedAdmission === null) return;
-    sharedAdmission.forget(id);
+    forgetFunds(id);
     // the counter has the deposit before the operator's answer, and before other replicas read again
-    if (deposit !== undefined) await sharedAdmission.deposited(id, deposit.amount, deposit.token);
+    if (sharedAdmission !== null && deposit !== undefined)
+      await sharedAdmission.deposited(id, deposit.amount, deposit.token);
     events?.fundsChanged(id);
   };
   organizations.onChange = (id) => {
     keyCache.evictOrganization(id);
-    budgetHolds.forget(id);
-    sharedAdmission?.forget(id);
+    forgetFunds(id);
     events?.organizationChanged(id);
   };
   const calls = new CallLayer({

@@ -29,9 +29,17 @@ export function requireManageSupplier(p: Principal, supplierId: string): void {
     throw new ForbiddenError(`only the operator and the admins of supplier ${supplierId} may change this`);
 }
 
+/**
+ * Something that is its supplier's business alone (a deployment, a statement): outsiders get the 404 a
+ * nonexistent `entity` would.
+ */
+export function requireSupplierPrivate(p: Principal, supplierId: string, entity: string, id: string): void {
+  if (!mayManageSupplier(p, supplierId)) throw new NotFoundError(entity, id);
+}
+
 /** A deployment (base URL, credential, health) is its supplier's business: outsiders get a 404. */
 export function requireSupplierDeployment(p: Principal, supplierId: string, deploymentId: string): void {
-  if (!mayManageSupplier(p, supplierId)) throw new NotFoundError('deployment', deploymentId);
+  requireSupplierPrivate(p, supplierId, 'deployment', deploymentId);
 }
 
 export function requireReadUser(p: Principal, userId: string, entity = 'user', id = userId): void {

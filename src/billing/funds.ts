@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { NotFoundError } from '../errors.ts';
 import type { Database } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import { accountId, balancesOf, postTransaction } from './ledger.ts';
-import { formatKrw, PriceFormatError, parseKrwAmount } from './money.ts';
-import type { ProgrammeService, Voucher } from './programmes.ts';
+import { formatKrw } from './money.ts';
+import { krw, type ProgrammeService, type Voucher } from './programmes.ts';
 
 const depositInput = z.strictObject({
-  amountKrw: z.union([z.string(), z.number()]),
+  amountKrw: krw,
   /** e.g. the bank transfer's reference. */
   memo: z.string().trim().max(500).nullable().optional(),
 });
@@ -55,16 +55,7 @@ export class FundsService {
 
   async deposit(organizationId: string, input: unknown, trail: AuditTrail, actorId: string): Promise<Funds> {
     const v = parseInput(depositInput, input);
-    let amount: bigint;
-    try {
-      amount = parseKrwAmount(v.amountKrw);
-    } catch (error) {
-      throw ValidationError.of(
-        'amountKrw',
-        error instanceof PriceFormatError ? error.message : String(error),
-      );
-    }
-    if (amount <= 0n) throw ValidationError.of('amountKrw', 'must be more than 0 KRW');
+    const amount = v.amountKrw;
     const token = await this.beforeDeposit(organizationId);
     const now = Date.now();
     await this.db.transaction(async (tx) => {

@@ -88,7 +88,7 @@ export function balancedEntries(entries: readonly Posting[]): Posting[] {
 }
 
 /** Creates the accounts that do not exist yet (ids are fixed: see `accountId`). */
-export async function ensureAccounts(tx: SqlExecutor, ids: Iterable<string>, now: number): Promise<void> {
+async function ensureAccounts(tx: SqlExecutor, ids: Iterable<string>, now: number): Promise<void> {
   const rows: SqlValue[] = [];
   let count = 0;
   for (const id of new Set(ids)) {
@@ -215,7 +215,7 @@ export function kstMonth(ms: number): string {
 }
 
 /** The month after `2026-12`: `2027-01`. */
-export function nextMonth(month: string): string {
+function nextMonth(month: string): string {
   const [y, m] = month.split('-').map(Number) as [number, number];
   return m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
 }
@@ -226,7 +226,7 @@ export function nextMonth(month: string): string {
  * changes). Each month's row is locked for share (PostgreSQL) until the caller's transaction ends, so
  * closing a month (which locks it exclusively) waits for charges in flight and is never overtaken.
  */
-export async function settlementMonths(
+async function settlementMonths(
   tx: SqlExecutor,
   dialect: Dialect,
   months: readonly string[],

@@ -24,6 +24,7 @@ export const kstDay = z
     return ms - KST_OFFSET_MS;
   });
 
+/** A positive amount of KRW (decimal string or number, ≤ 6 decimals) → µ₩; a field-named 400 otherwise. */
 export const krw = z.union([z.string(), z.number()]).transform((value, ctx) => {
   try {
     const amount = parseKrwAmount(value);

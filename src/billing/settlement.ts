@@ -33,8 +33,16 @@ export function vatOf(supplyWon: bigint, rateBp: number): bigint {
   return (supplyWon * BigInt(rateBp)) / 10_000n;
 }
 
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+const MONTH_MESSAGE = 'expected a month, YYYY-MM (KST)';
+
+/** A month in a path: malformed is a 400 naming `month`, not the 404 of a month with no row. */
+function requireMonth(month: string): void {
+  if (!MONTH.test(month)) throw ValidationError.of('month', MONTH_MESSAGE);
+}
+
 const closeInput = z.strictObject({
-  month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'expected a month, YYYY-MM (KST)'),
+  month: z.string().regex(MONTH, MONTH_MESSAGE),
   /** 부가세율: 10 % by default. */
   vatPercent: z.number().min(0).max(100).optional(),
 });
@@ -216,6 +224,7 @@ export class SettlementService {
 
   /** The month's status, totals and statements' index (open months: totals so far). */
   async month(month: string, db: SqlExecutor = this.db): Promise<MonthSummary> {
+    requireMonth(month);
     const row = await db.get<{
       status: MonthSummary['status'];
       closed_at: number | null;

@@ -207,17 +207,20 @@ export async function insertUsageRecords(
       batch.flat(),
     );
   }
+  // a record already there was charged in the transaction that inserted it: only the new ones are charged
   await chargeUsage(
     db,
     dialect,
-    records.map((r) => ({
-      requestId: r.requestId,
-      createdAtMs: r.createdAtMs,
-      organizationId: r.organizationId,
-      productId: r.productId,
-      voucherId: r.voucherId ?? null,
-      costMicroKrw: r.costMicroKrw,
-    })),
+    records
+      .filter((r) => added.has(r.requestId))
+      .map((r) => ({
+        requestId: r.requestId,
+        createdAtMs: r.createdAtMs,
+        organizationId: r.organizationId,
+        productId: r.productId,
+        voucherId: r.voucherId ?? null,
+        costMicroKrw: r.costMicroKrw,
+      })),
   );
 }
 

@@ -10,7 +10,7 @@ import type { AdmissionRefusal, AdmissionRequest } from './admission.ts';
  * them — and corrected to what it really used when it ends; what a call that failed took is given
  * back. Requests are not given back: a call refused by the supplier was still a request.
  *
- * One replica counts its own calls, exactly (the shared Redis buckets come with the scale-out slice).
+ * One replica counts its own calls, exactly; with REDIS_URL the same buckets live in Redis (shared-admission.ts).
  */
 
 const MINUTE_MS = 60_000;

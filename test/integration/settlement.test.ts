@@ -260,6 +260,12 @@ describe('monthly settlement', () => {
     });
     assert.equal(current.status, 400);
     assert.equal(current.body.error.fields[0].field, 'month');
+    // a malformed month in a path is a 400 naming it, not the 404 of a month without a row
+    for (const path of ['/settlements/2026-13', `/settlements/oct/suppliers/${catalog.supplierId}`]) {
+      const bad = await t.admin('GET', path);
+      assert.equal(bad.status, 400, path);
+      assert.equal(bad.body.error.fields[0].field, 'month');
+    }
 
     // a late event of October lands in November as an adjustment; October's statements do not move
     const before = await must('GET', `/settlements/${MONTH}/suppliers/${catalog.supplierId}`);

@@ -1,7 +1,7 @@
-import { requireManageSupplier, requireReadOrganization } from '../../accounts/access.ts';
+import { requireReadOrganization, requireSupplierPrivate } from '../../accounts/access.ts';
 import type { SettlementService, Statement } from '../../billing/settlement.ts';
 import { statementCsv, statementFilename, statementXlsx } from '../../billing/statement-export.ts';
-import { NotFoundError, ValidationError } from '../../errors.ts';
+import { ValidationError } from '../../errors.ts';
 import { ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminResult, AdminRoute } from './router.ts';
 
@@ -66,11 +66,12 @@ export function settlementRoutes({ settlement }: SettlementDeps): AdminRoute[] {
       roles: ['supplier_admin'],
       hidden: true,
       handle: async (r) => {
-        try {
-          requireManageSupplier(r.principal, r.params.id!);
-        } catch {
-          throw new NotFoundError('supplier statement', `${r.params.month}/${r.params.id}`);
-        }
+        requireSupplierPrivate(
+          r.principal,
+          r.params.id!,
+          'supplier statement',
+          `${r.params.month}/${r.params.id}`,
+        );
         return asFormat(
           await settlement.statement(r.params.month!, 'supplier', r.params.id!),
           r.query.format,
