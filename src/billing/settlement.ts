@@ -281,6 +281,7 @@ export class SettlementService {
     partyKind: 'supplier' | 'organization',
     partyId: string,
   ): Promise<Statement> {
+    requireMonth(month);
     const row = await this.db.get<{ statement_json: string }>(
       'SELECT statement_json FROM settlement_statements WHERE month = ? AND party_kind = ? AND party_id = ?',
       [month, partyKind, partyId],
