@@ -31,6 +31,9 @@ import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
+import type { ProvisionerOverrides } from './compute/provisioners/registry.ts';
+import { createComputeServices } from './compute/services.ts';
+import type { Clock } from './compute/values.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
 import { createAdminHandler } from './http/admin/router.ts';
@@ -75,6 +78,8 @@ export interface HubOptions {
   guard?: Guard;
   observer?: CallObserver;
   logger?: Logger;
+  /** GPU compute's clock (tests move it across months) and scheduler clients (tests record them). */
+  compute?: { clock?: Clock; provisioners?: ProvisionerOverrides };
 }
 
 /** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
@@ -301,8 +306,19 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logger,
     maxBodyBytes: config.maxBodyBytes,
   });
+  // GPU pools, calls, allocations and their schedulers (src/compute/, docs/compute.md)
+  const compute = createComputeServices(db, credentials, logger, {
+    clock: options.compute?.clock,
+    provisioners: options.compute?.provisioners,
+    reconciler: {
+      intervalMs: config.computeReconcileMs,
+      usageEveryMs: config.computeUsageMs,
+      driftEveryMs: config.computeDriftMs,
+    },
+  });
   const routes = adminRoutes({
     db,
+    compute,
     catalog: catalogService,
     organizations,
     keys,
@@ -376,6 +392,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
   webhookDispatcher.start();
+  compute.reconciler.start();
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = await adminToken.commit();
   if (generatedAdminToken) {
@@ -409,6 +426,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
         await webhookDispatcher.stop();
+        await compute.reconciler.stop();
         await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();

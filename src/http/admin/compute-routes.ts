@@ -1,0 +1,655 @@
+import { z } from 'zod';
+import {
+  requireManageOrganization,
+  requireManageSupplier,
+  requireOnlyFields,
+  requireOperator,
+  requireSupplierPrivate,
+} from '../../accounts/access.ts';
+import { type Principal, readableOrganizations } from '../../accounts/roles.ts';
+import type { AuditTrail } from '../../audit/audit-log.ts';
+import type { Allocation } from '../../compute/allocations.ts';
+import type { ComputeApplication } from '../../compute/applications.ts';
+import { dailyAvailability } from '../../compute/capacity.ts';
+import { eventsOf } from '../../compute/events.ts';
+import { SUPPLIER_POOL_FIELDS } from '../../compute/pools.ts';
+import type { ComputeServices } from '../../compute/services.ts';
+import {
+  computeStatementCsv,
+  computeStatementFilename,
+  computeStatementXlsx,
+} from '../../compute/statements.ts';
+import { dayIndex, dayOfText, dayText } from '../../compute/units.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
+import type { Database } from '../../storage/database.ts';
+import { parseInput } from '../../validation.ts';
+import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
+import type { AdminRequest, AdminResult, AdminRoute } from './router.ts';
+
+export interface ComputeDeps {
+  db: Database;
+  compute: ComputeServices;
+}
+
+const ok = (body: unknown): AdminResult => ({ status: 200, body });
+const created = (body: unknown): AdminResult => ({ status: 201, body });
+const list = (data: unknown[]): AdminResult => ({ status: 200, body: { data } });
+
+const bodyField = (body: unknown, field: string): unknown =>
+  body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
+
+/** For routes that audit themselves (`audit: 'handler'`): a trail of this route's kind of change. */
+const trailOf =
+  (r: AdminRequest, entityType: string, action: string): AuditTrail =>
+  (tx, change) =>
+    r.audit({ entityType, action, ...change }, tx);
+
+const availabilityQuery = z.strictObject({
+  from: z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date, YYYY-MM-DD (KST)')
+    .optional(),
+  days: z.coerce.number().int().min(1).max(366).default(31),
+});
+
+/** Everyone an application concerns: its organisation's people and the call's evaluators. */
+const APPLICATION_PEOPLE = [...ORGANIZATION_PEOPLE, 'evaluator'] as const;
+/** Everyone an allocation concerns: its organisation's people and the pool's supplier's admins. */
+const ALLOCATION_PEOPLE = [...ORGANIZATION_PEOPLE, 'supplier_admin'] as const;
+
+/**
+ * GPU compute on /admin/v1 (docs/compute.md, docs/roles.md). Pools and calls are public; an
+ * application is its organisation's, its call's evaluators' (once submitted) and the operator's; an
+ * allocation is its organisation's, its pool's compute supplier's and the operator's — anyone else
+ * gets the 404 a nonexistent id gets. Decisions (selection, reclaim, extensions, checks) are the
+ * operator's; a manual pool's hand-over, return and usage are its supplier's admins'.
+ */
+export function computeRoutes({ db, compute }: ComputeDeps): AdminRoute[] {
+  const { pools, calls, applications, reviews, selection, allocations, offers, extensions, usage } = compute;
+
+  const assigned = async (p: Principal, callId: string) =>
+    p.evaluator && p.userId !== null && (await calls.evaluatorIds(callId)).includes(p.userId);
+
+  /** The application and how the caller stands to it; a 404 when the caller may not see it. */
+  const visibleApplication = async (p: Principal, id: string) => {
+    const app = await applications.get(id);
+    const rel = {
+      operator: p.operator,
+      orgAdmin: p.orgAdminOf.has(app.organizationId),
+      orgMember: p.orgMemberOf.has(app.organizationId),
+      evaluator: app.status !== 'draft' && app.status !== 'withdrawn' && (await assigned(p, app.callId)),
+    };
+    if (!Object.values(rel).some(Boolean)) throw new NotFoundError('application', id);
+    return { app, rel };
+  };
+  const manageApplication = async (p: Principal, id: string): Promise<ComputeApplication> => {
+    const { app, rel } = await visibleApplication(p, id);
+    if (!rel.operator && !rel.orgAdmin)
+      throw new ForbiddenError('only the organization’s admins change its application');
+    return app;
+  };
+
+  /** The allocation and how the caller stands to it; a 404 when the caller may not see it. */
+  const visibleAllocation = async (p: Principal, id: string) => {
+    const allocation = await allocations.get(id);
+    const supplierId = await allocations.supplierOf(id);
+    const rel = {
+      operator: p.operator,
+      orgAdmin: p.orgAdminOf.has(allocation.organizationId),
+      orgMember: p.orgMemberOf.has(allocation.organizationId),
+      supplier: p.supplierAdminOf.has(supplierId),
+    };
+    if (!Object.values(rel).some(Boolean)) throw new NotFoundError('allocation', id);
+    return { allocation, rel };
+  };
+  const organizationAllocation = async (p: Principal, id: string): Promise<Allocation> => {
+    const { allocation, rel } = await visibleAllocation(p, id);
+    if (!rel.operator && !rel.orgAdmin) throw new ForbiddenError('only the organization’s admins do this');
+    return allocation;
+  };
+  const supplierAllocation = async (p: Principal, id: string): Promise<Allocation> => {
+    const { allocation, rel } = await visibleAllocation(p, id);
+    if (!rel.operator && !rel.supplier)
+      throw new ForbiddenError('only the compute supplier’s admins do this');
+    return allocation;
+  };
+
+  /** A pool's private side (drift, scheduler events): its supplier's admins and the operator. */
+  const privatePool = async (p: Principal, id: string, entity: string) => {
+    const pool = await pools.get(id, false);
+    requireSupplierPrivate(p, pool.supplierId, entity, id);
+    return pool;
+  };
+
+  /** The scheduler step a change needs now (reclaim, a retry), its outcome on the answer. */
+  const afterStep = async (id: string): Promise<AdminResult> => {
+    const a = await allocations.get(id);
+    const step =
+      a.status === 'ending'
+        ? await compute.lifecycle.bringDown(id)
+        : a.status === 'provisioning'
+          ? await compute.lifecycle.bringUp(id)
+          : a.status === 'active'
+            ? await compute.lifecycle.reapply(id)
+            : undefined;
+    const after = await allocations.get(id);
+    if (step && !step.ok)
+      return {
+        status: 503,
+        body: {
+          error: {
+            code: 'scheduler_unavailable',
+            message: `스케줄러에 반영하지 못했습니다(재시도 예정) / the scheduler step failed and will be retried: ${step.error}`,
+          },
+          allocation: after,
+        },
+      };
+    return ok(after);
+  };
+
+  return [
+    // --- pools ------------------------------------------------------------------------------------
+    {
+      method: 'POST',
+      path: '/compute/pools',
+      roles: [],
+      audit: { entityType: 'compute_pool', action: 'create' },
+      handle: async (r) => created(await pools.create(r.body, r.trail)),
+    },
+    {
+      method: 'GET',
+      path: '/compute/pools',
+      roles: EVERYONE,
+      handle: async (r) =>
+        list(
+          await pools.list(
+            { ...(r.query.supplierId && { supplierId: r.query.supplierId }) },
+            r.principal.operator ? null : r.principal.supplierAdminOf,
+          ),
+        ),
+    },
+    {
+      method: 'GET',
+      path: '/compute/pools/:id',
+      roles: EVERYONE,
+      handle: async (r) => {
+        const pool = await pools.get(r.params.id!, false);
+        return ok(
+          r.principal.operator || r.principal.supplierAdminOf.has(pool.supplierId)
+            ? await pools.get(r.params.id!, true)
+            : pool,
+        );
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/compute/pools/:id',
+      roles: ['supplier_admin'],
+      audit: { entityType: 'compute_pool', action: 'update' },
+      handle: async (r) => {
+        const pool = await pools.get(r.params.id!, false);
+        requireManageSupplier(r.principal, pool.supplierId);
+        if (!r.principal.operator)
+          requireOnlyFields(r.body, SUPPLIER_POOL_FIELDS, 'a compute supplier admin');
+        return ok(await pools.update(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      // what is left to grant, day by day: for applicants choosing a pool and period
+      method: 'GET',
+      path: '/compute/pools/:id/availability',
+      roles: EVERYONE,
+      handle: async (r) => {
+        const q = parseInput(availabilityQuery, r.query);
+        const pool = await pools.get(r.params.id!, false);
+        const from = q.from === undefined ? dayIndex(compute.clock()) : dayOfText(q.from);
+        const days = await dailyAvailability(db, pool.id, pool.gpuCount, from, from + q.days);
+        return ok({
+          poolId: pool.id,
+          gpuCount: pool.gpuCount,
+          days: days.map((d) => ({ day: dayText(d.day), heldGpus: d.held, freeGpus: d.free })),
+        });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/pools/:id/drift',
+      roles: ['supplier_admin'],
+      hidden: true,
+      handle: async (r) => {
+        await privatePool(r.principal, r.params.id!, 'pool drift');
+        return list(await compute.lifecycle.drift(r.params.id!));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/pools/:id/repair',
+      roles: ['supplier_admin'],
+      hidden: true,
+      audit: 'handler',
+      handle: async (r) => {
+        await privatePool(r.principal, r.params.id!, 'pool drift');
+        const result = await compute.lifecycle.repair(r.params.id!);
+        await r.audit({
+          entityType: 'compute_pool',
+          action: 'repair_drift',
+          entityId: r.params.id!,
+          after: result,
+        });
+        return ok(result);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/pools/:id/usage',
+      roles: [],
+      audit: { entityType: 'compute_pool', action: 'ingest_usage' },
+      handle: async (r) => ok(await usage.ingest(r.params.id!, r.body, r.trail)),
+    },
+    {
+      method: 'GET',
+      path: '/compute/pools/:id/events',
+      roles: ['supplier_admin'],
+      hidden: true,
+      handle: async (r) => {
+        await privatePool(r.principal, r.params.id!, 'pool events');
+        return list(await eventsOf(db, { poolId: r.params.id! }));
+      },
+    },
+
+    // --- calls ------------------------------------------------------------------------------------
+    {
+      method: 'POST',
+      path: '/compute/calls',
+      roles: [],
+      audit: { entityType: 'compute_call', action: 'create' },
+      handle: async (r) => created(await calls.create(r.body, r.trail)),
+    },
+    { method: 'GET', path: '/compute/calls', roles: EVERYONE, handle: async () => list(await calls.list()) },
+    {
+      method: 'GET',
+      path: '/compute/calls/:id',
+      roles: EVERYONE,
+      handle: async (r) => {
+        const call = await calls.get(r.params.id!);
+        return ok(r.principal.operator ? { ...call, evaluatorIds: await calls.evaluatorIds(call.id) } : call);
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/compute/calls/:id',
+      roles: [],
+      audit: { entityType: 'compute_call', action: 'update' },
+      handle: async (r) => ok(await calls.update(r.params.id!, r.body, r.trail)),
+    },
+    {
+      method: 'GET',
+      path: '/compute/calls/:id/ranking',
+      roles: [],
+      handle: async (r) => ok(await selection.ranking(r.params.id!)),
+    },
+    {
+      method: 'POST',
+      path: '/compute/calls/:id/selection',
+      roles: [],
+      audit: 'handler',
+      handle: async (r) =>
+        ok(await selection.run(r.params.id!, r.body, trailOf(r, 'compute_call', 'select'))),
+    },
+    {
+      method: 'POST',
+      path: '/compute/calls/:id/checks',
+      roles: [],
+      audit: 'handler',
+      handle: async (r) => {
+        const outcomes = await compute.utilisation.check(
+          r.params.id!,
+          r.body,
+          trailOf(r, 'compute_allocation', 'utilisation_check'),
+        );
+        for (const o of outcomes)
+          if (o.outcome === 'reclaimed') await compute.lifecycle.bringDown(o.allocationId);
+        return list(outcomes);
+      },
+    },
+
+    // --- applications -----------------------------------------------------------------------------
+    {
+      method: 'POST',
+      path: '/compute/calls/:id/applications',
+      roles: ORGANIZATION_PEOPLE,
+      audit: { entityType: 'compute_application', action: 'create' },
+      handle: async (r) => {
+        const organizationId = bodyField(r.body, 'organizationId');
+        if (typeof organizationId === 'string') requireManageOrganization(r.principal, organizationId);
+        else requireOperator(r.principal, 'apply without naming the organization');
+        return created(await applications.create(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/applications',
+      roles: [...APPLICATION_PEOPLE],
+      handle: async (r) => {
+        const p = r.principal;
+        if (p.operator) return list(await applications.list(r.query));
+        return list(
+          await applications.list(r.query, {
+            organizationIds: readableOrganizations(p),
+            evaluatorUserId: p.evaluator ? p.userId : null,
+          }),
+        );
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/applications/:id',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      handle: async (r) => ok((await visibleApplication(r.principal, r.params.id!)).app),
+    },
+    {
+      method: 'PATCH',
+      path: '/compute/applications/:id',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_application', action: 'update' },
+      handle: async (r) => {
+        await manageApplication(r.principal, r.params.id!);
+        return ok(await applications.update(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/applications/:id/submit',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_application', action: 'submit' },
+      handle: async (r) => {
+        await manageApplication(r.principal, r.params.id!);
+        return ok(await applications.submit(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/applications/:id/withdraw',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_application', action: 'withdraw' },
+      handle: async (r) => {
+        await manageApplication(r.principal, r.params.id!);
+        return ok(await applications.withdraw(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/applications/:id/reviews',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_review', action: 'score' },
+      handle: async (r) => {
+        const { rel } = await visibleApplication(r.principal, r.params.id!);
+        if (!rel.operator && !rel.evaluator)
+          throw new ForbiddenError('only the evaluators assigned to the call score its applications');
+        if (!rel.operator && (rel.orgAdmin || rel.orgMember))
+          throw new ForbiddenError('the applicant’s people do not score its application');
+        return ok(await reviews.score(r.params.id!, r.principal.actorId, r.body, r.trail));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/applications/:id/reviews',
+      roles: [...APPLICATION_PEOPLE],
+      hidden: true,
+      handle: async (r) => {
+        const { rel } = await visibleApplication(r.principal, r.params.id!);
+        if (!rel.operator && !rel.evaluator)
+          throw new ForbiddenError('only the operator and the call’s evaluators read reviews');
+        return list(
+          await reviews.list(r.params.id!, {
+            reviewerId: r.principal.actorId,
+            operator: r.principal.operator,
+          }),
+        );
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/applications/:id/select',
+      roles: [],
+      audit: { entityType: 'compute_application', action: 'select' },
+      handle: async (r) => ok(await selection.select(r.params.id!, r.body, r.trail)),
+    },
+    {
+      method: 'POST',
+      path: '/compute/applications/:id/reject',
+      roles: [],
+      audit: { entityType: 'compute_application', action: 'reject' },
+      handle: async (r) => ok(await selection.reject(r.params.id!, r.body, r.trail)),
+    },
+
+    // --- allocations ------------------------------------------------------------------------------
+    {
+      method: 'GET',
+      path: '/compute/allocations',
+      roles: [...ALLOCATION_PEOPLE],
+      handle: async (r) => {
+        const p = r.principal;
+        if (p.operator) return list(await allocations.list(r.query));
+        return list(
+          await allocations.list(r.query, {
+            organizationIds: readableOrganizations(p),
+            supplierIds: [...p.supplierAdminOf],
+          }),
+        );
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/allocations/:id',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      handle: async (r) => {
+        const { allocation } = await visibleAllocation(r.principal, r.params.id!);
+        return ok({ ...allocation, extensions: await extensions.ofAllocation(allocation.id) });
+      },
+    },
+    {
+      method: 'PATCH',
+      path: '/compute/allocations/:id',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'update' },
+      handle: async (r) => {
+        await organizationAllocation(r.principal, r.params.id!);
+        if (!r.principal.operator) requireOnlyFields(r.body, ['schedulerUsers'], 'an organization admin');
+        const after = await allocations.update(r.params.id!, r.body, r.trail);
+        return after.status === 'active' ? afterStep(after.id) : ok(after);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/allocations/:id/usage',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      handle: async (r) => {
+        await visibleAllocation(r.principal, r.params.id!);
+        return ok({ ...(await usage.ofAllocation(r.params.id!)), jobs: await usage.jobsOf(r.params.id!) });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/usage',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'report_usage' },
+      handle: async (r) => {
+        await supplierAllocation(r.principal, r.params.id!);
+        return ok(await usage.report(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      method: 'GET',
+      path: '/compute/allocations/:id/events',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      handle: async (r) => {
+        await visibleAllocation(r.principal, r.params.id!);
+        return list(await allocations.events(r.params.id!));
+      },
+    },
+    {
+      // the operator: try the scheduler step now instead of at its next retry
+      method: 'POST',
+      path: '/compute/allocations/:id/provision',
+      roles: [],
+      audit: 'handler',
+      handle: async (r) => {
+        const result = await afterStep(r.params.id!);
+        await r.audit({
+          entityType: 'compute_allocation',
+          action: 'provision',
+          entityId: r.params.id!,
+          after: result.body,
+        });
+        return result;
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/reclaim',
+      roles: [],
+      audit: { entityType: 'compute_allocation', action: 'reclaim' },
+      handle: async (r) => {
+        const after = await allocations.reclaim(r.params.id!, r.body, r.trail);
+        return after.status === 'ending' ? afterStep(after.id) : ok(after);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/handover',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'handover' },
+      handle: async (r) => {
+        await supplierAllocation(r.principal, r.params.id!);
+        return ok(await allocations.confirmHandover(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/return',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'return' },
+      handle: async (r) => {
+        await supplierAllocation(r.principal, r.params.id!);
+        return ok(await allocations.confirmReturn(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/accept',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'accept_offer' },
+      handle: async (r) => {
+        await organizationAllocation(r.principal, r.params.id!);
+        return ok(await offers.accept(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/decline',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_allocation', action: 'decline_offer' },
+      handle: async (r) => {
+        await organizationAllocation(r.principal, r.params.id!);
+        return ok(await offers.decline(r.params.id!, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/allocations/:id/extensions',
+      roles: [...ALLOCATION_PEOPLE],
+      hidden: true,
+      audit: { entityType: 'compute_extension', action: 'request' },
+      handle: async (r) => {
+        await organizationAllocation(r.principal, r.params.id!);
+        return created(await extensions.request(r.params.id!, r.body, r.trail));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/extensions/:id/approve',
+      roles: [],
+      audit: { entityType: 'compute_extension', action: 'approve' },
+      handle: async (r) => ok(await extensions.approve(r.params.id!, r.body, r.trail, r.principal.actorId)),
+    },
+    {
+      method: 'POST',
+      path: '/compute/extensions/:id/reject',
+      roles: [],
+      audit: { entityType: 'compute_extension', action: 'reject' },
+      handle: async (r) => ok(await extensions.reject(r.params.id!, r.body, r.trail, r.principal.actorId)),
+    },
+
+    // --- settlement, and the loop run by hand -----------------------------------------------------
+    {
+      method: 'GET',
+      path: '/compute/settlements/:month/suppliers/:id',
+      roles: ['supplier_admin'],
+      hidden: true,
+      handle: async (r) => {
+        requireSupplierPrivate(
+          r.principal,
+          r.params.id!,
+          'compute statement',
+          `${r.params.month}/${r.params.id}`,
+        );
+        const s = await compute.statements.statement(r.params.month!, r.params.id!);
+        const format = r.query.format;
+        if (format === undefined || format === 'json') return ok(s);
+        if (format === 'csv')
+          return {
+            status: 200,
+            file: {
+              contentType: 'text/csv; charset=utf-8',
+              filename: computeStatementFilename(s, 'csv'),
+              content: computeStatementCsv(s),
+            },
+          };
+        if (format === 'xlsx')
+          return {
+            status: 200,
+            file: {
+              contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+              filename: computeStatementFilename(s, 'xlsx'),
+              content: computeStatementXlsx(s),
+            },
+          };
+        throw ValidationError.of('format', 'json, csv or xlsx');
+      },
+    },
+    {
+      method: 'POST',
+      path: '/compute/reconcile',
+      roles: [],
+      audit: 'handler',
+      handle: async (r) => {
+        const steps = parseInput(
+          z.strictObject({
+            usage: z.boolean().optional(),
+            checks: z.boolean().optional(),
+            drift: z.boolean().optional(),
+          }),
+          r.body,
+        );
+        const report = await compute.reconciler.tick(steps);
+        await r.audit({ entityType: 'compute', action: 'reconcile', entityId: 'compute', after: report });
+        return ok(report);
+      },
+    },
+  ];
+}
