@@ -102,15 +102,17 @@ export class ComputeStatementService {
       o: string;
     }>(
       `SELECT l.pool_id, p.name AS pool_name, p.gpu_model, l.organization_id, l.call_id,
-         CAST(l.price_micro_krw_per_gpu_hour AS TEXT) AS price, CASE WHEN c.day < ? THEN 1 ELSE 0 END AS late,
+         CAST(l.price_micro_krw_per_gpu_hour AS TEXT) AS price, c.late,
          CAST(SUM(c.gpu_seconds) AS TEXT) AS s, CAST(SUM(c.amount_micro_krw) AS TEXT) AS a,
          CAST(SUM(c.programme_micro_krw) AS TEXT) AS p, CAST(SUM(c.organization_micro_krw) AS TEXT) AS o
-       FROM compute_charges c JOIN compute_allocations l ON l.id = c.allocation_id JOIN compute_pools p ON p.id = l.pool_id
-       WHERE c.settlement_month = ? AND p.supplier_id = ?
-       GROUP BY l.pool_id, p.name, p.gpu_model, l.organization_id, l.call_id, l.price_micro_krw_per_gpu_hour,
-         CASE WHEN c.day < ? THEN 1 ELSE 0 END
-       ORDER BY l.pool_id, l.organization_id, l.call_id`,
-      [`${month}-01`, month, supplierId, `${month}-01`],
+       FROM (SELECT allocation_id, gpu_seconds, amount_micro_krw, programme_micro_krw, organization_micro_krw,
+               CASE WHEN day < ? THEN 1 ELSE 0 END AS late
+             FROM compute_charges WHERE settlement_month = ?) c
+       JOIN compute_allocations l ON l.id = c.allocation_id JOIN compute_pools p ON p.id = l.pool_id
+       WHERE p.supplier_id = ?
+       GROUP BY l.pool_id, p.name, p.gpu_model, l.organization_id, l.call_id, l.price_micro_krw_per_gpu_hour, c.late
+       ORDER BY l.pool_id, l.organization_id, l.call_id, c.late`,
+      [`${month}-01`, month, supplierId],
     );
     let seconds = 0n;
     let amount = 0n;
