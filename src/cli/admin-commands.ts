@@ -4,6 +4,7 @@
  */
 
 import { planApplications, planPool, planReviews } from './application-commands.ts';
+import { COMPUTE_USAGE, planCompute } from './compute-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
@@ -140,6 +141,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'usage') return planUsage(args);
   if (command === 'whoami') return planWhoami(args);
   if (command === 'audit') return planAudit(args);
+  if (command === 'compute') return planCompute(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
   if ((command === 'products' || command === 'product') && verb === 'prices') return planPrices(rest);
@@ -269,6 +271,8 @@ export function adminUsage(): string {
   kaihub reviews     score <applicationId> --data '{"scores": {"feasibility": 80}}' [--comment C]
                      | list <applicationId>                          평가 / reviews
 
+GPU 컴퓨팅 / GPU compute (docs/compute.md):
+${COMPUTE_USAGE}
 필드 옵션 / field flags (create, update):
 ${resourceFields}
   목록은 쉼표로 / lists are comma-separated: --purposes chat,summarization

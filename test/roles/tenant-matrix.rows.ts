@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { COMPUTE_MATRIX } from './compute-matrix.rows.ts';
 import type { Caller, Side, World } from './world.ts';
 
 /**
@@ -801,6 +802,8 @@ export const MATRIX: MatrixRow[] = [
       return { path: `/programmes/${id}/final-report` };
     },
   },
+  // --- GPU compute (test/roles/compute-matrix.rows.ts) -------------------------------------------------
+  ...COMPUTE_MATRIX,
 ];
 
 /**

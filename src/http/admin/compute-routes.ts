@@ -116,9 +116,15 @@ export function computeRoutes({ db, compute }: ComputeDeps): AdminRoute[] {
 
   /** A pool's private side (drift, scheduler events): its supplier's admins and the operator. */
   const privatePool = async (p: Principal, id: string, entity: string) => {
-    const pool = await pools.get(id, false);
-    requireSupplierPrivate(p, pool.supplierId, entity, id);
-    return pool;
+    let supplierId: string;
+    try {
+      supplierId = (await pools.get(id, false)).supplierId;
+    } catch (error) {
+      // a pool that does not exist answers as another supplier's does
+      if (error instanceof NotFoundError) throw new NotFoundError(entity, id);
+      throw error;
+    }
+    requireSupplierPrivate(p, supplierId, entity, id);
   };
 
   /** The scheduler step a change needs now (reclaim, a retry), its outcome on the answer. */
@@ -309,6 +315,13 @@ export function computeRoutes({ db, compute }: ComputeDeps): AdminRoute[] {
         );
         for (const o of outcomes)
           if (o.outcome === 'reclaimed') await compute.lifecycle.bringDown(o.allocationId);
+        // one entry for the run as well, so that a check that found nothing to do is on record too
+        await r.audit({
+          entityType: 'compute_call',
+          action: 'utilisation_check',
+          entityId: r.params.id!,
+          after: { checked: outcomes.length, outcomes: outcomes.map((o) => [o.allocationId, o.outcome]) },
+        });
         return list(outcomes);
       },
     },
