@@ -308,6 +308,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   });
   // GPU pools, calls, allocations and their schedulers (src/compute/, docs/compute.md)
   const compute = createComputeServices(db, credentials, logger, {
+    auditLog,
     clock: options.compute?.clock,
     provisioners: options.compute?.provisioners,
     reconciler: {

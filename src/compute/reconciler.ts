@@ -1,3 +1,4 @@
+import type { AuditLog } from '../audit/audit-log.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/database.ts';
 import { recordEvent } from './events.ts';
@@ -62,6 +63,8 @@ export class ComputeReconciler {
     private readonly clock: Clock,
     private readonly settings: ReconcilerSettings,
     private readonly logger: Logger,
+    /** Where the background ticks' changes are recorded (as `system`); a tick asked for is audited by its route. */
+    private readonly auditLog?: AuditLog,
   ) {}
 
   start(): void {
@@ -69,6 +72,7 @@ export class ComputeReconciler {
     const loop = () => {
       this.timer = setTimeout(() => {
         this.tick()
+          .then((report) => this.record(report))
           .catch((error) => this.logger.error({ err: error }, 'compute reconcile failed'))
           .finally(() => {
             if (this.timer) loop();
@@ -87,9 +91,29 @@ export class ComputeReconciler {
 
   /** Something changed (a selection, a reclaim): run a tick soon, without waiting for it. */
   kick(): void {
-    this.tick({ usage: false, checks: false, drift: false }).catch((error) =>
-      this.logger.error({ err: error }, 'compute reconcile failed'),
-    );
+    this.tick({ usage: false, checks: false, drift: false })
+      .then((report) => this.record(report))
+      .catch((error) => this.logger.error({ err: error }, 'compute reconcile failed'));
+  }
+
+  /** A background tick that changed something leaves one audit entry (actor `system`) saying what. */
+  private async record(report: ReconcileReport): Promise<void> {
+    const changed =
+      report.expiredOffers.length +
+      report.ended.length +
+      report.started.length +
+      report.offers.length +
+      report.checks.length +
+      report.drift.reduce((n, d) => n + d.repaired.length, 0);
+    if (changed === 0 || !this.auditLog) return;
+    await this.auditLog.record({
+      actorId: 'system',
+      source: 'system',
+      action: 'reconcile',
+      entityType: 'compute',
+      entityId: 'compute',
+      after: report,
+    });
   }
 
   async tick(steps: TickSteps = {}): Promise<ReconcileReport> {

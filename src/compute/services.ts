@@ -1,3 +1,4 @@
+import type { AuditLog } from '../audit/audit-log.ts';
 import type { CredentialBox } from '../catalog/credentials.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/database.ts';
@@ -39,6 +40,8 @@ export interface ComputeOptions {
   clock?: Clock;
   provisioners?: ProvisionerOverrides;
   reconciler: ReconcilerSettings;
+  /** Records what the background loop changes. */
+  auditLog?: AuditLog;
 }
 
 /** Builds the compute services (called from the composition root, app.ts). */
@@ -76,6 +79,7 @@ export function createComputeServices(
     clock,
     options.reconciler,
     logger,
+    options.auditLog,
   );
   // without background ticks (tests, a hub that only serves), changes wait for POST /compute/reconcile
   if (options.reconciler.intervalMs > 0) {

@@ -24,11 +24,16 @@ describe('GPU allocations on Kubernetes', () => {
   let poolId: string;
   let callId: string;
   const today = dayText(dayIndex(Date.now()));
+  /** The hub's compute clock: the wall clock, moved on to reach a planned retry. */
+  let offsetMs = 0;
 
   before(async () => {
     k8s = await startFakeKubernetes(TOKEN);
     prometheus = await startFakePrometheus();
-    t = await startTestHub({ KAIHUB_COMPUTE_RECONCILE_MS: '0' });
+    t = await startTestHub(
+      { KAIHUB_COMPUTE_RECONCILE_MS: '0' },
+      { hub: { compute: { clock: () => Date.now() + offsetMs } } },
+    );
     const supplierId = await computeSupplier(t);
     poolId = (
       await must(t, 'POST', '/compute/pools', {
@@ -157,18 +162,34 @@ describe('GPU allocations on Kubernetes', () => {
     assert.equal(k8s.get('pods', `${ns}/trainer-0`), undefined, 'its pods are gone');
   });
 
-  test('an API server that is down: a clear error, nothing marked active, done once it is back', async () => {
+  test('an API server that is down: a clear error, nothing marked active, retried when its time comes', async () => {
     k8s.down = true;
     let allocation: any;
     try {
       allocation = await grant(1);
       assert.equal(allocation.status, 'provisioning');
       assert.match(allocation.provisioning.lastError, /Kubernetes refused .*HTTP 503/);
+      assert.equal(allocation.provisioning.attempts, 1);
     } finally {
       k8s.down = false;
     }
-    const retried = await must(t, 'POST', `/compute/allocations/${allocation.id}/provision`);
+    // not before its next attempt is due …
+    await must(t, 'POST', '/compute/reconcile', { usage: false, checks: false, drift: false });
+    assert.equal((await must(t, 'GET', `/compute/allocations/${allocation.id}`)).status, 'provisioning');
+    // … then by the loop on its own
+    offsetMs = Date.parse(allocation.provisioning.nextAttemptAt) - Date.now() + 1000;
+    try {
+      await must(t, 'POST', '/compute/reconcile', { usage: false, checks: false, drift: false });
+    } finally {
+      offsetMs = 0;
+    }
+    const retried = await must(t, 'GET', `/compute/allocations/${allocation.id}`);
     assert.equal(retried.status, 'active');
+    assert.equal(retried.provisioning.lastError, null);
+    const kinds = (await must(t, 'GET', `/compute/allocations/${allocation.id}/events`)).data.map(
+      (e: any) => e.kind,
+    );
+    assert.ok(kinds.includes('provision_failed') && kinds.includes('provisioned'));
     assert.equal(
       k8s.get('resourcequotas', `${allocation.schedulerAccount}/kaihub-gpu`)?.spec.hard[
         'requests.nvidia.com/gpu'
