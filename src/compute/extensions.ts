@@ -9,9 +9,9 @@ import type { AllocationService } from './allocations.ts';
 import type { CallService } from './calls.ts';
 import { commitments } from './capacity.ts';
 import { recordEvent } from './events.ts';
+import { limitsOf } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { Ledger } from './ranking.ts';
-import { limitsOf } from './selection.ts';
 import { dayIndex } from './units.ts';
 import { type Clock, iso } from './values.ts';
 

@@ -7,9 +7,9 @@ import type { Allocation, AllocationService } from './allocations.ts';
 import type { CallService } from './calls.ts';
 import { commitments } from './capacity.ts';
 import { notifyOrganization, recordEvent } from './events.ts';
+import { insertAllocations, limitsOf } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { Ledger } from './ranking.ts';
-import { insertAllocations, limitsOf } from './selection.ts';
 import { dayIndex, dayStartMs, dayText } from './units.ts';
 import type { Clock } from './values.ts';
 

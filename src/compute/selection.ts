@@ -6,10 +6,10 @@ import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import type { ComputeApplication, ComputeApplicationService } from './applications.ts';
-import type { CallService, CallTerms } from './calls.ts';
+import type { CallService } from './calls.ts';
 import { commitments } from './capacity.ts';
-import type { PoolRow, PoolService } from './pools.ts';
-import { accountFor } from './provisioners/registry.ts';
+import { insertAllocations, limitsOf, type NewAllocation } from './grants.ts';
+import type { PoolService } from './pools.ts';
 import { type Candidate, fill, Ledger, type Outcome, rank } from './ranking.ts';
 import { dayIndex, dayStartMs } from './units.ts';
 import type { Clock } from './values.ts';
@@ -65,61 +65,6 @@ interface CandidateRow {
   applicant_region: 'capital' | 'non_capital';
   submitted_at: number | string | null;
   scheduler_users: string;
-}
-
-/** A new allocation, as selection and offers insert it. */
-export interface NewAllocation {
-  id: string;
-  applicationId: string;
-  call: CallTerms;
-  pool: PoolRow;
-  organizationId: string;
-  gpus: number;
-  startsAt: number;
-  endsAt: number;
-  gpuHourBudget: number | null;
-  schedulerUsers: string;
-  status: 'scheduled' | 'offered';
-  offerExpiresAt: number | null;
-}
-
-const ALLOCATION_COLUMNS = `id, application_id, call_id, pool_id, organization_id, gpus, starts_at, ends_at, gpu_hour_budget,
-  price_micro_krw_per_gpu_hour, copay_bp, funding_programme_id, scheduler_account, scheduler_users, status,
-  offer_expires_at, created_at, updated_at`;
-const ALLOCATION_TUPLE = `(${new Array(18).fill('?').join(', ')})`;
-
-/** Inserts allocations (a hundred per statement): the grant's terms are copied from its call and pool now. */
-export async function insertAllocations(
-  tx: SqlExecutor,
-  list: readonly NewAllocation[],
-  now: number,
-): Promise<void> {
-  for (let i = 0; i < list.length; i += 100) {
-    const batch = list.slice(i, i + 100);
-    await tx.run(
-      `INSERT INTO compute_allocations (${ALLOCATION_COLUMNS}) VALUES ${batch.map(() => ALLOCATION_TUPLE).join(', ')}`,
-      batch.flatMap((a): SqlValue[] => [
-        a.id,
-        a.applicationId,
-        a.call.id,
-        a.pool.id,
-        a.organizationId,
-        a.gpus,
-        a.startsAt,
-        a.endsAt,
-        a.gpuHourBudget,
-        a.pool.priceMicroKrwPerGpuHour,
-        a.call.copayBp,
-        a.call.fundingProgrammeId,
-        accountFor(a.pool.provisioner, a.pool.config, a.organizationId),
-        a.schedulerUsers,
-        a.status,
-        a.offerExpiresAt,
-        now,
-        now,
-      ]),
-    );
-  }
 }
 
 /**
@@ -415,20 +360,6 @@ export class ComputeSelectionService {
     const unchanged: AuditTrail = async () => {};
     return this.run(callId, { dryRun: true }, unchanged);
   }
-}
-
-/** Each pool's GPUs (a retired pool has none to give), the call's and its tracks' capacities. */
-export function limitsOf(call: CallTerms, pools: readonly PoolRow[]) {
-  return {
-    pools: new Map(pools.map((p) => [p.id, p.status === 'active' ? p.gpuCount : 0])),
-    callId: call.id,
-    callCapacity: call.capacityGpus,
-    trackCapacity: new Map(
-      call.tracks.flatMap((t) =>
-        t.capacityGpus === undefined ? [] : [[t.id, t.capacityGpus] as [string, number]],
-      ),
-    ),
-  };
 }
 
 interface ReviewAggregate {
