@@ -350,6 +350,40 @@ export class UsageService {
     };
   }
 
+  /**
+   * What the scheduler has counted against an allocation's GPU-hour budget (Slurm: sshare's GrpTRESRaw,
+   * whole GPU-minutes since the grant's start); null without a budget or a scheduler that keeps one.
+   */
+  async schedulerBudget(
+    allocationId: string,
+  ): Promise<
+    { gpuHourBudget: number; usedGpuHours: string; limitGpuMinutes: number | null } | { error: string } | null
+  > {
+    const a = await this.db.get<{
+      pool_id: string;
+      scheduler_account: string;
+      gpu_hour_budget: number | null;
+      status: string;
+    }>('SELECT pool_id, scheduler_account, gpu_hour_budget, status FROM compute_allocations WHERE id = ?', [
+      allocationId,
+    ]);
+    if (!a || a.gpu_hour_budget === null || a.status !== 'active') return null;
+    const provisioner = this.lifecycle.provisionerOf(await this.pools.row(a.pool_id));
+    if (!provisioner.budgetUse) return null;
+    try {
+      const use = await provisioner.budgetUse(a.scheduler_account);
+      if (!use) return null;
+      return {
+        gpuHourBudget: Number(a.gpu_hour_budget),
+        usedGpuHours: gpuHoursText(use.gpuMinutesUsed * 60),
+        limitGpuMinutes: use.gpuMinutesLimit,
+      };
+    } catch (error) {
+      // the stored usage still answers; the scheduler's own count is what is missing
+      return { error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
   /** The jobs stored for an allocation (newest day first). */
   async jobsOf(allocationId: string, limit = 1000) {
     const rows = await this.db.all<Record<string, unknown>>(

@@ -137,6 +137,19 @@ describe('GPU allocations in a real Slurm cluster', { skip: missing }, () => {
     );
     assert.match(await slurm.waitFor(within, (s) => s.startsWith('RUNNING')), /^RUNNING/);
     await slurm.run('scancel', [over, within]);
+    await slurm.waitFor(within, (s) => s === '');
+    // 4 GPUs for 16 s: a whole GPU-minute counted against the budget, as sshare (GrpTRESRaw) says
+    const counted = await slurm.submit(allocation.schedulerAccount, 4, 16, 10);
+    await slurm.waitFor(counted, (s) => s === '', 30_000);
+    let budget: any;
+    for (let i = 0; i < 30; i++) {
+      budget = (await must(t, 'GET', `/compute/allocations/${allocation.id}/usage`)).schedulerBudget;
+      if (budget?.usedGpuHours !== '0') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(budget.gpuHourBudget, 1);
+    assert.equal(budget.limitGpuMinutes, 60);
+    assert.ok(Number(budget.usedGpuHours) >= 1 / 60, JSON.stringify(budget));
   });
 
   test('the GPU-hours the hub bills equal sacct’s', async () => {

@@ -76,6 +76,10 @@ export interface Provisioner {
   observe(accounts: readonly string[]): Promise<Map<string, AccountState>>;
   /** Every job's GPU use within [fromMs, toMs) of these accounts. */
   usage(fromMs: number, toMs: number, accounts: readonly string[]): Promise<JobUsage[]>;
+  /** Where the scheduler enforces a GPU-hour budget: what it has counted against it, in GPU-minutes. */
+  budgetUse?(
+    account: string,
+  ): Promise<{ gpuMinutesLimit: number | null; gpuMinutesUsed: number } | undefined>;
 }
 
 /** The differences between a target and what the scheduler has: the fields that differ. */

@@ -128,7 +128,11 @@ export function computeAllocationRoutes({ compute }: ComputeDeps): AdminRoute[] 
       hidden: true,
       handle: async (r) => {
         await visibleAllocation(r.principal, r.params.id!);
-        return ok({ ...(await usage.ofAllocation(r.params.id!)), jobs: await usage.jobsOf(r.params.id!) });
+        return ok({
+          ...(await usage.ofAllocation(r.params.id!)),
+          schedulerBudget: await usage.schedulerBudget(r.params.id!),
+          jobs: await usage.jobsOf(r.params.id!),
+        });
       },
     },
     {

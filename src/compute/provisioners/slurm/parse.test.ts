@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { gpuInUse, gpuOf, parseAssocMgr, parseSacctJobs, parseSacctmgrAssociations } from './parse.ts';
+import {
+  gpuInUse,
+  gpuOf,
+  parseAssocMgr,
+  parseSacctJobs,
+  parseSacctmgrAssociations,
+  parseSshare,
+} from './parse.ts';
 
 // Recorded from Slurm 22.05 (Debian bookworm's slurm-wlm) on a single node with 8 fake H100s.
 const fixture = (name: string) => readFileSync(new URL(`fixtures/${name}`, import.meta.url), 'utf8');
@@ -57,4 +64,12 @@ test('sacct -P -T: GPU-seconds within the window; jobs without GPU time are left
       startMs: Date.parse('2026-11-30T05:49:40Z'),
     },
   ]);
+});
+
+test('sshare: the budget and the GPU-minutes used against it, per account', () => {
+  assert.deepEqual(parseSshare(fixture('sshare-grptresraw.txt')).get('kh_t'), {
+    account: 'kh_t',
+    gpuMinutesLimit: 600,
+    gpuMinutesUsed: 2,
+  });
 });

@@ -110,3 +110,29 @@ export function parseSacctJobs(text: string): JobUsage[] {
   }
   return jobs;
 }
+
+/** What a GPU-hour budget has used, in GPU-minutes, as the scheduler counts it. */
+export interface BudgetUse {
+  account: string;
+  gpuMinutesLimit: number | null;
+  gpuMinutesUsed: number;
+}
+
+/**
+ * `sshare -P -n -A … -o Account,User,RawUsage,GrpTRESMins,GrpTRESRaw`: the account rows (no user) with
+ * the budget and the GPU-minutes used against it (`GrpTRESRaw`, whole minutes).
+ */
+export function parseSshare(text: string): Map<string, BudgetUse> {
+  const out = new Map<string, BudgetUse>();
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const [account = '', user = '', , grpTresMins = '', grpTresRaw = ''] = line.split('|');
+    if (user !== '') continue;
+    out.set(account.trim(), {
+      account: account.trim(),
+      gpuMinutesLimit: gpuOf(grpTresMins),
+      gpuMinutesUsed: gpuOf(grpTresRaw) ?? 0,
+    });
+  }
+  return out;
+}

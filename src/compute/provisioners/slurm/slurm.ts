@@ -1,7 +1,7 @@
 import type { AccountState, AccountTarget, JobUsage, Provisioner } from '../provisioner.ts';
 import { SchedulerError } from '../provisioner.ts';
 import { run, type SlurmRunner } from './commands.ts';
-import { parseAssocMgr, parseSacctJobs, parseSacctmgrAssociations } from './parse.ts';
+import { parseAssocMgr, parseSacctJobs, parseSacctmgrAssociations, parseSshare } from './parse.ts';
 
 export interface SlurmSettings {
   /** ClusterName in slurm.conf: every sacctmgr and sacct call names it. */
@@ -170,6 +170,19 @@ export class SlurmProvisioner implements Provisioner {
       }
     }
     return out;
+  }
+
+  /** The budget's use as fair-share counts it (`sshare`, GrpTRESRaw): what GrpTRESMins is checked against. */
+  async budgetUse(account: string) {
+    const text = await run(this.runner, 'sshare', [
+      '-P',
+      '-n',
+      `--clusters=${this.settings.cluster}`,
+      `--accounts=${account}`,
+      '--format=Account,User,RawUsage,GrpTRESMins,GrpTRESRaw',
+    ]);
+    const use = parseSshare(text).get(account);
+    return use && { gpuMinutesLimit: use.gpuMinutesLimit, gpuMinutesUsed: use.gpuMinutesUsed };
   }
 
   async usage(fromMs: number, toMs: number, accounts: readonly string[]): Promise<JobUsage[]> {
