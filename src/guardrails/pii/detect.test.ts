@@ -452,6 +452,13 @@ test('several findings in one text, in order, and a list of values separated by 
     detectPii(list).map((f) => list.slice(f.start, f.end)),
     ['01012345678', '01023456789', '010-3456-7890', '02-123-4567'],
   );
+  const slashed = '010-1234-5678/02-123-4567,010-2345-6789';
+  assert.deepEqual(
+    detectPii(slashed).map((f) => slashed.slice(f.start, f.end)),
+    ['010-1234-5678', '02-123-4567', '010-2345-6789'],
+  );
+  none('https://example.com/u/9001011234568');
+  none('https://example.com/9001011234568/edit');
   const many = Array.from({ length: 7 }, (_, k) => `0101234567${k}`).join(' ');
   assert.equal(detectPii(many).length, 7);
 });

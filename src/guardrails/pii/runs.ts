@@ -281,16 +281,19 @@ function isGluedBefore(text: string, start: number): boolean {
   const c = text.charCodeAt(start - 1);
   if (isAsciiAlnum(c) || c === 0x5f || c === 0x40 || c === 0x23 || AMOUNT_MARKS[c] === CURRENCY_BEFORE)
     return true;
-  return (isDash(c) || c === 0x2f) && start >= 2 && isAsciiAlnum(text.charCodeAt(start - 2));
+  if (start < 2) return false;
+  // "ORD-…", "/u/…"; but a slash between numbers is a list ("010-1234-5678/02-123-4567")
+  if (isDash(c)) return isAsciiAlnum(text.charCodeAt(start - 2));
+  return c === 0x2f && isAsciiLetter(text.charCodeAt(start - 2));
 }
 
-/** Whether the run goes on as a longer token ("…123abc", "…-A1", "….pdf", "…@mail") or an amount ("…원"). */
+/** Whether the run goes on as a longer token ("…123abc", "…-A1", "….pdf", "…/edit", "…@mail") or an amount ("…원"). */
 function isGluedAfter(text: string, end: number): boolean {
   if (end >= text.length) return false;
   const c = text.charCodeAt(end);
   if (isAsciiAlnum(c) || c === 0x5f || c === 0x40 || AMOUNT_MARKS[c] === UNIT_AFTER) return true;
   if (end + 1 >= text.length) return false;
   const next = text.charCodeAt(end + 1);
-  if (isDash(c) || c === 0x2f) return isAsciiAlnum(next);
-  return isDot(c) && isAsciiLetter(next);
+  if (isDash(c)) return isAsciiAlnum(next);
+  return (c === 0x2f || isDot(c)) && isAsciiLetter(next);
 }
