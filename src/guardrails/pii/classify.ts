@@ -80,17 +80,12 @@ const AREA_CODES = new Set([31, 32, 33, 41, 42, 43, 44, 51, 52, 53, 54, 55, 61, 
 // across New Year is a year too strict about the new year's newborns until it restarts.
 const THIS_YEAR = new Date().getFullYear();
 
-// The context of the candidate being classified, computed at most once and only if a rule asks.
-let contextText = '';
-let contextStart = -1;
-let contextMask = 0;
+// The context of the candidate being classified: computed at most once, and only if a rule asks.
+// classifyNumber resets it, so it never outlives its candidate (nor keeps a prompt alive).
+let contextMask = -1;
 
 function context(text: string, start: number): number {
-  if (contextStart !== start || contextText !== text) {
-    contextText = text;
-    contextStart = start;
-    contextMask = contextBefore(text, start);
-  }
+  if (contextMask < 0) contextMask = contextBefore(text, start);
   return contextMask;
 }
 
@@ -104,6 +99,7 @@ export function classifyNumber(
   gc: number,
   sep: number,
 ): PiiType | null {
+  contextMask = -1;
   const code = shapeCode(g, gc);
   // "1588.1234" or "1.2345678901" is a decimal; dotted identifiers have three groups or more, except
   // 6.7 digits, which only a 주민등록번호-shaped number has (and must then be a valid date)
