@@ -7,11 +7,20 @@ import type { PiiType } from './types.ts';
 const fullWidth = (s: string) =>
   s.replace(/[0-9]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).replace(/-/g, '－');
 
-/** Asserts that `text` holds exactly one finding: the first occurrence of `value`, of `type`. */
+/**
+ * Asserts that `text` holds exactly one finding: the first occurrence of `value`, of `type`; and that
+ * behind emoji (surrogate pairs, a skin-tone modifier) the offsets move by their UTF-16 length.
+ */
 function one(text: string, type: PiiType, value: string): void {
   const start = text.indexOf(value);
   assert.ok(start >= 0, `${value} not in ${text}`);
   assert.deepEqual(detectPii(text), [{ type, start, end: start + value.length }], text);
+  const emoji = '😀👍🏽 ';
+  assert.deepEqual(
+    detectPii(emoji + text),
+    [{ type, start: start + 7, end: start + 7 + value.length }],
+    `${emoji}${text}`,
+  );
 }
 
 function none(text: string): void {
@@ -109,6 +118,7 @@ test('foreigner_rrn: gender digits 5-8, with either check formula or none when w
     '900101 5123450',
     '9001015123450',
     '9001015123452',
+    '900101.5123450',
     fullWidth('900101-5123450'),
   ]) {
     inEveryPlace('foreigner_rrn', value, '외국인등록번호');
@@ -122,7 +132,13 @@ test('foreigner_rrn: gender digits 5-8, with either check formula or none when w
 });
 
 test('corporate_registration: checksum, and 법인 or an impossible birth date to tell it from a person', () => {
-  for (const value of ['110111-1234569', '110111 1234569', '1101111234569', fullWidth('110111-1234569')]) {
+  for (const value of [
+    '110111-1234569',
+    '110111 1234569',
+    '110111.1234569',
+    '1101111234569',
+    fullWidth('110111-1234569'),
+  ]) {
     inEveryPlace('corporate_registration', value, '법인등록번호');
   }
   // written 6-7: the personal check digit fails (as no pre-2020 주민등록번호's does) and the corporate one holds
@@ -362,6 +378,7 @@ test('bank_account: bank formats, only with 계좌 or a bank name before', () =>
     ['우체국', '012345-67-890123'],
     ['새마을금고', '9002-1234-5678-9'],
     ['계좌번호', '110 123 456789'],
+    ['계좌', '110.123.456789'],
     ['입금 계좌', '11012345678901'],
     ['예금주 홍길동,', fullWidth('110-123-456789')],
   ];
