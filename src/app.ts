@@ -25,7 +25,7 @@ import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './b
 import { DEFAULT_DISPATCHER_SETTINGS, WebhookDispatcher } from './billing/webhook-dispatcher.ts';
 import { WebhookService } from './billing/webhooks.ts';
 import { CallLayer } from './calls/call-layer.ts';
-import { type Guard, guardNothing } from './calls/guard.ts';
+import type { Guard } from './calls/guard.ts';
 import { type CallObserver, observeNothing } from './calls/observer.ts';
 import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
@@ -33,6 +33,9 @@ import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
+import { DataPolicyService } from './guardrails/data-policies.ts';
+import { PiiGuard } from './guardrails/pii-guard.ts';
+import { DataPolicySnapshot } from './guardrails/policy-snapshot.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
@@ -168,8 +171,18 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
   const usageJournal = openUsageJournal(db, config, logger, metrics);
+  // data policies: personal data and residency per organisation, programme or product (docs/guardrails.md)
+  const dataPolicies = new DataPolicyService(db);
+  const policySnapshot = new DataPolicySnapshot(db, 1_000, logError);
+  await policySnapshot.reload();
+  dataPolicies.onChange = () => policySnapshot.reload().catch(logError);
+  policySnapshot.start();
+  const guard = options.guard ?? new PiiGuard(policySnapshot, logger, metrics);
   // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
-  const tracing = await createTracing(config.tracing, { logger });
+  const tracing = await createTracing(config.tracing, {
+    logger,
+    redact: (text) => guard.redact?.(text) ?? text,
+  });
   const meter = new Meter(usageJournal, metrics, logger);
   // vouchers, wallets and the holds on them (billing/ledger.ts, limits/budget-holds.ts)
   const programmes = new ProgrammeService(db);
@@ -258,7 +271,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     events?.fundsChanged(id);
   };
   programmeClose.onVouchersChanged = fundsChanged;
-  programmes.onVoucherIssued = fundsChanged;
+  programmes.onVoucherIssued = (id) => {
+    fundsChanged(id);
+    // a voucher brings its organisation under its programme's data policy
+    policySnapshot.reload().catch(logError);
+  };
   if (sharedAdmission !== null) funds.beforeDeposit = (id) => sharedAdmission.prepareDeposit(id);
   funds.onChange = async (id, deposit) => {
     forgetFunds(id);
@@ -277,7 +294,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     adapters,
     router,
     admission: options.admission ?? sharedAdmission ?? new HubAdmission(new RateLimits(), budgetHolds),
-    guard: options.guard ?? guardNothing,
+    guard,
     observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
     metrics,
@@ -324,6 +341,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     load: router.load,
     defaultMaxConcurrent: config.deploymentMaxConcurrent,
     supplierNetworks,
+    dataPolicies,
+    policySnapshot,
+    routable: snapshot,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
@@ -400,6 +420,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       closing ??= (async () => {
         snapshot.stop();
         keyCache.stop();
+        policySnapshot.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();
