@@ -12,6 +12,8 @@ import {
 } from './checksums.ts';
 import {
   ADJACENT_BANK_NAMES,
+  accountWordAfter,
+  afterRecordLabel,
   CONTEXT_BANK,
   CONTEXT_BUSINESS,
   CONTEXT_CORPORATE,
@@ -22,6 +24,7 @@ import {
   CONTEXT_PERSONAL,
   contextBefore,
   LICENSE_REGIONS,
+  nameBefore,
   precededByName,
 } from './context.ts';
 import type { PiiType } from './types.ts';
@@ -89,10 +92,23 @@ function context(text: string, start: number): number {
   return contextMask;
 }
 
-/** The type of a numeric candidate at text[start…], or null. `d` holds its `n` digits. */
+// Where the finding classifyNumber last returned starts: the candidate's start, except for the older
+// licence form, whose region name is part of the number ("서울 12-345678-90").
+let findingStart = 0;
+
+/** Where the finding of the last non-null classifyNumber starts (at or before the candidate). */
+export function classifiedStart(): number {
+  return findingStart;
+}
+
+/**
+ * The type of the numeric candidate text[start, end), or null; its finding starts at
+ * classifiedStart(). `d` holds its `n` digits.
+ */
 export function classifyNumber(
   text: string,
   start: number,
+  end: number,
   d: Uint8Array,
   n: number,
   g: ArrayLike<number>,
@@ -100,6 +116,7 @@ export function classifyNumber(
   sep: number,
 ): PiiType | null {
   contextMask = -1;
+  findingStart = start;
   const code = shapeCode(g, gc);
   // "1588.1234" or "1.2345678901" is a decimal; dotted identifiers have three groups or more, except
   // 6.7 digits, which only a 주민등록번호-shaped number has (and must then be a valid date)
@@ -120,14 +137,27 @@ export function classifyNumber(
     if (code === LICENSE_SHAPE || (glued && (context(text, start) & CONTEXT_DRIVER) !== 0))
       return 'driver_license';
   }
-  if (n === 10 && code === OLD_LICENSE_SHAPE && precededByName(text, start, LICENSE_REGIONS))
-    return 'driver_license';
+  if (n === 10 && code === OLD_LICENSE_SHAPE) {
+    // the region name is part of the older licence number: the finding (and the mask) covers it
+    const region = nameBefore(text, start, LICENSE_REGIONS);
+    if (region >= 0) {
+      findingStart = region;
+      return 'driver_license';
+    }
+  }
   if (isPhoneNumber(d, n, g, gc)) return 'phone';
+  // Health-insurance numbers and accounts have no check digit: the words around them are all the
+  // evidence, and a record label right before ("접수번호 …", "승인번호 …") says what the number is.
   if (n === 11 && (glued || code === HEALTH_SHAPE) && (context(text, start) & CONTEXT_HEALTH) !== 0) {
-    return 'health_insurance';
+    if (!afterRecordLabel(text, start)) return 'health_insurance';
   }
   if (n >= 10 && n <= 14 && (glued || BANK_SHAPES.has(code))) {
-    if ((context(text, start) & CONTEXT_BANK) !== 0 || precededByName(text, start, ADJACENT_BANK_NAMES)) {
+    if (
+      ((context(text, start) & CONTEXT_BANK) !== 0 ||
+        precededByName(text, start, ADJACENT_BANK_NAMES) ||
+        accountWordAfter(text, end)) &&
+      !afterRecordLabel(text, start)
+    ) {
       return 'bank_account';
     }
   }
@@ -144,6 +174,10 @@ export function classifyNumber(
  *   check. One exception: a birth date before October 2020 whose personal check digit fails while
  *   the corporate one holds is a corporate number (numbers issued before then satisfy their check
  *   digit, and most issued since belong to people born since).
+ * - Written 6-7 right after a record label (주문번호, 접수번호, 교부번호, 송장, 영수증 …) with no
+ *   check digit holding (personal, foreigner or corporate), it is an order or receipt number written
+ *   like one. A number whose check digit holds stays what it is even there: people paste their own
+ *   number into any field.
  * - Glued, 13 digits are as often order numbers, barcodes or millisecond timestamps: a person needs
  *   주민/외국인 before it, or the check digit with no word like 주문/송장 before it and not a Korean
  *   EAN-13 barcode (880…, barcode checksum).
@@ -181,6 +215,9 @@ function classifyThirteen(
       if (checkValid) return type;
       const issuedUnderNewScheme = century === 2000 && (yy > 20 || (yy === 20 && mm >= 10));
       if (corporateValid && !issuedUnderNewScheme) return 'corporate_registration';
+      // no check digit holds: a record label right before ("주문번호 200101-2340723") makes it an
+      // order or receipt number written like a registration number
+      if (afterRecordLabel(text, start)) return null;
       return type;
     }
   }

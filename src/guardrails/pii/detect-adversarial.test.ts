@@ -57,6 +57,9 @@ const PIECES = [
   '건보',
   '면허',
   '서울',
+  '주문번호',
+  '송금',
+  'Acct',
   '원',
   '😀',
   '\n',
@@ -123,6 +126,9 @@ test('adversarial inputs finish quickly and never throw', () => {
     ['glued identifiers', '9001011234568'.repeat(15_000)],
     ['context and numbers needing it', `계좌 ${'110-123-456789 '.repeat(12_000)}`],
     ['bare numbers needing context', '1234567890 '.repeat(18_000)],
+    ['accounts with the word after them', '110-123-456789로 송금 '.repeat(10_000)],
+    ['numbers after record labels', '주문번호 900101-1234567 접수번호 1234567890 '.repeat(5_000)],
+    ['English context words', 'account acct bank corp 1234567890 '.repeat(6_000)],
     ['random mix', randomText(next, 100_000)],
   ];
   for (const [name, text] of inputs) {

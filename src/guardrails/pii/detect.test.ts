@@ -87,6 +87,31 @@ test('rrn: a bare 13-digit number needs the check digit or 주민 before it, and
   none('9013011234567'); // invalid date
 });
 
+test('rrn: written 6-7 right after a record label (주문번호, 접수번호, 송장 …) with no check digit holding, an order number', () => {
+  // the corpus's look-alikes: a real date, a failing check digit, the label right before
+  none('주문번호 200101-2340723 이거 배송 언제 와?');
+  none('반품 접수번호: 240606-1322185, 회수 예정일 2021-09-25');
+  none('처방전 교부번호(250423-6472186)');
+  none('예약번호는 210122-6028107입니다');
+  none('영수증 번호 900101-1234567');
+  none('운송장 900101-1234567');
+  none('송장번호 900101 1234567');
+  none('거래번호 900101.1234567');
+  none(`승인번호 ${fullWidth('900101-1234567')}`);
+  none('주문번호 201015-3123451'); // born since October 2020, no check digit: the label decides
+  none('주문번호 900101-5123451'); // foreigner, neither formula holds
+  // a check digit that holds keeps it personal: people paste their number into any field
+  one('주문번호 900101-1234568', 'rrn', '900101-1234568');
+  one('접수번호 900101-5123450', 'foreigner_rrn', '900101-5123450');
+  one('주문번호 110111-1234569', 'corporate_registration', '110111-1234569');
+  // near misses: the label not right before, or not a record label
+  one('주문 900101-1234567', 'rrn', '900101-1234567');
+  one('주문번호 안내 900101-1234567', 'rrn', '900101-1234567');
+  one('주문번호 12345, 고객 900101-1234567', 'rrn', '900101-1234567');
+  one('주문자 홍길동 주민번호 200101-2340723', 'rrn', '200101-2340723');
+  one('등록번호 900101-1234567', 'rrn', '900101-1234567');
+});
+
 test('rrn: not part of a longer number or token', () => {
   for (const text of [
     '1900101-1234568',
@@ -154,6 +179,25 @@ test('corporate_registration: checksum, and 법인 or an impossible birth date t
   none('110111-12345690');
 });
 
+test('context words in English, any case, at the start of a word: corp, crn, business, brn, insurance, account, acct, bank', () => {
+  one('corp_reg_no=1345110001236 검증 통과', 'corporate_registration', '1345110001236');
+  one('CRN: 1345110001236', 'corporate_registration', '1345110001236');
+  one('Corporate reg. 1101111234569', 'corporate_registration', '1101111234569');
+  one('BRN 1248100998', 'business_registration', '1248100998');
+  one('business_no="1248100998"', 'business_registration', '1248100998');
+  one('Health Insurance No. 12345678901', 'health_insurance', '12345678901');
+  one('bank account 110-123-456789', 'bank_account', '110-123-456789');
+  one('ACCT: 11012345678901', 'bank_account', '11012345678901');
+  one('refund_account=1002123456789', 'bank_account', '1002123456789');
+  // near misses: inside a longer word, or no word at all
+  none('incorporated 1345110001236');
+  none('1345110001236');
+  none('databank 110-123-456789');
+  none('subaccount 110-123-456789');
+  none('nonbusiness 1248100998');
+  none('reinsurance 12345678901');
+});
+
 test('passport: old (M + 8 digits) and new (M + 3 digits + letter + 4 digits), each type letter', () => {
   for (const value of [
     'M12345678',
@@ -202,9 +246,22 @@ test('driver_license: 12 digits with a region code 11-26 or 28, and the older re
   none('29-12-345678-90');
   none('11-12-345678-901');
   none('11-12-345678-90-1');
-  one('서울 12-345678-90', 'driver_license', '12-345678-90');
-  one('면허: 경기12-345678-90입니다', 'driver_license', '12-345678-90');
+  one('서울 12-345678-90', 'driver_license', '서울 12-345678-90');
   none('12-345678-90');
+});
+
+test('driver_license: the older form’s finding starts at its region name, so the mask covers it', () => {
+  one('면허번호 서울 12-345678-90', 'driver_license', '서울 12-345678-90');
+  one('면허: 경기12-345678-90입니다', 'driver_license', '경기12-345678-90');
+  one('운전면허번호: 전북 86-192898-44 / 발급일: 2025/04/10', 'driver_license', '전북 86-192898-44');
+  one(`면허번호 제주 ${fullWidth('85-356049-65')}`, 'driver_license', `제주 ${fullWidth('85-356049-65')}`);
+  const text = '운전자 면허번호 강원 91-660504-90 확인';
+  assert.equal(maskPii(text, detectPii(text)), '운전자 면허번호 [운전면허번호] 확인');
+  // near misses: no region name right before, a longer word ending in one, the wrong grouping
+  none('면허번호 12-345678-90');
+  none('서울시 12-345678-90');
+  none('서울 12-345678-901');
+  none('서울 123-45678-90');
 });
 
 test('business_registration: 3-2-5 with the official checksum', () => {
@@ -399,6 +456,40 @@ test('bank_account: bank formats, only with 계좌 or a bank name before', () =>
   // a stronger type claims the digits even after 계좌
   one('계좌 4111-1111-1111-1111', 'card', '4111-1111-1111-1111');
   one('계좌 010-1234-5678', 'phone', '010-1234-5678');
+});
+
+test('bank_account: 송금, 입금, 이체 or 계좌 shortly after the number (Korean word order)', () => {
+  one('110-153-624925로 송금했습니다. 입금자명 고지영', 'bank_account', '110-153-624925');
+  one('3333-01-2345678으로 입금 부탁드려요', 'bank_account', '3333-01-2345678');
+  one('1002-123-456789 계좌로 보내 주세요', 'bank_account', '1002-123-456789');
+  one('11012345678901로 이체', 'bank_account', '11012345678901');
+  one(`${fullWidth('3333-37-3548405')}로 송금했습니다.`, 'bank_account', fullWidth('3333-37-3548405'));
+  // the word must be near (12 units), in the same sentence, and not past another number
+  none('110-123-456789 번호로 연락 주시면 바로 송금');
+  none('110-153-624925. 송금은 내일 할게요');
+  none('110-153-624925\n송금 완료');
+  assert.deepEqual(detectPii('110-123-456789 1002-123-456789로 송금'), [
+    { type: 'bank_account', start: 15, end: 30 },
+  ]);
+  none('110-153-624925로 보냈습니다'); // no account word after it either
+  none('보낸 금액 1,234,567원을 송금'); // an amount stays one
+  one('4111-1111-1111-1111로 송금', 'card', '4111-1111-1111-1111');
+  one('010-1234-5678로 송금', 'phone', '010-1234-5678');
+});
+
+test('bank_account and health_insurance: a record label right before (접수번호, 승인번호, 영수증 …) says what the number is', () => {
+  assert.deepEqual(detectPii('계좌 110-266-390884 이체 부탁해. 접수번호 7066157855'), [
+    { type: 'bank_account', start: 3, end: 17 },
+  ]);
+  none('KB국민은행 계좌로 송금 완료, 승인번호 11012345678901');
+  none('입금 영수증 110-123-456789');
+  none('송금 거래번호: 11012345678901');
+  none('3333-01-2345678 관리번호는 1002123456789로 입금');
+  none('건강보험 청구 접수번호 12345678901');
+  // near misses: the label not right before the number
+  one('송금 거래 계좌 110-123-456789', 'bank_account', '110-123-456789');
+  one('접수번호 확인 후 계좌 110-123-456789', 'bank_account', '110-123-456789');
+  one('건강보험 12345678901 (접수 완료)', 'health_insurance', '12345678901');
 });
 
 test('health_insurance: 11 digits (1-2345678901 or glued) after 건강보험/보험증/건보', () => {

@@ -10,6 +10,7 @@
 // phone; but a hyphenated or glued word stays a token of its own next to other numbers.
 import { digitValue, isAsciiAlnum, isAsciiLetter, isDash, isDot, isInlineSpace, isPlus } from './chars.ts';
 import {
+  classifiedStart,
   classifyNumber,
   isPhoneNumber,
   SEP_DASH,
@@ -214,9 +215,9 @@ function evaluate(
   if (start === runStart && isGluedBefore(text, start)) return false;
   if (atRunEnd && isGluedAfter(text, end)) return false;
   decode(text, start, end, digits);
-  const type = classifyNumber(text, start, digits, digitCount, groups, groupCount, sep);
+  const type = classifyNumber(text, start, end, digits, digitCount, groups, groupCount, sep);
   if (type === null) return false;
-  sink!.add(type, start, end);
+  sink!.add(type, classifiedStart(), end);
   return true;
 }
 
