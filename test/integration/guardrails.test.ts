@@ -423,6 +423,14 @@ describe('residency: data that must stay in Korea does', () => {
     assert.equal(r.body.error.code, 'residency_restricted');
     assert.match(r.body.error.message, /국내 배포/);
     assert.equal(fake.requests.length, before, 'nothing left the country');
+    // and it is not offered: /v1/models lists what the organisation's data may reach
+    const models = await fetch(`${t.url}/v1/models`, { headers: { authorization: `Bearer ${publicKey}` } });
+    const ids = ((await models.json()) as { data: { id: string }[] }).data.map((m) => m.id);
+    assert.ok(ids.includes('hcx-test') && !ids.includes('gpt-abroad'), ids.join(','));
+    const one = await fetch(`${t.url}/v1/models/gpt-abroad`, {
+      headers: { authorization: `Bearer ${publicKey}` },
+    });
+    assert.equal(one.status, 404);
     // an SME has no such policy
     const sme = await postV1(t, await keyOf('sme'), '/chat/completions', {
       model: 'gpt-abroad',
