@@ -33,6 +33,9 @@ import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
+import { ArenaService } from './evaluation/ratings/arenas.ts';
+import { RoundRecords } from './evaluation/rounds/round-records.ts';
+import { RoundService } from './evaluation/rounds/rounds.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
@@ -183,6 +186,10 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
+  // evaluation arenas and rounds (docs/evaluation-rounds.md); scores come by value until runs are wired
+  const arenas = new ArenaService(db);
+  const rounds = new RoundService(db);
+  const roundRecords = new RoundRecords(db);
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
     ...DEFAULT_DISPATCHER_SETTINGS,
@@ -324,6 +331,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     load: router.load,
     defaultMaxConcurrent: config.deploymentMaxConcurrent,
     supplierNetworks,
+    arenas,
+    rounds,
+    roundRecords,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);

@@ -23,6 +23,7 @@ import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
+import { type EvaluationDeps, evaluationRoutes } from './evaluation-routes.ts';
 import {
   type AlertDeps,
   alertRoutes,
@@ -44,7 +45,8 @@ export interface AdminDeps
     SettlementDeps,
     AlertDeps,
     ApplicationDeps,
-    ProgrammeCloseDeps {
+    ProgrammeCloseDeps,
+    EvaluationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -433,5 +435,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...alertRoutes(deps),
     ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
+    ...evaluationRoutes(deps),
   ];
 }
