@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { EVALUATION_ROWS } from './evaluation-rows.ts';
 import type { Caller, Side, World } from './world.ts';
 
 /**
@@ -801,6 +802,7 @@ export const MATRIX: MatrixRow[] = [
       return { path: `/programmes/${id}/final-report` };
     },
   },
+  ...EVALUATION_ROWS,
 ];
 
 /**
