@@ -207,7 +207,12 @@ function planRounds(verb: string, args: string[]): Plan {
       };
     }
     case 'gate': {
-      const parsed = parse(args, flagSet(GATE_FIELDS), ['roundId'], new Set(['passed', 'failed']));
+      const parsed = parse(
+        args,
+        flagSet(GATE_FIELDS, ['passed', 'failed']),
+        ['roundId'],
+        new Set(['passed', 'failed']),
+      );
       const passed = parsed.values.has('passed');
       if (passed === parsed.values.has('failed'))
         throw new UsageError(
@@ -237,7 +242,7 @@ function planArenas(verb: string, args: string[]): Plan {
     return { parsed, method: 'GET', path: '/arenas', render: list(ARENA_COLUMNS) };
   }
   if (verb === 'create') {
-    const parsed = parse(args, flagSet(['data'], ARENA_FIELDS), [], new Set(['public']));
+    const parsed = parse(args, flagSet(['data', 'public'], ARENA_FIELDS), [], new Set(['public']));
     const body = buildBody(ARENA_FIELDS, parsed);
     if (parsed.values.has('public')) body.public = true;
     return { parsed, method: 'POST', path: '/arenas', body, render: record, fields: ARENA_FIELDS };
