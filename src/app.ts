@@ -38,6 +38,7 @@ import { RoundRecords } from './evaluation/rounds/round-records.ts';
 import { RoundService } from './evaluation/rounds/rounds.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createLeaderboardHandler } from './http/leaderboard/handler.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
@@ -343,6 +344,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       openai,
       admin,
       healthz: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      leaderboard: createLeaderboardHandler(rounds, arenas),
       readyz: async (_req, res) => {
         try {
           await db.ping();

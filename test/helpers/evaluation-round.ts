@@ -1,3 +1,6 @@
+import assert from 'node:assert/strict';
+import type { TestHub } from './hub.ts';
+
 /**
  * A round as the 2026 programme ran its first one, for tests over HTTP: teams (an organisation and a
  * product each, with the global model it declared as its target), benchmark 40 / experts 35 / users
@@ -141,4 +144,72 @@ export function roundInputs(teams: readonly TeamFixture[], plans: readonly TeamP
     reason: plans[i]!.independent === false ? '해외 모델의 가중치를 그대로 사용' : '처음부터 학습',
   }));
   return { references, scores, members, panelScores, decisions };
+}
+
+const NAMES = ['<script>alert(1)</script> 팀', '에스케이 팀', '업스테이지 팀', '와일드카드 팀'];
+
+/**
+ * Two rounds decided on a hub: the first (three teams, two survive) published, the second (its
+ * survivors and a wildcard the independence gate disqualifies) closed but not yet published.
+ */
+export async function publishTwoRounds(t: TestHub, names = NAMES) {
+  const must = async (method: string, path: string, body?: unknown) => {
+    const r = await t.admin(method, path, body);
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const supplier = await must('POST', '/suppliers', { name: '리더보드 공급기업' });
+  const teams: TeamFixture[] = [];
+  for (const [i, name] of names.entries()) {
+    const org = await must('POST', '/organizations', { name: `${name} ${i}`, class: 'large' });
+    const product = await must('POST', '/products', {
+      supplierId: supplier.id,
+      model: `board-${i}-${Date.now()}`,
+      displayName: name,
+      purposes: ['chat'],
+      modality: 'text',
+      contextWindow: 8192,
+      priceInputPer1M: '1',
+      priceOutputPer1M: '1',
+      residency: 'domestic',
+    });
+    teams.push({
+      organizationId: org.id,
+      productId: product.id,
+      name,
+      targetModel: i === 0 ? 'global-b' : 'global-a',
+      parameters: (i + 1) * 1e10,
+    });
+  }
+  const decide = async (roundId: string, fixtures: TeamFixture[], plans: TeamPlan[]) => {
+    const inputs = roundInputs(fixtures, plans);
+    await must('POST', `/rounds/${roundId}/open`);
+    await must('POST', `/rounds/${roundId}/references`, { references: inputs.references });
+    await must('POST', `/rounds/${roundId}/scores`, { scores: inputs.scores });
+    const members = await must('POST', `/rounds/${roundId}/panel-members`, { members: inputs.members });
+    await must('POST', `/rounds/${roundId}/panel-scores`, {
+      scores: inputs.panelScores(members.data.map((m: any) => m.id)),
+    });
+    await must('POST', `/rounds/${roundId}/gate-decisions`, { decisions: inputs.decisions });
+    return must('POST', `/rounds/${roundId}/close`);
+  };
+  const first = teams.slice(0, 3);
+  const round1 = await must('POST', '/rounds', roundBody(first, { survivors: 2 }));
+  await decide(round1.id, first, [
+    { percent: 97, expert: [90, 91, 89], user: [9, 9] },
+    { percent: 93, expert: [85, 86, 84], user: [8.5, 8.5] },
+    { percent: 80, expert: [70, 71, 69], user: [7, 7] },
+  ]);
+  await must('POST', `/rounds/${round1.id}/publish`);
+  const second = [teams[0]!, teams[1]!, teams[3]!];
+  const round2 = await must('POST', '/rounds', {
+    ...roundBody(second, { survivors: 2, name: '2차 평가', previousRoundId: round1.id }),
+    teams: roundBody(second).teams.map((x, i) => (i === 2 ? { ...x, entry: 'wildcard' } : x)),
+  });
+  await decide(round2.id, second, [
+    { percent: 101, expert: [92, 93, 91], user: [9.2, 9.2] },
+    { percent: 96, expert: [88, 87, 89], user: [8.8, 8.8] },
+    { percent: 85, expert: [75, 76, 74], user: [7.5, 7.5], independent: false },
+  ]);
+  return { teams, round1: round1.id as string, round2: round2.id as string, must };
 }
