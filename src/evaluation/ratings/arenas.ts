@@ -5,7 +5,14 @@ import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } fro
 import { newId } from '../../storage/ids.ts';
 import { parseInput } from '../../validation.ts';
 import { modelName } from '../rounds/definition.ts';
-import { type Battle, DEFAULT_BOOTSTRAP, DEFAULT_SEED, type Ratings, rateBattles } from './bradley-terry.ts';
+import {
+  affordableBootstrap,
+  type Battle,
+  DEFAULT_BOOTSTRAP,
+  DEFAULT_SEED,
+  type Ratings,
+  rateBattles,
+} from './bradley-terry.ts';
 
 /**
  * Arenas: named sets of pairwise battles between models, decided by a judge product or by people's
@@ -86,10 +93,10 @@ const INSERT_CHUNK = 250;
 /** Ratings kept per replica (arena × bootstrap × seed); the oldest goes first. */
 const CACHE_ENTRIES = 64;
 /**
- * Battles × resamples one request may ask for: the bootstrap runs on the event loop, and this bounds
- * it to about a second (docs/benchmarks.md, "Arena ratings").
+ * How long one request's bootstrap may hold the event loop (estimated from the battles and models:
+ * bradley-terry.ts `resampleCostMs`, measured in docs/benchmarks.md, "Arena ratings").
  */
-export const MAX_RESAMPLED_BATTLES = 40_000_000;
+export const MAX_RATING_MS = 1000;
 
 export class ArenaService {
   /** Ratings by arena and options, kept while the arena's battles stay the same (count and newest id). */
@@ -198,8 +205,16 @@ export class ArenaService {
     });
   }
 
-  /** Ratings with intervals; recomputed only when the arena gained battles since the last time. */
-  async ratings(arenaId: string, query: unknown = {}): Promise<ArenaRatings> {
+  /**
+   * Ratings with intervals; recomputed only when the arena gained battles since the last time. More
+   * resamples than `MAX_RATING_MS` affords are refused, or with `fewerResamplesIfCostly` (the public
+   * leaderboard, which asks for no number) reduced to what it affords.
+   */
+  async ratings(
+    arenaId: string,
+    query: unknown = {},
+    options: { fewerResamplesIfCostly?: boolean } = {},
+  ): Promise<ArenaRatings> {
     const q = parseInput(ratingsQuery, query);
     const arena = await this.get(arenaId);
     const newest = await this.db.get<{ id: string | null }>(
@@ -207,17 +222,20 @@ export class ArenaService {
       [arenaId],
     );
     const version = `${arena.battles}:${newest?.id ?? ''}`;
-    const key = `${arenaId}:${q.bootstrap}:${q.seed}`;
+    const key = `${arenaId}:${q.bootstrap}:${q.seed}:${options.fewerResamplesIfCostly === true}`;
     const cached = this.cache.get(key);
     if (cached?.version === version) return { arena, ...cached.ratings };
     const rows = await this.db.all<{ model_a: string; model_b: string; outcome: Battle['outcome'] }>(
       'SELECT model_a, model_b, outcome FROM eval_battles WHERE arena_id = ? ORDER BY id',
       [arenaId],
     );
-    if (q.bootstrap * rows.length > MAX_RESAMPLED_BATTLES)
+    const models = new Set(rows.flatMap((r) => [r.model_a, r.model_b])).size;
+    const affordable = affordableBootstrap(rows.length, models, MAX_RATING_MS);
+    if (q.bootstrap > affordable && options.fewerResamplesIfCostly) q.bootstrap = affordable;
+    else if (q.bootstrap > affordable)
       throw ValidationError.of(
         'bootstrap',
-        `at most ${Math.floor(MAX_RESAMPLED_BATTLES / rows.length)} resamples for ${rows.length} battles`,
+        `at most ${affordable} resamples for ${rows.length} battles among ${models} models`,
       );
     const ratings = rateBattles(
       rows.map((r) => ({ a: r.model_a, b: r.model_b, outcome: r.outcome })),

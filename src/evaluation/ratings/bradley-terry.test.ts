@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  affordableBootstrap,
   type Battle,
   fitBradleyTerry,
   RATING_CENTRE,
@@ -126,4 +127,12 @@ test('ranks are shared where intervals overlap', () => {
 
 test('no battles: no ratings', () => {
   assert.deepEqual(rateBattles([]).ratings, []);
+});
+
+test('the bootstrap a request may ask for shrinks with the battles and the models', () => {
+  assert.ok(affordableBootstrap(10_000, 10, 1000) >= 2000);
+  const big = affordableBootstrap(400_000, 20, 1000);
+  assert.ok(big > 100 && big < 300, String(big));
+  assert.ok(affordableBootstrap(50_000, 200, 1000) < affordableBootstrap(50_000, 20, 1000) / 10);
+  assert.equal(affordableBootstrap(1e12, 10, 1000), 0);
 });

@@ -195,22 +195,48 @@ function centred(theta: Float64Array): Float64Array {
 
 function fitIndexed(
   data: Indexed,
-  rows: ArrayLike<number> | null,
   options: Required<FitOptions>,
-  start?: Float64Array,
 ): { theta: Float64Array; iterations: number; converged: boolean } {
   const k = data.models.length;
   const wins = new Float64Array(k * k);
-  if (rows === null) for (let n = 0; n < data.a.length; n++) addBattle(wins, k, data, n);
-  else for (let r = 0; r < rows.length; r++) addBattle(wins, k, data, rows[r]!);
-  return newton(
-    k,
-    wins,
-    options.prior,
-    start ?? new Float64Array(k),
-    options.maxIterations,
-    options.tolerance,
-  );
+  for (let n = 0; n < data.a.length; n++) addBattle(wins, k, data, n);
+  return newton(k, wins, options.prior, new Float64Array(k), options.maxIterations, options.tolerance);
+}
+
+/**
+ * Battles grouped by (a, b, outcome): a resample only counts how often each group is drawn, so a draw
+ * touches one small array instead of three as long as the battles (a bootstrap of 200 resamples of
+ * 100,000 battles is 20 million draws; docs/benchmarks.md, "Arena ratings").
+ */
+interface Cells {
+  /** The cell of each battle. */
+  cellOf: Uint32Array;
+  i: Int32Array;
+  j: Int32Array;
+  /** Half-wins of i: 2, 1 (a tie) or 0. */
+  h: Uint8Array;
+}
+
+function cellsOf(data: Indexed): Cells {
+  const k = data.models.length;
+  const index = new Map<number, number>();
+  const cellOf = new Uint32Array(data.a.length);
+  const i: number[] = [];
+  const j: number[] = [];
+  const h: number[] = [];
+  for (let n = 0; n < data.a.length; n++) {
+    const key = (data.a[n]! * k + data.b[n]!) * 3 + data.halfWinsOfA[n]!;
+    let cell = index.get(key);
+    if (cell === undefined) {
+      cell = i.length;
+      index.set(key, cell);
+      i.push(data.a[n]!);
+      j.push(data.b[n]!);
+      h.push(data.halfWinsOfA[n]!);
+    }
+    cellOf[n] = cell;
+  }
+  return { cellOf, i: Int32Array.from(i), j: Int32Array.from(j), h: Uint8Array.from(h) };
 }
 
 function withDefaults(options: FitOptions): Required<FitOptions> {
@@ -221,7 +247,7 @@ function withDefaults(options: FitOptions): Required<FitOptions> {
 
 export function fitBradleyTerry(battles: readonly Battle[], options: FitOptions = {}): Fit {
   const data = indexBattles(battles);
-  const fit = fitIndexed(data, null, withDefaults(options));
+  const fit = fitIndexed(data, withDefaults(options));
   return {
     models: data.models,
     strengths: centred(fit.theta),
@@ -263,6 +289,19 @@ export interface Ratings {
 }
 
 export const DEFAULT_BOOTSTRAP = 200;
+
+/**
+ * What one bootstrap resample costs, in milliseconds on the reference machine (2 shared cores, Node 20;
+ * bench/arena-ratings.ts): drawing the battles, then one Newton fit (a k×k system per step).
+ */
+export function resampleCostMs(battles: number, models: number): number {
+  return battles * 1.2e-5 + models ** 2 * 5e-4 + models ** 3 * 5e-7;
+}
+
+/** The most resamples that fit in `budgetMs` on the event loop (at least 0). */
+export function affordableBootstrap(battles: number, models: number, budgetMs: number): number {
+  return Math.max(0, Math.floor(budgetMs / resampleCostMs(battles, models)));
+}
 export const DEFAULT_SEED = 1;
 
 /** The q-quantile of sorted values, interpolated linearly (type 7, R's default). */
@@ -295,16 +334,35 @@ export function rateBattles(battles: readonly Battle[], options: RatingOptions =
   const data = indexBattles(battles);
   const k = data.models.length;
   const n = data.a.length;
-  const full = fitIndexed(data, null, fitOptions);
+  const full = fitIndexed(data, fitOptions);
   const point = centred(full.theta);
 
   const samples = Array.from({ length: k }, () => new Float64Array(bootstrap));
   if (n > 0 && bootstrap > 0) {
     const random = seededRandom(seed);
-    const rows = new Int32Array(n);
+    const cells = cellsOf(data);
+    const drawn = new Float64Array(cells.i.length);
+    const wins = new Float64Array(k * k);
     for (let b = 0; b < bootstrap; b++) {
-      for (let r = 0; r < n; r++) rows[r] = Math.floor(random() * n);
-      const theta = centred(fitIndexed(data, rows, fitOptions, full.theta).theta);
+      drawn.fill(0);
+      for (let r = 0; r < n; r++) drawn[cells.cellOf[Math.floor(random() * n)]!]!++;
+      wins.fill(0);
+      for (let c = 0; c < drawn.length; c++) {
+        const times = drawn[c]!;
+        if (times === 0) continue;
+        const half = cells.h[c]! / 2;
+        wins[cells.i[c]! * k + cells.j[c]!]! += times * half;
+        wins[cells.j[c]! * k + cells.i[c]!]! += times * (1 - half);
+      }
+      const fit = newton(
+        k,
+        wins,
+        fitOptions.prior,
+        full.theta,
+        fitOptions.maxIterations,
+        fitOptions.tolerance,
+      );
+      const theta = centred(fit.theta);
       for (let i = 0; i < k; i++) samples[i]![b] = theta[i]!;
     }
   }

@@ -1,5 +1,5 @@
-import { type ArenaService, MAX_RESAMPLED_BATTLES } from '../ratings/arenas.ts';
-import { DEFAULT_BOOTSTRAP, type Rating } from '../ratings/bradley-terry.ts';
+import type { ArenaService } from '../ratings/arenas.ts';
+import type { Rating } from '../ratings/bradley-terry.ts';
 import type { RoundService } from './rounds.ts';
 import type { Estimate } from './statistics.ts';
 
@@ -125,12 +125,8 @@ export async function buildLeaderboard(rounds: RoundService, arenas: ArenaServic
 
   const publicArenas: LeaderboardArena[] = [];
   for (const arena of await arenas.list(true)) {
-    // a large arena gets fewer resamples rather than none (battles may arrive meanwhile: a margin)
-    const bootstrap = Math.min(
-      DEFAULT_BOOTSTRAP,
-      Math.floor(MAX_RESAMPLED_BATTLES / (arena.battles * 1.25 + 1)),
-    );
-    const rated = await arenas.ratings(arena.id, { bootstrap });
+    // a large arena gets fewer resamples rather than an error
+    const rated = await arenas.ratings(arena.id, {}, { fewerResamplesIfCostly: true });
     publicArenas.push({
       id: arena.id,
       name: arena.name,
