@@ -295,7 +295,7 @@ export const DEFAULT_BOOTSTRAP = 200;
  * bench/arena-ratings.ts): drawing the battles, then one Newton fit (a k×k system per step).
  */
 export function resampleCostMs(battles: number, models: number): number {
-  return battles * 1.2e-5 + models ** 2 * 5e-4 + models ** 3 * 5e-7;
+  return battles * 2e-5 + models ** 2 * 5e-4 + models ** 3 * 5e-7;
 }
 
 /** The most resamples that fit in `budgetMs` on the event loop (at least 0). */
