@@ -11,7 +11,8 @@ import { startTestHub, type TestHub } from '../helpers/hub.ts';
  * (`apt-get install -y chromium fonts-nanum`; .ci/run installs them).
  */
 
-const CHROMIUM = '/usr/bin/chromium';
+/** Debian's Chromium; KAIHUB_CHROMIUM names another build. */
+const CHROMIUM = process.env.KAIHUB_CHROMIUM ?? '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM)
   ? false
   : `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium fonts-nanum)`;
