@@ -36,6 +36,7 @@ import { ValidationError } from './errors.ts';
 import { ArenaService } from './evaluation/ratings/arenas.ts';
 import { RoundRecords } from './evaluation/rounds/round-records.ts';
 import { RoundService } from './evaluation/rounds/rounds.ts';
+import type { RunResults } from './evaluation/rounds/run-results.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
 import { createLeaderboardHandler } from './http/leaderboard/handler.ts';
@@ -79,6 +80,8 @@ export interface HubOptions {
   guard?: Guard;
   observer?: CallObserver;
   logger?: Logger;
+  /** Where a round reads a score given as a run id (evaluation/rounds/run-results.ts); none: by value only. */
+  runResults?: RunResults;
 }
 
 /** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
@@ -191,6 +194,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const arenas = new ArenaService(db);
   const rounds = new RoundService(db);
   const roundRecords = new RoundRecords(db);
+  roundRecords.runs = options.runResults ?? null;
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
     ...DEFAULT_DISPATCHER_SETTINGS,

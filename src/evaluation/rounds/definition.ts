@@ -82,6 +82,11 @@ const suite = z.strictObject({
   suiteHash: sha256Hex.optional(),
   /** How it is run (shots, template, temperature, judge): the protocol every number must follow. */
   protocol: text.optional(),
+  /**
+   * The top of its scale (1 for accuracy as runs report it, 100 for percent, 10 for a judge): a score or
+   * reference above it is refused, so a percentage never meets a fraction in one ratio.
+   */
+  scoreMax: z.number().positive().max(1e6).optional(),
 });
 
 const team = z.strictObject({

@@ -1,12 +1,20 @@
-import { z } from 'zod';
 import type { AuditTrail } from '../../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Database, Dialect, SqlExecutor } from '../../storage/database.ts';
 import { newId } from '../../storage/ids.ts';
 import { parseInput } from '../../validation.ts';
-import { modelName, type RoundDefinition, slug, suitesOf } from './definition.ts';
+import { type RoundDefinition, suitesOf } from './definition.ts';
+import {
+  gateDecisionsInput,
+  membersInput,
+  memberUpdate,
+  panelScoresInput,
+  referencesInput,
+  scoresInput,
+} from './record-inputs.ts';
 import { membersOf } from './round-inputs.ts';
 import type { BenchmarkScore, GateDecision, PanelMember, PanelScore, ReferenceRow } from './round-result.ts';
+import type { RunResults, RunSummary } from './run-results.ts';
 
 /**
  * What is recorded for an open round: reference rows, benchmark scores, panel members and their
@@ -14,123 +22,6 @@ import type { BenchmarkScore, GateDecision, PanelMember, PanelScore, ReferenceRo
  * the member scores every criterion of its axis, the suite hash is the one the round pinned), each
  * replaces the previous value of the same key, and each is audited on its own.
  */
-
-/**
- * What a round needs of a suite run (the evaluation runs' table, when this hub has one): a score given
- * as a run id is filled in from it and checked against it.
- */
-export interface RunSummary {
-  runId: string;
-  suiteHash: string | null;
-  model: string;
-  score: number;
-  stderr: number | null;
-  n: number;
-  unparsed: number;
-}
-
-export interface RunResults {
-  get(runId: string): Promise<RunSummary | undefined>;
-}
-
-const id = z.string().min(1).max(100);
-const finite = z.number().finite();
-const note = z.string().trim().min(1).max(4000);
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lowercase hex');
-
-const referencesInput = z.strictObject({
-  references: z
-    .array(
-      z.strictObject({
-        suiteId: slug,
-        model: modelName,
-        score: finite.positive().optional(),
-        stderr: finite.min(0).optional(),
-        n: z.number().int().positive().optional(),
-        source: z.enum(['measured', 'published']),
-        /** measured: the run through the hub that measured it. */
-        runId: id.optional(),
-        /** published: where the figure is printed, and how it was measured. */
-        citation: note.optional(),
-        url: z
-          .url({ protocol: /^https?$/ })
-          .max(2000)
-          .optional(),
-        protocol: note.optional(),
-        suiteHash: sha256Hex.optional(),
-      }),
-    )
-    .min(1)
-    .max(200),
-});
-
-const scoresInput = z.strictObject({
-  scores: z
-    .array(
-      z.strictObject({
-        organizationId: id,
-        suiteId: slug,
-        score: finite.min(0).optional(),
-        stderr: finite.min(0).optional(),
-        n: z.number().int().positive().optional(),
-        unparsed: z.number().int().min(0).optional(),
-        suiteHash: sha256Hex.optional(),
-        runId: id.optional(),
-        note: note.optional(),
-      }),
-    )
-    .min(1)
-    .max(500),
-});
-
-const membersInput = z.strictObject({
-  members: z
-    .array(
-      z.strictObject({
-        axisId: slug,
-        name: z.string().trim().min(1).max(200),
-        userId: id.optional(),
-        /** Teams (organisation ids) this member has a conflict of interest with. */
-        conflicts: z.array(id).max(100).default([]),
-      }),
-    )
-    .min(1)
-    .max(500),
-});
-
-const memberUpdate = z.strictObject({
-  name: z.string().trim().min(1).max(200).optional(),
-  conflicts: z.array(id).max(100).optional(),
-});
-
-const panelScoresInput = z.strictObject({
-  scores: z
-    .array(
-      z.strictObject({
-        memberId: id,
-        organizationId: id,
-        scores: z.record(slug, finite.min(0)),
-        comment: note.optional(),
-      }),
-    )
-    .min(1)
-    .max(2000),
-});
-
-const gateDecisionsInput = z.strictObject({
-  decisions: z
-    .array(
-      z.strictObject({
-        gateId: slug,
-        organizationId: id,
-        passed: z.boolean(),
-        evidence: note,
-        reason: note,
-      }),
-    )
-    .min(1)
-    .max(200),
-});
 
 export interface OpenRound {
   id: string;
@@ -236,6 +127,7 @@ export class RoundRecords {
             `no team declared ${r.model} as its target (${[...targets].join(', ')})`,
           );
         pinnedHash(suite.suiteHash, r.suiteHash, r.source === 'measured', `references.${i}.suiteHash`);
+        onScale(suite.scoreMax, r.score, `references.${i}.score`);
         const key = { round: round.id, suite: r.suiteId, model: r.model };
         const before = await tx.get(
           'SELECT score, stderr, source, run_id, citation FROM eval_round_references WHERE round_id = ? AND suite_id = ? AND model = ?',
@@ -320,6 +212,7 @@ export class RoundRecords {
         if (!suite)
           throw ValidationError.of(`scores.${i}.suiteId`, `${s.suiteId} is not one of this team’s suites`);
         pinnedHash(suite.suiteHash, s.suiteHash, true, `scores.${i}.suiteHash`);
+        onScale(suite.scoreMax, s.score, `scores.${i}.score`);
         const before = await tx.get(
           'SELECT score, stderr, n, unparsed, run_id FROM eval_round_scores WHERE round_id = ? AND organization_id = ? AND suite_id = ?',
           [round.id, s.organizationId, s.suiteId],
@@ -499,11 +392,13 @@ export class RoundRecords {
     }));
   }
 
-  private async run(runId: string, field: string): Promise<RunSummary | undefined> {
+  private async run(runId: string, field: string): Promise<(RunSummary & { score: number }) | undefined> {
     if (this.runs === null) return undefined;
     const run = await this.runs.get(runId);
     if (!run) throw ValidationError.of(field, `no run ${runId}`);
-    return run;
+    if (run.status !== 'completed' || run.score === null)
+      throw ValidationError.of(field, `run ${runId} is ${run.status}: only a completed run's score counts`);
+    return { ...run, score: run.score };
   }
 
   private scoreRequired(): string {
@@ -527,6 +422,11 @@ function pinnedHash(
   }
   if (given !== pinned)
     throw ValidationError.of(field, `this round pins the suite to ${pinned}, not ${given}`);
+}
+
+function onScale(scoreMax: number | undefined, score: number, field: string): void {
+  if (scoreMax !== undefined && score > scoreMax)
+    throw ValidationError.of(field, `this suite scores from 0 to ${scoreMax}: ${score} is off its scale`);
 }
 
 function checkTeams(d: RoundDefinition, organizationIds: readonly string[], field: string): void {
