@@ -67,9 +67,18 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = await runAdminTokenCommand(rest, process.env, process.stdout, process.stderr);
     return;
   }
+  // `kaihub eval pull` downloads here; rounds, arenas, battles and ratings are admin commands
   if (command === 'eval' && rest[0] === 'pull') {
     const { runEvalPull } = await import('./cli/eval-pull-command.ts');
     process.exitCode = await runEvalPull(rest.slice(1), process.env, process.stdout, process.stderr);
+    return;
+  }
+  if (
+    command === 'eval' &&
+    ['rounds', 'round', 'arenas', 'arena', 'battles', 'ratings'].includes(rest[0] ?? '')
+  ) {
+    const { runAdminCommand } = await import('./cli/admin-commands.ts');
+    process.exitCode = await runAdminCommand(command, rest, process.env, process.stdout);
     return;
   }
   if (command === 'models' || command === 'model') {

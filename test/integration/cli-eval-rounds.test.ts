@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runAdminInProcess } from '../helpers/cli.ts';
+import { runAdminInProcess, runKaihub } from '../helpers/cli.ts';
 import { roundBody, roundInputs, type TeamFixture, type TeamPlan } from '../helpers/evaluation-round.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 
@@ -157,6 +157,13 @@ describe('kaihub eval rounds, arenas, battles, ratings', () => {
     await ok(['rounds', 'publish', round.id]);
     const listed = await ok(['rounds', 'list']);
     assert.match(listed, /1차 평가 \(CLI\)/);
+    // as an operator runs it: bin/kaihub.mjs → main.ts → the admin command
+    const child = await runKaihub(['eval', 'rounds', 'result', round.id, '--json'], {
+      ...process.env,
+      ...env,
+    });
+    assert.equal(child.code, 0, child.stderr);
+    assert.equal(JSON.parse(child.stdout).publishedAt !== null, true);
 
     // refusals: the hub names the field; the CLI prints it and exits 1
     const wrong = await run([

@@ -23,7 +23,6 @@ import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
-import { type EvaluationDeps, evaluationRoutes } from './evaluation-routes.ts';
 import {
   type AlertDeps,
   alertRoutes,
@@ -35,6 +34,7 @@ import {
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
+import { type RoundDeps, roundRoutes } from './round-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
@@ -46,7 +46,7 @@ export interface AdminDeps
     AlertDeps,
     ApplicationDeps,
     ProgrammeCloseDeps,
-    EvaluationDeps {
+    RoundDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -435,6 +435,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...alertRoutes(deps),
     ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
-    ...evaluationRoutes(deps),
+    ...roundRoutes(deps),
   ];
 }

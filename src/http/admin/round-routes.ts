@@ -8,7 +8,7 @@ import { created, list, ok } from './results.ts';
 import { EVERYONE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 
-export interface EvaluationDeps {
+export interface RoundDeps {
   arenas: ArenaService;
   rounds: RoundService;
   roundRecords: RoundRecords;
@@ -22,7 +22,7 @@ const EVALUATORS = ['evaluator'] as const;
  * (docs/evaluation-rounds.md). A round exists, for anyone but its managers, only once published — or
  * for a team's own people, who see their own team and nothing of the others until then.
  */
-export function evaluationRoutes({ arenas, rounds, roundRecords }: EvaluationDeps): AdminRoute[] {
+export function roundRoutes({ arenas, rounds, roundRecords }: RoundDeps): AdminRoute[] {
   /** The round and how the caller sees it; a 404 when it is not theirs to know of. */
   const visibleRound = async (p: Principal, id: string) => {
     const round = await rounds.get(id);
