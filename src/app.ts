@@ -33,11 +33,16 @@ import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
+import { ArenaService } from './evaluation/ratings/arenas.ts';
+import { RoundRecords } from './evaluation/rounds/round-records.ts';
+import { RoundService } from './evaluation/rounds/rounds.ts';
+import type { RunResults } from './evaluation/rounds/run-results.ts';
 import { DataPolicyService } from './guardrails/data-policies.ts';
 import { PiiGuard } from './guardrails/pii-guard.ts';
 import { DataPolicySnapshot } from './guardrails/policy-snapshot.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createLeaderboardHandler } from './http/leaderboard/handler.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
@@ -78,6 +83,8 @@ export interface HubOptions {
   guard?: Guard;
   observer?: CallObserver;
   logger?: Logger;
+  /** Where a round reads a score given as a run id (evaluation/rounds/run-results.ts); none: by value only. */
+  runResults?: RunResults;
 }
 
 /** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
@@ -196,6 +203,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
+  // evaluation arenas and rounds (docs/evaluation-rounds.md); scores come by value until runs are wired
+  const arenas = new ArenaService(db);
+  const rounds = new RoundService(db);
+  const roundRecords = new RoundRecords(db);
+  roundRecords.runs = options.runResults ?? null;
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
     ...DEFAULT_DISPATCHER_SETTINGS,
@@ -344,6 +356,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     dataPolicies,
     policySnapshot,
     routable: snapshot,
+    arenas,
+    rounds,
+    roundRecords,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
@@ -353,6 +368,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       openai,
       admin,
       healthz: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      leaderboard: createLeaderboardHandler(rounds, arenas),
       readyz: async (_req, res) => {
         try {
           await db.ping();

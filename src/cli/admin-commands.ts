@@ -4,6 +4,7 @@
  */
 
 import { planApplications, planPool, planReviews } from './application-commands.ts';
+import { EVAL_ROUND_COMMANDS, EVAL_ROUNDS_USAGE, planEvalRounds } from './eval-round-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
@@ -183,6 +184,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'reviews' || command === 'review') return planReviews(verb, rest);
   if ((command === 'policies' || command === 'policy') && verb === 'effective')
     return planEffectivePolicy(rest);
+  if (command === 'eval' && EVAL_ROUND_COMMANDS.has(verb)) return planEvalRounds(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -304,6 +306,8 @@ export function adminUsage(): string {
                        [--residency any|domestic] [--certified-only true]
                      | update <id> [..same flags] | effective <orgId> [--model M]
                      데이터 정책(개인정보·국내 처리) / data policies: docs/guardrails.md
+${EVAL_ROUNDS_USAGE}  kaihub eval pull <benchmark> [--dir D] [--accept-licence] | pull --list
+                     공식 벤치마크 데이터 내려받기 / official benchmark data (docs/evaluation-rounds.md)
 
 필드 옵션 / field flags (create, update):
 ${resourceFields}

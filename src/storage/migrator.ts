@@ -18,6 +18,7 @@ import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
 import { migration022DataPolicies } from './migrations/022-data-policies.ts';
+import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -48,6 +49,7 @@ export const migrations: readonly Migration[] = [
   migration020UsageDaily,
   migration021ProgrammeClosures,
   migration022DataPolicies,
+  migration025EvaluationRounds,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

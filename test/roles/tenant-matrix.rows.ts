@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { EVALUATION_ROWS } from './evaluation-rows.ts';
 import type { Caller, Side, World } from './world.ts';
 
 /**
@@ -853,6 +854,7 @@ export const MATRIX: MatrixRow[] = [
     expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
     request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/data-policy` }),
   },
+  ...EVALUATION_ROWS,
 ];
 
 /**

@@ -36,6 +36,7 @@ import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
 import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
+import { type RoundDeps, roundRoutes } from './round-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
@@ -47,7 +48,8 @@ export interface AdminDeps
     AlertDeps,
     ApplicationDeps,
     ProgrammeCloseDeps,
-    GuardrailDeps {
+    GuardrailDeps,
+    RoundDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -433,5 +435,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
     ...guardrailRoutes(deps),
+    ...roundRoutes(deps),
   ];
 }
