@@ -25,7 +25,7 @@ import { DatabaseUsageJournal, type RejectedUsage, type UsageJournal } from './b
 import { DEFAULT_DISPATCHER_SETTINGS, WebhookDispatcher } from './billing/webhook-dispatcher.ts';
 import { WebhookService } from './billing/webhooks.ts';
 import { CallLayer } from './calls/call-layer.ts';
-import { type Guard, guardNothing } from './calls/guard.ts';
+import type { Guard } from './calls/guard.ts';
 import { type CallObserver, observeNothing } from './calls/observer.ts';
 import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts';
 import { CatalogService } from './catalog/catalog-service.ts';
@@ -36,8 +36,16 @@ import { createComputeServices } from './compute/services.ts';
 import type { Clock } from './compute/values.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
+import { ArenaService } from './evaluation/ratings/arenas.ts';
+import { RoundRecords } from './evaluation/rounds/round-records.ts';
+import { RoundService } from './evaluation/rounds/rounds.ts';
+import type { RunResults } from './evaluation/rounds/run-results.ts';
+import { DataPolicyService } from './guardrails/data-policies.ts';
+import { PiiGuard } from './guardrails/pii-guard.ts';
+import { DataPolicySnapshot } from './guardrails/policy-snapshot.ts';
 import { createAdminHandler } from './http/admin/router.ts';
 import { adminRoutes } from './http/admin/routes.ts';
+import { createLeaderboardHandler } from './http/leaderboard/handler.ts';
 import { createMetricsAccess } from './http/metrics-access.ts';
 import { createOpenAIHandler } from './http/openai/routes.ts';
 import { sendJson } from './http/respond.ts';
@@ -78,6 +86,8 @@ export interface HubOptions {
   guard?: Guard;
   observer?: CallObserver;
   logger?: Logger;
+  /** Where a round reads a score given as a run id (evaluation/rounds/run-results.ts); none: by value only. */
+  runResults?: RunResults;
   /** GPU compute's clock (tests move it across months) and scheduler clients (tests record them). */
   compute?: { clock?: Clock; provisioners?: ProvisionerOverrides };
 }
@@ -173,8 +183,18 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       for (const d of product.deployments) set(product.model, d.id, router.health.isHealthy(d.id));
   };
   const usageJournal = openUsageJournal(db, config, logger, metrics);
+  // data policies: personal data and residency per organisation, programme or product (docs/guardrails.md)
+  const dataPolicies = new DataPolicyService(db);
+  const policySnapshot = new DataPolicySnapshot(db, 1_000, logError);
+  await policySnapshot.reload();
+  dataPolicies.onChange = () => policySnapshot.reload().catch(logError);
+  policySnapshot.start();
+  const guard = options.guard ?? new PiiGuard(policySnapshot, logger, metrics);
   // Traces (observability/tracing.ts): null unless an OTLP endpoint is set, and then no SDK is loaded.
-  const tracing = await createTracing(config.tracing, { logger });
+  const tracing = await createTracing(config.tracing, {
+    logger,
+    redact: (text) => guard.redact?.(text) ?? text,
+  });
   const meter = new Meter(usageJournal, metrics, logger);
   // vouchers, wallets and the holds on them (billing/ledger.ts, limits/budget-holds.ts)
   const programmes = new ProgrammeService(db);
@@ -188,6 +208,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const settlement = new SettlementService(db, () => usageJournal.sync());
   const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
+  // evaluation arenas and rounds (docs/evaluation-rounds.md); scores come by value until runs are wired
+  const arenas = new ArenaService(db);
+  const rounds = new RoundService(db);
+  const roundRecords = new RoundRecords(db);
+  roundRecords.runs = options.runResults ?? null;
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
     ...DEFAULT_DISPATCHER_SETTINGS,
@@ -263,7 +288,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     events?.fundsChanged(id);
   };
   programmeClose.onVouchersChanged = fundsChanged;
-  programmes.onVoucherIssued = fundsChanged;
+  programmes.onVoucherIssued = (id) => {
+    fundsChanged(id);
+    // a voucher brings its organisation under its programme's data policy
+    policySnapshot.reload().catch(logError);
+  };
   if (sharedAdmission !== null) funds.beforeDeposit = (id) => sharedAdmission.prepareDeposit(id);
   funds.onChange = async (id, deposit) => {
     forgetFunds(id);
@@ -282,7 +311,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     adapters,
     router,
     admission: options.admission ?? sharedAdmission ?? new HubAdmission(new RateLimits(), budgetHolds),
-    guard: options.guard ?? guardNothing,
+    guard,
     observer: options.observer ?? tracing?.observer ?? observeNothing,
     meter,
     metrics,
@@ -341,6 +370,12 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     load: router.load,
     defaultMaxConcurrent: config.deploymentMaxConcurrent,
     supplierNetworks,
+    dataPolicies,
+    policySnapshot,
+    routable: snapshot,
+    arenas,
+    rounds,
+    roundRecords,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
@@ -350,6 +385,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       openai,
       admin,
       healthz: (_req, res) => sendJson(res, 200, { status: 'ok' }),
+      leaderboard: createLeaderboardHandler(rounds, arenas),
       readyz: async (_req, res) => {
         try {
           await db.ping();
@@ -418,6 +454,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       closing ??= (async () => {
         snapshot.stop();
         keyCache.stop();
+        policySnapshot.stop();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();

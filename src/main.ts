@@ -7,6 +7,8 @@ const USAGE = `kaihub — K-AI Hub (케이에이아이 허브)
   kaihub start [flags]          허브 실행 / run the hub
   kaihub <resource> <verb> ...  관리 명령 / admin commands against a running hub (kaihub help admin)
   kaihub models pull|list|rm    로컬 GGUF 모델 / local GGUF models (kaihub help models)
+  kaihub eval pull <benchmark>  공식 벤치마크 데이터 / official benchmark data (kaihub eval pull --help)
+  kaihub eval rounds|arenas|battles|ratings ...  평가 차수와 아레나 / rounds and arenas (kaihub help admin)
   kaihub admin-token reset      운영자 토큰 재발급(허브 중지 상태 가능) / new operator token, offline
 
 start flags (each also an environment variable):
@@ -63,6 +65,20 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'admin-token') {
     const { runAdminTokenCommand } = await import('./cli/admin-token.ts');
     process.exitCode = await runAdminTokenCommand(rest, process.env, process.stdout, process.stderr);
+    return;
+  }
+  // `kaihub eval pull` downloads here; rounds, arenas, battles and ratings are admin commands
+  if (command === 'eval' && rest[0] === 'pull') {
+    const { runEvalPull } = await import('./cli/eval-pull-command.ts');
+    process.exitCode = await runEvalPull(rest.slice(1), process.env, process.stdout, process.stderr);
+    return;
+  }
+  if (
+    command === 'eval' &&
+    ['rounds', 'round', 'arenas', 'arena', 'battles', 'ratings'].includes(rest[0] ?? '')
+  ) {
+    const { runAdminCommand } = await import('./cli/admin-commands.ts');
+    process.exitCode = await runAdminCommand(command, rest, process.env, process.stdout);
     return;
   }
   if (command === 'models' || command === 'model') {

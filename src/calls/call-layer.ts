@@ -78,6 +78,16 @@ export class CallLayer {
     return product;
   }
 
+  /**
+   * Whether some deployment of `product` runs where this caller's data may go (its data policy's
+   * placement bits): what /v1/models lists, so a public body is not offered a model served only abroad.
+   */
+  mayServe(caller: Caller, product: RoutableProduct): boolean {
+    const placement = this.deps.guard.placement?.(caller, product) ?? 0;
+    if (placement === 0) return product.deployments.length > 0;
+    return product.deployments.some((d) => (d.features & placement) === placement);
+  }
+
   adapterOf(deployment: RoutableDeployment): ProviderAdapter {
     const adapter = this.deps.adapters.get(deployment.adapter);
     if (!adapter) throw new Error(`deployment ${deployment.id} names unknown adapter ${deployment.adapter}`);

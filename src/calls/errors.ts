@@ -1,5 +1,5 @@
 import type { UpstreamError } from '../providers/adapter.ts';
-import { FEATURE_INFO, featureNames } from '../providers/features.ts';
+import { FEATURE_INFO, featureNames, Placement } from '../providers/features.ts';
 import { DEPLOYMENTS_COOLING_DOWN } from '../routing/router.ts';
 
 /**
@@ -59,6 +59,25 @@ export function unsupportedFeatures(model: string, missing: number): CallError {
     message:
       `모델 '${model}'은(는) ${info.map((i) => i.ko).join(', ')}을(를) 지원하지 않습니다. / ` +
       `The model '${model}' does not support ${info.map((i) => i.en).join(', ')}.`,
+  };
+}
+
+/**
+ * The caller's data policy keeps its data on domestic (and perhaps CSAP-certified) deployments, and the
+ * model it asked for has none (`placement`: the providers/features.ts Placement bits required).
+ */
+export function residencyRestricted(model: string, placement: number): CallError {
+  const certified = (placement & Placement.certified) !== 0;
+  const where = certified ? 'CSAP 인증을 받은 국내 배포' : '국내 배포';
+  const whereEn = certified ? 'domestic, CSAP-certified deployments' : 'domestic deployments';
+  return {
+    status: 403,
+    type: 'invalid_request_error',
+    param: 'model',
+    code: 'residency_restricted',
+    message:
+      `조직의 데이터 정책은 ${where}만 허용합니다. 모델 '${model}'에는 그런 배포가 없어 요청을 보내지 않았습니다. / ` +
+      `Your organisation's data policy allows only ${whereEn}; the model '${model}' has none, so the request was not sent.`,
   };
 }
 

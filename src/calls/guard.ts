@@ -1,3 +1,5 @@
+import type { Caller } from '../accounts/key-cache.ts';
+import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { JsonObject } from '../providers/adapter.ts';
 import type { CallError } from './errors.ts';
 import type { ObservedCall } from './observer.ts';
@@ -9,10 +11,20 @@ import type { ObservedCall } from './observer.ts';
  */
 export interface Guard {
   /**
+   * Placement bits (providers/features.ts) every deployment serving this caller's call to `product`
+   * must have — where its data may go; absent or 0: anywhere.
+   */
+  placement?(caller: Caller, product: RoutableProduct): number;
+  /**
    * Before routing. null: nothing to do for this call (the common path allocates nothing); a session;
    * or a refusal, which the client gets as it is (e.g. 400 naming the types of personal data found).
    */
   begin(call: ObservedCall): GuardSession | GuardRefusal | null | Promise<GuardSession | GuardRefusal | null>;
+  /**
+   * What of a request or an answer (as JSON text) may be written to a log or a trace: personal data
+   * masked. Absent: the text as it is.
+   */
+  redact?(text: string): string;
 }
 
 export interface GuardRefusal {

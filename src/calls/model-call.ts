@@ -24,10 +24,11 @@ import {
   fromUpstreamError,
   internalError,
   modelNotFound,
+  residencyRestricted,
   tooManyConcurrentCalls,
   unsupportedFeatures,
 } from './errors.ts';
-import { type GuardSession, isRefusal } from './guard.ts';
+import { type Guard, type GuardSession, isRefusal } from './guard.ts';
 import type { CallEnd, CallOperation, CallStage, ObservedCall } from './observer.ts';
 import {
   admissionError,
@@ -254,25 +255,20 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     if (!product) return this.refuse(modelNotFound(this.requestedModel));
     this.product = product;
 
+    const placement = deps.guard.placement?.(this.caller, product) ?? 0;
     if (this.operation === 'chat') {
       this.needs = chatRequestFeatures(this.body);
-      if (this.needs !== 0) {
-        let offered = 0;
-        for (const d of product.deployments) {
-          if ((d.features & this.needs) === this.needs) {
-            offered = -1;
-            break;
-          }
-          offered |= d.features;
-        }
-        if (offered !== -1) return this.refuse(unsupportedFeatures(product.model, this.needs & ~offered));
-      }
       this.promptEstimate = estimatePromptTokens(this.body);
       const max = this.body.max_completion_tokens ?? this.body.max_tokens;
       this.maxTokens = typeof max === 'number' ? max : null;
     } else {
       this.promptEstimate = estimateEmbeddingInputTokens(this.body.input);
       this.maxTokens = 0;
+    }
+    if ((this.needs | placement) !== 0) {
+      const refusal = this.unservable(product, this.needs, placement);
+      if (refusal !== null) return this.refuse(refusal);
+      this.needs |= placement;
     }
     this.timeoutsCountAgainstHealth = this.hasOrdinarySize(product);
 
@@ -434,6 +430,23 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     }
   }
 
+  /**
+   * The opt-in body log (KAIHUB_LOG_CONTENT): what the upstream was sent and what the client got, each
+   * through the guard's `redact`, so that no personal data reaches the log unmasked.
+   */
+  logContent(answer: { response: unknown } | { streamedText: string }): void {
+    const deps = this.layer.deps;
+    const guard = deps.guard;
+    const redacted =
+      'response' in answer
+        ? { response: redactJson(guard, answer.response) }
+        : { streamedText: guard.redact?.(answer.streamedText) ?? answer.streamedText };
+    deps.logger.info(
+      { requestId: this.requestId, request: redactJson(guard, this.request), ...redacted },
+      'content',
+    );
+  }
+
   /** How the call ended, for the observer and the metrics (`close` reports it). */
   ended(
     httpStatus: number,
@@ -589,6 +602,24 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
 
   // --- helpers ---------------------------------------------------------------------------------
 
+  /**
+   * Why no deployment of `product` may serve this call, or null when one may: it cannot express the
+   * request (400), or none runs where the caller's data policy allows (403; a fallback is no way
+   * around that: data leaves the country only when nothing asked for it to stay).
+   */
+  private unservable(product: RoutableProduct, features: number, placement: number): CallError | null {
+    const needs = features | placement;
+    let offered = 0;
+    let capable = false;
+    for (const d of product.deployments) {
+      if ((d.features & needs) === needs) return null;
+      if ((d.features & features) === features) capable = true;
+      offered |= d.features;
+    }
+    if (!capable) return unsupportedFeatures(product.model, features & ~offered);
+    return residencyRestricted(product.model, placement);
+  }
+
   private refuse(error: CallError): CallOutcome {
     this.ended(error.status, error.code ?? null, null, null, null, null);
     return { type: 'error', error };
@@ -607,6 +638,19 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     const size = this.promptEstimate + (this.stream ? 0 : (this.maxTokens ?? 0));
     const limit = Math.min(this.layer.deps.settings.largeRequestTokens, product.contextWindow / 2);
     return size < limit;
+  }
+}
+
+/** `value` with personal data masked; masking only changes text inside JSON strings, so it parses again. */
+function redactJson(guard: Guard, value: unknown): unknown {
+  if (guard.redact === undefined) return value;
+  const json = JSON.stringify(value);
+  const masked = guard.redact(json);
+  if (masked === json) return value;
+  try {
+    return JSON.parse(masked);
+  } catch {
+    return masked;
   }
 }
 

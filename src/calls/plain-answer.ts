@@ -53,7 +53,6 @@ export async function completePlainCall(
     typeof answer.id === 'string' ? answer.id : null,
     finishReasonsOf(answer),
   );
-  if (deps.settings.logContent)
-    deps.logger.info({ requestId: call.requestId, request: call.body, response: final }, 'content');
+  if (deps.settings.logContent) call.logContent({ response: final });
   return { type: 'completed', body: final };
 }

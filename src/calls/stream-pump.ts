@@ -128,6 +128,12 @@ async function* forward(
     }
     if (next.done === true || next.value.type === 'done') {
       state.finished = true;
+      // what the guard held back (a placeholder cut off by the end of the answer) goes out last
+      const rest = guard !== null ? guard.flush() : null;
+      if (rest !== null && !call.clientGone) {
+        delivering(call, state, rest, logContent);
+        yield rest;
+      }
       return null;
     }
     const part = next.value;
@@ -148,17 +154,22 @@ async function* forward(
     const out = guard !== null ? guard.chunk(chunk) : chunk;
     if (out === null) continue;
     if (call.clientGone) return null;
-    const quarters = chunkQuarterTokens(out);
-    if (quarters > 0) {
-      state.quarters += quarters;
-      state.delivered = true;
-    }
-    if (logContent) state.text += deltaText(out);
-    if (call.firstTokenAt === null) {
-      call.firstTokenAt = performance.now();
-      deps.observer.firstToken(call);
-    }
+    delivering(call, state, out, logContent);
     yield out;
+  }
+}
+
+/** `out` is about to reach the client: counted for the charge, noted for the first token and the log. */
+function delivering(call: ModelCall, state: StreamState, out: JsonObject, logContent: boolean): void {
+  const quarters = chunkQuarterTokens(out);
+  if (quarters > 0) {
+    state.quarters += quarters;
+    state.delivered = true;
+  }
+  if (logContent) state.text += deltaText(out);
+  if (call.firstTokenAt === null) {
+    call.firstTokenAt = performance.now();
+    call.layer.deps.observer.firstToken(call);
   }
 }
 
@@ -275,8 +286,7 @@ async function end(
   if (charge.chargeable) call.settle(record);
   else call.release();
   call.ended(httpStatus, errorCode, record, served, state.responseId, state.finishReasons);
-  if (deps.settings.logContent)
-    deps.logger.info({ requestId: call.requestId, request: call.body, streamedText: state.text }, 'content');
+  if (deps.settings.logContent) call.logContent({ streamedText: state.text });
   return record;
 }
 

@@ -135,6 +135,10 @@ export const deploymentInput = z.strictObject({
   status: z.enum(['active', 'disabled']).optional(),
   /** Calls in flight one replica sends this deployment at most; null: the hub's default. */
   maxConcurrent: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  /** Where this deployment runs, when not where its product says (null: the product's residency). */
+  residency: z.enum(RESIDENCIES).nullable().optional(),
+  /** The operator has seen its CSAP (cloud security assurance) certificate. */
+  csapCertified: z.boolean().optional(),
 });
 
 export interface Supplier {
@@ -196,6 +200,10 @@ export interface Deployment {
   status: string;
   /** Its own concurrency cap, null when it uses the hub's default (KAIHUB_DEPLOYMENT_MAX_CONCURRENT). */
   maxConcurrent: number | null;
+  /** Where it runs when not where its product says; null: the product's residency. */
+  residency: string | null;
+  /** The operator has seen its CSAP certificate (data policies may require it). */
+  csapCertified: boolean;
   /** This replica's view (in memory, per replica): see routing/health.ts. */
   health?: DeploymentHealthView;
   /** This replica's load: calls in flight, the cap in force, calls waiting for a slot of its product. */
@@ -212,7 +220,7 @@ export const PRODUCT_COLUMNS = `id, supplier_id, model, display_name, descriptio
   context_window, CAST(price_input_micro_per_1m AS TEXT) AS price_in, CAST(price_output_micro_per_1m AS TEXT) AS price_out,
   residency, status, fallback_models, routing_strategy, price_reference, suggested_deployment, created_at, updated_at`;
 export const DEPLOYMENT_COLUMNS = `id, product_id, adapter, base_url, upstream_model, api_key_sealed, weight, priority, status,
-  created_at, updated_at, max_concurrent, base_url_set_by`;
+  created_at, updated_at, max_concurrent, base_url_set_by, residency, csap_certified`;
 
 export type UrlSetter = 'operator' | 'supplier_admin';
 
@@ -286,6 +294,8 @@ export function toDeployment(r: R, inspect: (sealed: string) => CredentialState)
     status: r.status as string,
     maxConcurrent:
       r.max_concurrent === null || r.max_concurrent === undefined ? null : Number(r.max_concurrent),
+    residency: (r.residency as string | null | undefined) ?? null,
+    csapCertified: Number(r.csap_certified) === 1,
     createdAt: iso(r.created_at),
     updatedAt: iso(r.updated_at),
   };

@@ -1,6 +1,6 @@
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { parseKrwPrice } from '../billing/money.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -44,6 +44,18 @@ export interface ImportRunEntry {
   entityId: string;
   before: undefined;
   after: unknown;
+}
+
+/**
+ * Where a deployment runs and its CSAP certificate decide which organisations' data may reach it
+ * (guardrails/data-policies.ts): the operator's word, never a supplier admin's own claim.
+ */
+function operatorAttests(v: { residency?: unknown; csapCertified?: unknown }, setBy: UrlSetter): void {
+  if (setBy === 'operator') return;
+  if (v.residency !== undefined || v.csapCertified !== undefined)
+    throw new ForbiddenError(
+      '배포의 소재지(residency)와 CSAP 인증은 운영자만 정합니다. / Only the operator sets where a deployment runs (residency) and its CSAP certificate (csapCertified).',
+    );
 }
 
 async function bumpRevision(tx: SqlExecutor): Promise<void> {
@@ -321,6 +333,7 @@ export class CatalogService {
 
   async createDeployment(input: unknown, trail: AuditTrail, setBy: UrlSetter): Promise<Deployment> {
     const v = parseInput(deploymentInput, input);
+    operatorAttests(v, setBy);
     const now = Date.now();
     const id = newId('dep');
     return this.change(async (tx) => {
@@ -329,7 +342,7 @@ export class CatalogService {
         throw error;
       });
       await tx.run(
-        `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO deployments (${DEPLOYMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           id,
           v.productId,
@@ -344,6 +357,8 @@ export class CatalogService {
           now,
           v.maxConcurrent ?? null,
           setBy,
+          v.residency ?? null,
+          v.csapCertified ? 1 : 0,
         ],
       );
       const after = await this.getDeployment(id, tx);
@@ -411,6 +426,7 @@ export class CatalogService {
   ): Promise<Deployment> {
     await this.getDeployment(id);
     const v = parseInput(deploymentInput.omit({ productId: true }).partial(), input);
+    operatorAttests(v, setBy);
     const { sql, params } = setClause({
       adapter: v.adapter,
       base_url: v.baseUrl,
@@ -422,6 +438,8 @@ export class CatalogService {
       priority: v.priority,
       status: v.status,
       max_concurrent: v.maxConcurrent,
+      residency: v.residency,
+      csap_certified: v.csapCertified === undefined ? undefined : v.csapCertified ? 1 : 0,
     });
     return this.change(async (tx) => {
       const before = await this.getDeployment(id, tx);

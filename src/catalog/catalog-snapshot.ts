@@ -1,5 +1,6 @@
 import type { TokenPrices } from '../billing/money.ts';
 import type { UpstreamTarget } from '../providers/adapter.ts';
+import { placementBits } from '../providers/features.ts';
 import type { Database } from '../storage/database.ts';
 import type { RoutingStrategy } from './catalog-records.ts';
 import { CATALOG_REVISION_SETTING } from './catalog-service.ts';
@@ -187,7 +188,7 @@ export class CatalogSnapshot {
     );
     const deployments = await this.db.all<Record<string, unknown>>(
       `SELECT id, product_id, adapter, base_url, api_key_sealed, upstream_model, weight, priority, max_concurrent,
-        base_url_set_by
+        base_url_set_by, residency, csap_certified
          FROM deployments WHERE status = 'active' ORDER BY priority, created_at, id`,
     );
     const schedules = await priceRows(this.db);
@@ -260,7 +261,9 @@ export class CatalogSnapshot {
         upstreamModel: r.upstream_model as string,
         weight: Number(r.weight),
         priority: Number(r.priority),
-        features: this.options.featuresOf(r.adapter as string, target),
+        features:
+          this.options.featuresOf(r.adapter as string, target) |
+          placementBits((r.residency as string | null) ?? product.residency, Number(r.csap_certified) === 1),
         maxConcurrent:
           r.max_concurrent === null || r.max_concurrent === undefined
             ? this.options.defaultMaxConcurrent

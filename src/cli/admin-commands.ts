@@ -5,6 +5,7 @@
 
 import { planApplications, planPool, planReviews } from './application-commands.ts';
 import { COMPUTE_USAGE, planCompute } from './compute-commands.ts';
+import { EVAL_ROUND_COMMANDS, EVAL_ROUNDS_USAGE, planEvalRounds } from './eval-round-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
@@ -137,6 +138,34 @@ function planUsage(args: string[]): Plan {
   };
 }
 
+/** `kaihub policies effective <orgId> [--model m]`: what applies to an organisation, and from where. */
+function planEffectivePolicy(args: string[]): Plan {
+  const parsed = parse(args, flagSet(['model']), ['orgId']);
+  const model = parsed.values.get('model');
+  return {
+    parsed,
+    method: 'GET',
+    path: `/organizations/${encodeURIComponent(parsed.positionals[0] ?? '')}/data-policy${model ? `?model=${encodeURIComponent(model)}` : ''}`,
+    render: (result) => {
+      const r = result as {
+        residency: string;
+        certifiedOnly: boolean;
+        pii: Record<string, string>;
+        policies: { id: string; scope: string; scopeId: string }[];
+      };
+      const pii = Object.entries(r.pii)
+        .filter(([, mode]) => mode !== 'off')
+        .map(([type, mode]) => `${type}=${mode}`);
+      return [
+        `소재 residency: ${r.residency}${r.certifiedOnly ? ' (CSAP)' : ''}`,
+        `개인정보 PII: ${pii.length > 0 ? pii.join(', ') : 'off'}`,
+        `정책 policies: ${r.policies.map((p) => `${p.id} (${p.scope} ${p.scopeId})`).join(', ') || '없음 none'}`,
+        '',
+      ].join('\n');
+    },
+  };
+}
+
 function plan(command: string, args: string[]): Plan {
   if (command === 'usage') return planUsage(args);
   if (command === 'whoami') return planWhoami(args);
@@ -155,6 +184,9 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'pool') return planPool(verb, rest);
   if (command === 'applications' || command === 'application') return planApplications(verb, rest);
   if (command === 'reviews' || command === 'review') return planReviews(verb, rest);
+  if ((command === 'policies' || command === 'policy') && verb === 'effective')
+    return planEffectivePolicy(rest);
+  if (command === 'eval' && EVAL_ROUND_COMMANDS.has(verb)) return planEvalRounds(verb, rest);
   const resource = RESOURCES.find((r) => r.command === command || r.aliases.includes(command));
   if (!resource) throw new UsageError(`알 수 없는 명령 / unknown command "${command}"`);
   return planResource(resource, verb, rest);
@@ -270,6 +302,14 @@ export function adminUsage(): string {
                      | reject <id> --reason R                        신청·선정 / applications and selection
   kaihub reviews     score <applicationId> --data '{"scores": {"feasibility": 80}}' [--comment C]
                      | list <applicationId>                          평가 / reviews
+  kaihub policies    list [--scope S] [--scope-id ID] | get <id> | delete <id>
+                     | create --scope organization_class|organization|programme|product --scope-id ID
+                       [--pii-mode off|detect|mask|pseudonymize|block] [--pii-types rrn,phone]
+                       [--residency any|domestic] [--certified-only true]
+                     | update <id> [..same flags] | effective <orgId> [--model M]
+                     데이터 정책(개인정보·국내 처리) / data policies: docs/guardrails.md
+${EVAL_ROUNDS_USAGE}  kaihub eval pull <benchmark> [--dir D] [--accept-licence] | pull --list
+                     공식 벤치마크 데이터 내려받기 / official benchmark data (docs/evaluation-rounds.md)
 
 GPU 컴퓨팅 / GPU compute (docs/compute.md):
 ${COMPUTE_USAGE}

@@ -10,7 +10,7 @@ export class UsageError extends Error {
 }
 
 /** How a flag's text becomes a JSON value: as is, a number, or a comma-separated list. */
-export type FieldKind = 'string' | 'number' | 'list';
+export type FieldKind = 'string' | 'number' | 'list' | 'boolean';
 
 export interface FieldSpec {
   field: string;
@@ -87,6 +87,7 @@ function convert(spec: FieldSpec, text: string): unknown {
   // Anything that is not plainly a number goes as text, so the hub, which owns validation, names
   // the field and says what it expected.
   if (spec.kind === 'number' && /^-?\d+(\.\d+)?$/.test(text.trim())) return Number(text);
+  if (spec.kind === 'boolean' && (text === 'true' || text === 'false')) return text === 'true';
   return text;
 }
 

@@ -92,7 +92,9 @@ export const RESOURCES: Resource[] = [
     aliases: ['deployment'],
     path: '/deployments',
     verbs: ['list', 'get', 'create', 'update', 'delete'],
-    fields: fieldSpecs('productId adapter baseUrl apiKey upstreamModel weight:number priority:number status'),
+    fields: fieldSpecs(
+      'productId adapter baseUrl apiKey upstreamModel weight:number priority:number status residency csapCertified:boolean',
+    ),
     filters: fieldSpecs('productId'),
     columns: [
       col('ID', 'id'),
@@ -102,7 +104,24 @@ export const RESOURCES: Resource[] = [
       { header: '키 Key', value: (r) => (r.hasApiKey ? '있음 yes' : '없음 no') },
       col('가중치 Weight', 'weight', 'right'),
       col('우선 Prio', 'priority', 'right'),
+      { header: '소재 Residency', value: (r) => `${r.residency ?? '-'}${r.csapCertified ? ' CSAP' : ''}` },
       col('상태 Status', 'status'),
+    ],
+  },
+  {
+    command: 'policies',
+    aliases: ['policy', 'data-policies'],
+    path: '/data-policies',
+    verbs: ['list', 'get', 'create', 'update', 'delete'],
+    fields: fieldSpecs('scope scopeId piiMode piiTypes:list residency certifiedOnly:boolean'),
+    filters: fieldSpecs('scope scopeId'),
+    columns: [
+      col('ID', 'id'),
+      col('범위 Scope', 'scope'),
+      col('대상 Target', 'scopeId'),
+      col('개인정보 PII', 'piiMode'),
+      { header: '유형 Types', value: (r) => (Array.isArray(r.piiTypes) ? r.piiTypes.join(',') : '전체 all') },
+      { header: '소재 Residency', value: (r) => `${r.residency}${r.certifiedOnly ? ' CSAP' : ''}` },
     ],
   },
   {

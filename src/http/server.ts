@@ -12,6 +12,8 @@ export interface Surfaces {
   healthz: PathHandler;
   readyz: PathHandler;
   metrics: PathHandler;
+  /** The public leaderboard: `/leaderboard` (HTML) and `/leaderboard.json`, no sign-in. */
+  leaderboard: PathHandler;
 }
 
 export interface ConnectionLimits {
@@ -66,6 +68,7 @@ export function createHttpServer(surfaces: Surfaces, logger: Logger, limits: Con
     else if (path === '/healthz') handler = surfaces.healthz;
     else if (path === '/readyz') handler = surfaces.readyz;
     else if (path === '/metrics') handler = surfaces.metrics;
+    else if (path === '/leaderboard' || path === '/leaderboard.json') handler = surfaces.leaderboard;
     else {
       sendJson(res, 404, {
         error: { code: 'not_found', message: `찾을 수 없습니다. / Not found: ${path}` },

@@ -101,3 +101,16 @@ test('reset times read as OpenAI writes them', () => {
   assert.equal(resetText(1500), '1.5s');
   assert.equal(resetText(360_000), '6m0s');
 });
+
+test('buckets of keys gone quiet are forgotten: memory follows the keys in use, not every key ever seen', () => {
+  let now = 1_000_000;
+  const r = new RateLimits(() => now);
+  const l = limits({ keyRequests: 60 });
+  for (let i = 0; i < 9_999; i++) r.check(request(l, 10, 90, `key_${i}`));
+  assert.equal(r.size, 9_999);
+  now += 3 * 60_000;
+  // the 10,000th new bucket sweeps the quiet ones; a key used within two minutes stays
+  r.check(request(l, 10, 90, 'key_9998'));
+  r.check(request(l, 10, 90, 'key_new'));
+  assert.equal(r.size, 2);
+});

@@ -98,8 +98,12 @@ const UNLIMITED = new RateReservation(null, null, null, null, 0, null);
 
 export type RateDecision = RateReservation | AdmissionRefusal;
 
+/** How often (in buckets made) idle ones are looked for. */
+const SWEEP_EVERY = 10_000;
+
 export class RateLimits {
   private readonly buckets = new Map<string, Bucket>();
+  private made = 0;
 
   constructor(private readonly clock: () => number = Date.now) {}
 
@@ -140,12 +144,27 @@ export class RateLimits {
     if (limit === null) return null;
     let bucket = this.buckets.get(id);
     if (bucket === undefined) {
+      if (++this.made % SWEEP_EVERY === 0) this.sweep(now);
       bucket = new Bucket(limit, now);
       this.buckets.set(id, bucket);
     } else {
       bucket.refill(now, limit);
     }
     return bucket;
+  }
+
+  /**
+   * Forgets buckets untouched for two minutes: refilled, they would be full, which is what a new one
+   * is — so a key seen once does not stay in memory for the life of the process. (A call still open
+   * that long corrects a bucket nobody reads any more: its tokens are long refilled anyway.)
+   */
+  private sweep(now: number): void {
+    for (const [id, bucket] of this.buckets) if (now - bucket.at > 2 * MINUTE_MS) this.buckets.delete(id);
+  }
+
+  /** Buckets held in memory (for tests). */
+  get size(): number {
+    return this.buckets.size;
   }
 }
 

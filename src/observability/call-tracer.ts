@@ -166,10 +166,13 @@ const MAX_EXACT_MICRO_KRW = BigInt(Number.MAX_SAFE_INTEGER);
 export interface CallTracerOptions {
   /** KAIHUB_TRACE_CONTENT: prompts (`gen_ai.input.messages`) and upstream error text in spans. */
   recordContent: boolean;
+  /** Masks personal data in recorded content (guardrails/pii-guard.ts): spans never carry it unmasked. */
+  redact?: (text: string) => string;
 }
 
 export class CallTracer implements CallObserver {
   private readonly recordContent: boolean;
+  private readonly redact: (text: string) => string;
   // deployments are rebuilt with every catalog snapshot: a weak map forgets the old ones
   private readonly upstreams = new WeakMap<RoutableDeployment, Upstream>();
   /**
@@ -184,6 +187,7 @@ export class CallTracer implements CallObserver {
     options: CallTracerOptions,
   ) {
     this.recordContent = options.recordContent;
+    this.redact = options.redact ?? ((text) => text);
   }
 
   private upstream(deployment: RoutableDeployment, product: RoutableProduct): Upstream {
@@ -265,7 +269,7 @@ export class CallTracer implements CallObserver {
     if (this.recordContent && call.operation === 'chat') {
       const messages = inputMessagesJson(call.body.messages);
       if (messages !== null) {
-        r.inputMessages = messages.json;
+        r.inputMessages = this.redact(messages.json);
         r.messagesLeftOut = messages.leftOut;
       }
     }
@@ -326,7 +330,7 @@ export class CallTracer implements CallObserver {
       a.errorType = error.kind === 'http' && status !== undefined ? String(status) : error.kind;
       const summary = status !== undefined ? `upstream ${error.kind} ${status}` : `upstream ${error.kind}`;
       a.message = this.recordContent
-        ? `${summary}: ${error.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}`
+        ? `${summary}: ${this.redact(error.message.slice(0, MAX_ERROR_MESSAGE_CHARS))}`
         : summary;
     }
     if (usage !== null) {

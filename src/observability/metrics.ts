@@ -69,6 +69,12 @@ export function createMetrics() {
         });
       },
     }),
+    piiFindings: new Counter({
+      name: 'kaihub_pii_findings_total',
+      help: 'Personal data found in requests by the guard, by type and what the policy did (detect, mask, pseudonymize, block)',
+      labelNames: ['type', 'action'] as const,
+      registers: [registry],
+    }),
     usageRejected: new Counter({
       name: 'kaihub_usage_rejected_total',
       help: 'Usage records the database refused, set aside in usage_rejected (see GET /admin/v1/usage/rejected)',

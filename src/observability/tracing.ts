@@ -17,6 +17,8 @@ export interface Tracing {
 export interface TracingOptions {
   /** Where the SDK's own warnings go (an unreachable collector, a full queue). */
   logger?: Logger;
+  /** Masks personal data in recorded content (KAIHUB_TRACE_CONTENT). */
+  redact?: (text: string) => string;
 }
 
 /** Spans per OTLP export when OTEL_BSP_MAX_EXPORT_BATCH_SIZE is unset: the specification's. */
@@ -115,7 +117,10 @@ export async function createTracing(
 
   let stopped: Promise<void> | undefined;
   return {
-    observer: new CallTracer(samplerOf(sdk, settings), exporter, { recordContent: settings.recordContent }),
+    observer: new CallTracer(samplerOf(sdk, settings), exporter, {
+      recordContent: settings.recordContent,
+      redact: options.redact,
+    }),
     forceFlush: () => exporter.forceFlush(),
     shutdown() {
       stopped ??= exporter.shutdown().catch((error: unknown) => {

@@ -25,6 +25,24 @@ export const Feature = {
 
 export type FeatureName = keyof typeof Feature;
 
+/**
+ * Where a deployment runs, carried in the same bits as its features (the catalog snapshot sets them):
+ * a data policy that keeps an organisation's data at home adds these to what its calls need, so the
+ * router's one check leaves out deployments abroad — and fallbacks, routed by the same check, never
+ * cross the line (guardrails/data-policies.ts).
+ */
+export const Placement = {
+  /** Runs in Korea. */
+  domestic: 1 << 16,
+  /** The operator has seen its CSAP certificate. */
+  certified: 1 << 17,
+} as const;
+
+/** The placement bits of a deployment running in `residency` (`domestic` or `foreign`). */
+export function placementBits(residency: string, certified: boolean): number {
+  return (residency === 'domestic' ? Placement.domestic : 0) | (certified ? Placement.certified : 0);
+}
+
 /** Every feature an adapter passing OpenAI's protocol through can express. */
 export const ALL_FEATURES = Object.values(Feature).reduce((all, bit) => all | bit, 0);
 

@@ -17,6 +17,8 @@ import { migration018Applications } from './migrations/018-applications.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
+import { migration022DataPolicies } from './migrations/022-data-policies.ts';
+import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
 import { migration026Compute } from './migrations/026-compute.ts';
 
 export interface Migration {
@@ -47,6 +49,8 @@ export const migrations: readonly Migration[] = [
   migration019Alerts,
   migration020UsageDaily,
   migration021ProgrammeClosures,
+  migration022DataPolicies,
+  migration025EvaluationRounds,
   migration026Compute,
 ];
 

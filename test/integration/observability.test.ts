@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { createLogger } from '../../src/observability/logger.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { testEngine } from '../helpers/databases.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { captureLogs } from '../helpers/logs.ts';
 
 /** One sample of Prometheus' text format: `name{a="b",…} value`. */
 interface Sample {
@@ -41,22 +41,6 @@ async function scrape(t: TestHub): Promise<{ text: string; samples: Sample[] }> 
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
   const text = await res.text();
   return { text, samples: parseMetrics(text) };
-}
-
-/** A logger exactly like the hub's own, writing its JSON lines into memory. */
-function captureLogs() {
-  const lines: string[] = [];
-  const logger = createLogger('info', {
-    write(line: string) {
-      lines.push(line);
-    },
-  });
-  return {
-    logger,
-    lines,
-    records: () => lines.map((l) => JSON.parse(l) as Record<string, any>),
-    text: () => lines.join(''),
-  };
 }
 
 const MARKER = 'PROMPT-MARKER-비밀-7f3a9c';

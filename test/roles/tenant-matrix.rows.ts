@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { COMPUTE_MATRIX } from './compute-matrix.rows.ts';
+import { EVALUATION_ROWS } from './evaluation-rows.ts';
 import type { Caller, Side, World } from './world.ts';
 
 /**
@@ -802,6 +803,59 @@ export const MATRIX: MatrixRow[] = [
       return { path: `/programmes/${id}/final-report` };
     },
   },
+  // --- data policies: the operator's; an organisation's people read what applies to them ------------
+  {
+    method: 'POST',
+    route: '/data-policies',
+    expect: all('403/403'),
+    request: async (w, s) => ({
+      path: '/data-policies',
+      body: { scope: 'product', scopeId: s.productId, piiMode: 'mask' },
+      cleanup: () => removeDataPolicies(w, 'product', s.productId),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/data-policies',
+    expect: all('403/403'),
+    request: async () => ({ path: '/data-policies' }),
+  },
+  {
+    method: 'GET',
+    route: '/data-policies/:id',
+    expect: all('403/403'),
+    request: async () => ({ path: '/data-policies/dpol_public_default' }),
+  },
+  {
+    method: 'PATCH',
+    route: '/data-policies/:id',
+    expect: all('403/403'),
+    request: async () => ({ path: '/data-policies/dpol_public_default', body: { residency: 'domestic' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/data-policies/:id',
+    expect: all('403/403'),
+    request: async (w, s) => {
+      await removeDataPolicies(w, 'organization', s.organizationId);
+      const policy = await w.must('POST', '/data-policies', {
+        scope: 'organization',
+        scopeId: s.organizationId,
+        piiMode: 'detect',
+      });
+      return {
+        path: `/data-policies/${policy.id}`,
+        cleanup: () => removeDataPolicies(w, 'organization', s.organizationId),
+      };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/organizations/:id/data-policy',
+    expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },
+    request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/data-policy` }),
+  },
+  ...EVALUATION_ROWS,
   // --- GPU compute (test/roles/compute-matrix.rows.ts) -------------------------------------------------
   ...COMPUTE_MATRIX,
 ];
@@ -832,4 +886,10 @@ export function forbiddenIds(w: World, caller: Caller): string[] {
     for (const id of [w.A.organizationId, w.A.keyId, w.A.requestId]) visible.add(id);
   }
   return universe.filter((id) => !visible.has(id));
+}
+
+/** The operator removes the policies of one scope (a cell's leftovers), so the next cell starts clean. */
+async function removeDataPolicies(w: World, scope: string, scopeId: string): Promise<void> {
+  const found = await w.must('GET', `/data-policies?scope=${scope}&scopeId=${encodeURIComponent(scopeId)}`);
+  for (const p of found.data as { id: string }[]) await w.must('DELETE', `/data-policies/${p.id}`);
 }

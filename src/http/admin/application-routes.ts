@@ -12,6 +12,7 @@ import type { SelectionService } from '../../billing/programme-selection.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
 import type { SupplierPoolService } from '../../billing/supplier-pool.ts';
 import { ForbiddenError, NotFoundError } from '../../errors.ts';
+import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRequest, AdminRoute } from './router.ts';
 
@@ -22,10 +23,6 @@ export interface ApplicationDeps {
   reviews: ReviewService;
   selection: SelectionService;
 }
-
-const ok = (body: unknown) => ({ status: 200, body });
-const created = (body: unknown) => ({ status: 201, body });
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** Everyone an application concerns: its organisation's people, its supplier's admins, its evaluators. */
 const APPLICATION_PEOPLE = ['supplier_admin', ...ORGANIZATION_PEOPLE, 'evaluator'] as const;

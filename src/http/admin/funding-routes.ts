@@ -11,6 +11,7 @@ import type { ProgrammeCloseService } from '../../billing/programme-close.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
+import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 
@@ -20,10 +21,6 @@ export interface FundingDeps {
   /** Budget holds, in memory (this replica's) or shared through Redis (every replica's). */
   budgetHolds?: { heldFor(organizationId: string): MicroKrw | Promise<MicroKrw> };
 }
-
-const ok = (body: unknown) => ({ status: 200, body });
-const created = (body: unknown) => ({ status: 201, body });
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /**
  * Programmes, vouchers and wallets. Programmes are public (an organisation reads what it may apply

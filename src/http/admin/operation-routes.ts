@@ -4,6 +4,7 @@ import { exportCatalog } from '../../catalog/catalog-import.ts';
 import type { CatalogService } from '../../catalog/catalog-service.ts';
 import { ValidationError } from '../../errors.ts';
 import type { Database } from '../../storage/database.ts';
+import { list, ok } from './results.ts';
 import type { AdminRoute } from './router.ts';
 
 export interface OperationDeps {
@@ -19,9 +20,6 @@ function flag(query: Record<string, string>, name: string): boolean {
   if (value === 'true') return true;
   throw ValidationError.of(name, 'expected true or false');
 }
-
-const ok = (body: unknown) => ({ status: 200, body });
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** The operator's own tools: the audit log, secret-key rotation, catalogue files. */
 export function operationRoutes({ db, auditLog, catalog }: OperationDeps): AdminRoute[] {

@@ -2,6 +2,7 @@ import { requireOperator, requireReadUser } from '../../accounts/access.ts';
 import type { PersonalTokenService } from '../../accounts/personal-tokens.ts';
 import { hasRole, type Principal, ROLES } from '../../accounts/roles.ts';
 import type { UserService } from '../../accounts/users.ts';
+import { created, list, ok } from './results.ts';
 import { EVERYONE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
 
@@ -9,10 +10,6 @@ export interface PeopleDeps {
   users: UserService;
   tokens: PersonalTokenService;
 }
-
-const ok = (body: unknown) => ({ status: 200, body });
-const created = (body: unknown) => ({ status: 201, body });
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** Who the caller is: the operator token, or a user with their roles and tenants. */
 function describe(p: Principal) {

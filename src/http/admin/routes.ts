@@ -32,9 +32,12 @@ import {
   type ProgrammeCloseDeps,
   programmeCloseRoutes,
 } from './funding-routes.ts';
+import { type GuardrailDeps, guardrailRoutes } from './guardrail-routes.ts';
 import { type OperationDeps, operationRoutes } from './operation-routes.ts';
 import { type PeopleDeps, peopleRoutes } from './people-routes.ts';
+import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
+import { type RoundDeps, roundRoutes } from './round-routes.ts';
 import type { AdminRoute } from './router.ts';
 import { type SettlementDeps, settlementRoutes } from './settlement-routes.ts';
 
@@ -46,6 +49,8 @@ export interface AdminDeps
     AlertDeps,
     ApplicationDeps,
     ProgrammeCloseDeps,
+    GuardrailDeps,
+    RoundDeps,
     ComputeDeps {
   db: Database;
   catalog: CatalogService;
@@ -62,10 +67,6 @@ export interface AdminDeps
   /** Where a supplier admin's deployment may point (KAIHUB_SUPPLIER_NETWORKS). */
   supplierNetworks: NetworkPolicy;
 }
-
-const ok = (body: unknown) => ({ status: 200, body });
-const created = (body: unknown) => ({ status: 201, body });
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /** What a supplier admin may change on their supplier; the name and status are the operator's. */
 const SUPPLIER_ADMIN_SUPPLIER_FIELDS = ['nameEn', 'contactName', 'contactEmail', 'website'];
@@ -435,6 +436,8 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...alertRoutes(deps),
     ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
+    ...guardrailRoutes(deps),
+    ...roundRoutes(deps),
     ...computeRoutes(deps),
   ];
 }

@@ -8,12 +8,12 @@ function toModel(p: RoutableProduct) {
   return { id: p.model, object: 'model', created: p.createdAtSeconds, owned_by: p.supplierName };
 }
 
-/** The products this key may use, as OpenAI's model list. */
+/** The products this key may use (and its organisation's data may go to), as OpenAI's model list. */
 export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
   const data = [];
   for (const product of deps.catalog.all()) {
-    if (product.deployments.length === 0) continue;
     if (ctx.caller.allowedModels && !ctx.caller.allowedModels.has(product.model)) continue;
+    if (!deps.calls.mayServe(ctx.caller, product)) continue;
     data.push(toModel(product));
   }
   data.sort((a, b) => a.id.localeCompare(b.id));
@@ -22,7 +22,7 @@ export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
 
 export function handleRetrieveModel(deps: OpenAIDeps, ctx: RequestContext, model: string): void {
   const product = deps.calls.resolve(ctx.caller, model);
-  if (!product || product.deployments.length === 0) {
+  if (!product || !deps.calls.mayServe(ctx.caller, product)) {
     sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
     return;
   }

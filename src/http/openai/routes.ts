@@ -4,9 +4,12 @@ import { internalError } from '../../calls/errors.ts';
 import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
+import { handleGuardrailsCheck } from './guardrails.ts';
 import { handleModelCall } from './model-calls.ts';
 import { handleListModels, handleRetrieveModel } from './models.ts';
 import { bodyRefusal } from './validate.ts';
+
+const GUARDRAILS_CHECK = '/v1/guardrails/check';
 
 const notFound = (method: string, path: string): OpenAIError => ({
   status: 404,
@@ -22,6 +25,7 @@ const notFound = (method: string, path: string): OpenAIError => ({
 function endpointLabel(path: string): string {
   if (path === '/v1/chat/completions') return 'chat.completions';
   if (path === '/v1/embeddings') return 'embeddings';
+  if (path === GUARDRAILS_CHECK) return 'guardrails.check';
   if (path === '/v1/models' || path.startsWith('/v1/models/')) return 'models';
   return 'other';
 }
@@ -88,7 +92,10 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       }
       return refuse(res, path, requestId, notFound(method, path));
     }
-    if (method !== 'POST' || (path !== '/v1/chat/completions' && path !== '/v1/embeddings')) {
+    if (
+      method !== 'POST' ||
+      (path !== '/v1/chat/completions' && path !== '/v1/embeddings' && path !== GUARDRAILS_CHECK)
+    ) {
       return refuse(res, path, requestId, notFound(method, path));
     }
 
@@ -101,6 +108,11 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       const refusal = bodyRefusal(error);
       if (!refusal) throw error;
       return refuse(res, path, requestId, refusal);
+    }
+    if (path === GUARDRAILS_CHECK) {
+      handleGuardrailsCheck(ctx, body);
+      deps.metrics.requests.labels('', 'guardrails.check', String(res.statusCode)).inc();
+      return;
     }
     await handleModelCall(deps, ctx, path === '/v1/chat/completions' ? 'chat' : 'embeddings', body);
   }
