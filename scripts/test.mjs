@@ -3,7 +3,7 @@
 // suites once per database engine. A suite whose service is missing is skipped with the reason, except
 // in CI (CI=true), where .ci/run provides every service and a missing one is a failure.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +122,39 @@ if (pgUp && redisUp) {
   ];
   skippedSuites.push(`shared limits on PostgreSQL + Redis: ${missing.join(' and ')}`);
   if (inCi) failedSteps.push('Redis and PostgreSQL are required in CI');
+}
+
+// GPU allocations pushed into a real single-node Slurm cluster the suite starts and stops itself
+// (test/slurm/cluster.ts): needs slurm-wlm, slurmdbd and munge (.ci/run installs them), MariaDB on
+// 127.0.0.1:3306 and root (slurmd runs the test jobs).
+const slurmBinaries = [
+  'slurmctld',
+  'slurmd',
+  'slurmdbd',
+  'munged',
+  'sacctmgr',
+  'scontrol',
+  'sacct',
+  'sbatch',
+];
+const slurmMissing = slurmBinaries.filter(
+  (b) => !['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'].some((d) => existsSync(join(d, b))),
+);
+const mariadbUp = await reachable(3306);
+if (slurmMissing.length === 0 && mariadbUp && process.getuid?.() === 0) {
+  runTests('Slurm (a real single-node cluster)', files('test/slurm', '.test.ts'), {
+    KAIHUB_TEST_DATABASE: pgUp ? 'postgres' : 'sqlite',
+  });
+} else {
+  const why = [
+    ...(slurmMissing.length > 0
+      ? [`Slurm is not installed (${slurmMissing.join(', ')}): apt-get install -y slurm-wlm slurmdbd munge`]
+      : []),
+    ...(mariadbUp ? [] : ['MariaDB for slurmdbd (nothing listens on 127.0.0.1:3306)']),
+    ...(process.getuid?.() === 0 ? [] : ['root (slurmd runs the test jobs as root)']),
+  ];
+  skippedSuites.push(`Slurm: ${why.join('; ')}`);
+  if (inCi) failedSteps.push('Slurm is required in CI');
 }
 
 process.stdout.write('\n=== summary\n');

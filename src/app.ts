@@ -31,6 +31,9 @@ import { SHIPPED_CATALOG_PATH, seedCatalogOnce } from './catalog/catalog-seed.ts
 import { CatalogService } from './catalog/catalog-service.ts';
 import { CatalogSnapshot } from './catalog/catalog-snapshot.ts';
 import { CredentialBox, loadSecretKeys } from './catalog/credentials.ts';
+import type { ProvisionerOverrides } from './compute/provisioners/registry.ts';
+import { createComputeServices } from './compute/services.ts';
+import type { Clock } from './compute/values.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
 import { ArenaService } from './evaluation/ratings/arenas.ts';
@@ -85,6 +88,8 @@ export interface HubOptions {
   logger?: Logger;
   /** Where a round reads a score given as a run id (evaluation/rounds/run-results.ts); none: by value only. */
   runResults?: RunResults;
+  /** GPU compute's clock (tests move it across months) and scheduler clients (tests record them). */
+  compute?: { clock?: Clock; provisioners?: ProvisionerOverrides };
 }
 
 /** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
@@ -330,8 +335,20 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logger,
     maxBodyBytes: config.maxBodyBytes,
   });
+  // GPU pools, calls, allocations and their schedulers (src/compute/, docs/compute.md)
+  const compute = createComputeServices(db, credentials, logger, {
+    auditLog,
+    clock: options.compute?.clock,
+    provisioners: options.compute?.provisioners,
+    reconciler: {
+      intervalMs: config.computeReconcileMs,
+      usageEveryMs: config.computeUsageMs,
+      driftEveryMs: config.computeDriftMs,
+    },
+  });
   const routes = adminRoutes({
     db,
+    compute,
     catalog: catalogService,
     organizations,
     keys,
@@ -412,6 +429,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const url = `http://${host}:${address.port}`;
   logger.info({ url, database: db.dialect }, 'kaihub listening');
   webhookDispatcher.start();
+  compute.reconciler.start();
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = await adminToken.commit();
   if (generatedAdminToken) {
@@ -446,6 +464,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
         await webhookDispatcher.stop();
+        await compute.reconciler.stop();
         await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();

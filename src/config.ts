@@ -39,6 +39,13 @@ export interface Config {
   redisTimeoutMs: number;
   /** How long a shared hold lives unless settled (its replica may have died): the longest call plus a margin. */
   holdLeaseMs: number;
+  /**
+   * GPU compute's background loop (compute/reconciler.ts): between ticks (0: none; changes wait for
+   * POST /admin/v1/compute/reconcile), how often usage is read and drift repaired.
+   */
+  computeReconcileMs: number;
+  computeUsageMs: number;
+  computeDriftMs: number;
   logLevel: LogLevel;
   /** Prompts and completions appear in logs only when an operator asks for it. */
   logContent: boolean;
@@ -320,6 +327,21 @@ const settings = {
   modelsDir: { env: 'KAIHUB_MODELS_DIR', flag: 'models-dir', parse: text },
   localThreads: { env: 'KAIHUB_LOCAL_THREADS', flag: 'local-threads', parse: integer(1, 256) },
   localParallel: { env: 'KAIHUB_LOCAL_PARALLEL', flag: 'local-parallel', parse: integer(1, 64) },
+  computeReconcileMs: {
+    env: 'KAIHUB_COMPUTE_RECONCILE_MS',
+    flag: 'compute-reconcile-ms',
+    parse: integer(0, 86_400_000),
+  },
+  computeUsageMs: {
+    env: 'KAIHUB_COMPUTE_USAGE_MS',
+    flag: 'compute-usage-ms',
+    parse: integer(1000, 86_400_000),
+  },
+  computeDriftMs: {
+    env: 'KAIHUB_COMPUTE_DRIFT_MS',
+    flag: 'compute-drift-ms',
+    parse: integer(1000, 86_400_000),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof settings;
@@ -391,5 +413,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
     upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
     tracing: readTracingSettings(env),
+    computeReconcileMs: v.computeReconcileMs ?? 60_000,
+    computeUsageMs: v.computeUsageMs ?? 3_600_000,
+    computeDriftMs: v.computeDriftMs ?? 900_000,
   };
 }

@@ -66,6 +66,8 @@ export interface TransactionInput {
   requestId?: string | null;
   actorId?: string | null;
   memo?: string | null;
+  /** A charge's settlement month (settlementMonthOf); default: the KST month it is created in. */
+  settlementMonth?: string;
   entries: readonly Posting[];
 }
 
@@ -195,7 +197,7 @@ export async function postTransaction(
       input.actorId ?? null,
       input.memo ?? null,
       // deposits and issues are not in statements: their own month, for the ledger's readers
-      kstMonth(input.createdAtMs),
+      input.settlementMonth ?? kstMonth(input.createdAtMs),
     ],
   );
   if (inserted.length === 0) return null;
@@ -260,6 +262,14 @@ async function settlementMonths(
     result.set(month, target);
   }
   return result;
+}
+
+/**
+ * The settlement month of a charge for something done at `ms` (compute/charges.ts): that KST month
+ * while it is open, else the first open one after it; locked for share like a usage charge's.
+ */
+export async function settlementMonthOf(tx: SqlExecutor, dialect: Dialect, ms: number): Promise<string> {
+  return (await settlementMonths(tx, dialect, [kstMonth(ms)])).get(kstMonth(ms))!;
 }
 
 /** A usage record as the ledger charges it. */

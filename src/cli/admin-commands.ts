@@ -4,6 +4,7 @@
  */
 
 import { planApplications, planPool, planReviews } from './application-commands.ts';
+import { COMPUTE_USAGE, planCompute } from './compute-commands.ts';
 import { EVAL_ROUND_COMMANDS, EVAL_ROUNDS_USAGE, planEvalRounds } from './eval-round-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
@@ -169,6 +170,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'usage') return planUsage(args);
   if (command === 'whoami') return planWhoami(args);
   if (command === 'audit') return planAudit(args);
+  if (command === 'compute') return planCompute(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
   if ((command === 'products' || command === 'product') && verb === 'prices') return planPrices(rest);
@@ -309,6 +311,8 @@ export function adminUsage(): string {
 ${EVAL_ROUNDS_USAGE}  kaihub eval pull <benchmark> [--dir D] [--accept-licence] | pull --list
                      공식 벤치마크 데이터 내려받기 / official benchmark data (docs/evaluation-rounds.md)
 
+GPU 컴퓨팅 / GPU compute (docs/compute.md):
+${COMPUTE_USAGE}
 필드 옵션 / field flags (create, update):
 ${resourceFields}
   목록은 쉼표로 / lists are comma-separated: --purposes chat,summarization

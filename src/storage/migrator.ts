@@ -19,6 +19,7 @@ import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
 import { migration022DataPolicies } from './migrations/022-data-policies.ts';
 import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
+import { migration026Compute } from './migrations/026-compute.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -50,6 +51,7 @@ export const migrations: readonly Migration[] = [
   migration021ProgrammeClosures,
   migration022DataPolicies,
   migration025EvaluationRounds,
+  migration026Compute,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

@@ -34,7 +34,7 @@ async function send(w: World, caller: Caller, method: string, path: string, body
   };
 }
 
-const ID = /\b(sup|prd|dep|org|key|usr|pat|mem|req|apl|rnd|arn|pnm)_[A-Za-z0-9_-]+/g;
+const ID = /\b(sup|prd|dep|org|key|usr|pat|mem|req|apl|rnd|arn|pnm|gpl|gcl|gap|gal|gex)_[A-Za-z0-9_-]+/g;
 /** The same path with every id replaced by one that names nothing. */
 const withMissingIds = (path: string) =>
   path.replace(ID, (_m, prefix: string) => `${prefix}_00000000000nothinghere`);

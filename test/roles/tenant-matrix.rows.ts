@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { COMPUTE_MATRIX } from './compute-matrix.rows.ts';
 import { EVALUATION_ROWS } from './evaluation-rows.ts';
 import type { Caller, Side, World } from './world.ts';
 
@@ -855,6 +856,8 @@ export const MATRIX: MatrixRow[] = [
     request: async (_w, s) => ({ path: `/organizations/${s.organizationId}/data-policy` }),
   },
   ...EVALUATION_ROWS,
+  // --- GPU compute (test/roles/compute-matrix.rows.ts) -------------------------------------------------
+  ...COMPUTE_MATRIX,
 ];
 
 /**

@@ -23,6 +23,7 @@ import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
+import { type ComputeDeps, computeRoutes } from './compute-routes.ts';
 import {
   type AlertDeps,
   alertRoutes,
@@ -49,7 +50,8 @@ export interface AdminDeps
     ApplicationDeps,
     ProgrammeCloseDeps,
     GuardrailDeps,
-    RoundDeps {
+    RoundDeps,
+    ComputeDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -436,5 +438,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...applicationRoutes(deps),
     ...guardrailRoutes(deps),
     ...roundRoutes(deps),
+    ...computeRoutes(deps),
   ];
 }

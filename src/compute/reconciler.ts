@@ -1,0 +1,209 @@
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Database } from '../storage/database.ts';
+import { recordEvent } from './events.ts';
+import type { ComputeLifecycle, Drift, StepResult } from './lifecycle.ts';
+import type { Offer, OfferService } from './offers.ts';
+import type { PoolService } from './pools.ts';
+import type { IngestResult, UsageService } from './usage.ts';
+import type { CheckOutcome, UtilisationService } from './utilisation.ts';
+import type { Clock } from './values.ts';
+
+export interface ReconcileReport {
+  at: string;
+  expiredOffers: string[];
+  ended: StepResult[];
+  started: StepResult[];
+  offers: Offer[];
+  usage: { poolId: string; day: string; jobs?: number; error?: string }[];
+  checks: CheckOutcome[];
+  drift: {
+    poolId: string;
+    repaired: Drift[];
+    failed: { account: string; error: string }[];
+    error?: string;
+  }[];
+}
+
+export interface ReconcilerSettings {
+  /** Between ticks; 0: no background ticks (POST /compute/reconcile runs one). */
+  intervalMs: number;
+  /** How often usage is read from the schedulers (today so far, and yesterday once it is over). */
+  usageEveryMs: number;
+  /** How often every scheduler pool is compared with the hub and repaired. */
+  driftEveryMs: number;
+}
+
+export interface TickSteps {
+  usage?: boolean;
+  checks?: boolean;
+  drift?: boolean;
+}
+
+/**
+ * The loop that keeps schedulers in step with the hub (docs/compute.md "Lifecycle"): each tick lapses
+ * expired offers, ends what is due (then starts what is due, so that consecutive grants of one account
+ * hand over cleanly), retries failed steps whose time has come, offers freed GPUs to the waiting
+ * lists, and — less often — reads usage, runs the monthly checks and repairs drift. One tick at a time
+ * per process; a tick asked for while one runs waits for it and then runs.
+ */
+export class ComputeReconciler {
+  private timer: NodeJS.Timeout | undefined;
+  private current: Promise<ReconcileReport> | undefined;
+  private lastUsage = 0;
+  private lastDrift = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly pools: PoolService,
+    private readonly lifecycle: ComputeLifecycle,
+    private readonly offers: OfferService,
+    private readonly usage: UsageService,
+    private readonly utilisation: UtilisationService,
+    private readonly clock: Clock,
+    private readonly settings: ReconcilerSettings,
+    private readonly logger: Logger,
+    /** Where the background ticks' changes are recorded (as `system`); a tick asked for is audited by its route. */
+    private readonly auditLog?: AuditLog,
+  ) {}
+
+  start(): void {
+    if (this.settings.intervalMs <= 0 || this.timer) return;
+    const loop = () => {
+      this.timer = setTimeout(() => {
+        this.tick()
+          .then((report) => this.record(report))
+          .catch((error) => this.logger.error({ err: error }, 'compute reconcile failed'))
+          .finally(() => {
+            if (this.timer) loop();
+          });
+      }, this.settings.intervalMs);
+      this.timer.unref();
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.current?.catch(() => {});
+  }
+
+  /** Something changed (a selection, a reclaim): run a tick soon, without waiting for it. */
+  kick(): void {
+    this.tick({ usage: false, checks: false, drift: false })
+      .then((report) => this.record(report))
+      .catch((error) => this.logger.error({ err: error }, 'compute reconcile failed'));
+  }
+
+  /** A background tick that changed something leaves one audit entry (actor `system`) saying what. */
+  private async record(report: ReconcileReport): Promise<void> {
+    const changed =
+      report.expiredOffers.length +
+      report.ended.length +
+      report.started.length +
+      report.offers.length +
+      report.checks.length +
+      report.drift.reduce((n, d) => n + d.repaired.length, 0);
+    if (changed === 0 || !this.auditLog) return;
+    await this.auditLog.record({
+      actorId: 'system',
+      source: 'system',
+      action: 'reconcile',
+      entityType: 'compute',
+      entityId: 'compute',
+      after: report,
+    });
+  }
+
+  async tick(steps: TickSteps = {}): Promise<ReconcileReport> {
+    while (this.current) await this.current.catch(() => {});
+    this.current = this.run(steps).finally(() => {
+      this.current = undefined;
+    });
+    return this.current;
+  }
+
+  private async run(steps: TickSteps): Promise<ReconcileReport> {
+    const now = this.clock();
+    const report: ReconcileReport = {
+      at: new Date(now).toISOString(),
+      expiredOffers: await this.offers.expire(),
+      ended: [],
+      started: [],
+      offers: [],
+      usage: [],
+      checks: [],
+      drift: [],
+    };
+    // a grant that never reached the scheduler ends without it
+    await this.db.run(
+      `UPDATE compute_allocations SET status = 'ended', ending_as = 'ended', ended_at = ?, updated_at = ?
+       WHERE status = 'scheduled' AND ends_at <= ?`,
+      [now, now, now],
+    );
+    for (const r of await this.db.all<{ id: string; pool_id: string }>(
+      `SELECT id, pool_id FROM compute_allocations WHERE status IN ('provisioning', 'active') AND ends_at <= ?`,
+      [now],
+    )) {
+      await this.db.transaction(async (tx) => {
+        const changed = await tx.run(
+          `UPDATE compute_allocations SET status = 'ending', ending_as = 'ended', end_reason = ?, attempts = 0,
+             last_error = NULL, next_attempt_at = NULL, updated_at = ? WHERE id = ? AND status IN ('provisioning', 'active')`,
+          ['기간 종료 / the period ended', now, r.id],
+        );
+        if (changed === 1)
+          await recordEvent(tx, { allocationId: r.id, poolId: r.pool_id, kind: 'period_ended' }, now);
+      });
+    }
+    for (const r of await this.due('ending', now)) report.ended.push(await this.lifecycle.bringDown(r));
+    await this.db.run(
+      `UPDATE compute_allocations SET status = 'provisioning', attempts = 0, next_attempt_at = NULL, updated_at = ?
+       WHERE status = 'scheduled' AND starts_at <= ? AND ends_at > ?`,
+      [now, now, now],
+    );
+    for (const r of await this.due('provisioning', now)) report.started.push(await this.lifecycle.bringUp(r));
+    report.offers = await this.offers.offerFreed();
+
+    if (steps.usage ?? now - this.lastUsage >= this.settings.usageEveryMs) {
+      this.lastUsage = now;
+      for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
+        for (const day of [yesterday(now), undefined]) {
+          try {
+            const r: IngestResult = await this.usage.ingest(pool.id, day === undefined ? {} : { day });
+            report.usage.push({ poolId: pool.id, day: r.day, jobs: r.jobs });
+          } catch (error) {
+            report.usage.push({ poolId: pool.id, day: day ?? 'today', error: (error as Error).message });
+          }
+        }
+      }
+    }
+    if (steps.checks ?? true) report.checks = await this.utilisation.checkDue();
+    if (steps.drift ?? now - this.lastDrift >= this.settings.driftEveryMs) {
+      this.lastDrift = now;
+      for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
+        try {
+          report.drift.push({ poolId: pool.id, ...(await this.lifecycle.repair(pool.id)) });
+        } catch (error) {
+          report.drift.push({ poolId: pool.id, repaired: [], failed: [], error: (error as Error).message });
+        }
+      }
+    }
+    return report;
+  }
+
+  /** Allocations in `status` whose next attempt is due (or that never had one). */
+  private async due(status: 'provisioning' | 'ending', now: number): Promise<string[]> {
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM compute_allocations WHERE status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+       ORDER BY starts_at, id`,
+      [status, now],
+    );
+    return rows.map((r) => r.id);
+  }
+}
+
+/** Yesterday's KST day, `2026-11-29`. */
+function yesterday(now: number): string {
+  return new Date(now + 9 * 3600_000 - 86_400_000).toISOString().slice(0, 10);
+}

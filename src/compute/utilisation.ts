@@ -1,0 +1,170 @@
+import { z } from 'zod';
+import type { AuditTrail } from '../audit/audit-log.ts';
+import { kstMonth } from '../billing/ledger.ts';
+import { ValidationError } from '../errors.ts';
+import type { Database } from '../storage/database.ts';
+import { parseInput } from '../validation.ts';
+import { ALLOCATION_COLUMNS, type AllocationService, toAllocationRow } from './allocations.ts';
+import type { CallService } from './calls.ts';
+import { notifyOrganization, recordEvent } from './events.ts';
+import { basisPoints, dayStartMs, dayText, gpuHoursText, monthDays } from './units.ts';
+import type { Clock } from './values.ts';
+
+const checkInput = z.strictObject({
+  /** The KST month to check; default: the month before this one. */
+  month: z
+    .string()
+    .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'expected a month, YYYY-MM (KST)')
+    .optional(),
+});
+
+export interface CheckOutcome {
+  allocationId: string;
+  organizationId: string;
+  month: string;
+  grantedGpuHours: string;
+  usedGpuHours: string;
+  utilisationPercent: number;
+  thresholdPercent: number;
+  outcome: 'ok' | 'warning' | 'reclaimed';
+}
+
+/** The month before `2026-12`: `2026-11`. */
+function previousMonth(month: string): string {
+  const [y, m] = month.split('-').map(Number) as [number, number];
+  return m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, '0')}`;
+}
+
+/**
+ * The monthly utilisation check (docs/compute.md "Usage and utilisation"): for each allocation of the
+ * call that holds GPUs, the GPU-hours used in the month against those granted in it (its GPUs × the
+ * hours of the month it was granted). Below the call's threshold the organisation is warned; after as
+ * many warnings as the call's reclaim policy allows in a row, the next month below reclaims the GPUs.
+ * A month at or above the threshold clears the warnings. Each allocation is checked once per month.
+ */
+export class UtilisationService {
+  constructor(
+    private readonly db: Database,
+    private readonly calls: CallService,
+    private readonly allocations: AllocationService,
+    private readonly clock: Clock,
+  ) {}
+
+  async check(callId: string, input: unknown, trail?: AuditTrail): Promise<CheckOutcome[]> {
+    const v = parseInput(checkInput, input);
+    const now = this.clock();
+    const month = v.month ?? previousMonth(kstMonth(now));
+    const { first, end } = monthDays(month);
+    const monthStart = dayStartMs(first);
+    const monthEnd = dayStartMs(end);
+    if (now < monthEnd) throw ValidationError.of('month', `${month} has not ended yet (KST)`);
+    const call = await this.calls.terms(callId);
+    const candidates = (
+      await this.db.all(
+        `SELECT ${ALLOCATION_COLUMNS} FROM compute_allocations l WHERE l.call_id = ? AND l.status = 'active'
+           AND l.starts_at < ? AND l.ends_at > ?
+           AND NOT EXISTS (SELECT 1 FROM compute_checks c WHERE c.allocation_id = l.id AND c.month = ?) ORDER BY l.id`,
+        [callId, monthEnd, monthStart, month],
+      )
+    ).map(toAllocationRow);
+    const out: CheckOutcome[] = [];
+    const reclaimed: string[] = [];
+    for (const a of candidates) {
+      const outcome = await this.db.transaction(async (tx) => {
+        const from = Math.max(a.startsAt, monthStart);
+        const to = Math.min(a.endsAt, monthEnd);
+        const granted = BigInt(a.gpus) * BigInt(Math.max(0, Math.round((to - from) / 1000)));
+        const used = await tx.get<{ s: string | null }>(
+          `SELECT CAST(SUM(gpu_seconds) AS TEXT) AS s FROM compute_usage_daily WHERE allocation_id = ? AND day >= ? AND day < ?`,
+          [a.id, dayText(first), dayText(end)],
+        );
+        const usedSeconds = BigInt(used?.s ?? '0');
+        const bp = basisPoints(usedSeconds, granted);
+        const warnings = Number(
+          (
+            await tx.get<{ warnings: number }>('SELECT warnings FROM compute_allocations WHERE id = ?', [
+              a.id,
+            ])
+          )?.warnings ?? 0,
+        );
+        const result: CheckOutcome['outcome'] =
+          bp >= call.thresholdBp
+            ? 'ok'
+            : warnings < call.reclaimPolicy.warningsBeforeReclaim
+              ? 'warning'
+              : 'reclaimed';
+        const inserted = await tx.all(
+          `INSERT INTO compute_checks (allocation_id, month, granted_gpu_seconds, used_gpu_seconds, utilisation_bp, outcome,
+             created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (allocation_id, month) DO NOTHING RETURNING allocation_id`,
+          [a.id, month, granted, usedSeconds, bp, result, now],
+        );
+        // another replica checked it first
+        if (inserted.length === 0) return null;
+        const shown: CheckOutcome = {
+          allocationId: a.id,
+          organizationId: a.organizationId,
+          month,
+          grantedGpuHours: gpuHoursText(granted),
+          usedGpuHours: gpuHoursText(usedSeconds),
+          utilisationPercent: bp / 100,
+          thresholdPercent: call.thresholdBp / 100,
+          outcome: result,
+        };
+        if (result === 'ok') {
+          await tx.run('UPDATE compute_allocations SET warnings = 0, updated_at = ? WHERE id = ?', [
+            now,
+            a.id,
+          ]);
+        } else if (result === 'warning') {
+          await tx.run(
+            'UPDATE compute_allocations SET warnings = warnings + 1, updated_at = ? WHERE id = ?',
+            [now, a.id],
+          );
+          await notifyOrganization(
+            tx,
+            a.organizationId,
+            'compute.utilisation_warning',
+            `compute:${a.id}:${month}:warning`,
+            shown,
+            now,
+          );
+        } else {
+          await this.allocations.reclaimIn(
+            tx,
+            a.id,
+            `${month} 사용률 ${bp / 100}% < 기준 ${call.thresholdBp / 100}% (경고 ${warnings}회 후 회수) / utilisation ${bp / 100}% below the call's ${call.thresholdBp / 100}% after ${warnings} warning(s): reclaimed`,
+          );
+          await notifyOrganization(
+            tx,
+            a.organizationId,
+            'compute.reclaimed',
+            `compute:${a.id}:${month}:reclaimed`,
+            shown,
+            now,
+          );
+          reclaimed.push(a.id);
+        }
+        await recordEvent(
+          tx,
+          { allocationId: a.id, poolId: a.poolId, kind: `check_${result}`, detail: shown },
+          now,
+        );
+        if (trail) await trail(tx, { entityId: a.id, after: shown });
+        return shown;
+      });
+      if (outcome) out.push(outcome);
+    }
+    for (const id of reclaimed) this.allocations.onChanged(id);
+    return out;
+  }
+
+  /** Every call's check of the month before this one that is not done yet (the reconciler's step). */
+  async checkDue(): Promise<CheckOutcome[]> {
+    const rows = await this.db.all<{ call_id: string }>(
+      "SELECT DISTINCT call_id FROM compute_allocations WHERE status = 'active' ORDER BY call_id",
+    );
+    const out: CheckOutcome[] = [];
+    for (const r of rows) out.push(...(await this.check(r.call_id, {})));
+    return out;
+  }
+}
