@@ -98,6 +98,14 @@ export interface Config {
   upstreamCooldownMs: number;
   /** OpenTelemetry traces (the standard OTEL_* variables); null: off, and no SDK is loaded. */
   tracing: TracingSettings | null;
+  /** Items an evaluation run asks at once (per process working on it) unless the run says otherwise. */
+  evalConcurrency: number;
+  /** How long an evaluation worker's claim on an item (and a BullMQ job's lock) lives unless renewed. */
+  evalLeaseMs: number;
+  /** Extra attempts of an evaluation call that failed in a way worth retrying (429, 5xx, time-outs). */
+  evalRetries: number;
+  /** The first pause before such a retry; each later one doubles (jittered). */
+  evalRetryBaseMs: number;
 }
 
 // its own file so that settings read elsewhere (observability/tracing-settings.ts) throw it without a cycle
@@ -320,6 +328,14 @@ const settings = {
   modelsDir: { env: 'KAIHUB_MODELS_DIR', flag: 'models-dir', parse: text },
   localThreads: { env: 'KAIHUB_LOCAL_THREADS', flag: 'local-threads', parse: integer(1, 256) },
   localParallel: { env: 'KAIHUB_LOCAL_PARALLEL', flag: 'local-parallel', parse: integer(1, 64) },
+  evalConcurrency: { env: 'KAIHUB_EVAL_CONCURRENCY', flag: 'eval-concurrency', parse: integer(1, 256) },
+  evalLeaseMs: { env: 'KAIHUB_EVAL_LEASE_MS', flag: 'eval-lease-ms', parse: integer(200, 3_600_000) },
+  evalRetries: { env: 'KAIHUB_EVAL_RETRIES', flag: 'eval-retries', parse: integer(0, 10) },
+  evalRetryBaseMs: {
+    env: 'KAIHUB_EVAL_RETRY_BASE_MS',
+    flag: 'eval-retry-base-ms',
+    parse: integer(0, 60_000),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof settings;
@@ -391,5 +407,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     upstreamCooldownFailures: v.upstreamCooldownFailures ?? 3,
     upstreamCooldownMs: v.upstreamCooldownMs ?? 5_000,
     tracing: readTracingSettings(env),
+    evalConcurrency: v.evalConcurrency ?? 16,
+    evalLeaseMs: v.evalLeaseMs ?? 30_000,
+    evalRetries: v.evalRetries ?? 3,
+    evalRetryBaseMs: v.evalRetryBaseMs ?? 500,
   };
 }

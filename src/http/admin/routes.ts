@@ -23,6 +23,7 @@ import type { DeploymentHealth } from '../../routing/health.ts';
 import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
+import { type EvaluationDeps, evaluationRoutes } from './evaluation-routes.ts';
 import {
   type AlertDeps,
   alertRoutes,
@@ -44,7 +45,8 @@ export interface AdminDeps
     SettlementDeps,
     AlertDeps,
     ApplicationDeps,
-    ProgrammeCloseDeps {
+    ProgrammeCloseDeps,
+    EvaluationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -119,7 +121,13 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     load,
     defaultMaxConcurrent,
     supplierNetworks,
+    scores,
   } = deps;
+  /** A product as the catalogue shows it: with its latest evaluation scores, once it has some. */
+  const withScores = <P extends { id: string }>(p: P) => {
+    const evaluations = scores.of(p.id);
+    return evaluations.length === 0 ? p : { ...p, evaluations };
+  };
   /** This replica's view of a deployment: its health and its load (in flight, cap, queued). */
   const withHealth = (d: Deployment): Deployment => ({
     ...d,
@@ -197,13 +205,17 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/products',
       roles: EVERYONE,
       handle: async (r) =>
-        list(await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })),
+        list(
+          (await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })).map(
+            withScores,
+          ),
+        ),
     },
     {
       method: 'GET',
       path: '/products/:id',
       roles: EVERYONE,
-      handle: async (r) => ok(await catalog.getProduct(r.params.id!)),
+      handle: async (r) => ok(withScores(await catalog.getProduct(r.params.id!))),
     },
     {
       method: 'PATCH',
@@ -433,5 +445,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...alertRoutes(deps),
     ...programmeCloseRoutes(deps),
     ...applicationRoutes(deps),
+    ...evaluationRoutes(deps),
   ];
 }
