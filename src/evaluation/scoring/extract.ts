@@ -81,7 +81,7 @@ export interface ExtractionSettings {
   pattern: string | null;
   flags: string;
   group: number;
-  normalizers: Normalizer[];
+  normalizers: readonly Normalizer[];
   tolerance: number;
 }
 
