@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type FakeOpenAI, type RecordedRequest, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { runKaihub } from '../helpers/cli.ts';
 import { generatedSuite } from '../helpers/eval-suite.ts';
 import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { spawnHub } from '../helpers/hub-process.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/kaihub.mjs', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/eval/', import.meta.url));
@@ -43,6 +45,34 @@ describe('kaihub eval (CLI, in-process against the configured database)', () => 
 
   const chats = () => fake.requests.filter((r) => r.path === '/v1/chat/completions');
   const answered = (requests: RecordedRequest[]) => requests.filter((r) => r.status === 200);
+
+  /** Waits until every answer the fake gave is written in the run's items, and a request hangs. */
+  async function answersStored(runId: string): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const given = answered(chats()).length;
+      const settling = chats().some((r) => r.status === undefined && !r.behavior.includes('hang'));
+      const stored = await t.hub.db.get<{ n: number | string }>(
+        `SELECT COUNT(*) AS n FROM evaluation_run_items WHERE run_id = ? AND status = 'done'`,
+        [runId],
+      );
+      if (!settling && Number(stored?.n) === given && chats().some((r) => r.behavior.includes('hang')))
+        return;
+      assert.ok(Date.now() < deadline, `stored ${stored?.n}, answered ${given}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /** Each of the suite's items was answered by the fake exactly once. */
+  function answeredOnce(): void {
+    const perItem = new Map<number, number>();
+    for (const r of answered(chats())) {
+      const i = suite.itemOf((r.body as { messages: unknown[] }).messages)!;
+      perItem.set(i, (perItem.get(i) ?? 0) + 1);
+    }
+    assert.equal(perItem.size, suite.items);
+    for (const [i, n] of perItem) assert.equal(n, 1, `item ${i} answered ${n} times`);
+  }
 
   test('run --json prints overall and per-category scores, intervals and the unparsed count; progress on stderr; runs list and get', async () => {
     fake.reset();
@@ -125,18 +155,7 @@ describe('kaihub eval (CLI, in-process against the configured database)', () => 
     const runId = /starting (evr_[A-Za-z0-9_-]+)/.exec(stderr)?.[1];
     assert.ok(runId, stderr);
     // every answer the fake gave is in the run's items before the kill
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const given = answered(chats()).length;
-      const settling = chats().some((r) => r.status === undefined && !r.behavior.includes('hang'));
-      const stored = await t.hub.db.get<{ n: number | string }>(
-        `SELECT COUNT(*) AS n FROM evaluation_run_items WHERE run_id = ? AND status = 'done'`,
-        [runId],
-      );
-      if (!settling && Number(stored?.n) === given && chats().some((r) => r.behavior.includes('hang'))) break;
-      assert.ok(Date.now() < deadline, `stored ${stored?.n}, answered ${given}: ${stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await answersStored(runId);
     const answeredBeforeKill = answered(chats()).length;
     assert.ok(answeredBeforeKill >= 20 && answeredBeforeKill < 60, String(answeredBeforeKill));
     child.kill('SIGKILL');
@@ -156,15 +175,57 @@ describe('kaihub eval (CLI, in-process against the configured database)', () => 
     assert.deepEqual(result.categories, reference.categories);
 
     // no item the fake answered was asked again: each of the 60 answered exactly once
-    const perItem = new Map<number, number>();
-    for (const r of answered(chats())) {
-      const i = suite.itemOf((r.body as { messages: unknown[] }).messages)!;
-      perItem.set(i, (perItem.get(i) ?? 0) + 1);
-    }
-    assert.equal(perItem.size, 60);
-    for (const [i, n] of perItem) assert.equal(n, 1, `item ${i} answered ${n} times`);
+    answeredOnce();
     // what was asked again is exactly what had been asked and left hanging at the kill
     const hung = chats().filter((r) => r.behavior.includes('hang')).length;
     assert.equal(chats().length, 60 + hung);
+  });
+
+  test("the hub's in-process queue: a hub killed (-9) halfway takes its run up again at the next start", async () => {
+    fake.reset();
+    fake.setBehavior('slow:100');
+    const hubEnv = {
+      KAIHUB_DATABASE: t.database.location,
+      KAIHUB_DATA_DIR: t.database.dataDir,
+      KAIHUB_EVAL_LEASE_MS: '1000',
+    };
+    const first = await spawnHub(hubEnv, t.secretKey);
+    const created = await first.admin('POST', '/evaluation/runs', {
+      model: 'hcx-test',
+      concurrency: 4,
+      resume: false,
+      suite: {
+        name: 'hub-queue',
+        data: { format: 'kaihub-mc', content: readFileSync(`${suite.dir}/items.jsonl`, 'utf8') },
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.executor, 'hub');
+    const runId = created.body.id as string;
+    await fake.waitForRequests(20, 60_000);
+    fake.setBehavior('hang');
+    await answersStored(runId);
+    await first.kill9();
+
+    fake.setBehavior('ok');
+    const second = await spawnHub(hubEnv, t.secretKey);
+    try {
+      const deadline = Date.now() + 60_000;
+      let run: any;
+      for (;;) {
+        run = (await second.admin('GET', `/evaluation/runs/${runId}`)).body;
+        if (run.status !== 'running' && run.status !== 'queued') break;
+        assert.ok(Date.now() < deadline, JSON.stringify(run.progress));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(run.status, 'completed');
+      assert.deepEqual(
+        [run.result.overall.correct, run.result.overall.wrong, run.result.overall.unparsed],
+        [20, 20, 20],
+      );
+      answeredOnce();
+    } finally {
+      await second.stop();
+    }
   });
 });
