@@ -36,7 +36,7 @@ export function progressLine(state: ProgressState, elapsedMs: number, width = 24
 
 export class ProgressBar {
   private readonly startedAt = performance.now();
-  private lastLine = 0;
+  private lastLine = Number.NEGATIVE_INFINITY;
   private last: ProgressState | null = null;
 
   constructor(
