@@ -5,6 +5,9 @@
 // Arms, each `--rounds` times (the median is reported):
 //   bare      — a plain HTTP client (undici's request, keep-alive) posting the 1,000 prompts to the
 //               fake, `--concurrency` at a time: what any harness pays for the round trips themselves.
+//   call layer — the same 1,000 chats asked through the hub's call layer in this process, as the
+//               evaluation account, `--concurrency` at a time, without the harness: what every call
+//               costs the hub (resolve, admission, routing, metering, settlement).
 //   harness   — RunExecutor.work in this process: claims, the call layer (resolve, admission, routing,
 //               metering to the evaluation account, settlement), extraction and one database write
 //               per item, on a fresh SQLite database (--postgres: a fresh PostgreSQL database).
@@ -270,6 +273,30 @@ try {
   try {
     await seed(hub.url, fake.port);
     const suite = loadSuiteFile(suitePath);
+    // the call layer alone: the same chats, no claims, no extraction, no item writes
+    const asker = await hub.evaluation.asker();
+    const layerMs: number[] = [];
+    for (let r = 0; r <= ROUNDS; r++) {
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < prompts.length) {
+            const prompt = prompts[next++]!;
+            const answer = await asker.ask('bench-model', [{ role: 'user', content: prompt }], {
+              temperature: 0,
+              max_tokens: 8,
+            });
+            if (!answer.ok) throw new Error(answer.message);
+          }
+        }),
+      );
+      if (r > 0) layerMs.push(performance.now() - started);
+    }
+    results.callLayer = { ms: layerMs, itemsPerSecond: (ITEMS * 1000) / median(layerMs) };
+    log(
+      `call layer: ${layerMs.map((m) => m.toFixed(0)).join(', ')} ms → ${((ITEMS * 1000) / median(layerMs)).toFixed(0)} items/s`,
+    );
     const harnessMs: number[] = [];
     const cpuMs: number[] = [];
     const createMs: number[] = [];
@@ -306,11 +333,13 @@ try {
       msPerItem: median(harnessMs) / ITEMS,
       cpuMsPerItem: median(cpuMs) / ITEMS,
       addedMsPerItem: (median(harnessMs) - median(bareMs)) / ITEMS,
+      addedOverCallLayerMsPerItem: (median(harnessMs) - median(layerMs)) / ITEMS,
       createRunMs: median(createMs),
     };
     log(
       `harness: ${harnessMs.map((m) => m.toFixed(0)).join(', ')} ms → ${((ITEMS * 1000) / median(harnessMs)).toFixed(0)} items/s, ` +
-        `${(median(cpuMs) / ITEMS).toFixed(3)} CPU ms/item, +${((median(harnessMs) - median(bareMs)) / ITEMS).toFixed(3)} ms/item over bare; ` +
+        `${(median(cpuMs) / ITEMS).toFixed(3)} CPU ms/item, +${((median(harnessMs) - median(bareMs)) / ITEMS).toFixed(3)} ms/item over bare, ` +
+        `+${((median(harnessMs) - median(layerMs)) / ITEMS).toFixed(3)} ms/item over the call layer; ` +
         `creating the run (1,000 items stored) ${median(createMs).toFixed(0)} ms`,
     );
   } finally {

@@ -14,7 +14,7 @@ import { EvaluationService } from './evaluation-service.ts';
 import type { EvaluationJobs } from './jobs.ts';
 import { LatestScores } from './latest-scores.ts';
 import { LocalJobs } from './local-jobs.ts';
-import { CallLayerAsker } from './model-asker.ts';
+import { CallLayerAsker, type ModelAsker } from './model-asker.ts';
 import { RunExecutor } from './run-executor.ts';
 import { type RunRecord, RunStore } from './run-store.ts';
 
@@ -22,6 +22,8 @@ export interface Evaluation {
   service: EvaluationService;
   store: RunStore;
   executor: RunExecutor;
+  /** What the executor asks through: this process's call layer, as the evaluation account. */
+  asker(): Promise<ModelAsker>;
   scores: LatestScores;
   /** Where runs created here go: this process's queue, or BullMQ. */
   jobs: EvaluationJobs;
@@ -40,12 +42,13 @@ export async function openEvaluation(
   const logError = (error: unknown) => logger.error({ err: error }, 'evaluation background task failed');
   const store = new RunStore(db);
   const account = new EvaluationAccount(db, auditLog);
+  const asker = async (): Promise<ModelAsker> => {
+    const caller = await account.caller();
+    return new CallLayerAsker(calls, () => caller);
+  };
   const executor = new RunExecutor(
     store,
-    async () => {
-      const caller = await account.caller();
-      return new CallLayerAsker(calls, () => caller);
-    },
+    asker,
     { leaseMs: config.evalLeaseMs, retries: config.evalRetries, retryBaseMs: config.evalRetryBaseMs },
     logger,
   );
@@ -82,6 +85,7 @@ export async function openEvaluation(
     service,
     store,
     executor,
+    asker,
     scores,
     jobs,
     finished,

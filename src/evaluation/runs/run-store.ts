@@ -388,8 +388,9 @@ export class RunStore {
     outcome: ItemOutcome,
     now: number,
     conversation: boolean,
+    q: SqlExecutor = this.db,
   ): Promise<boolean> {
-    const changed = await this.db.run(
+    const changed = await q.run(
       `UPDATE evaluation_run_items
           SET status = 'done', raw_answer = ?, extracted = ?, correct = ?, unparsed = ?, score = ?, judge_json = ?,
               request_ids = ?, latency_ms = ?, answered_at = ?, error = NULL, claimed_by = NULL, claim_expires_at = NULL
@@ -411,8 +412,14 @@ export class RunStore {
     return changed > 0;
   }
 
-  async recordFailure(runId: string, seq: number, error: string, requestIds: string[]): Promise<void> {
-    await this.db.run(
+  async recordFailure(
+    runId: string,
+    seq: number,
+    error: string,
+    requestIds: string[],
+    q: SqlExecutor = this.db,
+  ): Promise<void> {
+    await q.run(
       `UPDATE evaluation_run_items SET status = 'failed', error = ?, request_ids = ?, claimed_by = NULL,
               claim_expires_at = NULL
         WHERE run_id = ? AND seq = ? AND status = 'pending'`,
