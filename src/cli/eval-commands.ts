@@ -11,7 +11,7 @@ import { AuditLog } from '../audit/audit-log.ts';
 import { loadConfig } from '../config.ts';
 import { ValidationError } from '../errors.ts';
 import type { RunView } from '../evaluation/runs/evaluation-service.ts';
-import { RunStore } from '../evaluation/runs/run-store.ts';
+import { type RunStatus, RunStore } from '../evaluation/runs/run-store.ts';
 import type { ScoreSummary } from '../evaluation/scoring/aggregate.ts';
 import { loadSuiteFile } from '../evaluation/suites/suite-load.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -299,11 +299,17 @@ async function runsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): 
     await migrate(db);
     const store = new RunStore(db);
     if (verb === 'list') {
+      const statuses: readonly RunStatus[] = ['queued', 'running', 'completed', 'incomplete', 'failed'];
+      const status = values.status as RunStatus | undefined;
+      if (status !== undefined && !statuses.includes(status)) {
+        io.err.write(`kaihub eval runs list: --status ${statuses.join(' | ')}\n`);
+        return 1;
+      }
       const limit = values.limit === undefined ? 50 : Number(values.limit);
       const runs = await store.list({
         model: values.model,
         suite: values.suite,
-        status: values.status as never,
+        status,
         limit: Number.isInteger(limit) && limit > 0 ? Math.min(limit, 500) : 50,
       });
       if (values.json) {
