@@ -303,7 +303,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     },
   });
   // evaluation runs call products in-process through `calls`, metered to the evaluation account
-  const evaluation = await openEvaluation(config, { db, auditLog, calls, logger }, { resumeQueue: listen });
+  const evaluation = await openEvaluation(config, { db, auditLog, calls, logger });
   const openai = createOpenAIHandler({
     keys: keyCache,
     calls,
@@ -386,6 +386,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   if (listen) {
     logger.info({ url, database: db.dialect }, 'kaihub listening');
     webhookDispatcher.start();
+    // a CLI or worker process leaves the hub's queue to the hub
+    await evaluation.resumeQueue();
   }
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = listen ? await adminToken.commit() : undefined;

@@ -29,14 +29,14 @@ export interface Evaluation {
   jobs: EvaluationJobs;
   /** A run finished in this process: the catalogue's scores are read again. */
   finished(run: RunRecord): void;
+  /** A serving hub takes up the runs its own queue left unfinished (it stopped or was killed). */
+  resumeQueue(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function openEvaluation(
   config: Config,
   deps: { db: Database; auditLog: AuditLog; calls: CallLayer; logger: Logger },
-  /** A serving hub takes up the runs its queue left unfinished; a CLI or worker process does not. */
-  options: { resumeQueue: boolean },
 ): Promise<Evaluation> {
   const { db, auditLog, calls, logger } = deps;
   const logError = (error: unknown) => logger.error({ err: error }, 'evaluation background task failed');
@@ -70,10 +70,6 @@ export async function openEvaluation(
           redisPrefix: config.redisPrefix,
           leaseMs: config.evalLeaseMs,
         });
-  if (options.resumeQueue && jobs instanceof LocalJobs) {
-    const resumed = await jobs.resume();
-    if (resumed > 0) logger.info({ runs: resumed }, 'unfinished evaluation runs resumed');
-  }
   const service = new EvaluationService(
     db,
     store,
@@ -89,6 +85,11 @@ export async function openEvaluation(
     scores,
     jobs,
     finished,
+    async resumeQueue() {
+      if (!(jobs instanceof LocalJobs)) return;
+      const resumed = await jobs.resume();
+      if (resumed > 0) logger.info({ runs: resumed }, 'unfinished evaluation runs resumed');
+    },
     async close() {
       scores.stop();
       await jobs.close();
