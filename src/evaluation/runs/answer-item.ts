@@ -10,7 +10,7 @@ import type { ChatMessage } from '../suites/prompts.ts';
 import type { CallParameters } from '../suites/suite-spec.ts';
 import type { RunManifest } from './manifest.ts';
 import type { Answer } from './model-asker.ts';
-import type { ClaimedItem, ItemOutcome, JudgeLogEntry } from './run-store.ts';
+import type { ClaimedItem, ItemOutcome, JudgeLogEntry } from './run-records.ts';
 
 export type Ask = (
   model: string,

@@ -10,7 +10,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../observability/logger.ts';
 import type { EvaluationJobs } from './jobs.ts';
 import type { RunExecutor } from './run-executor.ts';
-import type { RunRecord, RunStore } from './run-store.ts';
+import type { RunRecord } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export const EVALUATION_QUEUE = 'evaluation';
 /** Items per job: enough to keep a worker busy, small enough that many workers share a run. */

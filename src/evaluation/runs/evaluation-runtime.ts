@@ -16,7 +16,8 @@ import { LatestScores } from './latest-scores.ts';
 import { LocalJobs } from './local-jobs.ts';
 import { CallLayerAsker, type ModelAsker } from './model-asker.ts';
 import { RunExecutor } from './run-executor.ts';
-import { type RunRecord, RunStore } from './run-store.ts';
+import type { RunRecord } from './run-records.ts';
+import { RunStore } from './run-store.ts';
 
 export interface Evaluation {
   service: EvaluationService;

@@ -13,7 +13,8 @@ import { parseInput } from '../../validation.ts';
 import { inlineDataOnly, type LoadedSuite, loadSuite } from '../suites/suite-load.ts';
 import type { EvaluationAccount } from './evaluation-account.ts';
 import { buildManifest, manifestHash } from './manifest.ts';
-import type { ExecutorKind, RunItemView, RunProgress, RunRecord, RunStatus, RunStore } from './run-store.ts';
+import type { ExecutorKind, RunItemView, RunProgress, RunRecord, RunStatus } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export const DEFAULT_CONCURRENCY = 16;
 

@@ -6,7 +6,8 @@
  * acknowledged only once it is committed, so what a killed process loses is what was being asked or
  * written at that instant — asked again on resume, like a call in flight.
  */
-import type { ItemOutcome, RunStore } from './run-store.ts';
+import type { ItemOutcome } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export type ItemWrite =
   | { kind: 'answer'; runId: string; seq: number; outcome: ItemOutcome; conversation: boolean }
@@ -55,7 +56,7 @@ export class ItemWriter {
           }
           return out;
         });
-        batch.forEach((p, i) => p.resolve(written[i]!));
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(written[i]!);
       } catch (error) {
         for (const p of batch) p.reject(error);
       }

@@ -3,7 +3,8 @@
  * (`/v1/models` metadata, the admin API's product view): held in memory, read again every few seconds
  * (runs finish in other processes too) and at once when one finishes here.
  */
-import type { RunRecord, RunStore } from './run-store.ts';
+import type { RunRecord } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export interface ProductScore {
   suite: string;

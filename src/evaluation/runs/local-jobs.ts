@@ -6,7 +6,8 @@
 import type { Logger } from '../../observability/logger.ts';
 import type { EvaluationJobs } from './jobs.ts';
 import type { RunExecutor } from './run-executor.ts';
-import type { RunRecord, RunStore } from './run-store.ts';
+import type { RunRecord } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export class LocalJobs implements EvaluationJobs {
   readonly kind = 'hub' as const;

@@ -15,7 +15,8 @@ import type { CallParameters } from '../suites/suite-spec.ts';
 import { type Ask, answerItem, type ItemResult } from './answer-item.ts';
 import { ItemWriter } from './item-writer.ts';
 import type { Answer, ModelAsker } from './model-asker.ts';
-import type { ClaimedItem, RunProgress, RunRecord, RunStore } from './run-store.ts';
+import type { ClaimedItem, RunProgress, RunRecord } from './run-records.ts';
+import type { RunStore } from './run-store.ts';
 
 export interface ExecutorSettings {
   /** How long a claim lives unless renewed: a dead worker's items wait this long for another. */
