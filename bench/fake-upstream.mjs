@@ -9,7 +9,8 @@
 // and [DONE]. The first chunk carries the time it was sent (epoch ms, in `system_fingerprint`), so a
 // client can tell how long after the supplier's first byte its own first byte came.
 //
-// Usage: node bench/fake-upstream.mjs [--port=0] [--chunks=12] [--chunk-interval-ms=1000]
+// Usage: node bench/fake-upstream.mjs [--port=0] [--chunks=12] [--chunk-interval-ms=1000] [--content=TEXT]
+// (--content: the reply of every plain completion; the evaluation benchmark has it answer a choice)
 // Prints one JSON line `{"ready":true,"port":N}` on stdout once listening.
 import http from 'node:http';
 
@@ -22,6 +23,7 @@ const args = Object.fromEntries(
 const port = Number(args.port ?? 0);
 const streamChunks = Number(args.chunks ?? 12);
 const chunkIntervalMs = Number(args['chunk-interval-ms'] ?? 1000);
+const content = args.content ?? '안녕하세요! 무엇을 도와드릴까요?';
 
 const completion = Buffer.from(
   JSON.stringify({
@@ -32,7 +34,7 @@ const completion = Buffer.from(
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: '안녕하세요! 무엇을 도와드릴까요?' },
+        message: { role: 'assistant', content },
         finish_reason: 'stop',
       },
     ],

@@ -39,7 +39,8 @@ import { ValidationError } from './errors.ts';
 import { ArenaService } from './evaluation/ratings/arenas.ts';
 import { RoundRecords } from './evaluation/rounds/round-records.ts';
 import { RoundService } from './evaluation/rounds/rounds.ts';
-import type { RunResults } from './evaluation/rounds/run-results.ts';
+import { type RunResults, runResultsFrom } from './evaluation/rounds/run-results.ts';
+import { type Evaluation, openEvaluation } from './evaluation/runs/evaluation-runtime.ts';
 import { DataPolicyService } from './guardrails/data-policies.ts';
 import { PiiGuard } from './guardrails/pii-guard.ts';
 import { DataPolicySnapshot } from './guardrails/policy-snapshot.ts';
@@ -78,6 +79,8 @@ export interface Hub {
   adminRoutes: readonly { method: string; path: string }[];
   /** Printed once by `kaihub start` when this start generated and stored the operator token. */
   generatedAdminToken: string | undefined;
+  /** Evaluation runs, their queue and the catalogue's scores (src/evaluation/runs/). */
+  evaluation: Evaluation;
   close(): Promise<void>;
 }
 
@@ -90,11 +93,17 @@ export interface HubOptions {
   runResults?: RunResults;
   /** GPU compute's clock (tests move it across months) and scheduler clients (tests record them). */
   compute?: { clock?: Clock; provisioners?: ProvisionerOverrides };
+  /**
+   * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
+   * in-process through the same call layer); no port is opened, no operator token generated.
+   */
+  listen?: boolean;
 }
 
 /** The composition root: config → storage → services → HTTP. Nothing else constructs services. */
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  const listen = options.listen ?? true;
   const db = await openDatabase(config.database);
   try {
     const applied = await migrate(db);
@@ -212,7 +221,6 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const arenas = new ArenaService(db);
   const rounds = new RoundService(db);
   const roundRecords = new RoundRecords(db);
-  roundRecords.runs = options.runResults ?? null;
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
     ...DEFAULT_DISPATCHER_SETTINGS,
@@ -327,10 +335,15 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       logContent: config.logContent,
     },
   });
+  // evaluation runs call products in-process through `calls`, metered to the evaluation account
+  const evaluation = await openEvaluation(config, { db, auditLog, calls, logger });
+  // a round's score or reference given as a run id reads that run's result
+  roundRecords.runs = options.runResults ?? runResultsFrom(evaluation.store);
   const openai = createOpenAIHandler({
     keys: keyCache,
     calls,
     catalog: snapshot,
+    scores: evaluation.scores,
     metrics,
     logger,
     maxBodyBytes: config.maxBodyBytes,
@@ -376,6 +389,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     arenas,
     rounds,
     roundRecords,
+    evaluation: evaluation.service,
+    evaluationJobs: evaluation.jobs,
+    scores: evaluation.scores,
   });
   const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
@@ -415,23 +431,21 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     logger,
     { requestTimeoutMs: config.requestTimeoutMs, maxConnections: config.maxConnections },
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    // a burst of new connections (a thousand clients at once) waits in the kernel's queue instead of
-    // being refused: Node's default backlog is 511; the kernel caps it at net.core.somaxconn
-    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
-  logger.info({ url, database: db.dialect }, 'kaihub listening');
-  webhookDispatcher.start();
-  compute.reconciler.start();
+  if (listen) await listenOn(server, config);
+  const address = listen ? (server.address() as AddressInfo) : null;
+  const url =
+    address === null
+      ? ''
+      : `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  if (listen) {
+    logger.info({ url, database: db.dialect }, 'kaihub listening');
+    webhookDispatcher.start();
+    compute.reconciler.start();
+    // a CLI or worker process leaves the hub's queue to the hub
+    await evaluation.resumeQueue();
+  }
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
-  const generatedAdminToken = await adminToken.commit();
+  const generatedAdminToken = listen ? await adminToken.commit() : undefined;
   if (generatedAdminToken) {
     await auditLog.record({
       actorId: 'system',
@@ -450,6 +464,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     url,
     adminRoutes: routes.map((r) => ({ method: r.method, path: r.path })),
     generatedAdminToken,
+    evaluation,
     close() {
       closing ??= (async () => {
         snapshot.stop();
@@ -461,6 +476,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           // in-flight requests get a grace period, then go
           setTimeout(() => server.closeAllConnections(), 5_000).unref();
         });
+        // runs in progress here stop taking items; the calls already made are answered and written
+        await evaluation.close();
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
         await webhookDispatcher.stop();
@@ -474,6 +491,18 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
       return closing;
     },
   };
+}
+
+async function listenOn(server: Server, config: Config): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // a burst of new connections (a thousand clients at once) waits in the kernel's queue instead of
+    // being refused: Node's default backlog is 511; the kernel caps it at net.core.somaxconn
+    server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /**

@@ -105,6 +105,14 @@ export interface Config {
   upstreamCooldownMs: number;
   /** OpenTelemetry traces (the standard OTEL_* variables); null: off, and no SDK is loaded. */
   tracing: TracingSettings | null;
+  /** Items an evaluation run asks at once (per process working on it) unless the run says otherwise. */
+  evalConcurrency: number;
+  /** How long an evaluation worker's claim on an item (and a BullMQ job's lock) lives unless renewed. */
+  evalLeaseMs: number;
+  /** Extra attempts of an evaluation call that failed in a way worth retrying (429, 5xx, time-outs). */
+  evalRetries: number;
+  /** The first pause before such a retry; each later one doubles (jittered). */
+  evalRetryBaseMs: number;
 }
 
 // its own file so that settings read elsewhere (observability/tracing-settings.ts) throw it without a cycle
@@ -342,6 +350,14 @@ const settings = {
     flag: 'compute-drift-ms',
     parse: integer(1000, 86_400_000),
   },
+  evalConcurrency: { env: 'KAIHUB_EVAL_CONCURRENCY', flag: 'eval-concurrency', parse: integer(1, 256) },
+  evalLeaseMs: { env: 'KAIHUB_EVAL_LEASE_MS', flag: 'eval-lease-ms', parse: integer(200, 3_600_000) },
+  evalRetries: { env: 'KAIHUB_EVAL_RETRIES', flag: 'eval-retries', parse: integer(0, 10) },
+  evalRetryBaseMs: {
+    env: 'KAIHUB_EVAL_RETRY_BASE_MS',
+    flag: 'eval-retry-base-ms',
+    parse: integer(0, 60_000),
+  },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof settings;
@@ -416,5 +432,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     computeReconcileMs: v.computeReconcileMs ?? 60_000,
     computeUsageMs: v.computeUsageMs ?? 3_600_000,
     computeDriftMs: v.computeDriftMs ?? 900_000,
+    evalConcurrency: v.evalConcurrency ?? 16,
+    evalLeaseMs: v.evalLeaseMs ?? 30_000,
+    evalRetries: v.evalRetries ?? 3,
+    evalRetryBaseMs: v.evalRetryBaseMs ?? 500,
   };
 }

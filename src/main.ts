@@ -7,6 +7,7 @@ const USAGE = `kaihub — K-AI Hub (케이에이아이 허브)
   kaihub start [flags]          허브 실행 / run the hub
   kaihub <resource> <verb> ...  관리 명령 / admin commands against a running hub (kaihub help admin)
   kaihub models pull|list|rm    로컬 GGUF 모델 / local GGUF models (kaihub help models)
+  kaihub eval run|worker|runs   평가 스위트 실행 / evaluation runs (kaihub help eval)
   kaihub eval pull <benchmark>  공식 벤치마크 데이터 / official benchmark data (kaihub eval pull --help)
   kaihub eval rounds|arenas|battles|ratings ...  평가 차수와 아레나 / rounds and arenas (kaihub help admin)
   kaihub admin-token reset      운영자 토큰 재발급(허브 중지 상태 가능) / new operator token, offline
@@ -53,6 +54,9 @@ async function main(argv: string[]): Promise<void> {
     if (rest[0] === 'models') {
       const { modelsUsage } = await import('./cli/models/commands.ts');
       process.stdout.write(modelsUsage());
+    } else if (rest[0] === 'eval') {
+      const { EVAL_USAGE } = await import('./cli/eval-commands.ts');
+      process.stdout.write(EVAL_USAGE);
     } else if (rest[0] === 'admin') {
       const { adminUsage } = await import('./cli/admin-commands.ts');
       process.stdout.write(adminUsage());
@@ -79,6 +83,11 @@ async function main(argv: string[]): Promise<void> {
   ) {
     const { runAdminCommand } = await import('./cli/admin-commands.ts');
     process.exitCode = await runAdminCommand(command, rest, process.env, process.stdout);
+    return;
+  }
+  if (command === 'eval') {
+    const { runEvalCommand } = await import('./cli/eval-commands.ts');
+    process.exitCode = await runEvalCommand(rest, process.env);
     return;
   }
   if (command === 'models' || command === 'model') {

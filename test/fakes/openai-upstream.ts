@@ -10,8 +10,9 @@
  * - text of a message = its `content` if a string; if an array of content parts, the `text` of
  *   every part with `type: 'text'` joined by a space; otherwise ''.
  * - chat prompt_tokens = Σ over messages of (3 + words(text of the message)).
- * - chat reply = the configured reply (`x-fake-reply` header, else `setReply`, else the `reply`
- *   option), else `Echo: <text of the last user message>` (`Echo:` alone when there is none).
+ * - chat reply = the configured reply (`x-fake-reply` header, else what `replyFor` / `setReplyFor`
+ *   returns for the request's messages and model when it returns a string, else `setReply`, else the
+ *   `reply` option), else `Echo: <text of the last user message>` (`Echo:` alone when there is none).
  * - chat completion_tokens = words(reply) per choice, times `n` (default 1). With `max_tokens` or
  *   `max_completion_tokens` = M (the smaller if both) and words(reply) > M, the reply is cut to its
  *   first M words (joined by one space) and finish_reason is 'length'; otherwise 'stop'.
@@ -74,6 +75,8 @@ export interface FakeOpenAIOptions {
   chunkDelayMs?: number;
   /** Fixed chat reply instead of the echo of the last user message. */
   reply?: string;
+  /** A reply per request (e.g. keyed by prompt text); undefined falls through to `reply` or the echo. */
+  replyFor?: ReplyFor;
   /** Embedding dimension when the request gives no `dimensions` (default 8). */
   embeddingDimensions?: number;
   /** Model ids listed by `GET /v1/models` (default ['fake-chat', 'fake-embed']). */
@@ -112,6 +115,9 @@ export interface RecordedRequest {
   bodyBytesSent: number;
 }
 
+/** The reply to a chat request, from its messages and model; undefined: no opinion. */
+export type ReplyFor = (messages: readonly unknown[], model: string) => string | undefined;
+
 export interface FakeOpenAI {
   /** Base URL including `/v1`, e.g. 'http://127.0.0.1:41234/v1'. */
   url: string;
@@ -124,6 +130,8 @@ export interface FakeOpenAI {
   queueBehaviors(...behaviors: (FakeBehavior | readonly FakeBehavior[])[]): void;
   /** Fixed chat reply, or undefined for the echo. */
   setReply(reply: string | undefined): void;
+  /** A reply per request, or undefined for none. */
+  setReplyFor(replyFor: ReplyFor | undefined): void;
   /** Forget recorded requests, queued and per-model behaviours; server-wide behaviour back to the start. */
   reset(): void;
   /** Resolves once at least `count` requests have been recorded. */
@@ -276,6 +284,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   const modelBehaviors = new Map<string, FakeBehavior[]>();
   let queue: FakeBehavior[][] = [];
   let reply = options.reply;
+  let replyFor = options.replyFor;
   const chunkDelayMs = options.chunkDelayMs ?? 0;
   const defaultDimensions = options.embeddingDimensions ?? 8;
   const models = options.models ?? ['fake-chat', 'fake-embed'];
@@ -488,7 +497,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
 
     const messages = body.messages as unknown[];
     const headerReply = ex.req.headers['x-fake-reply'];
-    const fullReply = typeof headerReply === 'string' ? headerReply : (reply ?? echoReply(messages));
+    const fullReply =
+      typeof headerReply === 'string'
+        ? headerReply
+        : (replyFor?.(messages, String(body.model)) ?? reply ?? echoReply(messages));
     let words = splitWords(fullReply);
     let finishReason: 'stop' | 'length' = 'stop';
     let content = fullReply;
@@ -741,12 +753,16 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     setReply(value) {
       reply = value;
     },
+    setReplyFor(value) {
+      replyFor = value;
+    },
     reset() {
       requests.length = 0;
       queue = [];
       modelBehaviors.clear();
       serverBehavior = initialBehavior;
       reply = options.reply;
+      replyFor = options.replyFor;
     },
     waitForRequests(count, timeoutMs = 2000) {
       if (requests.length >= count) return Promise.resolve(requests.slice());

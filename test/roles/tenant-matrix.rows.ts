@@ -858,7 +858,63 @@ export const MATRIX: MatrixRow[] = [
   ...EVALUATION_ROWS,
   // --- GPU compute (test/roles/compute-matrix.rows.ts) -------------------------------------------------
   ...COMPUTE_MATRIX,
+
+  // --- evaluation runs: the operator's and evaluators'; runs belong to no tenant ----------------------
+  {
+    method: 'POST',
+    route: '/evaluation/runs',
+    expect: { ...all('403/403'), evaluator: 'ok/ok' },
+    request: async (w, s) => ({ path: '/evaluation/runs', body: evaluationRunBody(w, s) }),
+  },
+  {
+    method: 'GET',
+    route: '/evaluation/runs',
+    expect: { ...all('403/403'), evaluator: 'ok/ok' },
+    request: async (w, s) => {
+      await sharedRun(w, s);
+      return { path: '/evaluation/runs' };
+    },
+    check: (body) => assert.ok(body.data.length >= 1),
+  },
+  {
+    method: 'GET',
+    route: '/evaluation/runs/:id',
+    expect: { ...all('403/403'), evaluator: 'ok/ok' },
+    request: async (w, s) => ({ path: `/evaluation/runs/${await sharedRun(w, s)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/evaluation/runs/:id/items',
+    expect: { ...all('403/403'), evaluator: 'ok/ok' },
+    request: async (w, s) => ({ path: `/evaluation/runs/${await sharedRun(w, s)}/items` }),
+    check: (body) => assert.equal(body.data.length, 1),
+  },
 ];
+
+/** A one-item suite on side s's product, under a name of its own (a new run, not a resumed one). */
+function evaluationRunBody(w: World, s: Side) {
+  return {
+    model: s.model,
+    suite: {
+      name: `matrix-${w.nonce()}`,
+      data: {
+        format: 'kaihub-mc',
+        content: `${JSON.stringify({ question: '1 더하기 1은?', choices: ['1', '2'], answer: 1 })}\n`,
+      },
+    },
+  };
+}
+
+/** One run per side and world, made by the operator token. */
+const runs = new WeakMap<Side, Promise<string>>();
+function sharedRun(w: World, s: Side): Promise<string> {
+  let id = runs.get(s);
+  if (id === undefined) {
+    id = w.must('POST', '/evaluation/runs', evaluationRunBody(w, s)).then((r) => r.id as string);
+    runs.set(s, id);
+  }
+  return id;
+}
 
 /**
  * Ids of private things: a 2xx answer to a non-operator must contain none of them except those its

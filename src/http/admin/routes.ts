@@ -24,6 +24,7 @@ import type { DeploymentLoad } from '../../routing/load.ts';
 import type { Database } from '../../storage/database.ts';
 import { type ApplicationDeps, applicationRoutes } from './application-routes.ts';
 import { type ComputeDeps, computeRoutes } from './compute-routes.ts';
+import { type EvaluationDeps, evaluationRoutes } from './evaluation-routes.ts';
 import {
   type AlertDeps,
   alertRoutes,
@@ -51,7 +52,8 @@ export interface AdminDeps
     ProgrammeCloseDeps,
     GuardrailDeps,
     RoundDeps,
-    ComputeDeps {
+    ComputeDeps,
+    EvaluationDeps {
   db: Database;
   catalog: CatalogService;
   organizations: OrganizationService;
@@ -122,7 +124,13 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     load,
     defaultMaxConcurrent,
     supplierNetworks,
+    scores,
   } = deps;
+  /** A product as the catalogue shows it: with its latest evaluation scores, once it has some. */
+  const withScores = <P extends { id: string }>(p: P) => {
+    const evaluations = scores.of(p.id);
+    return evaluations.length === 0 ? p : { ...p, evaluations };
+  };
   /** This replica's view of a deployment: its health and its load (in flight, cap, queued). */
   const withHealth = (d: Deployment): Deployment => ({
     ...d,
@@ -200,13 +208,17 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/products',
       roles: EVERYONE,
       handle: async (r) =>
-        list(await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })),
+        list(
+          (await catalog.listProducts({ ...(r.query.supplierId && { supplierId: r.query.supplierId }) })).map(
+            withScores,
+          ),
+        ),
     },
     {
       method: 'GET',
       path: '/products/:id',
       roles: EVERYONE,
-      handle: async (r) => ok(await catalog.getProduct(r.params.id!)),
+      handle: async (r) => ok(withScores(await catalog.getProduct(r.params.id!))),
     },
     {
       method: 'PATCH',
@@ -439,5 +451,6 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
     ...guardrailRoutes(deps),
     ...roundRoutes(deps),
     ...computeRoutes(deps),
+    ...evaluationRoutes(deps),
   ];
 }

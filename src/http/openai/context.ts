@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Caller, KeyCache } from '../../accounts/key-cache.ts';
 import type { CallLayer } from '../../calls/call-layer.ts';
 import type { CatalogSnapshot } from '../../catalog/catalog-snapshot.ts';
+import type { LatestScores } from '../../evaluation/runs/latest-scores.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 
@@ -11,6 +12,8 @@ export interface OpenAIDeps {
   /** The life of every model call (src/calls/): /v1 only parses, hands over and writes. */
   calls: CallLayer;
   catalog: CatalogSnapshot;
+  /** Each product's latest evaluation scores, shown in its model object's `metadata`. */
+  scores?: LatestScores;
   metrics: Metrics;
   logger: Logger;
   maxBodyBytes: number;

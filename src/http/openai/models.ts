@@ -4,8 +4,14 @@ import { sendJson } from '../respond.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { sendOpenAIError } from './errors.ts';
 
-function toModel(p: RoutableProduct) {
-  return { id: p.model, object: 'model', created: p.createdAtSeconds, owned_by: p.supplierName };
+/**
+ * OpenAI's model object; a product evaluated through the hub also carries its latest score per suite
+ * (with the date and the interval) in `metadata.evaluations`, beside the fields clients rely on.
+ */
+function toModel(deps: OpenAIDeps, p: RoutableProduct) {
+  const model = { id: p.model, object: 'model', created: p.createdAtSeconds, owned_by: p.supplierName };
+  const evaluations = deps.scores?.of(p.id) ?? [];
+  return evaluations.length === 0 ? model : { ...model, metadata: { evaluations } };
 }
 
 /** The products this key may use (and its organisation's data may go to), as OpenAI's model list. */
@@ -14,7 +20,7 @@ export function handleListModels(deps: OpenAIDeps, ctx: RequestContext): void {
   for (const product of deps.catalog.all()) {
     if (ctx.caller.allowedModels && !ctx.caller.allowedModels.has(product.model)) continue;
     if (!deps.calls.mayServe(ctx.caller, product)) continue;
-    data.push(toModel(product));
+    data.push(toModel(deps, product));
   }
   data.sort((a, b) => a.id.localeCompare(b.id));
   sendJson(ctx.res, 200, { object: 'list', data }, { 'x-request-id': ctx.requestId });
@@ -26,5 +32,5 @@ export function handleRetrieveModel(deps: OpenAIDeps, ctx: RequestContext, model
     sendOpenAIError(ctx.res, modelNotFound(model), ctx.requestId);
     return;
   }
-  sendJson(ctx.res, 200, toModel(product), { 'x-request-id': ctx.requestId });
+  sendJson(ctx.res, 200, toModel(deps, product), { 'x-request-id': ctx.requestId });
 }

@@ -1,0 +1,103 @@
+/**
+ * Asking a product one chat, in-process: the evaluation account's call goes through the call layer
+ * exactly as a `/v1/chat/completions` request would (resolve → admit → guard → route → meter →
+ * settle), without an HTTP hop. The answer is its text, or why there is none and whether asking again
+ * may help.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Caller } from '../../accounts/key-cache.ts';
+import type { CallLayer } from '../../calls/call-layer.ts';
+import type { JsonObject } from '../../providers/adapter.ts';
+import type { ChatMessage } from '../suites/prompts.ts';
+import type { CallParameters } from '../suites/suite-spec.ts';
+
+export type Answer =
+  | { ok: true; text: string; requestId: string }
+  | {
+      ok: false;
+      /** Worth asking again after a pause: rate limits, capacity, upstream failures, time-outs. */
+      retryable: boolean;
+      status: number;
+      code: string | null;
+      message: string;
+      requestId: string;
+    };
+
+/** What a run asks a product through: the call layer in-process, or a stand-in in unit tests. */
+export interface ModelAsker {
+  ask(model: string, messages: readonly ChatMessage[], parameters: CallParameters): Promise<Answer>;
+}
+
+const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504]);
+
+export function isRetryable(status: number): boolean {
+  return RETRYABLE.has(status);
+}
+
+function textOf(body: JsonObject): string | null {
+  const choices = body.choices;
+  if (!Array.isArray(choices) || choices.length === 0) return null;
+  const message = (choices[0] as { message?: { content?: unknown } }).message;
+  const content = message?.content;
+  if (typeof content === 'string') return content;
+  // a refusal or a tool call: no text to score, which is an unparsed answer, not a failure
+  return content === null || content === undefined ? '' : null;
+}
+
+export class CallLayerAsker implements ModelAsker {
+  constructor(
+    private readonly calls: CallLayer,
+    private readonly caller: () => Caller,
+  ) {}
+
+  async ask(model: string, messages: readonly ChatMessage[], parameters: CallParameters): Promise<Answer> {
+    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const body: JsonObject = { model, messages: messages.map((m) => ({ ...m })), ...parameters };
+    const call = this.calls.create({
+      requestId,
+      caller: this.caller(),
+      operation: 'chat',
+      body,
+      startedAt: performance.now(),
+      startedAtMs: Date.now(),
+      traceparent: undefined,
+      tracestate: undefined,
+    });
+    const outcome = await call.run();
+    if (outcome.type === 'completed') {
+      const text = textOf(outcome.body);
+      if (text !== null) return { ok: true, text, requestId };
+      return {
+        ok: false,
+        retryable: false,
+        status: 502,
+        code: 'no_message',
+        message: '답변에 메시지가 없습니다 / the answer holds no message',
+        requestId,
+      };
+    }
+    if (outcome.type === 'stream') {
+      // never asked for; read it out so the call ends and is metered
+      for await (const _ of outcome.stream) {
+        // drained
+      }
+      return {
+        ok: false,
+        retryable: false,
+        status: 500,
+        code: 'unexpected_stream',
+        message: 'unexpected stream',
+        requestId,
+      };
+    }
+    const e = outcome.error;
+    return {
+      ok: false,
+      retryable: isRetryable(e.status),
+      status: e.status,
+      code: e.code ?? null,
+      message: e.message,
+      requestId,
+    };
+  }
+}
