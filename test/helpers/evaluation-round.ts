@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { RunResults } from '../../src/evaluation/rounds/run-results.ts';
 import type { TestHub } from './hub.ts';
 
 /**
@@ -77,6 +78,29 @@ export interface TeamPlan {
 }
 
 const REFERENCE: Record<string, number> = { 'global-a': 80, 'global-b': 40 };
+
+/**
+ * The completed runs the measured references name (`run_<suite>_<model>`), as the hub's runs would
+ * report them: give it to the hub (`hub: { runResults: referenceRuns }`) so a reference by run id is
+ * checked against a run, as it is in a hub with evaluation runs.
+ */
+export const referenceRuns: RunResults = {
+  async get(runId) {
+    const m = /^run_(.+)_(global-[a-z])$/.exec(runId);
+    if (!m) return undefined;
+    const model = m[2]!;
+    return {
+      runId,
+      status: 'completed',
+      suiteHash: null,
+      model,
+      score: REFERENCE[model] ?? 50,
+      stderr: 0.4,
+      n: 1000,
+      unparsed: 0,
+    };
+  },
+};
 const SUITES = ['kmmlu', 'hrm8k', 'nia-heldout', 'team-pick'];
 
 /** The request bodies that record a plan: references, scores, members, panel scores, gate decisions. */

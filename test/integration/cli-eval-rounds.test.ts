@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runAdminInProcess, runKaihub } from '../helpers/cli.ts';
-import { roundBody, roundInputs, type TeamFixture, type TeamPlan } from '../helpers/evaluation-round.ts';
+import {
+  referenceRuns,
+  roundBody,
+  roundInputs,
+  type TeamFixture,
+  type TeamPlan,
+} from '../helpers/evaluation-round.ts';
 import { ADMIN_TOKEN, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /** `kaihub eval rounds …`, `kaihub eval arenas …`, `kaihub eval battles add` and `kaihub eval ratings`. */
@@ -28,7 +34,7 @@ describe('kaihub eval rounds, arenas, battles, ratings', () => {
   };
 
   before(async () => {
-    t = await startTestHub();
+    t = await startTestHub({}, { hub: { runResults: referenceRuns } });
     env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
     dir = mkdtempSync(join(tmpdir(), 'kaihub-cli-eval-'));
     const must = async (path: string, body: unknown) => {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { roundBody, roundInputs, type TeamFixture, type TeamPlan } from '../helpers/evaluation-round.ts';
+import {
+  referenceRuns,
+  roundBody,
+  roundInputs,
+  type TeamFixture,
+  type TeamPlan,
+} from '../helpers/evaluation-round.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
@@ -58,7 +64,7 @@ describe('evaluation rounds', () => {
   };
 
   before(async () => {
-    t = await startTestHub();
+    t = await startTestHub({}, { hub: { runResults: referenceRuns } });
     const supplier = await must('POST', '/suppliers', { name: '국가대표 AI 공급기업' });
     teams = [];
     for (const [i, name] of NAMES.entries()) {
@@ -320,13 +326,13 @@ describe('evaluation rounds', () => {
     const fromRun = await as(t, evaluator, 'POST', `/rounds/${draft.id}/scores`, {
       scores: [{ organizationId: five[0]!.organizationId, suiteId: 'kmmlu', runId: 'run_x' }],
     });
-    assert.equal(fromRun.body.error.fields[0].field, 'scores.0.score');
+    assert.equal(fromRun.body.error.fields[0].field, 'scores.0.runId', 'no such run');
     const published = await as(t, evaluator, 'POST', `/rounds/${draft.id}/references`, {
       references: [{ suiteId: 'kmmlu', model: 'global-a', score: 80, source: 'published', citation: '논문' }],
     });
     assert.equal(published.body.error.fields[0].field, 'references.0.protocol');
     const untargeted = await as(t, evaluator, 'POST', `/rounds/${draft.id}/references`, {
-      references: [{ suiteId: 'kmmlu', model: 'global-z', score: 80, source: 'measured', runId: 'r' }],
+      references: [{ suiteId: 'kmmlu', model: 'global-z', source: 'measured', runId: 'run_kmmlu_global-z' }],
     });
     assert.equal(untargeted.body.error.fields[0].field, 'references.0.model');
     const members = await must('POST', `/rounds/${draft.id}/panel-members`, {

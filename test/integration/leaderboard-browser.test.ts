@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { publishTwoRounds } from '../helpers/evaluation-round.ts';
+import { publishTwoRounds, referenceRuns } from '../helpers/evaluation-round.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
@@ -22,7 +22,7 @@ describe('public leaderboard in Chromium', { skip }, () => {
   let browser: import('playwright-core').Browser;
 
   before(async () => {
-    t = await startTestHub();
+    t = await startTestHub({}, { hub: { runResults: referenceRuns } });
     const { round2, must } = await publishTwoRounds(t, [
       '엘지 팀',
       '에스케이 팀',

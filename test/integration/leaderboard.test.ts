@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { publishTwoRounds } from '../helpers/evaluation-round.ts';
+import { publishTwoRounds, referenceRuns } from '../helpers/evaluation-round.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
@@ -13,7 +13,7 @@ describe('public leaderboard', () => {
   let t: TestHub;
 
   before(async () => {
-    t = await startTestHub();
+    t = await startTestHub({}, { hub: { runResults: referenceRuns } });
   });
   after(async () => {
     await t?.close();
