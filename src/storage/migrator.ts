@@ -17,6 +17,7 @@ import { migration018Applications } from './migrations/018-applications.ts';
 import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
+import { migration023UsageUncharged } from './migrations/023-usage-uncharged.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -46,6 +47,7 @@ export const migrations: readonly Migration[] = [
   migration019Alerts,
   migration020UsageDaily,
   migration021ProgrammeClosures,
+  migration023UsageUncharged,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
