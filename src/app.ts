@@ -180,8 +180,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const reviews = new ReviewService(db, programmes, applications);
   const selection = new SelectionService(db, programmes, applications);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
-  const settlement = new SettlementService(db, () => usageJournal.sync());
-  const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
+  // closing sees every charge a client saw complete, whichever replica served it (decision 0021)
+  const settlement = new SettlementService(db, () => usageJournal.syncAll());
+  const programmeClose = new ProgrammeCloseService(db, () => usageJournal.syncAll());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
   // deliveries go where an organisation's URL points: through the pool that checks every address
   const webhookDispatcher = new WebhookDispatcher(db, credentials, supplierAgent, logger, {
@@ -439,7 +440,8 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
       onRejected,
     );
   }
-  return new DatabaseUsageJournal(db, onRejected);
+  // PostgreSQL: charges posted right after the record, off the response path (decision 0021)
+  return new DatabaseUsageJournal(db, onRejected, (message, error) => logger.error({ err: error }, message));
 }
 
 interface SharedConnections {

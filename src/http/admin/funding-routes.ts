@@ -9,6 +9,7 @@ import type { MicroKrw } from '../../billing/money.ts';
 import { formatKrw } from '../../billing/money.ts';
 import type { ProgrammeCloseService } from '../../billing/programme-close.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
+import type { UsageJournal } from '../../billing/usage-journal.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
@@ -19,6 +20,8 @@ export interface FundingDeps {
   funds: FundsService;
   /** Budget holds, in memory (this replica's) or shared through Redis (every replica's). */
   budgetHolds?: { heldFor(organizationId: string): MicroKrw | Promise<MicroKrw> };
+  /** Balances and ledgers show every call a client saw complete (decision 0021: charged just after). */
+  usageJournal?: Pick<UsageJournal, 'syncAll'>;
 }
 
 const ok = (body: unknown) => ({ status: 200, body });
@@ -30,7 +33,7 @@ const list = (data: unknown[]) => ({ status: 200, body: { data } });
  * to); the operator creates them, issues vouchers and records deposits; an organisation's people see
  * their own funds and ledger, nobody else's.
  */
-export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): AdminRoute[] {
+export function fundingRoutes({ programmes, funds, budgetHolds, usageJournal }: FundingDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -91,6 +94,7 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         const body = await funds.of(r.params.id!);
         // in memory: this replica's holds; with Redis: every replica's
         const held = (await budgetHolds?.heldFor(r.params.id!)) ?? 0n;
@@ -104,6 +108,7 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         return list(await funds.ledger(r.params.id!, r.query));
       },
     },
@@ -112,10 +117,12 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
 
 export interface AlertDeps {
   webhooks: WebhookService;
+  /** Events are raised by charges: posted just after the record on PostgreSQL (decision 0021). */
+  usageJournal?: Pick<UsageJournal, 'syncAll'>;
 }
 
 /** An organisation's webhooks (its admins) and events (its people). */
-export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
+export function alertRoutes({ webhooks, usageJournal }: AlertDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -160,6 +167,7 @@ export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         return list(await webhooks.events(r.params.id!, r.query));
       },
     },
