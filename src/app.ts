@@ -200,6 +200,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           () => usageJournal.sync(),
           { prefix: config.redisPrefix, leaseMs: config.holdLeaseMs },
           logger,
+          (requestId) => usageJournal.whenCharged(requestId),
         );
   // an organisation's funds or terms changed: what this replica holds about them is read again
   const forgetFunds = (id: string) => {
