@@ -116,6 +116,9 @@ function claim(tx: SqlExecutor, ids: readonly string[], skipLocked: boolean): Pr
   return tx.all<ClaimedRow>(sql, ids);
 }
 
+/** PostgreSQL's deadlock_detected and serialization_failure. */
+const TRANSIENT = new Set(['40P01', '40001']);
+
 const NOW_MS = 'CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)';
 
 /**
@@ -275,10 +278,18 @@ export class UsageCharger {
    */
   private async chargeIds(ids: readonly string[], skipLocked: boolean): Promise<void> {
     try {
-      await this.db.transaction(async (tx) => {
-        const rows = await claim(tx, ids, skipLocked);
-        await postUsage(tx, 'postgres', rows.map(postable));
-      });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.db.transaction(async (tx) => {
+            const rows = await claim(tx, ids, skipLocked);
+            await postUsage(tx, 'postgres', rows.map(postable));
+          });
+          return;
+        } catch (error) {
+          // chosen as a deadlock's victim, or a serialisation failure: nothing was posted, try again
+          if (attempt >= 3 || !TRANSIENT.has(String((error as { code?: unknown })?.code))) throw error;
+        }
+      }
     } catch (error) {
       if (!isRecordProblem(error)) throw error;
       if (ids.length === 1) {
