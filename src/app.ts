@@ -442,7 +442,11 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
     );
   }
   // PostgreSQL: charges posted right after the record, off the response path (decision 0021)
-  return new DatabaseUsageJournal(db, onRejected, (message, error) => logger.error({ err: error }, message));
+  const journal = new DatabaseUsageJournal(db, onRejected, (message, error) =>
+    logger.error({ err: error }, message),
+  );
+  metrics.usageUncharged.read = () => journal.unchargedCount();
+  return journal;
 }
 
 interface SharedConnections {

@@ -183,6 +183,10 @@ export class UsageCharger {
     if (this.retryTimer === undefined) void this.run();
   }
 
+  unchargedCount(): number {
+    return this.uncharged.size;
+  }
+
   /** Resolves once the record's charge is committed, by this replica or another. */
   whenCharged(requestId: string): Promise<void> {
     if (!this.uncharged.has(requestId)) return Promise.resolve();

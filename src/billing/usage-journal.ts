@@ -472,6 +472,11 @@ export class DatabaseUsageJournal implements UsageJournal {
     return this.charger === null ? DONE : this.charger.whenCharged(requestId);
   }
 
+  /** Records this replica made durable whose charge is not posted yet (a metric). */
+  unchargedCount(): number {
+    return this.charger?.unchargedCount() ?? 0;
+  }
+
   async close(): Promise<void> {
     await this.flushed.until(this.appended);
     await this.charger?.close();
