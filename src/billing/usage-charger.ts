@@ -153,7 +153,7 @@ export class UsageCharger {
   private retryMs: number;
   private recovery: Promise<void> | undefined;
   private recovered = false;
-  private sweeping = false;
+  private sweeping: Promise<void> | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly settings: ChargerSettings;
   private lastReport = 0;
@@ -168,7 +168,11 @@ export class UsageCharger {
     this.retryMs = this.settings.retryBaseMs;
     // what the last process (or a dead replica) left: charged before anyone reads a balance here
     this.recover().catch((error: unknown) => this.report('usage charges left at start failed', error));
-    this.sweepTimer = setInterval(() => void this.sweep(), this.settings.sweepIntervalMs);
+    this.sweepTimer = setInterval(() => {
+      this.sweeping ??= this.sweep().finally(() => {
+        this.sweeping = undefined;
+      });
+    }, this.settings.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
@@ -225,6 +229,7 @@ export class UsageCharger {
 
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
+    await this.sweeping;
     try {
       await this.sync();
     } catch (error) {
@@ -339,8 +344,6 @@ export class UsageCharger {
 
   /** Records a replica left uncharged for `orphanAfterMs`: whoever gets them first charges them. */
   private async sweep(): Promise<void> {
-    if (this.sweeping) return;
-    this.sweeping = true;
     try {
       // a bounded catch-up per tick: rows others hold are skipped, and may still be there next time
       for (let round = 0; round < 25; round++) {
@@ -356,8 +359,6 @@ export class UsageCharger {
       }
     } catch (error) {
       this.report('usage charge sweep failed', error);
-    } finally {
-      this.sweeping = false;
     }
   }
 

@@ -268,7 +268,8 @@ const recordSql = new Map<number, string>();
  * The charge, daily sums and alerts are posted right after, off the response path (usage-charger.ts).
  */
 export async function recordForCharging(db: SqlExecutor, records: readonly UsageRecord[]): Promise<string[]> {
-  if (records.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} records a statement`);
+  // not a RangeError: that would read as the records' own fault (isRecordProblem) and set them aside
+  if (records.length > MAX_BATCH) throw new Error(`at most ${MAX_BATCH} records a statement`);
   const attempts = attemptRows(records);
   let sql = attempts.length === 0 ? recordSql.get(records.length) : undefined;
   if (sql === undefined) {
