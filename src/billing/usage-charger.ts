@@ -290,6 +290,11 @@ export class UsageCharger {
       for (let attempt = 1; ; attempt++) {
         try {
           await this.db.transaction(async (tx) => {
+            // No fsync of its own: the records and their rows here are durable already, and a charge a
+            // database crash loses takes its claim with it — the row is back and the charge is posted
+            // again. Whatever depends on the charge durably (a close, a statement) commits after it,
+            // and a commit flushes the log up to itself, this charge included.
+            await tx.run('SET LOCAL synchronous_commit = off');
             const rows = await claim(tx, ids, skipLocked);
             await postUsage(tx, 'postgres', rows.map(postable));
           });
