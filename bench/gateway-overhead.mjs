@@ -80,6 +80,10 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
+  --baseline-as=hub             which arm the baseline is set up like: hub, funded,
+                                postgres or shared (funded, with a PostgreSQL database of
+                                its own, and Redis under a prefix of its own), compared
+                                with that arm of this version
   --rates=200,1000              fixed arrival rates for the latency runs (req/s)
   --rounds=4                    interleaved rounds per rate (arm order shuffled each round)
   --round-seconds=5             length of one latency round per arm
@@ -126,6 +130,7 @@ function parseArgs(argv) {
   const opts = {
     targets: ALL_TARGETS.filter((t) => targets.includes(t)),
     baseline: raw.baseline,
+    baselineAs: raw['baseline-as'] ?? 'hub',
     rates: (raw.rates ?? '200,1000').split(',').map(Number),
     rounds: num('rounds', quick ? 2 : 4),
     roundSeconds: num('round-seconds', quick ? 2 : 5),
@@ -145,6 +150,8 @@ function parseArgs(argv) {
   for (const r of opts.rates)
     if (!Number.isFinite(r) || r <= 0 || r > 20_000) throw new Error(`bad rate ${r}`);
   if (!['undici', 'wrk'].includes(opts.maxTool)) throw new Error('--max-tool must be undici or wrk');
+  if (!['hub', 'funded', 'postgres', 'shared'].includes(opts.baselineAs))
+    throw new Error('--baseline-as must be hub, funded, postgres or shared');
   return opts;
 }
 
@@ -472,7 +479,8 @@ async function main() {
         throw new Error('--max-tool=wrk but wrk is not installed (apt-get install -y wrk)');
     }
   }
-  ensureBenchDeps();
+  // only Portkey lives in bench/node_modules (the load generator's undici resolves from the root)
+  if (opts.targets.includes('portkey')) ensureBenchDeps();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'gateway-bench-'));
 
   const upstream = await startUpstream();
@@ -566,11 +574,25 @@ async function main() {
   if (opts.targets.includes('baseline')) {
     const tree = prepareBaseline(opts.baseline);
     baselineGit = tree.commit;
+    // set up like the arm it is compared with: the same funding, database engine and Redis
+    const as = opts.baselineAs;
+    const env =
+      as === 'postgres'
+        ? { KAIHUB_DATABASE: await createBenchDatabase() }
+        : as === 'shared'
+          ? {
+              KAIHUB_DATABASE: await createBenchDatabase(),
+              REDIS_URL: process.env.KAIHUB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+              KAIHUB_REDIS_PREFIX: `kaihub-bench-baseline-${process.pid}`,
+            }
+          : undefined;
     arms.baseline = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
       root: tree.dir,
       name: 'baseline',
+      ...(as !== 'hub' && { funded: true }),
+      ...(env !== undefined && { env }),
     });
-    log(`baseline hub at ${opts.baseline} (${baselineGit}) on ${arms.baseline.base}`);
+    log(`baseline hub at ${opts.baseline} (${baselineGit}), set up as ${as}, on ${arms.baseline.base}`);
   }
   for (const name of opts.targets) await checkTarget(arms[name].target);
 
@@ -821,13 +843,15 @@ async function main() {
     for (const name of opts.targets) summary.latency[rate][name].utilization = rate / t[name].medianRps;
   }
   if (t.hub && t.portkey) summary.hubOverPortkey = t.hub.medianRps / t.portkey.medianRps;
-  if (t.hub && t.baseline) {
+  const versus = opts.baselineAs;
+  if (t[versus] && t.baseline) {
     // the two versions side by side: what the change between them costs (or saves)
     summary.hubVsBaseline = {
-      throughputRatio: t.hub.medianRps / t.baseline.medianRps,
+      arm: versus,
+      throughputRatio: t[versus].medianRps / t.baseline.medianRps,
       latency: Object.fromEntries(
         opts.rates.map((rate) => {
-          const h = summary.latency[rate].hub;
+          const h = summary.latency[rate][versus];
           const b = summary.latency[rate].baseline;
           return [
             rate,
@@ -949,8 +973,9 @@ async function main() {
           `${rate} req/s p50 ${fmt(v.latency[rate].p50DeltaMs)} ms, p99 ${fmt(v.latency[rate].p99DeltaMs)} ms`,
       )
       .join('; ');
+    const arm = v.arm === 'hub' ? 'Hub' : `${v.arm[0].toUpperCase()}${v.arm.slice(1)} arm`;
     lines.push(
-      `Hub − baseline (${baselineGit}) latency: ${deltas}. Hub / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+      `${arm} − baseline (${baselineGit}, set up the same) latency: ${deltas}. ${arm} / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
   for (const [key, label, denominator] of [

@@ -214,8 +214,9 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const reviews = new ReviewService(db, programmes, applications);
   const selection = new SelectionService(db, programmes, applications);
   const budgetHolds = new BudgetHolds(db, () => usageJournal.sync());
-  const settlement = new SettlementService(db, () => usageJournal.sync());
-  const programmeClose = new ProgrammeCloseService(db, () => usageJournal.sync());
+  // closing sees every charge a client saw complete, whichever replica served it (decision 0021)
+  const settlement = new SettlementService(db, () => usageJournal.syncAll());
+  const programmeClose = new ProgrammeCloseService(db, () => usageJournal.syncAll());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
   // evaluation arenas and rounds (docs/evaluation-rounds.md); scores come by value until runs are wired
   const arenas = new ArenaService(db);
@@ -237,6 +238,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           () => usageJournal.sync(),
           { prefix: config.redisPrefix, leaseMs: config.holdLeaseMs },
           logger,
+          (requestId) => usageJournal.whenCharged(requestId),
         );
   // an organisation's funds or terms changed: what this replica holds about them is read again
   const forgetFunds = (id: string) => {
@@ -524,7 +526,12 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
       onRejected,
     );
   }
-  return new DatabaseUsageJournal(db, onRejected);
+  // PostgreSQL: charges posted right after the record, off the response path (decision 0021)
+  const journal = new DatabaseUsageJournal(db, onRejected, (message, error) =>
+    logger.error({ err: error }, message),
+  );
+  metrics.usageUncharged.read = () => journal.unchargedCount();
+  return journal;
 }
 
 interface SharedConnections {

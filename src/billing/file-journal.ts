@@ -134,6 +134,22 @@ export class FileUsageJournal implements UsageJournal {
     await this.request('apply');
   }
 
+  /**
+   * The applier applies every file of this database whose process is gone, and a live hub's files are
+   * its own to apply: on one SQLite file, this is as far as one process can see.
+   */
+  syncAll(): Promise<void> {
+    return this.sync();
+  }
+
+  /**
+   * At once: on SQLite a record is charged in the transaction that applies it (decision 0021 keeps this
+   * path); budget holds in memory count the charge themselves from the moment the record is durable.
+   */
+  whenCharged(_requestId: string): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -93,7 +93,8 @@ export function balancedEntries(entries: readonly Posting[]): Posting[] {
 async function ensureAccounts(tx: SqlExecutor, ids: Iterable<string>, now: number): Promise<void> {
   const rows: SqlValue[] = [];
   let count = 0;
-  for (const id of new Set(ids)) {
+  // in id order, like the locks: two transactions creating the same new accounts queue, not deadlock
+  for (const id of [...new Set(ids)].sort()) {
     const d = describeAccount(id);
     rows.push(id, d.kind, d.ownerId, d.neverNegative ? 1 : 0, now);
     count++;

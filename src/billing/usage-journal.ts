@@ -1,6 +1,7 @@
 import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { chargeUsage } from './ledger.ts';
 import type { MicroKrw } from './money.ts';
+import { type ChargerSettings, Progress, UsageCharger } from './usage-charger.ts';
 
 export type UsageStatus = 'ok' | 'upstream_error' | 'timeout' | 'cancelled' | 'rejected';
 export type UsageSource = 'upstream' | 'estimate' | 'none';
@@ -107,6 +108,42 @@ function batchInsertSql(rows: number): string {
 
 const ATTEMPT_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
+function attemptRows(records: readonly UsageRecord[]): SqlValue[][] {
+  const rows: SqlValue[][] = [];
+  for (const r of records) {
+    if (!r.attempts) continue;
+    r.attempts.forEach((a, n) => {
+      rows.push([
+        r.requestId,
+        n + 1,
+        r.createdAtMs,
+        a.productId,
+        a.model,
+        a.deploymentId,
+        a.outcome,
+        a.httpStatus,
+        a.durationMs,
+      ]);
+    });
+  }
+  return rows;
+}
+
+/** What posting a record needs of it: its daily sums and its charge. */
+export type PostableUsage = Pick<
+  UsageRecord,
+  | 'requestId'
+  | 'createdAtMs'
+  | 'organizationId'
+  | 'apiKeyId'
+  | 'productId'
+  | 'model'
+  | 'promptTokens'
+  | 'completionTokens'
+  | 'costMicroKrw'
+  | 'voucherId'
+>;
+
 const KST_OFFSET_MS = 9 * 3600_000;
 const DAY_MS = 86_400_000;
 const DAILY_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
@@ -116,7 +153,7 @@ const DAILY_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
  * and key, upserted in key order so that two writers touching the same rows queue instead of
  * deadlocking.
  */
-async function addToDailyUsage(db: SqlExecutor, records: readonly UsageRecord[]): Promise<void> {
+async function addToDailyUsage(db: SqlExecutor, records: readonly PostableUsage[]): Promise<void> {
   if (records.length === 0) return;
   const sums = new Map<
     string,
@@ -158,16 +195,44 @@ async function addToDailyUsage(db: SqlExecutor, records: readonly UsageRecord[])
 }
 
 /**
- * Inserts records and their attempts idempotently, at most MAX_BATCH rows a statement, and charges
- * them to the ledger (billing/ledger.ts). When any record has attempts or a cost, call this inside a
- * transaction so a record never lands without them or without its charge.
+ * Posts what follows from records newly inserted into `usage_events`: their daily sums (`usage_daily`)
+ * and their charges to the ledger (billing/ledger.ts, with the voucher alerts they raise), inside the
+ * caller's transaction. Each record must be posted exactly once: by the transaction that inserts it
+ * (`insertUsageRecords`, SQLite), or by the one that claims it from `usage_uncharged`
+ * (billing/usage-charger.ts, PostgreSQL; decision 0021).
+ */
+export async function postUsage(
+  tx: SqlExecutor,
+  dialect: Dialect,
+  records: readonly PostableUsage[],
+): Promise<void> {
+  if (records.length === 0) return;
+  await addToDailyUsage(tx, records);
+  await chargeUsage(
+    tx,
+    dialect,
+    records.map((r) => ({
+      requestId: r.requestId,
+      createdAtMs: r.createdAtMs,
+      organizationId: r.organizationId,
+      productId: r.productId,
+      voucherId: r.voucherId ?? null,
+      costMicroKrw: r.costMicroKrw,
+    })),
+  );
+}
+
+/**
+ * Inserts records and their attempts idempotently, at most MAX_BATCH rows a statement, and posts them
+ * (daily sums, ledger charges: `postUsage`). When any record has attempts or a cost, call this inside
+ * a transaction so a record never lands without them or without its charge.
  */
 export async function insertUsageRecords(
   db: SqlExecutor,
   records: readonly UsageRecord[],
   dialect: Dialect,
 ): Promise<void> {
-  // only what this insert added counts in the daily rollup: a replayed record is there already
+  // only what this insert added is posted: a replayed record was posted by the insert that added it
   const added = new Set<string>();
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
@@ -177,27 +242,7 @@ export async function insertUsageRecords(
     ))
       added.add(row.request_id);
   }
-  await addToDailyUsage(
-    db,
-    records.filter((r) => added.has(r.requestId)),
-  );
-  const attempts: SqlValue[][] = [];
-  for (const r of records) {
-    if (!r.attempts) continue;
-    r.attempts.forEach((a, n) => {
-      attempts.push([
-        r.requestId,
-        n + 1,
-        r.createdAtMs,
-        a.productId,
-        a.model,
-        a.deploymentId,
-        a.outcome,
-        a.httpStatus,
-        a.durationMs,
-      ]);
-    });
-  }
+  const attempts = attemptRows(records);
   for (let i = 0; i < attempts.length; i += MAX_BATCH) {
     const batch = attempts.slice(i, i + MAX_BATCH);
     await db.run(
@@ -207,21 +252,50 @@ export async function insertUsageRecords(
       batch.flat(),
     );
   }
-  // a record already there was charged in the transaction that inserted it: only the new ones are charged
-  await chargeUsage(
+  await postUsage(
     db,
     dialect,
-    records
-      .filter((r) => added.has(r.requestId))
-      .map((r) => ({
-        requestId: r.requestId,
-        createdAtMs: r.createdAtMs,
-        organizationId: r.organizationId,
-        productId: r.productId,
-        voucherId: r.voucherId ?? null,
-        costMicroKrw: r.costMicroKrw,
-      })),
+    records.filter((r) => added.has(r.requestId)),
   );
+}
+
+const recordSql = new Map<number, string>();
+
+/**
+ * PostgreSQL (decision 0021): records, their attempts and their rows in `usage_uncharged` in one
+ * statement — one round trip and one commit, which is all a response waits for. Returns the request ids
+ * it added (a replayed record adds nothing: it was queued for its charge when it was first inserted).
+ * The charge, daily sums and alerts are posted right after, off the response path (usage-charger.ts).
+ */
+export async function recordForCharging(db: SqlExecutor, records: readonly UsageRecord[]): Promise<string[]> {
+  // not a RangeError: that would read as the records' own fault (isRecordProblem) and set them aside
+  if (records.length > MAX_BATCH) throw new Error(`at most ${MAX_BATCH} records a statement`);
+  const attempts = attemptRows(records);
+  let sql = attempts.length === 0 ? recordSql.get(records.length) : undefined;
+  if (sql === undefined) {
+    const tuple = `(${new Array(COLUMN_COUNT).fill('?').join(', ')})`;
+    sql = `WITH added AS (
+        INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(records.length).fill(tuple).join(', ')}
+        ON CONFLICT (request_id) DO NOTHING RETURNING request_id
+      )${
+        attempts.length === 0
+          ? ''
+          : `, attempts AS (
+        INSERT INTO usage_attempts (request_id, attempt, created_at, product_id, model, deployment_id, outcome,
+          http_status, duration_ms) VALUES ${new Array(attempts.length).fill(ATTEMPT_TUPLE).join(', ')}
+        ON CONFLICT (request_id, attempt) DO NOTHING
+      )`
+      }
+      INSERT INTO usage_uncharged (request_id, recorded_at)
+        SELECT request_id, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) FROM added
+      RETURNING request_id`;
+    // the common shape (no attempts) is cached; one with attempts is rare and varies
+    if (attempts.length === 0) recordSql.set(records.length, sql);
+  }
+  const params = records.flatMap(values);
+  for (const a of attempts) params.push(...a);
+  const rows = await db.all<{ request_id: string }>(sql, params);
+  return rows.map((r) => r.request_id);
 }
 
 /** One record as one JSON line (money as decimal strings), for the file journal. */
@@ -246,11 +320,20 @@ export function lineToRecord(line: string): UsageRecord {
 /**
  * Where usage records go, durably, before a response completes. `append` resolves once the record
  * would survive the process being killed; `sync` resolves once every record appended so far can be
- * read from `usage_events` (what usage queries call first, so this replica reads its own writes).
+ * read from `usage_events` and is posted — charged to the ledger, in the daily sums, its alerts raised
+ * (what usage queries and budget holds call first, so this replica reads its own writes); `syncAll`
+ * also posts what other replicas recorded and have not posted yet (decision 0021: closing a month or a
+ * programme, and reads that must show every call a client saw complete).
  */
 export interface UsageJournal {
   append(record: UsageRecord): Promise<void>;
   sync(): Promise<void>;
+  syncAll(): Promise<void>;
+  /**
+   * Resolves once the charge of a record this replica appended is in the ledger, posted by any replica
+   * (PostgreSQL: shared holds settle then, decision 0021). SQLite's journal: at once, as before.
+   */
+  whenCharged(requestId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -303,14 +386,16 @@ function insertAtomically(db: Database, records: readonly UsageRecord[]): Promis
  * every record after it (one answer with `prompt_tokens: 1e300` once stopped the SQLite applier for
  * ever; on PostgreSQL a count of 3e9 dropped a whole group-commit batch of other organisations'
  * records). Throws when the database itself fails: the caller retries the same records later.
+ * `insert` makes a group of records durable all or nothing: by default with their charges.
  */
 export async function applyUsageRecords(
   db: Database,
   records: readonly UsageRecord[],
   source: string,
+  insert: (db: Database, records: readonly UsageRecord[]) => Promise<void> = insertAtomically,
 ): Promise<RejectedUsage[]> {
   try {
-    await insertAtomically(db, records);
+    await insert(db, records);
     return [];
   } catch (error) {
     if (records.length === 1 && !isRecordProblem(error)) throw error;
@@ -318,7 +403,7 @@ export async function applyUsageRecords(
   const rejected: RejectedUsage[] = [];
   for (const record of records) {
     try {
-      await insertAtomically(db, [record]);
+      await insert(db, [record]);
     } catch (error) {
       if (!isRecordProblem(error)) throw error;
       const reason = reasonOf(error);
@@ -335,52 +420,90 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+const DONE = Promise.resolve();
+
 /**
- * PostgreSQL: records are group-committed straight into `usage_events`. Those that arrive while a
- * write is in flight go together in the next multi-row insert, so under load one round trip serves
- * many requests while an idle hub still writes each record at once. The database is the journal:
- * any replica may die at any moment and lose nothing, because nothing lives on its own disk. A record
- * the database refuses is set aside (`usage_rejected`, reported through `onRejected`) and its batch
- * mates still land.
+ * The database as the journal: records are group-committed straight into `usage_events`. Those that
+ * arrive while a write is in flight go together in the next multi-row insert, so under load one round
+ * trip serves many requests while an idle hub still writes each record at once. Any replica may die at
+ * any moment and lose nothing, because nothing lives on its own disk. A record the database refuses is
+ * set aside (`usage_rejected`, reported through `onRejected`) and its batch mates still land.
+ *
+ * On PostgreSQL a response waits for one statement only — the records, their attempts and their rows
+ * in `usage_uncharged` — and a `UsageCharger` posts their charges right after, off the response path
+ * (decision 0021). On SQLite (in memory: a file database has the file journal) the records are posted
+ * in the transaction that inserts them, as before.
  */
 export class DatabaseUsageJournal implements UsageJournal {
   private queue: Pending[] = [];
   private flushing: Promise<void> | undefined;
+  private appended = 0;
+  private readonly flushed = new Progress();
+  private readonly charger: UsageCharger | null;
 
   constructor(
     private readonly db: Database,
     private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
-  ) {}
+    onError: (message: string, error: unknown) => void = () => {},
+    charging: Partial<ChargerSettings> = {},
+  ) {
+    this.charger = db.dialect === 'postgres' ? new UsageCharger(db, onRejected, onError, charging) : null;
+  }
 
   append(record: UsageRecord): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
+      this.appended++;
       this.flushing ??= this.flush();
     });
   }
 
   async sync(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    // a group commit that never pauses under load must not keep `sync` waiting: only what came before
+    await this.flushed.until(this.appended);
+    await this.charger?.sync();
+  }
+
+  async syncAll(): Promise<void> {
+    await this.flushed.until(this.appended);
+    await this.charger?.syncAll();
+  }
+
+  whenCharged(requestId: string): Promise<void> {
+    return this.charger === null ? DONE : this.charger.whenCharged(requestId);
+  }
+
+  /** Records this replica made durable whose charge is not posted yet (a metric). */
+  unchargedCount(): number {
+    return this.charger?.unchargedCount() ?? 0;
   }
 
   async close(): Promise<void> {
-    await this.sync();
+    await this.flushed.until(this.appended);
+    await this.charger?.close();
   }
 
   private async flush(): Promise<void> {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       try {
-        const rejected = await applyUsageRecords(
-          this.db,
-          batch.map((p) => p.record),
-          'database journal',
-        );
+        const records = batch.map((p) => p.record);
+        let rejected: RejectedUsage[];
+        const charger = this.charger;
+        if (charger === null) {
+          rejected = await applyUsageRecords(this.db, records, 'database journal');
+        } else {
+          rejected = await applyUsageRecords(this.db, records, 'database journal', async (db, some) => {
+            // queued for their charge before any append resolves: a settle asks for it right after
+            charger.add(await recordForCharging(db, some));
+          });
+        }
         for (const r of rejected) this.onRejected(r);
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);
       }
+      this.flushed.advance(batch.length);
     }
     this.flushing = undefined;
   }

@@ -265,6 +265,8 @@ export class MemoryJournal implements UsageJournal {
     this.records.push(record);
   }
   async sync(): Promise<void> {}
+  async syncAll(): Promise<void> {}
+  async whenCharged(_requestId: string): Promise<void> {}
   async close(): Promise<void> {}
 }
 

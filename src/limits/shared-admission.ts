@@ -139,7 +139,18 @@ class SharedTicket implements AdmissionTicket {
       voucher !== null && record.createdAtMs >= voucher.validFrom && record.createdAtMs < voucher.validUntil
         ? voucherShare(cost, voucher.copayBp)
         : 0n;
-    this.owner.finish(this, share, cost, this.tokens - (record.promptTokens + record.completionTokens));
+    const tokens = this.tokens - (record.promptTokens + record.completionTokens);
+    if (this.holdId === '' || cost === 0n) {
+      this.owner.finish(this, share, cost, tokens);
+      return;
+    }
+    // The hold turns into the charge only once the charge is in the ledger (decision 0021: on
+    // PostgreSQL it is posted just after the record). Settled earlier, a replica initialising a counter
+    // from the ledger in between would count neither the hold nor the charge: richer than the truth.
+    this.owner.charged(record.requestId).then(
+      () => this.owner.finish(this, share, cost, tokens),
+      () => {}, // never rejects; a charge that cannot be posted leaves the hold to its lease
+    );
   }
 
   release(): void {
@@ -164,6 +175,8 @@ export class SharedAdmission implements Admission {
     private readonly synced: () => Promise<void>,
     private readonly settings: SharedLimitsSettings,
     private readonly logger: Logger,
+    /** Resolves once this call's charge is in the ledger (UsageJournal.whenCharged). */
+    readonly charged: (requestId: string) => Promise<void> = async () => {},
   ) {
     // a counter outlives every hold on it: it can only expire when no live hold is left
     this.idleTtlMs = settings.leaseMs * 2 + 60_000;

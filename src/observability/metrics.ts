@@ -14,6 +14,8 @@ export function createMetrics() {
       queued: (product: string, waiting: number) => void,
     ) => void;
   } = { read: () => {} };
+  /** How many usage records this replica recorded and has not charged yet (PostgreSQL: decision 0021). */
+  const usageUncharged: { read: () => number } = { read: () => 0 };
   collectDefaultMetrics({ register: registry, prefix: 'kaihub_process_' });
   const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
   return {
@@ -79,6 +81,15 @@ export function createMetrics() {
       name: 'kaihub_usage_rejected_total',
       help: 'Usage records the database refused, set aside in usage_rejected (see GET /admin/v1/usage/rejected)',
       registers: [registry],
+    }),
+    usageUncharged,
+    usageUnchargedRecords: new Gauge({
+      name: 'kaihub_usage_uncharged_records',
+      help: 'Usage records this replica made durable whose charge is not posted yet (PostgreSQL: posted just after; a count that grows means charges are failing)',
+      registers: [registry],
+      collect() {
+        this.set(usageUncharged.read());
+      },
     }),
     deploymentLoad,
     deploymentInFlight: new Gauge({

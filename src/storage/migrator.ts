@@ -18,6 +18,7 @@ import { migration019Alerts } from './migrations/019-alerts.ts';
 import { migration020UsageDaily } from './migrations/020-usage-daily.ts';
 import { migration021ProgrammeClosures } from './migrations/021-programme-closures.ts';
 import { migration022DataPolicies } from './migrations/022-data-policies.ts';
+import { migration023UsageUncharged } from './migrations/023-usage-uncharged.ts';
 import { migration024EvaluationRuns } from './migrations/024-evaluation-runs.ts';
 import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
 import { migration026Compute } from './migrations/026-compute.ts';
@@ -51,6 +52,7 @@ export const migrations: readonly Migration[] = [
   migration020UsageDaily,
   migration021ProgrammeClosures,
   migration022DataPolicies,
+  migration023UsageUncharged,
   migration024EvaluationRuns,
   migration025EvaluationRounds,
   migration026Compute,

@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import OpenAI from 'openai';
 import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 import { seedCatalog, type TestHub } from '../helpers/hub.ts';
 import { spawnHub } from '../helpers/hub-process.ts';
 
@@ -136,5 +136,141 @@ test('kill -9 under load: every request a client saw complete is metered and cha
     }
   } finally {
     await second.stop();
+  }
+});
+
+test('kill -9 between the records and their charges: the next start posts each charge the dead hub never posted, once', {
+  skip:
+    testEngine() === 'postgres'
+      ? false
+      : 'SQLite posts each record in the transaction that applies it (decision 0021)',
+}, async () => {
+  const upstream = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+  const own = await createTestDatabase();
+  const db = await openDatabase(own.location);
+  try {
+    const secret = randomBytes(32).toString('hex');
+    const env = { KAIHUB_DATABASE: own.location, KAIHUB_DATA_DIR: own.dataDir };
+    const first = await spawnHub(env, secret);
+    const catalog = await seedCatalog(first as unknown as TestHub, upstream.url);
+    const must = async (method: string, path: string, body: unknown) => {
+      const r = await first.admin(method, path, body);
+      assert.ok(r.status === 200 || r.status === 201, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+    const programme = await must('POST', '/programmes', {
+      name: '청구 전 종료',
+      startsOn: '2026-01-01',
+      endsOn: '2030-12-31',
+      budgetKrw: '1000000',
+      copayPercent: { sme: 20 },
+      onExhausted: 'self-pay',
+    });
+    const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
+      organizationId: catalog.organizationId,
+      amountKrw: '100000',
+    });
+    await must('POST', `/organizations/${catalog.organizationId}/deposits`, { amountKrw: '100000' });
+    await must('PATCH', `/organizations/${catalog.organizationId}`, { spendMode: 'prepaid' });
+
+    // the hub's charges wait behind a lock on the wallet: records land, charges cannot
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holding = db.transaction(async (tx) => {
+      await tx.get('SELECT id FROM ledger_accounts WHERE id = ? FOR UPDATE', [
+        `wallet:${catalog.organizationId}`,
+      ]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const client = new OpenAI({
+      apiKey: catalog.key,
+      baseURL: `${first.url}/v1`,
+      maxRetries: 0,
+      timeout: 10_000,
+    });
+    const completed: string[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 5; i++) {
+          const { response } = await client.chat.completions
+            .create({
+              model: 'hcx-test',
+              messages: [{ role: 'user', content: `요청 ${w} ${i}` }],
+              max_tokens: 20,
+            })
+            .withResponse();
+          completed.push(response.headers.get('x-request-id')!);
+        }
+      }),
+    );
+    const ids = `{${completed.join(',')}}`;
+    const recorded = await db.get<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM usage_events WHERE request_id = ANY(?)',
+      [ids],
+    );
+    assert.equal(
+      Number(recorded!.n),
+      completed.length,
+      'every completed call has its record before its answer',
+    );
+    const early = await db.get<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM ledger_transactions WHERE kind = 'charge' AND request_id = ANY(?)",
+      [ids],
+    );
+    assert.equal(Number(early!.n), 0, 'and none is charged yet: the charges wait behind the lock');
+
+    await first.kill9();
+    release();
+    await holding;
+
+    const second = await spawnHub(env, secret);
+    try {
+      // any read that must show every completed call (here the usage events) waits for the charges
+      const events = await second.admin(
+        'GET',
+        `/usage/events?organizationId=${catalog.organizationId}&limit=1000`,
+      );
+      assert.equal(events.status, 200);
+      const cost = new Map<string, bigint>(
+        events.body.data.map((e: { requestId: string; costMicroKrw: string }) => [
+          e.requestId,
+          BigInt(e.costMicroKrw),
+        ]),
+      );
+      const charges = await db.all<{ request_id: string; n: number; payable: string; voucher: string }>(
+        `SELECT t.request_id, COUNT(DISTINCT t.id) AS n,
+           CAST(SUM(CASE WHEN e.account_id LIKE 'payable:%' THEN e.amount_micro_krw ELSE 0 END) AS TEXT) AS payable,
+           CAST(SUM(CASE WHEN e.account_id = ? THEN e.amount_micro_krw ELSE 0 END) AS TEXT) AS voucher
+         FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+         WHERE t.kind = 'charge' AND t.request_id = ANY(?) GROUP BY t.request_id`,
+        [`voucher:${voucher.id}`, ids],
+      );
+      assert.equal(charges.length, completed.length, 'every completed call is charged');
+      for (const c of charges) {
+        assert.equal(Number(c.n), 1, `${c.request_id} charged once`);
+        assert.equal(BigInt(c.payable), cost.get(c.request_id), 'for what its record says');
+        assert.equal(
+          -BigInt(c.voucher),
+          (cost.get(c.request_id)! * 8000n) / 10_000n,
+          'the voucher paid its share',
+        );
+      }
+      const left = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM usage_uncharged');
+      assert.equal(Number(left!.n), 0);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await db.close();
+    await upstream.close();
+    await own.drop();
   }
 });

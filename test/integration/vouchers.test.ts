@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { costOf, formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { runAdminInProcess } from '../helpers/cli.ts';
+import { testEngine } from '../helpers/databases.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { TEST_REDIS_URL } from '../helpers/redis.ts';
 import { addProduct, closedPort, usageEvent } from '../helpers/v1.ts';
 
 /** Every ledger invariant the database can be asked about directly. */
@@ -30,8 +33,12 @@ async function assertLedgerInvariants(db: Database): Promise<void> {
     `SELECT (SELECT CAST(SUM(e.amount_micro_krw) AS TEXT) FROM ledger_entries e
                JOIN ledger_transactions t ON t.id = e.transaction_id
              WHERE t.kind = 'charge' AND e.account_id LIKE 'payable:%') AS charged,
-            (SELECT CAST(SUM(cost_micro_krw) AS TEXT) FROM usage_events) AS used`,
+            (SELECT CAST(SUM(cost_micro_krw) AS TEXT) FROM usage_events
+             WHERE request_id NOT IN (SELECT request_id FROM usage_uncharged)) AS used`,
   );
+  // PostgreSQL posts a record's charge just after the record (decision 0021): at any instant every
+  // record is charged or still in usage_uncharged, never both and never neither (one statement, one
+  // snapshot)
   assert.equal(
     BigInt(charges?.charged ?? '0'),
     BigInt(charges?.used ?? '0'),
@@ -289,6 +296,103 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
     assert.equal(left, amount - BigInt(charged!.total), 'the voucher paid exactly what was used');
     assert.equal(await balance(db, `wallet:${org.id}`), 0n, 'and nothing spilled onto the empty wallet');
     assert.equal((await admin('GET', `/organizations/${org.id}/funds`)).heldKrw, '0');
+    await assertLedgerInvariants(db);
+  });
+
+  test('with every charge held back behind a lock, 300 concurrent calls against a voucher sized for 100 still never overspend it', {
+    skip: testEngine() === 'postgres' ? false : 'SQLite applies a record and its charge in one transaction',
+  }, async () => {
+    // decision 0021: on PostgreSQL the response waits for the record only and the charge lands just
+    // after; here it lands only when the test lets it. Holds must not forget the calls in between.
+    const p = await programme({ copayPercent: { sme: 0 } });
+    const org = await organization('prepaid');
+    fake.setReply('하나 둘 셋');
+    const maxTokens = 5;
+    const twin = await organization('postpaid');
+    const probe = await twin.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: maxTokens })
+      .withResponse();
+    const one = BigInt((await usageEvent(t, probe.response.headers.get('x-request-id')!, 5000)).costMicroKrw);
+    const amount = one * 100n;
+    const voucher = await admin('POST', `/programmes/${p.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: formatKrw(amount),
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holding = db.transaction(async (tx) => {
+      await tx.get('SELECT id FROM ledger_accounts WHERE id = ? FOR UPDATE', [`voucher:${voucher.id}`]);
+      locked();
+      await released;
+    });
+    await isLocked;
+    let served: string[];
+    try {
+      const outcomes = await Promise.all(
+        Array.from({ length: 300 }, () =>
+          org.client.chat.completions
+            .create({
+              model: 'hcx-test',
+              messages: [{ role: 'user', content: '안녕' }],
+              max_tokens: maxTokens,
+            })
+            .withResponse()
+            .then(
+              ({ response }) => response.headers.get('x-request-id')!,
+              (e: InstanceType<typeof OpenAI.APIError>) => {
+                assert.equal(e.code, 'insufficient_quota', String(e));
+                return null;
+              },
+            ),
+        ),
+      );
+      served = outcomes.filter((o) => o !== null);
+      assert.ok(
+        served.length > 0 && served.length <= 100,
+        `never more than the voucher pays for (${served.length})`,
+      );
+      const charged = await db.get<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM ledger_transactions WHERE kind = 'charge' AND request_id = ANY(?)",
+        [`{${served.join(',')}}`],
+      );
+      assert.equal(Number(charged!.n), 0, 'every served call answered before its charge landed');
+      if (t.redisPrefix !== undefined) {
+        // shared holds: each served call still holds until its charge is in the ledger, so a replica
+        // initialising the counter from the ledger now subtracts them (decision 0021)
+        const redis = new Redis(TEST_REDIS_URL);
+        try {
+          assert.equal(await redis.hlen(`${t.redisPrefix}{${org.id}}:hold`), served.length);
+        } finally {
+          redis.disconnect();
+        }
+      }
+    } finally {
+      release();
+      await holding;
+    }
+    await usageEvent(t, served.at(-1)!, 10_000);
+    const used = await db.get<{ total: string; count: number }>(
+      `SELECT CAST(SUM(cost_micro_krw) AS TEXT) AS total, COUNT(*) AS count FROM usage_events
+       WHERE organization_id = ? AND status = 'ok'`,
+      [org.id],
+    );
+    assert.equal(Number(used!.count), served.length);
+    const left = await balance(db, `voucher:${voucher.id}`);
+    assert.ok(left >= 0n, 'never below zero');
+    assert.equal(left, amount - BigInt(used!.total), 'the voucher paid exactly what was used');
+    assert.equal(await balance(db, `wallet:${org.id}`), 0n, 'and nothing spilled onto the empty wallet');
+    let held = '';
+    for (let i = 0; i < 40 && held !== '0'; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      held = (await admin('GET', `/organizations/${org.id}/funds`)).heldKrw;
+    }
+    assert.equal(held, '0', 'every hold settled once its charge landed');
     await assertLedgerInvariants(db);
   });
 

@@ -9,6 +9,7 @@ import type { MicroKrw } from '../../billing/money.ts';
 import { formatKrw } from '../../billing/money.ts';
 import type { ProgrammeCloseService } from '../../billing/programme-close.ts';
 import type { ProgrammeService } from '../../billing/programmes.ts';
+import type { UsageJournal } from '../../billing/usage-journal.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
 import { created, list, ok } from './results.ts';
@@ -20,6 +21,8 @@ export interface FundingDeps {
   funds: FundsService;
   /** Budget holds, in memory (this replica's) or shared through Redis (every replica's). */
   budgetHolds?: { heldFor(organizationId: string): MicroKrw | Promise<MicroKrw> };
+  /** Balances and ledgers show every call a client saw complete (decision 0021: charged just after). */
+  usageJournal?: Pick<UsageJournal, 'syncAll'>;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface FundingDeps {
  * to); the operator creates them, issues vouchers and records deposits; an organisation's people see
  * their own funds and ledger, nobody else's.
  */
-export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): AdminRoute[] {
+export function fundingRoutes({ programmes, funds, budgetHolds, usageJournal }: FundingDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -88,6 +91,7 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         const body = await funds.of(r.params.id!);
         // in memory: this replica's holds; with Redis: every replica's
         const held = (await budgetHolds?.heldFor(r.params.id!)) ?? 0n;
@@ -101,6 +105,7 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         return list(await funds.ledger(r.params.id!, r.query));
       },
     },
@@ -109,10 +114,12 @@ export function fundingRoutes({ programmes, funds, budgetHolds }: FundingDeps): 
 
 export interface AlertDeps {
   webhooks: WebhookService;
+  /** Events are raised by charges: posted just after the record on PostgreSQL (decision 0021). */
+  usageJournal?: Pick<UsageJournal, 'syncAll'>;
 }
 
 /** An organisation's webhooks (its admins) and events (its people). */
-export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
+export function alertRoutes({ webhooks, usageJournal }: AlertDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -157,6 +164,7 @@ export function alertRoutes({ webhooks }: AlertDeps): AdminRoute[] {
       hidden: true,
       handle: async (r) => {
         requireReadOrganization(r.principal, r.params.id!);
+        await usageJournal?.syncAll();
         return list(await webhooks.events(r.params.id!, r.query));
       },
     },

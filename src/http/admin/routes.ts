@@ -404,7 +404,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
             );
           scope = { organizationIds: scope.organizationIds, productIds: [] };
         }
-        await usageJournal.sync();
+        await usageJournal.syncAll();
         return ok(await queryUsage(db, r.query, scope));
       },
     },
@@ -414,7 +414,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       // the records of every organisation: the operator's to examine and correct
       roles: [],
       handle: async (r) => {
-        await usageJournal.sync();
+        await usageJournal.syncAll();
         return list(await listRejectedUsage(db, r.query));
       },
     },
@@ -423,7 +423,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoute[] {
       path: '/usage/events',
       roles: ORGANIZATION_PEOPLE,
       handle: async (r) => {
-        await usageJournal.sync();
+        await usageJournal.syncAll();
         const p = r.principal;
         if (p.operator) return list(await listUsageEvents(db, r.query));
         const events = await listUsageEvents(db, r.query, {
