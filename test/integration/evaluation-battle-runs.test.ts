@@ -25,8 +25,8 @@ const PROMPTS = [
 
 function judge(messages: readonly unknown[]): string {
   const text = messageText(messages[1]);
-  const inA = /A(?:의 답변 시작\]|와의 대화 시작\])[\s\S]*?\[(bt-\w+)\]/.exec(text)?.[1]!;
-  const inB = /B(?:의 답변 시작\]|와의 대화 시작\])[\s\S]*?\[(bt-\w+)\]/.exec(text)?.[1]!;
+  const inA = /A(?:의 답변 시작\]|와의 대화 시작\])[\s\S]*?\[(bt-\w+)\]/.exec(text)?.[1] ?? '';
+  const inB = /B(?:의 답변 시작\]|와의 대화 시작\])[\s\S]*?\[(bt-\w+)\]/.exec(text)?.[1] ?? '';
   const pair = [inA, inB].sort().join('|');
   const fair = STRENGTH[inA]! > STRENGTH[inB]! ? '[[A]]' : '[[B]]';
   if (text.includes('김치찌개')) return '첫 번째 답변이 낫다. [[A]]';
