@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type FakeOpenAI, messageText, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
+import { ADMIN_TOKEN, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
  * Judged battles run by the hub: three products answer four prompts, a scripted judge decides each
@@ -211,5 +215,35 @@ describe('judged battles run by the hub', () => {
     assert.equal(suite.body.suite, 'komt-mini');
     const done = await waitForBattleRun(t, people.body.id, suite.body.id);
     assert.equal(done.progress.decided, 1);
+  });
+
+  test('kaihub eval battles run: starts, follows and prints the run; the same command again asks nothing', async () => {
+    const arena = await t.admin('POST', '/arenas', { name: 'CLI 아레나' });
+    const dir = mkdtempSync(join(tmpdir(), 'kaihub-battles-'));
+    try {
+      const prompts = join(dir, 'prompts.jsonl');
+      writeFileSync(
+        prompts,
+        `${JSON.stringify({ question_id: 7, category: 'writing', turns: ['서울의 명소를 추천해 주세요.'] })}\n`,
+      );
+      const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
+      const args = ['eval', 'battles', 'run', arena.body.id, '--models', 'bt-gamma,bt-alpha'];
+      const more = ['--prompts', prompts, '--format', 'komt-bench', '--judge', 'bt-judge', '--json'];
+      fake.reset();
+      const first = await runAdminInProcess([...args, ...more], env);
+      assert.equal(first.code, 0, first.stderr);
+      const run = JSON.parse(first.stdout);
+      assert.equal(run.status, 'completed');
+      assert.deepEqual(run.outcomes, { a: 0, b: 1, tie: 0 }, 'alpha (b) beats gamma (a) both ways');
+      assert.equal(fake.requests.length, 4);
+      const second = await runAdminInProcess([...args, ...more], env);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(JSON.parse(second.stdout).id, run.id);
+      assert.equal(fake.requests.length, 4, 'nothing asked again');
+      const table = await runAdminInProcess([...args, ...more.slice(0, -1)], env);
+      assert.match(table.stdout, /A 0 \/ B 1 \/ 무승부 tie 0/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
