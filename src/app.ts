@@ -37,6 +37,7 @@ import type { Clock } from './compute/values.ts';
 import { type Config, ConfigError, parseSecretKey } from './config.ts';
 import { ValidationError } from './errors.ts';
 import { ArenaService } from './evaluation/ratings/arenas.ts';
+import { BattleRuns } from './evaluation/ratings/battle-runs.ts';
 import { RoundRecords } from './evaluation/rounds/round-records.ts';
 import { RoundService } from './evaluation/rounds/rounds.ts';
 import { type RunResults, runResultsFrom } from './evaluation/rounds/run-results.ts';
@@ -341,6 +342,18 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const evaluation = await openEvaluation(config, { db, auditLog, calls, logger });
   // a round's score or reference given as a run id reads that run's result
   roundRecords.runs = options.runResults ?? runResultsFrom(evaluation.store);
+  // judged battles the hub runs itself: the same asker and retries as runs
+  const battleRuns = new BattleRuns(
+    db,
+    arenas,
+    evaluation,
+    {
+      retries: config.evalRetries,
+      retryBaseMs: config.evalRetryBaseMs,
+      concurrency: Math.min(64, config.evalConcurrency),
+    },
+    logger,
+  );
   const openai = createOpenAIHandler({
     keys: keyCache,
     calls,
@@ -389,6 +402,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     policySnapshot,
     routable: snapshot,
     arenas,
+    battleRuns,
     rounds,
     roundRecords,
     evaluation: evaluation.service,
@@ -445,6 +459,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     compute.reconciler.start();
     // a CLI or worker process leaves the hub's queue to the hub
     await evaluation.resumeQueue();
+    const battleRunsResumed = await battleRuns.resumeUnfinished();
+    if (battleRunsResumed > 0) logger.info({ runs: battleRunsResumed }, 'unfinished battle runs resumed');
   }
   // Only now: a start that could not listen leaves no token behind that nobody was shown.
   const generatedAdminToken = listen ? await adminToken.commit() : undefined;
@@ -480,6 +496,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         });
         // runs in progress here stop taking items; the calls already made are answered and written
         await evaluation.close();
+        await battleRuns.close();
         // the spans of the calls just finished go out before the process does (never throws)
         await tracing?.shutdown();
         await webhookDispatcher.stop();

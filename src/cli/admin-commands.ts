@@ -227,7 +227,8 @@ export async function runAdminCommand(
       out.write(await client.download(p.path));
       return 0;
     }
-    const result = await client.request(p.method, p.path, p.body);
+    let result = await client.request(p.method, p.path, p.body);
+    if (p.follow) result = await p.follow(result, (path) => client.request('GET', path), err);
     if (p.parsed.json) {
       if (result !== undefined) out.write(`${JSON.stringify(result, null, 2)}\n`);
     } else {

@@ -4,6 +4,7 @@
  * definition and bulk inputs come from a JSON file (`--file`), or `--data`; single entries from flags.
  */
 import { readFileSync } from 'node:fs';
+import { planBattleRun } from './battle-run-command.ts';
 import { buildBody, buildQuery, fieldSpecs, type ParsedArgs, UsageError } from './flags.ts';
 import { flagSet, list, type Plan, parse, pathOf, record } from './plan.ts';
 import { kst, type Row } from './resources.ts';
@@ -253,8 +254,11 @@ function planArenas(verb: string, args: string[]): Plan {
 }
 
 function planBattles(verb: string, args: string[]): Plan {
+  if (verb === 'run') return planBattleRun(args);
   if (verb !== 'add')
-    throw new UsageError(`kaihub eval battles: add <arenaId> --file battles.jsonl (got "${verb}")`);
+    throw new UsageError(
+      `kaihub eval battles: add <arenaId> --file battles.jsonl | run <arenaId> --models a,b --prompts F (got "${verb}")`,
+    );
   const fields = fieldSpecs('source judgeModel');
   const parsed = parse(args, flagSet(['data', 'file'], fields), ['arenaId']);
   const body = bodyFrom(parsed, fields, 'battles');
@@ -298,5 +302,10 @@ export const EVAL_ROUNDS_USAGE = `  kaihub eval rounds list | get <id> | create 
   kaihub eval arenas list | create --name N [--judge-model M] [--public]      아레나 / arenas
   kaihub eval battles add <arenaId> --file battles.jsonl [--source judge|human] [--judge-model M]
                      한 줄에 {"a": "m1", "b": "m2", "outcome": "a|b|tie"} / one battle a line
+  kaihub eval battles run <arenaId> --models a,b[,c] --prompts <file> [--judge M] [--format komt-bench]
+                     [--concurrency N] [--new] [--json]
+                     허브가 두 상품에 묻고 심판이 자리를 바꿔 두 번 판정합니다 / the hub asks both products and
+                     the judge twice, positions swapped; prompts: .txt (한 줄에 하나 / one a line), .json list,
+                     .jsonl (kaihub-judge, komt-bench, logickor) or a judged suite file (.yaml); again: resumes
   kaihub eval ratings <arenaId> [--bootstrap 200] [--seed 1]   Bradley–Terry 점수와 95% 구간 / ratings
 `;

@@ -18,6 +18,12 @@ export interface Plan {
   notice?: string;
   /** A download: the answer's bytes go to stdout as they are (redirect them to a file). */
   raw?: boolean;
+  /** Work the request started: followed with GETs until it ends; its end is what prints. */
+  follow?: (
+    started: unknown,
+    get: (path: string) => Promise<unknown>,
+    err: NodeJS.WritableStream,
+  ) => Promise<unknown>;
 }
 
 export const list = (columns: Column<Row>[]) => (result: unknown) => {

@@ -124,6 +124,39 @@ async function freshTeam(w: World): Promise<string> {
   return (await w.must('POST', '/organizations', { name: `공개 팀 ${w.nonce()}`, class: 'large' })).id;
 }
 
+/** An arena judged by side s's product, where the hub runs battles between A's and B's products. */
+const judgedArenas = new WeakMap<Side, Promise<string>>();
+function judgedArena(w: World, s: Side): Promise<string> {
+  let id = judgedArenas.get(s);
+  if (id === undefined) {
+    id = w
+      .must('POST', '/arenas', { name: `심판 아레나 ${w.nonce()}`, judgeModel: s.model })
+      .then((a) => a.id as string);
+    judgedArenas.set(s, id);
+  }
+  return id;
+}
+
+/** One prompt between A's and B's products, under a prompt id of its own (a new run each time). */
+const battleRunBody = (w: World) => ({
+  models: [w.A.model, w.B.model],
+  prompts: [{ id: `p-${w.nonce()}`, prompt: '안녕하세요?' }],
+});
+
+const battleRuns = new WeakMap<Side, Promise<{ arenaId: string; runId: string }>>();
+function sharedBattleRun(w: World, s: Side) {
+  let run = battleRuns.get(s);
+  if (run === undefined) {
+    run = (async () => {
+      const arenaId = await judgedArena(w, s);
+      const r = await w.must('POST', `/arenas/${arenaId}/battle-runs`, battleRunBody(w));
+      return { arenaId, runId: r.id as string };
+    })();
+    battleRuns.set(s, run);
+  }
+  return run;
+}
+
 export const EVALUATION_ROWS: MatrixRow[] = [
   // --- arenas: evaluators record judges' battles; anyone signed in reads ratings and votes -----------
   {
@@ -148,6 +181,34 @@ export const EVALUATION_ROWS: MatrixRow[] = [
       path: `/arenas/${await sharedArena(w)}/battles`,
       body: { source: 'human', battles: [{ a: 'model-x', b: 'model-y', outcome: 'b' }] },
     }),
+  },
+  {
+    method: 'POST',
+    route: '/arenas/:id/battle-runs',
+    expect: evaluatorsOnly,
+    request: async (w, s) => ({
+      path: `/arenas/${await judgedArena(w, s)}/battle-runs`,
+      body: battleRunBody(w),
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/arenas/:id/battle-runs/:runId',
+    expect: evaluatorsOnly,
+    request: async (w, s) => {
+      const { arenaId, runId } = await sharedBattleRun(w, s);
+      return { path: `/arenas/${arenaId}/battle-runs/${runId}` };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/arenas/:id/battle-runs/:runId/items',
+    expect: evaluatorsOnly,
+    request: async (w, s) => {
+      const { arenaId, runId } = await sharedBattleRun(w, s);
+      return { path: `/arenas/${arenaId}/battle-runs/${runId}/items` };
+    },
+    check: (body) => assert.equal(body.data.length, 1),
   },
   {
     method: 'POST',

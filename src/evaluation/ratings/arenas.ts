@@ -248,7 +248,7 @@ export class ArenaService {
   }
 }
 
-async function insertBattles(tx: SqlExecutor, rows: SqlValue[][]): Promise<void> {
+export async function insertBattles(tx: SqlExecutor, rows: SqlValue[][]): Promise<void> {
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     const chunk = rows.slice(i, i + INSERT_CHUNK);
     await tx.run(

@@ -25,6 +25,8 @@ export interface Evaluation {
   executor: RunExecutor;
   /** What the executor asks through: this process's call layer, as the evaluation account. */
   asker(): Promise<ModelAsker>;
+  /** The model name of the product `model` means for the evaluation account; null when none. */
+  product(model: string): Promise<string | null>;
   scores: LatestScores;
   /** Where runs created here go: this process's queue, or BullMQ. */
   jobs: EvaluationJobs;
@@ -83,6 +85,9 @@ export async function openEvaluation(
     store,
     executor,
     asker,
+    async product(model) {
+      return calls.resolve(await account.caller(), model)?.model ?? null;
+    },
     scores,
     jobs,
     finished,

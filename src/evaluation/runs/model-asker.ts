@@ -5,6 +5,7 @@
  * may help.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Caller } from '../../accounts/key-cache.ts';
 import type { CallLayer } from '../../calls/call-layer.ts';
 import type { JsonObject } from '../../providers/adapter.ts';
@@ -42,6 +43,32 @@ function textOf(body: JsonObject): string | null {
   if (typeof content === 'string') return content;
   // a refusal or a tool call: no text to score, which is an unparsed answer, not a failure
   return content === null || content === undefined ? '' : null;
+}
+
+export interface RetrySettings {
+  /** Extra attempts of a call that failed in a way worth retrying (429, 5xx, time-outs). */
+  retries: number;
+  /** The first pause before a retry; each later one doubles it (jittered). */
+  retryBaseMs: number;
+}
+
+/** Asks, and asks again after a jittered, doubling pause while the failure is worth retrying. */
+export async function askWithRetries(
+  asker: ModelAsker,
+  model: string,
+  messages: readonly ChatMessage[],
+  parameters: CallParameters,
+  settings: RetrySettings,
+  signal?: AbortSignal,
+  onRetry?: (answer: Extract<Answer, { ok: false }>, attempt: number, pause: number) => void,
+): Promise<Answer> {
+  for (let attempt = 0; ; attempt++) {
+    const answer = await asker.ask(model, messages, parameters);
+    if (answer.ok || !answer.retryable || attempt >= settings.retries || signal?.aborted) return answer;
+    const pause = settings.retryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2);
+    onRetry?.(answer, attempt + 1, pause);
+    await sleep(pause, undefined, { signal }).catch(() => {});
+  }
 }
 
 export class CallLayerAsker implements ModelAsker {

@@ -14,7 +14,7 @@ import type { ChatMessage } from '../suites/prompts.ts';
 import type { CallParameters } from '../suites/suite-spec.ts';
 import { type Ask, answerItem, type ItemResult } from './answer-item.ts';
 import { ItemWriter } from './item-writer.ts';
-import type { Answer, ModelAsker } from './model-asker.ts';
+import { type Answer, askWithRetries, type ModelAsker } from './model-asker.ts';
 import type { ClaimedItem, RunProgress, RunRecord } from './run-records.ts';
 import type { RunStore } from './run-store.ts';
 
@@ -202,23 +202,22 @@ export class RunExecutor {
     return 'failed';
   }
 
-  private async askWithRetries(
+  private askWithRetries(
     asker: ModelAsker,
     model: string,
     messages: readonly ChatMessage[],
     parameters: CallParameters,
     signal: AbortSignal | undefined,
   ): Promise<Answer> {
-    for (let attempt = 0; ; attempt++) {
-      const answer = await asker.ask(model, messages, parameters);
-      if (answer.ok || !answer.retryable || attempt >= this.settings.retries || signal?.aborted)
-        return answer;
-      const pause = this.settings.retryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2);
-      this.logger.debug(
-        { model, status: answer.status, attempt: attempt + 1, pause },
-        'evaluation call retried',
-      );
-      await sleep(pause, undefined, { signal }).catch(() => {});
-    }
+    return askWithRetries(
+      asker,
+      model,
+      messages,
+      parameters,
+      this.settings,
+      signal,
+      (answer, attempt, pause) =>
+        this.logger.debug({ model, status: answer.status, attempt, pause }, 'evaluation call retried'),
+    );
   }
 }

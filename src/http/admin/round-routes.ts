@@ -1,6 +1,7 @@
 import type { Principal } from '../../accounts/roles.ts';
 import { ForbiddenError, NotFoundError } from '../../errors.ts';
 import type { ArenaService } from '../../evaluation/ratings/arenas.ts';
+import type { BattleRuns } from '../../evaluation/ratings/battle-runs.ts';
 import type { RoundRecords } from '../../evaluation/rounds/round-records.ts';
 import { audienceOf, roundSummary, roundView } from '../../evaluation/rounds/round-views.ts';
 import type { RoundService } from '../../evaluation/rounds/rounds.ts';
@@ -10,6 +11,7 @@ import type { AdminRoute } from './router.ts';
 
 export interface RoundDeps {
   arenas: ArenaService;
+  battleRuns: BattleRuns;
   rounds: RoundService;
   roundRecords: RoundRecords;
 }
@@ -22,7 +24,7 @@ const EVALUATORS = ['evaluator'] as const;
  * (docs/evaluation-rounds.md). A round exists, for anyone but its managers, only once published — or
  * for a team's own people, who see their own team and nothing of the others until then.
  */
-export function roundRoutes({ arenas, rounds, roundRecords }: RoundDeps): AdminRoute[] {
+export function roundRoutes({ arenas, battleRuns, rounds, roundRecords }: RoundDeps): AdminRoute[] {
   /** The round and how the caller sees it; a 404 when it is not theirs to know of. */
   const visibleRound = async (p: Principal, id: string) => {
     const round = await rounds.get(id);
@@ -52,6 +54,29 @@ export function roundRoutes({ arenas, rounds, roundRecords }: RoundDeps): AdminR
       roles: EVALUATORS,
       audit: { entityType: 'battle_batch', action: 'record' },
       handle: async (r) => created(await arenas.recordBattles(r.params.id!, r.body, r.trail)),
+    },
+    {
+      // the hub asks the products and the judge itself (docs/evaluation-rounds.md#battle-runs)
+      method: 'POST',
+      path: '/arenas/:id/battle-runs',
+      roles: EVALUATORS,
+      audit: { entityType: 'battle_run', action: 'start' },
+      handle: async (r) => {
+        const { run, resumed } = await battleRuns.start(r.params.id!, r.body, r.trail, r.principal.actorId);
+        return { status: resumed ? 200 : 201, body: { ...run, resumed } };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/arenas/:id/battle-runs/:runId',
+      roles: EVALUATORS,
+      handle: async (r) => ok(await battleRuns.view(r.params.id!, r.params.runId!)),
+    },
+    {
+      method: 'GET',
+      path: '/arenas/:id/battle-runs/:runId/items',
+      roles: EVALUATORS,
+      handle: async (r) => list(await battleRuns.items(r.params.id!, r.params.runId!, r.query)),
     },
     {
       // anyone signed in votes, once per prompt, as themselves
