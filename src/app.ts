@@ -341,6 +341,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const evaluation = await openEvaluation(config, { db, auditLog, calls, logger });
   // a round's score or reference given as a run id reads that run's result
   roundRecords.runs = options.runResults ?? runResultsFrom(evaluation.store);
+  // what an unpublished round names leaves the catalogue, and comes back at publication, at once
+  const rescore = () =>
+    evaluation.scores.refresh().catch((err) => logger.error({ err }, 'catalogue scores not read again'));
+  roundRecords.runsNamed = rescore;
+  rounds.onPublished = rescore;
   const openai = createOpenAIHandler({
     keys: keyCache,
     calls,
