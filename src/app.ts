@@ -354,6 +354,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     },
     logger,
   );
+  // what an unpublished round names leaves the catalogue, and comes back at publication, at once
+  const rescore = () =>
+    evaluation.scores.refresh().catch((err) => logger.error({ err }, 'catalogue scores not read again'));
+  roundRecords.runsNamed = rescore;
+  rounds.onPublished = rescore;
   const openai = createOpenAIHandler({
     keys: keyCache,
     calls,

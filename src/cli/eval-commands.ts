@@ -23,10 +23,11 @@ import { renderTable } from './table.ts';
 
 export const EVAL_USAGE = `kaihub eval — 평가 / evaluation (허브 없이, 설정된 데이터베이스에 직접 / in-process, against the configured database)
 
-  kaihub eval run --suite <file> --model <model> [--concurrency N] [--json] [--new] [--local]
+  kaihub eval run --suite <file> --model <model> [--concurrency N] [--json] [--new] [--local] [--private]
         스위트를 실행하고 진행률(stderr)과 결과를 출력합니다. 같은 명령을 다시 실행하면 중단된 실행을 이어서 합니다.
         Runs a suite; progress on stderr, the result on stdout (--json: overall and per-category scores,
         intervals, unparsed count). Running the same command again resumes an unfinished run (--new: start over).
+        --private: 점수를 카탈로그에 보이지 않습니다(차수용 실행) / the score never shows in the catalogue (a run for a round).
         REDIS_URL이 있으면 BullMQ에 넣고 작업자(kaihub eval worker)를 기다립니다(--local: 이 프로세스에서 실행).
         With REDIS_URL the run goes to BullMQ for kaihub eval worker processes (--local: run it here).
   kaihub eval worker [--concurrency N] [--parts N]
@@ -60,6 +61,7 @@ export function runSummary(run: RunView) {
     status: run.status,
     model: run.model,
     suite: run.suite,
+    private: run.private,
     metric: run.result?.metric ?? null,
     range: run.result?.range ?? null,
     overall: run.result?.overall ?? null,
@@ -130,6 +132,7 @@ async function runCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): P
       json: { type: 'boolean' },
       new: { type: 'boolean' },
       local: { type: 'boolean' },
+      private: { type: 'boolean' },
     },
   });
   if (!values.suite || !values.model) {
@@ -172,6 +175,7 @@ async function runCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): P
         executor: queued ? 'bullmq' : 'cli',
         createdBy: actorId,
         resume: !values.new,
+        private: Boolean(values.private),
       },
       (tx, change) =>
         auditLog.record(

@@ -23,6 +23,7 @@ import { migration024EvaluationRuns } from './migrations/024-evaluation-runs.ts'
 import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
 import { migration026Compute } from './migrations/026-compute.ts';
 import { migration027BattleRuns } from './migrations/027-battle-runs.ts';
+import { migration028PrivateEvaluationRuns } from './migrations/028-private-evaluation-runs.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -58,6 +59,7 @@ export const migrations: readonly Migration[] = [
   migration025EvaluationRounds,
   migration026Compute,
   migration027BattleRuns,
+  migration028PrivateEvaluationRuns,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

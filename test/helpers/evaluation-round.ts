@@ -93,6 +93,8 @@ export const referenceRuns: RunResults = {
       runId,
       status: 'completed',
       suiteHash: null,
+      // a global model's product in the catalogue (references are checked by model, not product)
+      productId: `prd_${model}`,
       model,
       score: REFERENCE[model] ?? 50,
       stderr: 0.4,

@@ -210,7 +210,7 @@ describe('kaihub eval pull', () => {
     assert.equal(unknown.code, 1);
     assert.match(
       unknown.stderr,
-      /unknown benchmark "nothing" \(known: kmmlu, hrm8k, open-bench, nd-bench, tofu-bench\)/,
+      /unknown benchmark "nothing" \(known: kmmlu, hrm8k, kobest, haerae, click, k2-eval, komt-bench, logickor, open-bench, nd-bench, tofu-bench\)/,
     );
     const badRegistry = join(dir, 'bad.json');
     writeFileSync(badRegistry, JSON.stringify({ benchmarks: [{ id: 'x', files: [] }] }));

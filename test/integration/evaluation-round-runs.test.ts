@@ -15,6 +15,7 @@ const OTHER_HASH = 'b'.repeat(64);
 
 const run = (id: string, over: Partial<RunRecordLike> = {}): RunRecordLike => ({
   id,
+  productId: 'prd_team',
   model: 'sovereign-0',
   status: 'completed',
   suite: { hash: HASH },
@@ -37,6 +38,8 @@ describe('round scores from evaluation runs', () => {
     ],
     ['run_running', run('run_running', { status: 'running', result: null })],
     ['run_other_suite', run('run_other_suite', { suite: { hash: OTHER_HASH } })],
+    // a completed run of the same suite, but of another product than the team's
+    ['run_other_product', run('run_other_product', { productId: 'prd_someone_else', model: 'other-model' })],
   ]);
 
   const must = async (method: string, path: string, body?: unknown) => {
@@ -61,6 +64,7 @@ describe('round scores from evaluation runs', () => {
       residency: 'domestic',
     });
     team = { organizationId: org.id, productId: product.id };
+    for (const r of runs.values()) if (r.productId === 'prd_team') r.productId = product.id;
     const body = roundBody([{ ...team, name: '런 팀', targetModel: 'global-a', parameters: 1e10 }], {
       survivors: 1,
     });
@@ -102,6 +106,17 @@ describe('round scores from evaluation runs', () => {
     assert.equal(reference.status, 201, JSON.stringify(reference.body));
     assert.equal(reference.body.data[0].score, 0.7);
     assert.equal(reference.body.data[0].suiteHash, HASH);
+  });
+
+  test("a team's score from a run of another product than the team's is refused (scores.N.runId)", async () => {
+    const r = await post('scores', {
+      scores: [{ organizationId: team.organizationId, suiteId: 'kmmlu', runId: 'run_other_product' }],
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error.fields[0].field, 'scores.0.runId');
+    assert.match(r.body.error.fields[0].message, /not this team's product/);
+    const round = await must('GET', `/rounds/${roundId}`);
+    assert.ok(!round.scores.some((s: any) => s.runId === 'run_other_product'));
   });
 
   test('what disagrees with the run or the round is refused by field', async () => {

@@ -229,6 +229,66 @@ describe('evaluation runs through the call layer, in the hub', () => {
     assert.equal(product.evaluations.find((e: any) => e.suite === 'kmmlu-sample').score, 0.5);
   });
 
+  test('HRM8K generation through the hub: right, wrong and unparseable numeric answers; scores, unparsed count and standard errors equal the hand computation', async () => {
+    fake.reset();
+    // by a word of each fixture question: 7 right; 60 answered 50 (wrong); 6,000 right with its comma
+    // and unit; 7 not answered with any number (unparsed)
+    const replies: [keyword: string, reply: string][] = [
+      ['사과', '모두 7개입니다. 정답: 7'],
+      ['연필', '정답은 50자루입니다.'],
+      ['공책', '4권이면 6,000원입니다.'],
+      ['x + 3', '잘 모르겠습니다.'],
+    ];
+    fake.setReplyFor((messages) => replies.find(([keyword]) => lastUser(messages).includes(keyword))?.[1]);
+    try {
+      const created = await t.admin('POST', '/evaluation/runs', {
+        model: 'hcx-test',
+        suite: {
+          name: 'hrm8k-sample',
+          data: { format: 'hrm8k', content: fixture('hrm8k-sample.jsonl') },
+          extraction: { type: 'numeric' },
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.itemCount, 4);
+      const run = await waitForRun(t, created.body.id);
+      assert.equal(run.status, 'completed');
+      assert.equal(run.result.metric, 'accuracy');
+      const { overall, categories } = run.result;
+      assert.deepEqual(
+        [overall.n, overall.correct, overall.wrong, overall.unparsed, overall.failed],
+        [4, 2, 1, 1, 0],
+      );
+      assert.equal(overall.score, 0.5);
+      close(overall.stderr, accuracySe(0.5, 4), 'overall SE'); // √(0.25/3)
+      assert.equal(overall.parsedAccuracy, 2 / 3);
+      // the fixture's subsets: GSM8K items 1–2 (right, wrong), KSM items 3–4 (right, unparsed)
+      assert.deepEqual(Object.keys(categories).sort(), ['GSM8K', 'KSM']);
+      assert.deepEqual(
+        [categories.GSM8K.n, categories.GSM8K.correct, categories.GSM8K.wrong, categories.GSM8K.unparsed],
+        [2, 1, 1, 0],
+      );
+      assert.deepEqual(
+        [categories.KSM.n, categories.KSM.correct, categories.KSM.wrong, categories.KSM.unparsed],
+        [2, 1, 0, 1],
+      );
+      close(categories.GSM8K.stderr, accuracySe(0.5, 2), 'GSM8K SE'); // 0.5
+      const items = (await t.admin('GET', `/evaluation/runs/${run.id}/items`)).body.data;
+      assert.deepEqual(
+        items.map((i: any) => [i.extracted, i.correct, i.unparsed]),
+        [
+          ['7', true, false],
+          ['50', false, false],
+          ['6000', true, false],
+          [null, false, true],
+        ],
+      );
+      assert.equal(fake.requests.filter((r) => r.path === '/v1/chat/completions').length, 4);
+    } finally {
+      fake.setReplyFor((messages) => judgeReply(messages) ?? kmmluReply(messages));
+    }
+  });
+
   test('LLM-as-judge, two turns: the conversation carries the first answer, judge prompts and scores are logged, an unscored verdict is unparsed', async () => {
     fake.reset();
     const created = await t.admin('POST', '/evaluation/runs', {

@@ -123,6 +123,73 @@ export const SHIPPED_BENCHMARKS: readonly Benchmark[] = [
       unpinned(`HRM8K/${f}.csv`, hf('HAERAE-HUB/HRM8K', `HRM8K/${f}.csv`)),
     ),
   },
+  {
+    id: 'kobest',
+    name: 'KoBEST (SK Telecom)',
+    homepage: 'https://huggingface.co/datasets/skt/kobest_v1',
+    licence: { name: 'CC BY-SA 4.0', url: 'https://creativecommons.org/licenses/by-sa/4.0/' },
+    // share-alike binds what is redistributed, not evaluating with it
+    acceptanceRequired: false,
+    files: [
+      ...['boolq', 'copa', 'hellaswag', 'wic'].flatMap((task) =>
+        ['train', 'validation', 'test'].map((split) => `${task}/${split}.jsonl`),
+      ),
+      ...['train', 'validation', 'test', 'test_originated'].map((split) => `sentineg/${split}.jsonl`),
+    ].map((path) => unpinned(path, hf('skt/kobest_v1', path))),
+  },
+  {
+    id: 'haerae',
+    name: 'HAE-RAE Bench 1.1 (HAERAE-HUB)',
+    homepage: 'https://huggingface.co/datasets/HAERAE-HUB/HAE_RAE_BENCH_1.1',
+    licence: { name: 'CC BY-NC-ND 4.0', url: 'https://creativecommons.org/licenses/by-nc-nd/4.0/' },
+    acceptanceRequired: true,
+    // only the file whose path the dataset's history confirms; the other tasks go in a registry file
+    files: [unpinned('data/loan_words.tsv', hf('HAERAE-HUB/HAE_RAE_BENCH_1.1', 'data/loan_words.tsv'))],
+  },
+  {
+    id: 'click',
+    name: 'CLIcK (Cultural and Linguistic Intelligence in Korean)',
+    homepage: 'https://huggingface.co/datasets/EunsuKim/CLIcK',
+    // the dataset card states no licence and its items come from official Korean exams: accepted explicitly
+    licence: {
+      name: 'no licence stated (items from official exams)',
+      url: 'https://huggingface.co/datasets/EunsuKim/CLIcK',
+    },
+    acceptanceRequired: true,
+    files: [
+      'Language/Functional/Functional_CSAT.json',
+      'Language/Functional/Functional_Kedu.json',
+      'Language/Functional/Functional_PSE.json',
+      'Language/Textual/Textual_CSAT.json',
+      'Language/Textual/Textual_TOPIK.json',
+    ].map((path) => unpinned(path, hf('EunsuKim/CLIcK', `Dataset/${path}`))),
+  },
+  {
+    id: 'k2-eval',
+    name: 'K2-Eval (HAERAE-HUB)',
+    homepage: 'https://huggingface.co/datasets/HAERAE-HUB/K2-Eval',
+    licence: { name: 'MIT', url: 'https://opensource.org/license/mit' },
+    acceptanceRequired: false,
+    files: ['data/k2-eval-knowledge.csv', 'data/k2-eval-generation.csv'].map((path) =>
+      unpinned(path, hf('HAERAE-HUB/K2-Eval', path)),
+    ),
+  },
+  {
+    id: 'komt-bench',
+    name: 'KoMT-Bench (LG AI Research)',
+    homepage: 'https://huggingface.co/datasets/LGAI-EXAONE/KoMT-Bench',
+    licence: { name: 'LGPL-3.0', url: 'https://www.gnu.org/licenses/lgpl-3.0.html' },
+    acceptanceRequired: false,
+    files: [unpinned('raw/question_ko.jsonl', hf('LGAI-EXAONE/KoMT-Bench', 'raw/question_ko.jsonl'))],
+  },
+  {
+    id: 'logickor',
+    name: 'LogicKor',
+    homepage: 'https://huggingface.co/datasets/maywell/LogicKor',
+    licence: { name: 'CC BY-SA 4.0', url: 'https://creativecommons.org/licenses/by-sa/4.0/' },
+    acceptanceRequired: false,
+    files: [unpinned('questions.jsonl', hf('maywell/LogicKor', 'questions.jsonl'))],
+  },
 ];
 
 /** The shipped list, with a registry file's entries added (or replacing those of the same id). */

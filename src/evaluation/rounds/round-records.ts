@@ -54,6 +54,11 @@ const teamOf = (d: RoundDefinition, organizationId: string) =>
 export class RoundRecords {
   /** The evaluation runs of this hub, when it has them; without, a score must be given by value. */
   runs: RunResults | null = null;
+  /**
+   * A score or reference now names a run: the catalogue reads its runs again at once, so a run an
+   * unpublished round names leaves it before the response (runs/latest-scores.ts).
+   */
+  runsNamed: () => Promise<void> = async () => {};
 
   constructor(private readonly db: Database) {}
 
@@ -161,6 +166,9 @@ export class RoundRecords {
         await trail(tx, { entityId: `${key.round}/${key.suite}/${key.model}`, before, after: r });
       }
       return rows;
+    }).then(async (rows) => {
+      if (rows.some((r) => r.runId !== null)) await this.runsNamed();
+      return rows;
     });
   }
 
@@ -172,12 +180,15 @@ export class RoundRecords {
   ): Promise<BenchmarkScore[]> {
     const v = parseInput(scoresInput, input);
     const rows: BenchmarkScore[] = [];
+    /** The product each score's run asked, by the score's index: checked against the team's below. */
+    const runProducts = new Map<number, { productId: string; model: string }>();
     for (const [i, s] of v.scores.entries()) {
       const at = (field: string) => `scores.${i}.${field}`;
       let { score, stderr, n, unparsed, suiteHash } = s;
       if (s.runId !== undefined) {
         const run = await this.run(s.runId, at('runId'));
         if (run) {
+          runProducts.set(i, { productId: run.productId, model: run.model });
           if (score !== undefined && Math.abs(score - run.score) > 1e-9)
             throw ValidationError.of(at('score'), `run ${s.runId} scored ${run.score}`);
           score = run.score;
@@ -208,6 +219,12 @@ export class RoundRecords {
       for (const [i, s] of rows.entries()) {
         const team = teamOf(round.definition, s.organizationId);
         if (!team) throw ValidationError.of(`scores.${i}.organizationId`, 'not a team of this round');
+        const asked = runProducts.get(i);
+        if (asked !== undefined && asked.productId !== team.productId)
+          throw ValidationError.of(
+            `scores.${i}.runId`,
+            `실행 ${s.runId}은 이 팀의 상품(${team.productId})이 아닌 ${asked.model}(${asked.productId})을 평가했습니다 / run ${s.runId} measured ${asked.model} (${asked.productId}), not this team's product ${team.productId}`,
+          );
         const suite = suitesOf(round.definition, s.organizationId).find((x) => x.id === s.suiteId);
         if (!suite)
           throw ValidationError.of(`scores.${i}.suiteId`, `${s.suiteId} is not one of this team’s suites`);
@@ -241,6 +258,9 @@ export class RoundRecords {
         );
         await trail(tx, { entityId: `${round.id}/${s.organizationId}/${s.suiteId}`, before, after: s });
       }
+      return rows;
+    }).then(async (rows) => {
+      if (rows.some((r) => r.runId !== null)) await this.runsNamed();
       return rows;
     });
   }

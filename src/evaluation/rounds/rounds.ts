@@ -63,6 +63,9 @@ function toRound(r: Record<string, unknown>): Round {
 }
 
 export class RoundService {
+  /** A round was published: the catalogue may now show the runs it names (runs/latest-scores.ts). */
+  onPublished: () => Promise<void> = async () => {};
+
   constructor(private readonly db: Database) {}
 
   async create(input: unknown, trail: AuditTrail, actorId: string): Promise<Round> {
@@ -213,7 +216,7 @@ export class RoundService {
 
   /** The operator's release: from now on everyone, and the public leaderboard, sees the result. */
   async publish(id: string, trail: AuditTrail, actorId: string): Promise<Round> {
-    return this.db.transaction(async (tx) => {
+    const round = await this.db.transaction(async (tx) => {
       await lockRound(tx, this.db.dialect, id);
       const before = await this.get(id, tx);
       if (before.status !== 'closed')
@@ -237,6 +240,8 @@ export class RoundService {
       });
       return after;
     });
+    await this.onPublished();
+    return round;
   }
 
   async get(id: string, db: SqlExecutor = this.db): Promise<Round> {

@@ -7,6 +7,8 @@ export interface RunSummary {
   runId: string;
   status: string;
   suiteHash: string | null;
+  /** The catalogue product the run asked: a team's score must come from the team's own product. */
+  productId: string;
   model: string;
   /** The run's overall score on the suite's own scale (accuracy 0–1, a judge's scale); null: none. */
   score: number | null;
@@ -26,6 +28,7 @@ export interface RunResults {
  */
 export interface RunRecordLike {
   id: string;
+  productId: string;
   model: string;
   status: string;
   suite: { hash: string };
@@ -42,6 +45,7 @@ export function runResultsFrom(store: { get(id: string): Promise<RunRecordLike |
         runId: run.id,
         status: run.status,
         suiteHash: run.suite.hash,
+        productId: run.productId,
         model: run.model,
         score: overall?.score ?? null,
         stderr: overall?.stderr ?? null,

@@ -47,6 +47,8 @@ const createBody = z.strictObject({
   concurrency: z.number().int().min(1).max(256).optional(),
   /** false: a new run even when an unfinished run of the same manifest exists. */
   resume: z.boolean().default(true),
+  /** true: the run's score never shows in the catalogue (a run for a round, a trial). */
+  private: z.boolean().default(false),
 });
 
 export interface CreateRun {
@@ -56,6 +58,8 @@ export interface CreateRun {
   executor: ExecutorKind;
   createdBy: string;
   resume: boolean;
+  /** Never shown in the catalogue. */
+  private?: boolean | undefined;
 }
 
 export class EvaluationService {
@@ -90,8 +94,9 @@ export class EvaluationService {
     const manifest = buildManifest(input.suite, product.model);
     const hash = manifestHash(manifest);
     const now = Date.now();
+    const isPrivate = input.private ?? false;
     if (input.resume) {
-      const existing = await this.store.resumable(hash, [input.executor]);
+      const existing = await this.store.resumable(hash, [input.executor], isPrivate);
       if (existing) {
         await this.db.transaction(async (tx) => {
           const retried = await this.store.retryFailed(existing.id, now, tx);
@@ -113,6 +118,7 @@ export class EvaluationService {
           manifestHash: hash,
           executor: input.executor,
           concurrency,
+          private: isPrivate,
           createdBy: input.createdBy,
         },
         input.suite.prepared,
@@ -126,6 +132,7 @@ export class EvaluationService {
           suite: manifest.suite,
           concurrency,
           executor: input.executor,
+          private: isPrivate,
           seed: manifest.seed,
           hubVersion: manifest.hubVersion,
         },
@@ -150,7 +157,15 @@ export class EvaluationService {
       throw new ValidationError(error.fields.map((f) => ({ ...f, field: `suite.${f.field}` })));
     }
     return this.create(
-      { suite, model: v.model, concurrency: v.concurrency, executor, createdBy, resume: v.resume },
+      {
+        suite,
+        model: v.model,
+        concurrency: v.concurrency,
+        executor,
+        createdBy,
+        resume: v.resume,
+        private: v.private,
+      },
       audit,
     );
   }

@@ -78,6 +78,7 @@ describe('run executor', () => {
           manifestHash: manifestHash(manifest),
           executor: 'hub',
           concurrency: 4,
+          private: false,
           createdBy: 'test',
         },
         suite.prepared,

@@ -19,6 +19,8 @@ export interface RunRecord {
   executor: ExecutorKind;
   concurrency: number;
   itemCount: number;
+  /** Never shown in the catalogue (`/v1/models` metadata, the admin product view). */
+  private: boolean;
   manifest: RunManifest;
   manifestHash: string;
   result: RunResult | null;
@@ -94,11 +96,12 @@ export interface NewRun {
   manifestHash: string;
   executor: ExecutorKind;
   concurrency: number;
+  private: boolean;
   createdBy: string;
 }
 
 export const RUN_COLUMNS = `id, product_id, model, suite_name, suite_kind, suite_hash, manifest_hash, manifest_json, status,
-  executor, concurrency, item_count, result_json, error, created_by, created_at, started_at, finished_at`;
+  executor, concurrency, item_count, result_json, error, created_by, created_at, started_at, finished_at, private`;
 
 export const iso = (ms: unknown) =>
   ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
@@ -113,6 +116,7 @@ export function toRun(r: Record<string, unknown>): RunRecord {
     executor: r.executor as ExecutorKind,
     concurrency: Number(r.concurrency),
     itemCount: Number(r.item_count),
+    private: Number(r.private) === 1,
     manifest: JSON.parse(r.manifest_json as string) as RunManifest,
     manifestHash: r.manifest_hash as string,
     result: r.result_json ? (JSON.parse(r.result_json as string) as RunResult) : null,

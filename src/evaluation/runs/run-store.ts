@@ -42,7 +42,7 @@ export class RunStore {
     const m = run.manifest;
     await tx.run(
       `INSERT INTO evaluation_runs (${RUN_COLUMNS}, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, NULL, NULL, ?, ?, NULL, NULL, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, NULL, NULL, ?, ?, NULL, NULL, ?, ?)`,
       [
         run.id,
         run.productId,
@@ -57,6 +57,7 @@ export class RunStore {
         items.length,
         run.createdBy,
         now,
+        run.private ? 1 : 0,
         now,
       ],
     );
@@ -114,14 +115,21 @@ export class RunStore {
     return rows.map(toRun);
   }
 
-  /** The newest run of this exact manifest that has not finished well: the one a rerun resumes. */
-  async resumable(manifestHash: string, executors: readonly ExecutorKind[]): Promise<RunRecord | undefined> {
+  /**
+   * The newest run of this exact manifest that has not finished well: the one a rerun resumes. Only
+   * one as private as asked: resuming a public run for a private request would show its score.
+   */
+  async resumable(
+    manifestHash: string,
+    executors: readonly ExecutorKind[],
+    isPrivate: boolean,
+  ): Promise<RunRecord | undefined> {
     const row = await this.db.get(
       `SELECT ${RUN_COLUMNS} FROM evaluation_runs
-        WHERE manifest_hash = ? AND status IN ('queued', 'running', 'incomplete')
+        WHERE manifest_hash = ? AND status IN ('queued', 'running', 'incomplete') AND private = ?
           AND executor IN (${executors.map(() => '?').join(', ')})
         ORDER BY created_at DESC LIMIT 1`,
-      [manifestHash, ...executors],
+      [manifestHash, isPrivate ? 1 : 0, ...executors],
     );
     return row ? toRun(row) : undefined;
   }
@@ -342,14 +350,23 @@ export class RunStore {
     });
   }
 
-  /** Each product's latest completed run per suite: what the catalogue shows beside it. */
+  /**
+   * Each product's latest completed run per suite that the catalogue may show beside it: not private,
+   * and named by no round (as a team's score or a measured reference) that is not yet published —
+   * before the operator releases a round, no team sees anything of another's.
+   */
   async latestCompleted(): Promise<RunRecord[]> {
     const rows = await this.db.all(
-      `SELECT ${RUN_COLUMNS} FROM evaluation_runs r
-        WHERE r.status = 'completed'
-          AND r.finished_at = (SELECT MAX(r2.finished_at) FROM evaluation_runs r2
-                                WHERE r2.product_id = r.product_id AND r2.suite_name = r.suite_name
-                                  AND r2.status = 'completed')
+      `WITH shown AS (
+         SELECT ${RUN_COLUMNS} FROM evaluation_runs r
+          WHERE r.status = 'completed' AND r.private = 0
+            AND NOT EXISTS (SELECT 1 FROM eval_round_scores s JOIN eval_rounds o ON o.id = s.round_id
+                             WHERE s.run_id = r.id AND o.published_at IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM eval_round_references f JOIN eval_rounds o ON o.id = f.round_id
+                             WHERE f.run_id = r.id AND o.published_at IS NULL))
+       SELECT * FROM shown r
+        WHERE r.finished_at = (SELECT MAX(r2.finished_at) FROM shown r2
+                                WHERE r2.product_id = r.product_id AND r2.suite_name = r.suite_name)
         ORDER BY r.product_id, r.suite_name`,
     );
     return rows.map(toRun);
