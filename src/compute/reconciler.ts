@@ -52,6 +52,8 @@ export class ComputeReconciler {
   private current: Promise<ReconcileReport> | undefined;
   private lastUsage = 0;
   private lastDrift = 0;
+  /** Days a monthly check found unread, per pool: read again at the next usage step. */
+  private readonly unread = new Map<string, Set<string>>();
 
   constructor(
     private readonly db: Database,
@@ -103,7 +105,7 @@ export class ComputeReconciler {
       report.ended.length +
       report.started.length +
       report.offers.length +
-      report.checks.length +
+      report.checks.filter((c) => c.outcome !== 'incomplete').length +
       report.drift.reduce((n, d) => n + d.repaired.length, 0);
     if (changed === 0 || !this.auditLog) return;
     await this.auditLog.record({
@@ -168,17 +170,22 @@ export class ComputeReconciler {
     if (steps.usage ?? now - this.lastUsage >= this.settings.usageEveryMs) {
       this.lastUsage = now;
       for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
-        for (const day of [yesterday(now), undefined]) {
+        const again = [...(this.unread.get(pool.id) ?? [])].sort().slice(0, MAX_REREAD_DAYS);
+        for (const day of [...again, yesterday(now), undefined]) {
           try {
             const r: IngestResult = await this.usage.ingest(pool.id, day === undefined ? {} : { day });
             report.usage.push({ poolId: pool.id, day: r.day, jobs: r.jobs });
+            if (day !== undefined) this.unread.get(pool.id)?.delete(day);
           } catch (error) {
             report.usage.push({ poolId: pool.id, day: day ?? 'today', error: (error as Error).message });
           }
         }
       }
     }
-    if (steps.checks ?? true) report.checks = await this.utilisation.checkDue();
+    if (steps.checks ?? true) {
+      report.checks = await this.utilisation.checkDue();
+      await this.noteUnread(report.checks);
+    }
     if (steps.drift ?? now - this.lastDrift >= this.settings.driftEveryMs) {
       this.lastDrift = now;
       for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
@@ -192,6 +199,21 @@ export class ComputeReconciler {
     return report;
   }
 
+  /** The days deferred checks are waiting for, so that the next usage step reads them again. */
+  private async noteUnread(checks: readonly CheckOutcome[]): Promise<void> {
+    for (const c of checks) {
+      if (c.outcome !== 'incomplete' || !c.missingDays?.length) continue;
+      const row = await this.db.get<{ pool_id: string }>(
+        'SELECT pool_id FROM compute_allocations WHERE id = ?',
+        [c.allocationId],
+      );
+      if (!row) continue;
+      const days = this.unread.get(row.pool_id) ?? new Set<string>();
+      for (const d of c.missingDays) days.add(d);
+      this.unread.set(row.pool_id, days);
+    }
+  }
+
   /** Allocations in `status` whose next attempt is due (or that never had one). */
   private async due(status: 'provisioning' | 'ending', now: number): Promise<string[]> {
     const rows = await this.db.all<{ id: string }>(
@@ -202,6 +224,9 @@ export class ComputeReconciler {
     return rows.map((r) => r.id);
   }
 }
+
+/** Bounds one usage step's re-reads of deferred days per pool (a scheduler down for weeks). */
+const MAX_REREAD_DAYS = 31;
 
 /** Yesterday's KST day, `2026-11-29`. */
 function yesterday(now: number): string {

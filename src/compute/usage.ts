@@ -104,7 +104,21 @@ export class UsageService {
       )
     ).map((r) => r.scheduler_account);
     // read before the transaction: the scheduler may take seconds, the database lock must not
-    const jobs = accounts.length === 0 ? [] : await provisioner.usage(from, to, accounts);
+    let jobs: JobUsage[];
+    try {
+      jobs = accounts.length === 0 ? [] : await provisioner.usage(from, to, accounts);
+    } catch (error) {
+      await recordEvent(
+        this.db,
+        {
+          poolId,
+          kind: 'usage_read_failed',
+          detail: { day: dayText(index), error: (error as Error).message },
+        },
+        now,
+      );
+      throw error;
+    }
     return this.store(poolId, dayText(index), to, jobs, trail);
   }
 
@@ -182,10 +196,11 @@ export class UsageService {
       const source = pool.provisioner;
       for (const [allocationId, s] of sums)
         await tx.run(
-          `INSERT INTO compute_usage_daily (allocation_id, day, gpu_seconds, jobs, source, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO compute_usage_daily (allocation_id, day, gpu_seconds, jobs, source, updated_at, read_until)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (allocation_id, day) DO UPDATE SET gpu_seconds = excluded.gpu_seconds, jobs = excluded.jobs,
-             source = excluded.source, updated_at = excluded.updated_at`,
-          [allocationId, day, s.seconds, s.jobs, source, now],
+             source = excluded.source, updated_at = excluded.updated_at, read_until = excluded.read_until`,
+          [allocationId, day, s.seconds, s.jobs, source, now, Math.min(readUntil, to)],
         );
       const targets = new Map<string, ChargeTarget>(
         allocations.map((a) => [a.id, chargeTarget(a, pool.supplierId)]),

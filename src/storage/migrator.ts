@@ -22,6 +22,7 @@ import { migration023UsageUncharged } from './migrations/023-usage-uncharged.ts'
 import { migration024EvaluationRuns } from './migrations/024-evaluation-runs.ts';
 import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds.ts';
 import { migration026Compute } from './migrations/026-compute.ts';
+import { migration029ComputeUsageReads } from './migrations/029-compute-usage-reads.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -56,6 +57,7 @@ export const migrations: readonly Migration[] = [
   migration024EvaluationRuns,
   migration025EvaluationRounds,
   migration026Compute,
+  migration029ComputeUsageReads,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

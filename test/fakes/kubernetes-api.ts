@@ -237,6 +237,8 @@ export interface FakePrometheus {
   url: string;
   /** namespace → the number the next query gives it (samples of a GPU). */
   samples: Map<string, number>;
+  /** When set, every query is answered 503 (Prometheus or its storage down). */
+  down: boolean;
   queries: string[];
   close(): Promise<void>;
 }
@@ -245,6 +247,7 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
   const fake: FakePrometheus = {
     url: '',
     samples: new Map(),
+    down: false,
     queries: [],
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -253,6 +256,7 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
     if (url.pathname !== '/api/v1/query') return send(res, 404, { status: 'error', error: 'not found' });
     const query = url.searchParams.get('query') ?? '';
     fake.queries.push(query);
+    if (fake.down) return send(res, 503, { status: 'error', errorType: 'unavailable', error: 'down' });
     const wanted = /namespace=~"([^"]*)"/.exec(query)?.[1]?.split('|') ?? [];
     const time = Number(url.searchParams.get('time'));
     send(res, 200, {
