@@ -25,8 +25,15 @@ export interface CheckOutcome {
   month: string;
   grantedGpuHours: string;
   usedGpuHours: string;
+  /** Where the scheduler measured the GPUs' utilisation for every day of the month: GPU-hours busy. */
+  busyGpuHours?: string;
   utilisationPercent: number;
   thresholdPercent: number;
+  /**
+   * What was compared with the threshold: `gpu_utilisation` (busy ÷ granted, DCGM on Kubernetes) or
+   * `gpu_hours_held` (GPU-hours its jobs held ÷ granted: Slurm's sacct, manual reports).
+   */
+  basis?: 'gpu_utilisation' | 'gpu_hours_held';
   outcome: 'ok' | 'warning' | 'reclaimed' | 'incomplete';
   /** `incomplete`: the days of the month whose usage was not read up to their end (read them again). */
   missingDays?: string[];
@@ -91,12 +98,17 @@ export class UtilisationService {
       }
       const outcome = await this.db.transaction(async (tx) => {
         const granted = BigInt(a.gpus) * BigInt(Math.max(0, Math.round((to - from) / 1000)));
-        const used = await tx.get<{ s: string | null }>(
-          `SELECT CAST(SUM(gpu_seconds) AS TEXT) AS s FROM compute_usage_daily WHERE allocation_id = ? AND day >= ? AND day < ?`,
+        const used = await tx.get<{ s: string | null; b: string | null; measured: number | string }>(
+          `SELECT CAST(SUM(gpu_seconds) AS TEXT) AS s, CAST(SUM(busy_gpu_seconds) AS TEXT) AS b,
+             COUNT(busy_gpu_seconds) AS measured
+           FROM compute_usage_daily WHERE allocation_id = ? AND day >= ? AND day < ?`,
           [a.id, dayText(first), dayText(end)],
         );
         const usedSeconds = BigInt(used?.s ?? '0');
-        const bp = basisPoints(usedSeconds, granted);
+        // the GPUs' own utilisation decides where it was measured on every day held in the month
+        const heldDays = dayIndex(to - 1) - dayIndex(from) + 1;
+        const busySeconds = Number(used?.measured ?? 0) === heldDays ? BigInt(used?.b ?? '0') : null;
+        const bp = basisPoints(busySeconds ?? usedSeconds, granted);
         const warnings = Number(
           (
             await tx.get<{ warnings: number }>('SELECT warnings FROM compute_allocations WHERE id = ?', [
@@ -123,8 +135,10 @@ export class UtilisationService {
           month,
           grantedGpuHours: gpuHoursText(granted),
           usedGpuHours: gpuHoursText(usedSeconds),
+          ...(busySeconds !== null && { busyGpuHours: gpuHoursText(busySeconds) }),
           utilisationPercent: bp / 100,
           thresholdPercent: call.thresholdBp / 100,
+          basis: busySeconds === null ? 'gpu_hours_held' : 'gpu_utilisation',
           outcome: result,
         };
         if (result === 'ok') {

@@ -26,6 +26,7 @@ describe('the monthly utilisation check on a scheduler pool', () => {
   let callId: string;
   const allocation = { busy: '', idle: '' };
   const ns = { busy: '', idle: '' };
+  let march: any[] = [];
 
   const days = (month: string, from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => `${month}-${String(from + i).padStart(2, '0')}`);
@@ -79,8 +80,9 @@ describe('the monthly utilisation check on a scheduler pool', () => {
       const a = await must(t, 'GET', `/compute/allocations/${allocation[key]}`);
       assert.equal(a.status, 'active');
       ns[key] = a.schedulerAccount;
-      // one GPU seen in every one-minute sample of the day
+      // one GPU seen in every one-minute sample of the day: 90 % busy, or a pod that holds it idle
       prometheus.samples.set(ns[key], 1440);
+      prometheus.utilisation.set(ns[key], key === 'busy' ? 90 : 0);
     }
   });
   after(async () => {
@@ -115,8 +117,33 @@ describe('the monthly utilisation check on a scheduler pool', () => {
     assert.equal(deferrals.length, 1);
 
     for (const day of ['2026-03-10', '2026-03-31']) assert.equal((await read(day)).status, 200);
-    const decided = await check('2026-03');
-    assert.equal(outcomeOf(decided, allocation.busy).outcome, 'ok');
-    assert.equal(outcomeOf(decided, allocation.busy).usedGpuHours, '696'); // 29 days × 24 h
+    march = await check('2026-03');
+    assert.equal(outcomeOf(march, allocation.busy).outcome, 'ok');
+    assert.equal(outcomeOf(march, allocation.busy).usedGpuHours, '696'); // 29 days × 24 h
+  });
+
+  test('an idle pod (DCGM utilisation ~0) that holds its GPU is warned, then reclaimed', async () => {
+    const idle = outcomeOf(march, allocation.idle);
+    assert.equal(idle.usedGpuHours, '696', 'the GPU was held all month');
+    assert.equal(idle.busyGpuHours, '0');
+    assert.equal(idle.basis, 'gpu_utilisation');
+    assert.equal(idle.outcome, 'warning');
+    const busy = outcomeOf(march, allocation.busy);
+    assert.equal(busy.basis, 'gpu_utilisation');
+    assert.equal(busy.utilisationPercent, 90);
+    const usage = await must(t, 'GET', `/compute/allocations/${allocation.idle}/usage`);
+    assert.equal(usage.days.find((d: any) => d.day === '2026-03-05').busyGpuHours, '0');
+    assert.ok(prometheus.queries.some((q) => q.includes('sum_over_time(DCGM_FI_DEV_GPU_UTIL')));
+
+    clock.set('2026-04-30T12:00:00+09:00');
+    for (const day of days('2026-04', 1, 29)) assert.equal((await read(day)).status, 200);
+    clock.set('2026-05-01T00:30:00+09:00');
+    assert.equal((await read('2026-04-30')).status, 200);
+    const april = await check('2026-04');
+    assert.equal(outcomeOf(april, allocation.busy).outcome, 'ok');
+    assert.equal(outcomeOf(april, allocation.idle).outcome, 'reclaimed');
+    const after = await must(t, 'GET', `/compute/allocations/${allocation.idle}`);
+    assert.ok(['ending', 'reclaimed'].includes(after.status), after.status);
+    assert.match(after.endReason, /below the call's 30%/);
   });
 });
