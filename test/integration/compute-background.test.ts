@@ -32,7 +32,9 @@ describe('the compute loop in the background', () => {
       applicantRegion: 'capital',
     });
     await must(t, 'POST', `/compute/applications/${a.id}/submit`);
-    const selected = await must(t, 'POST', `/compute/applications/${a.id}/select`, {});
+    const selected = await must(t, 'POST', `/compute/applications/${a.id}/select`, {
+      reason: '선정 / selected',
+    });
     let status = '';
     for (let i = 0; i < 50 && status !== 'provisioning'; i++) {
       await new Promise((r) => setTimeout(r, 100));
