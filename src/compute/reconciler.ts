@@ -1,4 +1,5 @@
 import type { AuditLog } from '../audit/audit-log.ts';
+import { formatKrw, parseKrwAmount } from '../billing/money.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/database.ts';
 import { recordEvent } from './events.ts';
@@ -12,10 +13,19 @@ import type { Clock } from './values.ts';
 export interface ReconcileReport {
   at: string;
   expiredOffers: string[];
+  /** Grants whose period passed before they ever reached the scheduler: ended without it. */
+  endedUnstarted: string[];
   ended: StepResult[];
   started: StepResult[];
   offers: Offer[];
-  usage: { poolId: string; day: string; jobs?: number; error?: string }[];
+  usage: {
+    poolId: string;
+    day: string;
+    jobs?: number;
+    charged?: number;
+    chargedKrw?: string;
+    error?: string;
+  }[];
   checks: CheckOutcome[];
   drift: {
     poolId: string;
@@ -102,6 +112,8 @@ export class ComputeReconciler {
   private async record(report: ReconcileReport): Promise<void> {
     const changed =
       report.expiredOffers.length +
+      report.endedUnstarted.length +
+      report.usage.filter((u) => (u.jobs ?? 0) > 0 || (u.charged ?? 0) > 0).length +
       report.ended.length +
       report.started.length +
       report.offers.length +
@@ -131,6 +143,7 @@ export class ComputeReconciler {
     const report: ReconcileReport = {
       at: new Date(now).toISOString(),
       expiredOffers: await this.offers.expire(),
+      endedUnstarted: [],
       ended: [],
       started: [],
       offers: [],
@@ -138,12 +151,23 @@ export class ComputeReconciler {
       checks: [],
       drift: [],
     };
-    // a grant that never reached the scheduler ends without it
-    await this.db.run(
-      `UPDATE compute_allocations SET status = 'ended', ending_as = 'ended', ended_at = ?, updated_at = ?
-       WHERE status = 'scheduled' AND ends_at <= ?`,
-      [now, now, now],
-    );
+    // a grant that never reached the scheduler ends without it, with an event saying so
+    for (const r of await this.db.all<{ id: string; pool_id: string }>(
+      "SELECT id, pool_id FROM compute_allocations WHERE status = 'scheduled' AND ends_at <= ? ORDER BY id",
+      [now],
+    )) {
+      const ended = await this.db.transaction(async (tx) => {
+        const changed = await tx.run(
+          `UPDATE compute_allocations SET status = 'ended', ending_as = 'ended', ended_at = ?, end_reason = ?,
+             updated_at = ? WHERE id = ? AND status = 'scheduled'`,
+          [now, '시작 전에 기간 종료 / the period ended before the grant was started', now, r.id],
+        );
+        if (changed === 1)
+          await recordEvent(tx, { allocationId: r.id, poolId: r.pool_id, kind: 'ended_unstarted' }, now);
+        return changed === 1;
+      });
+      if (ended) report.endedUnstarted.push(r.id);
+    }
     for (const r of await this.db.all<{ id: string; pool_id: string }>(
       `SELECT id, pool_id FROM compute_allocations WHERE status IN ('provisioning', 'active') AND ends_at <= ?`,
       [now],
@@ -174,7 +198,13 @@ export class ComputeReconciler {
         for (const day of [...again, yesterday(now), undefined]) {
           try {
             const r: IngestResult = await this.usage.ingest(pool.id, day === undefined ? {} : { day });
-            report.usage.push({ poolId: pool.id, day: r.day, jobs: r.jobs });
+            report.usage.push({
+              poolId: pool.id,
+              day: r.day,
+              jobs: r.jobs,
+              charged: r.charged.length,
+              chargedKrw: sumKrw(r.charged.map((c) => c.amountKrw)),
+            });
             if (day !== undefined) this.unread.get(pool.id)?.delete(day);
           } catch (error) {
             report.usage.push({ poolId: pool.id, day: day ?? 'today', error: (error as Error).message });
@@ -223,6 +253,11 @@ export class ComputeReconciler {
     );
     return rows.map((r) => r.id);
   }
+}
+
+/** The total of KRW texts (`1234.5`), exact. */
+function sumKrw(amounts: readonly string[]): string {
+  return formatKrw(amounts.reduce((sum, a) => sum + parseKrwAmount(a), 0n));
 }
 
 /** Bounds one usage step's re-reads of deferred days per pool (a scheduler down for weeks). */
