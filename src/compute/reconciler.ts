@@ -1,4 +1,5 @@
 import type { AuditLog } from '../audit/audit-log.ts';
+import { formatKrw, parseKrwAmount } from '../billing/money.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/database.ts';
 import { recordEvent } from './events.ts';
@@ -12,10 +13,19 @@ import type { Clock } from './values.ts';
 export interface ReconcileReport {
   at: string;
   expiredOffers: string[];
+  /** Grants whose period passed before they ever reached the scheduler: ended without it. */
+  endedUnstarted: string[];
   ended: StepResult[];
   started: StepResult[];
   offers: Offer[];
-  usage: { poolId: string; day: string; jobs?: number; error?: string }[];
+  usage: {
+    poolId: string;
+    day: string;
+    jobs?: number;
+    charged?: number;
+    chargedKrw?: string;
+    error?: string;
+  }[];
   checks: CheckOutcome[];
   drift: {
     poolId: string;
@@ -52,6 +62,8 @@ export class ComputeReconciler {
   private current: Promise<ReconcileReport> | undefined;
   private lastUsage = 0;
   private lastDrift = 0;
+  /** Days a monthly check found unread, per pool: read again at the next usage step. */
+  private readonly unread = new Map<string, Set<string>>();
 
   constructor(
     private readonly db: Database,
@@ -100,10 +112,12 @@ export class ComputeReconciler {
   private async record(report: ReconcileReport): Promise<void> {
     const changed =
       report.expiredOffers.length +
+      report.endedUnstarted.length +
+      report.usage.filter((u) => (u.jobs ?? 0) > 0 || (u.charged ?? 0) > 0).length +
       report.ended.length +
       report.started.length +
       report.offers.length +
-      report.checks.length +
+      report.checks.filter((c) => c.outcome !== 'incomplete').length +
       report.drift.reduce((n, d) => n + d.repaired.length, 0);
     if (changed === 0 || !this.auditLog) return;
     await this.auditLog.record({
@@ -129,6 +143,7 @@ export class ComputeReconciler {
     const report: ReconcileReport = {
       at: new Date(now).toISOString(),
       expiredOffers: await this.offers.expire(),
+      endedUnstarted: [],
       ended: [],
       started: [],
       offers: [],
@@ -136,12 +151,23 @@ export class ComputeReconciler {
       checks: [],
       drift: [],
     };
-    // a grant that never reached the scheduler ends without it
-    await this.db.run(
-      `UPDATE compute_allocations SET status = 'ended', ending_as = 'ended', ended_at = ?, updated_at = ?
-       WHERE status = 'scheduled' AND ends_at <= ?`,
-      [now, now, now],
-    );
+    // a grant that never reached the scheduler ends without it, with an event saying so
+    for (const r of await this.db.all<{ id: string; pool_id: string }>(
+      "SELECT id, pool_id FROM compute_allocations WHERE status = 'scheduled' AND ends_at <= ? ORDER BY id",
+      [now],
+    )) {
+      const ended = await this.db.transaction(async (tx) => {
+        const changed = await tx.run(
+          `UPDATE compute_allocations SET status = 'ended', ending_as = 'ended', ended_at = ?, end_reason = ?,
+             updated_at = ? WHERE id = ? AND status = 'scheduled'`,
+          [now, '시작 전에 기간 종료 / the period ended before the grant was started', now, r.id],
+        );
+        if (changed === 1)
+          await recordEvent(tx, { allocationId: r.id, poolId: r.pool_id, kind: 'ended_unstarted' }, now);
+        return changed === 1;
+      });
+      if (ended) report.endedUnstarted.push(r.id);
+    }
     for (const r of await this.db.all<{ id: string; pool_id: string }>(
       `SELECT id, pool_id FROM compute_allocations WHERE status IN ('provisioning', 'active') AND ends_at <= ?`,
       [now],
@@ -168,17 +194,28 @@ export class ComputeReconciler {
     if (steps.usage ?? now - this.lastUsage >= this.settings.usageEveryMs) {
       this.lastUsage = now;
       for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
-        for (const day of [yesterday(now), undefined]) {
+        const again = [...(this.unread.get(pool.id) ?? [])].sort().slice(0, MAX_REREAD_DAYS);
+        for (const day of [...again, yesterday(now), undefined]) {
           try {
             const r: IngestResult = await this.usage.ingest(pool.id, day === undefined ? {} : { day });
-            report.usage.push({ poolId: pool.id, day: r.day, jobs: r.jobs });
+            report.usage.push({
+              poolId: pool.id,
+              day: r.day,
+              jobs: r.jobs,
+              charged: r.charged.length,
+              chargedKrw: sumKrw(r.charged.map((c) => c.amountKrw)),
+            });
+            if (day !== undefined) this.unread.get(pool.id)?.delete(day);
           } catch (error) {
             report.usage.push({ poolId: pool.id, day: day ?? 'today', error: (error as Error).message });
           }
         }
       }
     }
-    if (steps.checks ?? true) report.checks = await this.utilisation.checkDue();
+    if (steps.checks ?? true) {
+      report.checks = await this.utilisation.checkDue();
+      await this.noteUnread(report.checks);
+    }
     if (steps.drift ?? now - this.lastDrift >= this.settings.driftEveryMs) {
       this.lastDrift = now;
       for (const pool of await this.pools.rowsByEngine(['slurm', 'kubernetes'])) {
@@ -192,6 +229,21 @@ export class ComputeReconciler {
     return report;
   }
 
+  /** The days deferred checks are waiting for, so that the next usage step reads them again. */
+  private async noteUnread(checks: readonly CheckOutcome[]): Promise<void> {
+    for (const c of checks) {
+      if (c.outcome !== 'incomplete' || !c.missingDays?.length) continue;
+      const row = await this.db.get<{ pool_id: string }>(
+        'SELECT pool_id FROM compute_allocations WHERE id = ?',
+        [c.allocationId],
+      );
+      if (!row) continue;
+      const days = this.unread.get(row.pool_id) ?? new Set<string>();
+      for (const d of c.missingDays) days.add(d);
+      this.unread.set(row.pool_id, days);
+    }
+  }
+
   /** Allocations in `status` whose next attempt is due (or that never had one). */
   private async due(status: 'provisioning' | 'ending', now: number): Promise<string[]> {
     const rows = await this.db.all<{ id: string }>(
@@ -202,6 +254,14 @@ export class ComputeReconciler {
     return rows.map((r) => r.id);
   }
 }
+
+/** The total of KRW texts (`1234.5`), exact. */
+function sumKrw(amounts: readonly string[]): string {
+  return formatKrw(amounts.reduce((sum, a) => sum + parseKrwAmount(a), 0n));
+}
+
+/** Bounds one usage step's re-reads of deferred days per pool (a scheduler down for weeks). */
+const MAX_REREAD_DAYS = 31;
 
 /** Yesterday's KST day, `2026-11-29`. */
 function yesterday(now: number): string {

@@ -6,12 +6,12 @@ import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import type { ComputeApplication, ComputeApplicationService } from './applications.ts';
-import type { CallService } from './calls.ts';
+import type { CallService, Track } from './calls.ts';
 import { commitments } from './capacity.ts';
 import { insertAllocations, limitsOf, type NewAllocation } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { type Candidate, fill, Ledger, type Outcome, rank } from './ranking.ts';
-import { dayIndex, dayStartMs } from './units.ts';
+import { dayIndex, dayStartMs, gpusFor } from './units.ts';
 import type { Clock } from './values.ts';
 
 const runInput = z.strictObject({
@@ -29,7 +29,8 @@ const selectInput = z.strictObject({
   endsOn: kstDay.optional(),
   /** A GPU-hour budget the scheduler enforces where it can (Slurm GrpTRESMins). */
   gpuHourBudget: z.number().int().min(1).max(1_000_000_000).nullable().optional(),
-  reason: z.string().trim().min(1).max(2000).optional(),
+  /** Every decision carries a reason: a hand approval (out of rank, or from the waiting list) says why. */
+  reason: z.string({ error: 'required: say why the application is selected' }).trim().min(1).max(2000),
 });
 
 const rejectInput = z.strictObject({
@@ -264,6 +265,12 @@ export class ComputeSelectionService {
       const endsAt = v.endsOn === undefined ? askedEnd : v.endsOn + DAY_MS;
       const gpus = v.gpus ?? before.gpus;
       if (gpus > before.gpus) throw ValidationError.of('gpus', `at most what was asked: ${before.gpus}`);
+      if (v.gpus !== undefined)
+        fitsTrack(
+          call.tracks.find((t) => t.id === before.trackId),
+          pool!,
+          gpus,
+        );
       if (startsAt < today)
         throw ValidationError.of('startsOn', `is in the past (today is ${dayOf(today)}, KST)`);
       if (startsAt < askedStart)
@@ -313,7 +320,7 @@ export class ComputeSelectionService {
           {
             id: applicationId,
             status: 'selected',
-            reason: v.reason ?? '운영자 선정 / selected by the operator',
+            reason: v.reason,
             rank: before.rank,
             score: before.score === null ? null : Math.round(before.score * 100),
           },
@@ -437,6 +444,35 @@ async function recordDecisions(
         'status',
         'an application was decided meanwhile',
         '이미 결정된 신청서가 있습니다.',
+      );
+  }
+}
+
+/**
+ * A hand approval's smaller grant still has to be one the track grants: at least its minimum GPUs, whole
+ * servers on a server track, or the GPUs of one of its sizes on a teraflop track (docs/compute.md).
+ */
+function fitsTrack(
+  track: Track | undefined,
+  pool: { gpusPerServer: number; tfPerGpu: number },
+  gpus: number,
+): void {
+  if (!track) return;
+  if (track.unit === 'gpu') {
+    if (gpus < track.min!)
+      throw ValidationError.of('gpus', `track ${track.id} grants at least ${track.min} GPUs`);
+  } else if (track.unit === 'server') {
+    if (gpus % pool.gpusPerServer !== 0 || gpus < track.min! * pool.gpusPerServer)
+      throw ValidationError.of(
+        'gpus',
+        `track ${track.id} grants whole servers of ${pool.gpusPerServer} GPUs, at least ${track.min! * pool.gpusPerServer} GPUs`,
+      );
+  } else {
+    const allowed = track.sizes!.map((tf) => gpusFor('tf', tf, pool));
+    if (!allowed.includes(gpus))
+      throw ValidationError.of(
+        'gpus',
+        `track ${track.id} grants ${track.sizes!.join(' or ')} TF: ${[...new Set(allowed)].join(' or ')} GPUs of this pool`,
       );
   }
 }

@@ -37,6 +37,8 @@ export interface DayUsage {
   allocationId: string;
   gpuSeconds: number;
   gpuHours: string;
+  /** Where the scheduler measures utilisation: the GPU-hours the GPUs were busy (Σ utilisation × time). */
+  busyGpuHours?: string;
   jobs: number;
 }
 
@@ -104,7 +106,21 @@ export class UsageService {
       )
     ).map((r) => r.scheduler_account);
     // read before the transaction: the scheduler may take seconds, the database lock must not
-    const jobs = accounts.length === 0 ? [] : await provisioner.usage(from, to, accounts);
+    let jobs: JobUsage[];
+    try {
+      jobs = accounts.length === 0 ? [] : await provisioner.usage(from, to, accounts);
+    } catch (error) {
+      await recordEvent(
+        this.db,
+        {
+          poolId,
+          kind: 'usage_read_failed',
+          detail: { day: dayText(index), error: (error as Error).message },
+        },
+        now,
+      );
+      throw error;
+    }
     return this.store(poolId, dayText(index), to, jobs, trail);
   }
 
@@ -133,9 +149,11 @@ export class UsageService {
       ).map(toAllocationRow);
       const byAccount = new Map<string, AllocationRow[]>();
       for (const a of allocations) byAccount.set(a.account, [...(byAccount.get(a.account) ?? []), a]);
-      const sums = new Map<string, { seconds: number; jobs: number }>(
-        allocations.map((a) => [a.id, { seconds: 0, jobs: 0 }]),
+      const sums = new Map<string, { seconds: number; busy: number; jobs: number }>(
+        allocations.map((a) => [a.id, { seconds: 0, busy: 0, jobs: 0 }]),
       );
+      // where the scheduler measures the GPUs' utilisation, a day without jobs was 0 % busy
+      let measured = this.lifecycle.provisionerOf(pool).reportsUtilisation === true;
       let total = 0;
       let unattributedJobs = 0;
       let unattributedSeconds = 0;
@@ -161,6 +179,8 @@ export class UsageService {
           const s = sums.get(owner.id)!;
           s.seconds += job.gpuSeconds;
           s.jobs += 1;
+          if (job.busyGpuSeconds === undefined) measured = false;
+          else s.busy += job.busyGpuSeconds;
         } else {
           unattributedJobs += 1;
           unattributedSeconds += job.gpuSeconds;
@@ -182,10 +202,21 @@ export class UsageService {
       const source = pool.provisioner;
       for (const [allocationId, s] of sums)
         await tx.run(
-          `INSERT INTO compute_usage_daily (allocation_id, day, gpu_seconds, jobs, source, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO compute_usage_daily (allocation_id, day, gpu_seconds, jobs, source, updated_at, read_until,
+             busy_gpu_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (allocation_id, day) DO UPDATE SET gpu_seconds = excluded.gpu_seconds, jobs = excluded.jobs,
-             source = excluded.source, updated_at = excluded.updated_at`,
-          [allocationId, day, s.seconds, s.jobs, source, now],
+             source = excluded.source, updated_at = excluded.updated_at, read_until = excluded.read_until,
+             busy_gpu_seconds = excluded.busy_gpu_seconds`,
+          [
+            allocationId,
+            day,
+            s.seconds,
+            s.jobs,
+            source,
+            now,
+            Math.min(readUntil, to),
+            measured ? s.busy : null,
+          ],
         );
       const targets = new Map<string, ChargeTarget>(
         allocations.map((a) => [a.id, chargeTarget(a, pool.supplierId)]),
@@ -223,6 +254,7 @@ export class UsageService {
           allocationId,
           gpuSeconds: s.seconds,
           gpuHours: gpuHoursText(s.seconds),
+          ...(measured && { busyGpuHours: gpuHoursText(s.busy) }),
           jobs: s.jobs,
         })),
         unattributed: { jobs: unattributedJobs, gpuHours: gpuHoursText(unattributedSeconds) },
@@ -302,8 +334,16 @@ export class UsageService {
 
   /** An allocation's usage per day, what was charged for it, and its totals. */
   async ofAllocation(allocationId: string) {
-    const days = await this.db.all<{ day: string; s: string; jobs: number; source: string }>(
-      `SELECT day, CAST(gpu_seconds AS TEXT) AS s, jobs, source FROM compute_usage_daily WHERE allocation_id = ? ORDER BY day`,
+    const days = await this.db.all<{
+      day: string;
+      s: string;
+      b: string | null;
+      jobs: number;
+      source: string;
+      read_until: number | string | null;
+    }>(
+      `SELECT day, CAST(gpu_seconds AS TEXT) AS s, CAST(busy_gpu_seconds AS TEXT) AS b, jobs, source, read_until
+       FROM compute_usage_daily WHERE allocation_id = ? ORDER BY day`,
       [allocationId],
     );
     const charges = await this.db.all<{ day: string; s: string; a: string; p: string; o: string }>(
@@ -333,6 +373,8 @@ export class UsageService {
           day: d.day,
           gpuSeconds: Number(d.s),
           gpuHours: gpuHoursText(BigInt(d.s)),
+          busyGpuHours: d.b === null ? null : gpuHoursText(BigInt(d.b)),
+          readUntil: d.read_until === null ? null : new Date(Number(d.read_until)).toISOString(),
           jobs: Number(d.jobs),
           source: d.source,
           chargedKrw: formatKrw(BigInt(c?.a ?? '0')),

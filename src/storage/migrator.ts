@@ -24,6 +24,7 @@ import { migration025EvaluationRounds } from './migrations/025-evaluation-rounds
 import { migration026Compute } from './migrations/026-compute.ts';
 import { migration027BattleRuns } from './migrations/027-battle-runs.ts';
 import { migration028PrivateEvaluationRuns } from './migrations/028-private-evaluation-runs.ts';
+import { migration029ComputeUsageReads } from './migrations/029-compute-usage-reads.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -60,6 +61,7 @@ export const migrations: readonly Migration[] = [
   migration026Compute,
   migration027BattleRuns,
   migration028PrivateEvaluationRuns,
+  migration029ComputeUsageReads,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

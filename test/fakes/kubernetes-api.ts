@@ -237,6 +237,10 @@ export interface FakePrometheus {
   url: string;
   /** namespace → the number the next query gives it (samples of a GPU). */
   samples: Map<string, number>;
+  /** namespace → its GPUs' mean DCGM_FI_DEV_GPU_UTIL (%), for `sum_over_time` queries; default 100. */
+  utilisation: Map<string, number>;
+  /** When set, every query is answered 503 (Prometheus or its storage down). */
+  down: boolean;
   queries: string[];
   close(): Promise<void>;
 }
@@ -245,6 +249,8 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
   const fake: FakePrometheus = {
     url: '',
     samples: new Map(),
+    utilisation: new Map(),
+    down: false,
     queries: [],
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -253,6 +259,7 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
     if (url.pathname !== '/api/v1/query') return send(res, 404, { status: 'error', error: 'not found' });
     const query = url.searchParams.get('query') ?? '';
     fake.queries.push(query);
+    if (fake.down) return send(res, 503, { status: 'error', errorType: 'unavailable', error: 'down' });
     const wanted = /namespace=~"([^"]*)"/.exec(query)?.[1]?.split('|') ?? [];
     const time = Number(url.searchParams.get('time'));
     send(res, 200, {
@@ -261,7 +268,14 @@ export async function startFakePrometheus(): Promise<FakePrometheus> {
         resultType: 'vector',
         result: [...fake.samples]
           .filter(([ns]) => wanted.includes(ns))
-          .map(([namespace, n]) => ({ metric: { namespace }, value: [time, String(n)] })),
+          .map(([namespace, n]) => ({
+            metric: { namespace },
+            // count_over_time: GPU-samples; sum_over_time: the samples' utilisation summed
+            value: [
+              time,
+              String(query.includes('sum_over_time') ? n * (fake.utilisation.get(namespace) ?? 100) : n),
+            ],
+          })),
       },
     });
   });

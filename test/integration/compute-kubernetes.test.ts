@@ -83,7 +83,9 @@ describe('GPU allocations on Kubernetes', () => {
       schedulerUsers: ['alice@example.kr', 'bob@example.kr'],
     });
     await must(t, 'POST', `/compute/applications/${a.id}/submit`);
-    const selected = await must(t, 'POST', `/compute/applications/${a.id}/select`, {});
+    const selected = await must(t, 'POST', `/compute/applications/${a.id}/select`, {
+      reason: '심사 적격 / eligible',
+    });
     await must(t, 'POST', '/compute/reconcile', { usage: false, checks: false, drift: false });
     return must(t, 'GET', `/compute/allocations/${selected.allocationId}`);
   }

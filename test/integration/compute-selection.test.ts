@@ -255,7 +255,14 @@ describe('compute calls, applications and selection', () => {
     assert.equal(selected.status, 'selected');
     // and now the pool is full: nothing more fits, whoever approves
     const G = await submitted(t, c.id, { organizationId: await organization(t), quantity: 4, ...period });
-    const full = await refused(t, 'POST', `/compute/applications/${G.id}/select`, {}, 'gpus', 409);
+    const full = await refused(
+      t,
+      'POST',
+      `/compute/applications/${G.id}/select`,
+      { reason: '추가 선정' },
+      'gpus',
+      409,
+    );
     assert.match(full.error.message, /2026-03-03/);
     // capacity cannot go below what is granted
     await refused(t, 'PATCH', `/compute/calls/${c.id}`, { capacityGpus: 10 }, 'capacityGpus');
@@ -268,6 +275,50 @@ describe('compute calls, applications and selection', () => {
     const audit = await must(t, 'GET', `/audit?entityType=compute_call&entityId=${c.id}&action=select`);
     assert.equal(audit.data.length, 1, 'the selection run is in the audit log (the dry run is not)');
     assert.equal(audit.data[0].after.selected, 3);
+  });
+
+  test('a hand approval needs a reason, and a smaller grant it gives still fits the track (minimum, whole servers, TF sizes)', async () => {
+    const p = (await pool(t, supplierId, { gpuCount: 32, tfPerGpu: 100 })).id;
+    const c = await call(t, [p], {
+      capacityGpus: 32,
+      tracks: [
+        { id: 'small', name: '2–4 GPU', unit: 'gpu', min: 2, max: 4 },
+        { id: 'server', name: '8 GPU 서버 단위', unit: 'server', min: 1, max: 2 },
+        { id: 'tf', name: '160/320 TF 단위', unit: 'tf', sizes: [160, 320] },
+      ],
+    });
+    const apply = async (trackId: string, unit: string, quantity: number) =>
+      (
+        await submitted(t, c.id, {
+          organizationId: await organization(t),
+          trackId,
+          unit,
+          quantity,
+          poolId: p,
+          startsOn: '2026-03-03',
+          endsOn: '2026-04-30',
+        })
+      ).id as string;
+    const select = (id: string) => `/compute/applications/${id}/select`;
+    const small = await apply('small', 'gpu', 4);
+    const refusal = await refused(t, 'POST', select(small), {}, 'reason');
+    assert.match(JSON.stringify(refusal.error), /say why/);
+    await refused(t, 'POST', select(small), { reason: '  ' }, 'reason');
+    await refused(t, 'POST', select(small), { reason: '일부 선정', gpus: 1 }, 'gpus');
+    const chosen = await must(t, 'POST', select(small), { reason: '예산 범위 내 일부 선정', gpus: 2 });
+    assert.equal(chosen.decisionReason, '예산 범위 내 일부 선정');
+    assert.equal((await must(t, 'GET', `/compute/allocations/${chosen.allocationId}`)).gpus, 2);
+
+    const server = await apply('server', 'server', 2);
+    const notWhole = await refused(t, 'POST', select(server), { reason: '일부', gpus: 12 }, 'gpus');
+    assert.match(notWhole.error.fields[0].message, /whole servers of 8 GPUs/);
+    const one = await must(t, 'POST', select(server), { reason: '서버 1대 선정', gpus: 8 });
+    assert.equal((await must(t, 'GET', `/compute/allocations/${one.allocationId}`)).gpus, 8);
+
+    const tf = await apply('tf', 'tf', 320); // 4 GPUs of 100 TF
+    await refused(t, 'POST', select(tf), { reason: '일부', gpus: 3 }, 'gpus');
+    const half = await must(t, 'POST', select(tf), { reason: '160 TF로 선정', gpus: 2 });
+    assert.equal((await must(t, 'GET', `/compute/allocations/${half.allocationId}`)).gpus, 2);
   });
 
   test('two operators approving at the same moment never over-commit a pool', async () => {

@@ -110,7 +110,9 @@ async function freshOffer(w: World, s: Side): Promise<string> {
     .id;
   const first = await w.must('POST', `/compute/calls/${callId}/applications`, applicationBody(other, poolId));
   await w.must('POST', `/compute/applications/${first.id}/submit`);
-  const blocker = (await w.must('POST', `/compute/applications/${first.id}/select`, {})).allocationId;
+  const blocker = (
+    await w.must('POST', `/compute/applications/${first.id}/select`, { reason: '대기열 앞 선정' })
+  ).allocationId;
   const mine = await w.must(
     'POST',
     `/compute/calls/${callId}/applications`,

@@ -43,6 +43,11 @@ export interface JobUsage {
   gpus: number;
   /** GPUs × seconds run within the window. */
   gpuSeconds: number;
+  /**
+   * GPU-seconds weighted by the GPUs' own utilisation (Σ utilisation × time), where the scheduler
+   * measures it (DCGM on Kubernetes); absent where it only knows what was held (Slurm's sacct).
+   */
+  busyGpuSeconds?: number;
   state: string;
   /** When it started running (or the window's start, if before). */
   startMs: number;
@@ -67,6 +72,8 @@ export interface Provisioner {
   readonly engine: ProvisionerEngine;
   /** Manual pools: a person confirms hand-over and return; the hub only records it. */
   readonly byHand: boolean;
+  /** Whether `usage` reports the GPUs' utilisation (busyGpuSeconds), which the monthly check then uses. */
+  readonly reportsUtilisation?: boolean;
   /** Whether the scheduler itself stops an account at its GPU-hour budget (Slurm's GrpTRESMins). */
   readonly enforcesBudget: boolean;
   /** Makes the scheduler match the target: creates what is missing, changes what differs, grants last. */

@@ -12,6 +12,7 @@ import type { ComputeApplication } from '../../compute/applications.ts';
 import { dailyAvailability } from '../../compute/capacity.ts';
 import { eventsOf } from '../../compute/events.ts';
 import { SUPPLIER_POOL_FIELDS } from '../../compute/pools.ts';
+import { SchedulerError } from '../../compute/provisioners/provisioner.ts';
 import type { ComputeServices } from '../../compute/services.ts';
 import { dayIndex, dayOfText, dayText } from '../../compute/units.ts';
 import { ForbiddenError, NotFoundError } from '../../errors.ts';
@@ -192,7 +193,23 @@ export function computeRoutes({ db, compute }: ComputeDeps): AdminRoute[] {
       path: '/compute/pools/:id/usage',
       roles: [],
       audit: { entityType: 'compute_pool', action: 'ingest_usage' },
-      handle: async (r) => ok(await usage.ingest(r.params.id!, r.body, r.trail)),
+      handle: async (r) => {
+        try {
+          return ok(await usage.ingest(r.params.id!, r.body, r.trail));
+        } catch (error) {
+          if (!(error instanceof SchedulerError)) throw error;
+          // nothing was stored: the day stays unread and the monthly check waits for it
+          return {
+            status: 503,
+            body: {
+              error: {
+                code: 'scheduler_unavailable',
+                message: `사용량을 읽지 못했습니다(저장된 것 없음) / usage could not be read, nothing stored: ${error.message}`,
+              },
+            },
+          };
+        }
+      },
     },
     {
       method: 'GET',

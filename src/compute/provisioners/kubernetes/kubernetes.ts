@@ -57,6 +57,7 @@ const statusOf = (error: unknown): number | undefined => {
 export class KubernetesProvisioner implements Provisioner {
   readonly engine = 'kubernetes' as const;
   readonly byHand = false;
+  readonly reportsUtilisation = true;
   readonly enforcesBudget = false;
   private apis: Promise<Apis> | undefined;
 
@@ -299,18 +300,44 @@ export class KubernetesProvisioner implements Provisioner {
   }
 
   /**
-   * GPU-seconds per namespace from DCGM's per-GPU series (dcgm-exporter labels each GPU with the
-   * namespace of the pod that holds it), sampled every 60 s: a GPU seen in a sample counts 60 s.
-   * One line per namespace and window (jobId `<namespace>@<window start>`).
+   * Per namespace, from DCGM's per-GPU series (dcgm-exporter labels each GPU with the namespace of the
+   * pod that holds it), sampled every 60 s: the GPU-seconds held (a GPU seen in a sample counts 60 s)
+   * and the GPU-seconds busy (each sample's DCGM_FI_DEV_GPU_UTIL, 0–100 %, times 60 s) — so a pod that
+   * holds a GPU and leaves it idle counts as held but not busy. One line per namespace and window
+   * (jobId `<namespace>@<window start>`).
    */
   async usage(fromMs: number, toMs: number, accounts: readonly string[]): Promise<JobUsage[]> {
     if (!this.settings.prometheusUrl || accounts.length === 0 || toMs <= fromMs) return [];
     const seconds = Math.round((toMs - fromMs) / 1000);
     const names = accounts.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-    const query = `sum by (namespace) (count_over_time(DCGM_FI_DEV_GPU_UTIL{namespace=~"${names}"}[${seconds}s:60s]))`;
+    const series = `DCGM_FI_DEV_GPU_UTIL{namespace=~"${names}"}[${seconds}s:60s]`;
+    const held = await this.query(`sum by (namespace) (count_over_time(${series}))`, toMs);
+    const busy = await this.query(`sum by (namespace) (sum_over_time(${series}))`, toMs);
+    return [...held].flatMap(([namespace, samples]) => {
+      if (samples <= 0) return [];
+      const gpuSeconds = Math.round(samples) * 60;
+      // utilisation is a percentage per sample; never more busy than held
+      const busyGpuSeconds = Math.min(gpuSeconds, Math.round(((busy.get(namespace) ?? 0) * 60) / 100));
+      return [
+        {
+          jobId: `${namespace}@${new Date(fromMs).toISOString()}`,
+          account: namespace,
+          user: '',
+          gpus: 0,
+          gpuSeconds,
+          busyGpuSeconds: Math.max(0, busyGpuSeconds),
+          state: 'SAMPLED',
+          startMs: fromMs,
+        },
+      ];
+    });
+  }
+
+  /** An instant query's vector, by namespace. */
+  private async query(query: string, atMs: number): Promise<Map<string, number>> {
     const url = new URL('/api/v1/query', this.settings.prometheusUrl);
     url.searchParams.set('query', query);
-    url.searchParams.set('time', String(toMs / 1000));
+    url.searchParams.set('time', String(atMs / 1000));
     let body: {
       status?: string;
       data?: { result?: { metric: { namespace?: string }; value: [number, string] }[] };
@@ -332,22 +359,12 @@ export class KubernetesProvisioner implements Provisioner {
         true,
       );
     }
-    return (body.data?.result ?? []).flatMap((r) => {
-      const namespace = r.metric.namespace;
-      const samples = Number(r.value[1]);
-      if (!namespace || !Number.isFinite(samples) || samples <= 0) return [];
-      return [
-        {
-          jobId: `${namespace}@${new Date(fromMs).toISOString()}`,
-          account: namespace,
-          user: '',
-          gpus: 0,
-          gpuSeconds: Math.round(samples) * 60,
-          state: 'SAMPLED',
-          startMs: fromMs,
-        },
-      ];
-    });
+    const out = new Map<string, number>();
+    for (const r of body.data?.result ?? []) {
+      const value = Number(r.value[1]);
+      if (r.metric.namespace && Number.isFinite(value)) out.set(r.metric.namespace, value);
+    }
+    return out;
   }
 }
 
