@@ -68,7 +68,9 @@ export class DataPolicySnapshot {
   private policies = new Map<string, DataPolicy>();
   /** Organisation → the programmes with a policy it holds a voucher of. */
   private programmesOf = new Map<string, string[]>();
-  private cache = new Map<string, EffectivePolicy>();
+  /** Organisation → product → combined policy: two lookups and no key string built per call. */
+  private cache = new Map<string, Map<string, EffectivePolicy>>();
+  private cached = 0;
   private fingerprint = '';
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
@@ -81,13 +83,21 @@ export class DataPolicySnapshot {
 
   /** The policies in force for `organizationId` (of `organizationClass`) calling `productId`. */
   effective(organizationId: string, organizationClass: string, productId: string): EffectivePolicy {
-    const cacheKey = `${organizationId}\u0000${productId}`;
-    const hit = this.cache.get(cacheKey);
+    let byProduct = this.cache.get(organizationId);
+    const hit = byProduct?.get(productId);
     if (hit !== undefined) return hit;
-    const found = this.applying(organizationId, organizationClass, productId);
-    const combined = combinePolicies(found);
-    if (this.cache.size >= MAX_CACHED) this.cache.clear();
-    this.cache.set(cacheKey, combined);
+    const combined = combinePolicies(this.applying(organizationId, organizationClass, productId));
+    if (this.cached >= MAX_CACHED) {
+      this.cache.clear();
+      this.cached = 0;
+      byProduct = undefined;
+    }
+    if (byProduct === undefined) {
+      byProduct = new Map();
+      this.cache.set(organizationId, byProduct);
+    }
+    byProduct.set(productId, combined);
+    this.cached++;
     return combined;
   }
 
@@ -182,6 +192,7 @@ export class DataPolicySnapshot {
     this.policies = byKey;
     this.programmesOf = programmesOf;
     this.cache = new Map();
+    this.cached = 0;
     this.fingerprint = `${revision}|${vouchers}`;
   }
 }
