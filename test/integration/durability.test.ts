@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
+import { fundWithVoucher } from '../helpers/funding.ts';
 import { seedCatalog, type TestHub } from '../helpers/hub.ts';
 import { spawnHub } from '../helpers/hub-process.ts';
 
@@ -23,25 +24,7 @@ test('kill -9 under load: every request a client saw complete is metered and cha
   const first = await spawnHub(env, secret);
   const catalog = await seedCatalog(first as unknown as TestHub, fake.url);
   // the organisation pays through a voucher with co-payment and its wallet, with holds on every call
-  const must = async (method: string, path: string, body: unknown) => {
-    const r = await first.admin(method, path, body);
-    assert.ok(r.status === 200 || r.status === 201, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
-  const programme = await must('POST', '/programmes', {
-    name: '내구성 바우처',
-    startsOn: '2026-01-01',
-    endsOn: '2030-12-31',
-    budgetKrw: '1000000',
-    copayPercent: { sme: 20 },
-    onExhausted: 'self-pay',
-  });
-  const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
-    organizationId: catalog.organizationId,
-    amountKrw: '100000',
-  });
-  await must('POST', `/organizations/${catalog.organizationId}/deposits`, { amountKrw: '100000' });
-  await must('PATCH', `/organizations/${catalog.organizationId}`, { spendMode: 'prepaid' });
+  const { voucherId } = await fundWithVoucher(first, catalog.organizationId, '내구성 바우처', 'self-pay');
   const client = new OpenAI({
     apiKey: catalog.key,
     baseURL: `${first.url}/v1`,
@@ -124,7 +107,7 @@ test('kill -9 under load: every request a client saw complete is metered and cha
            CAST(COALESCE(SUM(CASE WHEN e.account_id = ? THEN e.amount_micro_krw END), 0) AS TEXT) AS wallet,
            CAST(COALESCE(SUM(CASE WHEN e.account_id LIKE 'payable:%' THEN e.amount_micro_krw END), 0) AS TEXT) AS payable
          FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id WHERE t.kind = 'charge'`,
-        [`voucher:${voucher.id}`, `wallet:${catalog.organizationId}`],
+        [`voucher:${voucherId}`, `wallet:${catalog.organizationId}`],
       );
       assert.equal(BigInt(moved!.payable), total, 'suppliers are owed exactly what was used');
       assert.equal(-BigInt(moved!.voucher) - BigInt(moved!.wallet), total, 'voucher and wallet paid it all');
@@ -153,25 +136,7 @@ test('kill -9 between the records and their charges: the next start posts each c
     const env = { KAIHUB_DATABASE: own.location, KAIHUB_DATA_DIR: own.dataDir };
     const first = await spawnHub(env, secret);
     const catalog = await seedCatalog(first as unknown as TestHub, upstream.url);
-    const must = async (method: string, path: string, body: unknown) => {
-      const r = await first.admin(method, path, body);
-      assert.ok(r.status === 200 || r.status === 201, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
-    const programme = await must('POST', '/programmes', {
-      name: '청구 전 종료',
-      startsOn: '2026-01-01',
-      endsOn: '2030-12-31',
-      budgetKrw: '1000000',
-      copayPercent: { sme: 20 },
-      onExhausted: 'self-pay',
-    });
-    const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
-      organizationId: catalog.organizationId,
-      amountKrw: '100000',
-    });
-    await must('POST', `/organizations/${catalog.organizationId}/deposits`, { amountKrw: '100000' });
-    await must('PATCH', `/organizations/${catalog.organizationId}`, { spendMode: 'prepaid' });
+    const { voucherId } = await fundWithVoucher(first, catalog.organizationId, '청구 전 종료', 'self-pay');
 
     // the hub's charges wait behind a lock on the wallet: records land, charges cannot
     let release!: () => void;
@@ -251,7 +216,7 @@ test('kill -9 between the records and their charges: the next start posts each c
            CAST(SUM(CASE WHEN e.account_id = ? THEN e.amount_micro_krw ELSE 0 END) AS TEXT) AS voucher
          FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
          WHERE t.kind = 'charge' AND t.request_id = ANY(?) GROUP BY t.request_id`,
-        [`voucher:${voucher.id}`, ids],
+        [`voucher:${voucherId}`, ids],
       );
       assert.equal(charges.length, completed.length, 'every completed call is charged');
       for (const c of charges) {

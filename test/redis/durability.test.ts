@@ -6,6 +6,7 @@ import OpenAI from 'openai';
 import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { fundWithVoucher } from '../helpers/funding.ts';
 import { seedCatalog, type TestHub } from '../helpers/hub.ts';
 import { type HubProcess, spawnHub } from '../helpers/hub-process.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
@@ -39,25 +40,7 @@ test('a replica killed (-9) while holding: its holds come back when their leases
   const catalog = await seedCatalog(doomed as unknown as TestHub, fake.url);
   const survivor = await spawnHub(env, secret);
   hubs.push(survivor);
-  const must = async (method: string, path: string, body: unknown) => {
-    const r = await doomed.admin(method, path, body);
-    assert.ok(r.status === 200 || r.status === 201, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
-    return r.body;
-  };
-  const programme = await must('POST', '/programmes', {
-    name: '복제본 내구성',
-    startsOn: '2026-01-01',
-    endsOn: '2030-12-31',
-    budgetKrw: '1000000',
-    copayPercent: { sme: 20 },
-    onExhausted: 'block',
-  });
-  const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
-    organizationId: catalog.organizationId,
-    amountKrw: '100000',
-  });
-  await must('POST', `/organizations/${catalog.organizationId}/deposits`, { amountKrw: '100000' });
-  await must('PATCH', `/organizations/${catalog.organizationId}`, { spendMode: 'prepaid' });
+  const { voucherId } = await fundWithVoucher(doomed, catalog.organizationId, '복제본 내구성', 'block');
   const client = new OpenAI({
     apiKey: catalog.key,
     baseURL: `${doomed.url}/v1`,
@@ -145,9 +128,9 @@ test('a replica killed (-9) while holding: its holds come back when their leases
     // not yet settled at the instant it died (each at most its worst case: 50 tokens and the prompt, under 0.2 KRW)
     const ledger = await db.get<{ b: string }>(
       'SELECT CAST(balance_micro_krw AS TEXT) AS b FROM ledger_accounts WHERE id = ?',
-      [`voucher:${voucher.id}`],
+      [`voucher:${voucherId}`],
     );
-    const counter = await redis.get(`${prefix}{${catalog.organizationId}}:a:voucher:${voucher.id}`);
+    const counter = await redis.get(`${prefix}{${catalog.organizationId}}:a:voucher:${voucherId}`);
     const drift = BigInt(counter!) - BigInt(ledger!.b);
     assert.ok(drift >= 0n && drift <= 12n * 200_000n, `counter − ledger = ${drift} µ₩`);
   } finally {
