@@ -9,9 +9,9 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { MAX_RATING_MS } from '../src/evaluation/ratings/arenas.ts';
 import { type Battle, rateBattles, resampleCostMs } from '../src/evaluation/ratings/bradley-terry.ts';
-import { seededRandom } from '../src/evaluation/ratings/seeded-random.ts';
 import { roundDefinitionInput } from '../src/evaluation/rounds/definition.ts';
 import { computeRoundResult, type RoundInputs } from '../src/evaluation/rounds/round-result.ts';
+import { seededRandom } from '../src/evaluation/seeded-random.ts';
 
 const { values } = parseArgs({ options: { repeat: { type: 'string' } } });
 const repeat = Math.max(1, Number(values.repeat ?? 3));

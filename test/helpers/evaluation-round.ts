@@ -17,36 +17,39 @@ export interface TeamFixture {
   parameters: number;
 }
 
+/** Benchmark 40 / experts 35 (strategy, capability, impact) / users 25 (usefulness, cost; out of 10). */
+export const ROUND_AXES = [
+  { id: 'benchmark', kind: 'benchmark', name: '벤치마크 평가', weight: 40 },
+  {
+    id: 'expert',
+    kind: 'panel',
+    name: '전문가 평가',
+    weight: 35,
+    criteria: [
+      { id: 'strategy', name: '전략', weight: 40 },
+      { id: 'capability', name: '기술력', weight: 40 },
+      { id: 'impact', name: '파급효과', weight: 20 },
+    ],
+  },
+  {
+    id: 'user',
+    kind: 'panel',
+    name: '사용자 평가',
+    weight: 25,
+    criteria: [
+      { id: 'usefulness', name: '활용성', weight: 60 },
+      { id: 'cost', name: '비용 효율(모델 크기 포함)', weight: 40 },
+    ],
+    scaleMax: 10,
+  },
+];
+
 export function roundBody(teams: readonly TeamFixture[], overrides: Record<string, unknown> = {}) {
   return {
     name: '1차 평가',
     programme: '독자 AI 파운데이션 모델',
     survivors: Math.min(3, teams.length),
-    axes: [
-      { id: 'benchmark', kind: 'benchmark', name: '벤치마크 평가', weight: 40 },
-      {
-        id: 'expert',
-        kind: 'panel',
-        name: '전문가 평가',
-        weight: 35,
-        criteria: [
-          { id: 'strategy', name: '전략', weight: 40 },
-          { id: 'capability', name: '기술력', weight: 40 },
-          { id: 'impact', name: '파급효과', weight: 20 },
-        ],
-      },
-      {
-        id: 'user',
-        kind: 'panel',
-        name: '사용자 평가',
-        weight: 25,
-        criteria: [
-          { id: 'usefulness', name: '활용성', weight: 60 },
-          { id: 'cost', name: '비용 효율(모델 크기 포함)', weight: 40 },
-        ],
-        scaleMax: 10,
-      },
-    ],
+    axes: ROUND_AXES,
     suites: [
       { id: 'kmmlu', name: 'KMMLU', group: 'common', protocol: '5-shot, 생성 후 정답 추출' },
       { id: 'hrm8k', name: 'HRM8K', group: 'common' },

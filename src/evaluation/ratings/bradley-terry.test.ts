@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { seededRandom } from '../seeded-random.ts';
 import {
   affordableBootstrap,
   type Battle,
@@ -9,7 +10,6 @@ import {
   rateBattles,
   sharedRanks,
 } from './bradley-terry.ts';
-import { seededRandom } from './seeded-random.ts';
 
 /** Battles between random pairs drawn from the Bradley–Terry model itself, with these true strengths. */
 function synthetic(strengths: readonly number[], count: number, seed: number): Battle[] {

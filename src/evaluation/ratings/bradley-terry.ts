@@ -1,4 +1,4 @@
-import { seededRandom } from './seeded-random.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /**
  * Bradley–Terry ratings from pairwise battles (docs/evaluation-rounds.md#arenas): P(i beats j) =

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ROUND_AXES } from '../../../test/helpers/evaluation-round.ts';
 import { ValidationError } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import { type RoundDefinition, roundDefinitionInput } from './definition.ts';
@@ -19,31 +20,7 @@ function definition(overrides: Record<string, unknown> = {}): RoundDefinition {
     name: '1차 평가',
     programme: '독자 AI 파운데이션 모델',
     survivors: 3,
-    axes: [
-      { id: 'benchmark', kind: 'benchmark', name: '벤치마크', weight: 40 },
-      {
-        id: 'expert',
-        kind: 'panel',
-        name: '전문가 평가',
-        weight: 35,
-        criteria: [
-          { id: 'strategy', name: '전략', weight: 40 },
-          { id: 'capability', name: '기술력', weight: 40 },
-          { id: 'impact', name: '파급효과', weight: 20 },
-        ],
-      },
-      {
-        id: 'user',
-        kind: 'panel',
-        name: '사용자 평가',
-        weight: 25,
-        criteria: [
-          { id: 'usefulness', name: '활용성', weight: 60 },
-          { id: 'cost', name: '비용 효율(모델 크기 포함)', weight: 40 },
-        ],
-        scaleMax: 10,
-      },
-    ],
+    axes: ROUND_AXES,
     suites: [
       { id: 'kmmlu', name: 'KMMLU', group: 'common' },
       { id: 'hrm8k', name: 'HRM8K', group: 'common' },

@@ -1,4 +1,4 @@
-import { seededRandom, seedOf } from '../ratings/seeded-random.ts';
+import { seededRandom, seedOf } from '../seeded-random.ts';
 import {
   type BenchmarkAxis,
   type PanelAxis,

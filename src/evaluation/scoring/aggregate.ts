@@ -2,8 +2,9 @@
  * A run's result from its items: overall and per category, each with its standard error and a 95%
  * interval, and the unparsed answers counted apart from the wrong ones (docs/evaluation.md).
  */
+
+import { derivedSeed } from '../seeded-random.ts';
 import type { SuiteKind } from '../suites/items.ts';
-import { derivedSeed } from './random.ts';
 import { bootstrapInterval, mean, normalInterval, standardError } from './statistics.ts';
 
 export interface ScoredItem {

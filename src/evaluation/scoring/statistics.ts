@@ -3,7 +3,7 @@
  * (n − 1 in its denominator; lm-evaluation-harness does the same); for accuracy that is
  * √(p(1 − p)/(n − 1)). Undefined (null) below two values.
  */
-import { seededRandom } from './random.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 export function mean(values: readonly number[]): number | null {
   if (values.length === 0) return null;

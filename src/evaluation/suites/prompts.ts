@@ -4,7 +4,7 @@
  * message (`single`). What comes out is stored with the run, so a resumed run asks exactly the same.
  */
 import { ValidationError } from '../../errors.ts';
-import { derivedSeed, seededRandom } from '../scoring/random.ts';
+import { derivedSeed, seededRandom } from '../seeded-random.ts';
 import {
   CHOICE_LABELS,
   type GenerationItem,

@@ -1,4 +1,5 @@
 import type { Principal } from '../../accounts/roles.ts';
+import type { AuditTrail } from '../../audit/audit-log.ts';
 import { ForbiddenError, NotFoundError } from '../../errors.ts';
 import type { ArenaService } from '../../evaluation/ratings/arenas.ts';
 import type { BattleRuns } from '../../evaluation/ratings/battle-runs.ts';
@@ -32,6 +33,19 @@ export function roundRoutes({ arenas, battleRuns, rounds, roundRecords }: RoundD
     if (audience === null) throw new NotFoundError('round', id);
     return { round, audience };
   };
+
+  /** An evaluator records a batch of a round's inputs, each row naming who recorded it. */
+  const recording = (
+    path: string,
+    entityType: string,
+    record: (roundId: string, body: unknown, trail: AuditTrail, actorId: string) => Promise<unknown[]>,
+  ): AdminRoute => ({
+    method: 'POST',
+    path: `/rounds/:id/${path}`,
+    roles: EVALUATORS,
+    audit: { entityType, action: 'record' },
+    handle: async (r) => created({ data: await record(r.params.id!, r.body, r.trail, r.principal.actorId) }),
+  });
 
   return [
     {
@@ -130,26 +144,12 @@ export function roundRoutes({ arenas, battleRuns, rounds, roundRecords }: RoundD
       audit: { entityType: 'round', action: 'open' },
       handle: async (r) => ok(await rounds.open(r.params.id!, r.trail)),
     },
-    {
-      method: 'POST',
-      path: '/rounds/:id/references',
-      roles: EVALUATORS,
-      audit: { entityType: 'round_reference', action: 'record' },
-      handle: async (r) =>
-        created({
-          data: await roundRecords.recordReferences(r.params.id!, r.body, r.trail, r.principal.actorId),
-        }),
-    },
-    {
-      method: 'POST',
-      path: '/rounds/:id/scores',
-      roles: EVALUATORS,
-      audit: { entityType: 'round_score', action: 'record' },
-      handle: async (r) =>
-        created({
-          data: await roundRecords.recordScores(r.params.id!, r.body, r.trail, r.principal.actorId),
-        }),
-    },
+    recording('references', 'round_reference', (id, body, trail, actorId) =>
+      roundRecords.recordReferences(id, body, trail, actorId),
+    ),
+    recording('scores', 'round_score', (id, body, trail, actorId) =>
+      roundRecords.recordScores(id, body, trail, actorId),
+    ),
     {
       method: 'POST',
       path: '/rounds/:id/panel-members',
@@ -164,16 +164,9 @@ export function roundRoutes({ arenas, battleRuns, rounds, roundRecords }: RoundD
       audit: { entityType: 'panel_member', action: 'update' },
       handle: async (r) => ok(await roundRecords.updateMember(r.params.id!, r.body, r.trail)),
     },
-    {
-      method: 'POST',
-      path: '/rounds/:id/panel-scores',
-      roles: EVALUATORS,
-      audit: { entityType: 'panel_score', action: 'record' },
-      handle: async (r) =>
-        created({
-          data: await roundRecords.recordPanelScores(r.params.id!, r.body, r.trail, r.principal.actorId),
-        }),
-    },
+    recording('panel-scores', 'panel_score', (id, body, trail, actorId) =>
+      roundRecords.recordPanelScores(id, body, trail, actorId),
+    ),
     {
       method: 'GET',
       path: '/rounds/:id/panel-scores',
@@ -183,16 +176,9 @@ export function roundRoutes({ arenas, battleRuns, rounds, roundRecords }: RoundD
         return list(await roundRecords.panelScores(r.params.id!));
       },
     },
-    {
-      method: 'POST',
-      path: '/rounds/:id/gate-decisions',
-      roles: EVALUATORS,
-      audit: { entityType: 'gate_decision', action: 'record' },
-      handle: async (r) =>
-        created({
-          data: await roundRecords.recordGateDecisions(r.params.id!, r.body, r.trail, r.principal.actorId),
-        }),
-    },
+    recording('gate-decisions', 'gate_decision', (id, body, trail, actorId) =>
+      roundRecords.recordGateDecisions(id, body, trail, actorId),
+    ),
     {
       method: 'GET',
       path: '/rounds/:id/result',
