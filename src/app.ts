@@ -339,7 +339,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     },
   });
   // evaluation runs call products in-process through `calls`, metered to the evaluation account
-  const evaluation = await openEvaluation(config, { db, auditLog, calls, logger });
+  const evaluation = await openEvaluation(config, { db, auditLog, calls, logger }, listen);
   // a round's score or reference given as a run id reads that run's result
   roundRecords.runs = options.runResults ?? runResultsFrom(evaluation.store);
   // judged battles the hub runs itself: the same asker and retries as runs

@@ -40,6 +40,8 @@ export interface Evaluation {
 export async function openEvaluation(
   config: Config,
   deps: { db: Database; auditLog: AuditLog; calls: CallLayer; logger: Logger },
+  /** false: a CLI run or worker, which serves no catalogue — its scores are neither read nor polled. */
+  serving = true,
 ): Promise<Evaluation> {
   const { db, auditLog, calls, logger } = deps;
   const logError = (error: unknown) => logger.error({ err: error }, 'evaluation background task failed');
@@ -56,14 +58,16 @@ export async function openEvaluation(
     logger,
   );
   const scores = new LatestScores(store, logError);
-  await scores.refresh();
-  scores.start();
+  if (serving) {
+    await scores.refresh();
+    scores.start();
+  }
   const finished = (run: RunRecord) => {
     logger.info(
       { runId: run.id, model: run.model, suite: run.suite.name, status: run.status },
       'evaluation run finished',
     );
-    scores.refresh().catch(logError);
+    if (serving) scores.refresh().catch(logError);
   };
   const jobs: EvaluationJobs =
     config.redisUrl === undefined
