@@ -211,3 +211,20 @@ export class UserService {
     }
   }
 }
+
+/**
+ * Fails on the first of `userIds` that has no evaluator membership: those a programme or a compute
+ * call may assign to review. One query for the whole list (up to 200 ids).
+ */
+export async function requireEvaluators(tx: SqlExecutor, userIds: readonly string[]): Promise<void> {
+  const ids = [...new Set(userIds)];
+  if (ids.length === 0) return;
+  const rows = await tx.all<{ user_id: string }>(
+    `SELECT DISTINCT user_id FROM memberships WHERE role = 'evaluator' AND user_id IN (${ids.map(() => '?').join(', ')})`,
+    ids,
+  );
+  const evaluators = new Set(rows.map((r) => r.user_id));
+  for (const [i, userId] of userIds.entries())
+    if (!evaluators.has(userId))
+      throw ValidationError.of(`evaluatorIds.${i}`, `${userId} is not a user with the evaluator role`);
+}

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { ConflictError, ValidationError } from '../errors.ts';
+import { ConflictError } from '../errors.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import type { ApplicationService } from './programme-applications.ts';
 import type { ProgrammeService } from './programmes.ts';
+import { points, weightedCentipoints } from './review-scores.ts';
 
 const reviewInput = z.strictObject({
   /** One score per criterion of the programme, 0–100. */
@@ -29,9 +30,6 @@ export interface ReviewSummary {
   /** The mean of the reviews' weighted scores; null before the first. */
   weightedScore: number | null;
 }
-
-/** Integer centipoints (Σ score × weight, weights summing to 100) shown with two decimals. */
-const points = (centipoints: number) => Math.round(centipoints) / 100;
 
 /**
  * Reviewers score submitted applications on the programme's criteria. One review per reviewer and
@@ -62,15 +60,7 @@ export class ReviewService {
           'the programme has no review criteria yet',
           '사업에 평가 기준이 아직 없습니다.',
         );
-      const known = new Set(criteria.map((c) => c.id));
-      for (const key of Object.keys(v.scores))
-        if (!known.has(key)) throw ValidationError.of(`scores.${key}`, 'not a criterion of this programme');
-      let centipoints = 0;
-      for (const c of criteria) {
-        const score = v.scores[c.id];
-        if (score === undefined) throw ValidationError.of(`scores.${c.id}`, `score "${c.name}" (0–100)`);
-        centipoints += score * c.weight;
-      }
+      const centipoints = weightedCentipoints(criteria, v.scores, 'programme');
       const before = await this.own(tx, applicationId, reviewerId);
       const now = Date.now();
       await tx.run(

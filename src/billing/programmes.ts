@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ORGANIZATION_CLASSES } from '../accounts/organizations.ts';
+import { requireEvaluators } from '../accounts/users.ts';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
@@ -312,7 +313,7 @@ export class ProgrammeService {
             `이미 ${selected}개 기관이 선정되어 정원을 그보다 줄일 수 없습니다.`,
           );
       }
-      if (v.evaluatorIds !== undefined) await this.requireEvaluators(tx, v.evaluatorIds);
+      if (v.evaluatorIds !== undefined) await requireEvaluators(tx, v.evaluatorIds);
       await tx.run(`UPDATE programmes SET capacity = ?, review_criteria = ?, updated_at = ? WHERE id = ?`, [
         v.capacity === undefined ? before.capacity : v.capacity,
         v.reviewCriteria === undefined
@@ -348,18 +349,6 @@ export class ProgrammeService {
       [programmeId],
     );
     return rows.map((r) => r.user_id);
-  }
-
-  private async requireEvaluators(tx: SqlExecutor, userIds: readonly string[]): Promise<void> {
-    for (const [i, userId] of userIds.entries()) {
-      const row = await tx.get(
-        `SELECT 1 AS ok FROM memberships m JOIN users u ON u.id = m.user_id
-         WHERE m.user_id = ? AND m.role = 'evaluator'`,
-        [userId],
-      );
-      if (!row)
-        throw ValidationError.of(`evaluatorIds.${i}`, `${userId} is not a user with the evaluator role`);
-    }
   }
 
   async issueVoucher(

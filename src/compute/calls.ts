@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ORGANIZATION_CLASSES } from '../accounts/organizations.ts';
+import { requireEvaluators } from '../accounts/users.ts';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { DAY_MS, dayOf, kstDay, type ReviewCriterion, reviewCriteriaInput } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
@@ -343,14 +344,7 @@ export class CallService {
             `${peak} GPUs are granted on a day to come: at least ${peak}`,
           );
       }
-      if (v.evaluatorIds !== undefined)
-        for (const [i, userId] of v.evaluatorIds.entries())
-          if (
-            !(await tx.get(`SELECT 1 AS ok FROM memberships WHERE user_id = ? AND role = 'evaluator'`, [
-              userId,
-            ]))
-          )
-            throw ValidationError.of(`evaluatorIds.${i}`, `${userId} is not a user with the evaluator role`);
+      if (v.evaluatorIds !== undefined) await requireEvaluators(tx, v.evaluatorIds);
       const closesAt =
         v.applicationsCloseOn === undefined
           ? current.closesAt

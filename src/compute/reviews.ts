@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { ConflictError, ValidationError } from '../errors.ts';
+import { points, weightedCentipoints } from '../billing/review-scores.ts';
+import { ConflictError } from '../errors.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import type { ComputeApplicationService } from './applications.ts';
@@ -53,15 +54,7 @@ export class ComputeReviewService {
           '제출 상태의 신청서만 평가할 수 있습니다.',
         );
       const criteria = (await this.calls.terms(application.callId, tx)).reviewCriteria;
-      const known = new Set(criteria.map((c) => c.id));
-      for (const key of Object.keys(v.scores))
-        if (!known.has(key)) throw ValidationError.of(`scores.${key}`, 'not a criterion of this call');
-      let centipoints = 0;
-      for (const c of criteria) {
-        const score = v.scores[c.id];
-        if (score === undefined) throw ValidationError.of(`scores.${c.id}`, `score "${c.name}" (0–100)`);
-        centipoints += score * c.weight;
-      }
+      const centipoints = weightedCentipoints(criteria, v.scores, 'call');
       const before = await this.own(tx, applicationId, reviewerId);
       const now = Date.now();
       await tx.run(
@@ -113,7 +106,7 @@ function toReview(r: Record<string, unknown>, viewerId: string, named: boolean):
     ...((named || mine) && { reviewerId: r.reviewer_id as string }),
     mine,
     scores: JSON.parse(r.scores as string) as Record<string, number>,
-    weightedScore: Math.round(Number(r.weighted_centipoints)) / 100,
+    weightedScore: points(Number(r.weighted_centipoints)),
     comment: (r.comment as string | null) ?? null,
     updatedAt: iso(r.updated_at)!,
   };

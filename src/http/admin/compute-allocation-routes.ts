@@ -10,12 +10,9 @@ import {
 import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import type { ComputeDeps } from './compute-routes.ts';
+import { created, list, ok } from './results.ts';
 import { ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminResult, AdminRoute } from './router.ts';
-
-const ok = (body: unknown): AdminResult => ({ status: 200, body });
-const created = (body: unknown): AdminResult => ({ status: 201, body });
-const list = (data: unknown[]): AdminResult => ({ status: 200, body: { data } });
 
 /** Everyone an allocation concerns: its organisation's people and the pool's supplier's admins. */
 const ALLOCATION_PEOPLE = [...ORGANIZATION_PEOPLE, 'supplier_admin'] as const;

@@ -19,17 +19,14 @@ import { ForbiddenError, NotFoundError } from '../../errors.ts';
 import type { Database } from '../../storage/database.ts';
 import { parseInput } from '../../validation.ts';
 import { computeAllocationRoutes } from './compute-allocation-routes.ts';
+import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
-import type { AdminRequest, AdminResult, AdminRoute } from './router.ts';
+import type { AdminRequest, AdminRoute } from './router.ts';
 
 export interface ComputeDeps {
   db: Database;
   compute: ComputeServices;
 }
-
-const ok = (body: unknown): AdminResult => ({ status: 200, body });
-const created = (body: unknown): AdminResult => ({ status: 201, body });
-const list = (data: unknown[]): AdminResult => ({ status: 200, body: { data } });
 
 const bodyField = (body: unknown, field: string): unknown =>
   body && typeof body === 'object' ? (body as Record<string, unknown>)[field] : undefined;
