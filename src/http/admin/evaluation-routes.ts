@@ -2,6 +2,7 @@ import type { Principal } from '../../accounts/roles.ts';
 import type { EvaluationService } from '../../evaluation/runs/evaluation-service.ts';
 import type { EvaluationJobs } from '../../evaluation/runs/jobs.ts';
 import type { LatestScores } from '../../evaluation/runs/latest-scores.ts';
+import { list, ok } from './results.ts';
 import type { AdminRoute } from './router.ts';
 
 export interface EvaluationDeps {
@@ -12,13 +13,10 @@ export interface EvaluationDeps {
   scores: LatestScores;
 }
 
-const ok = (body: unknown) => ({ status: 200, body });
-
 /** Who started a run is the operator's to see, and the starter's own; other evaluators see a run. */
 function shown<R extends { createdBy: string | null }>(run: R, p: Principal): R {
   return p.operator || run.createdBy === p.actorId ? run : { ...run, createdBy: null };
 }
-const list = (data: unknown[]) => ({ status: 200, body: { data } });
 
 /**
  * Evaluation runs: the operator and evaluators run suites and read every run (runs are the hub's,
