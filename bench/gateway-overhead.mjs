@@ -59,13 +59,50 @@ const ALL_TARGETS = [
   'hub',
   'traced',
   'funded',
+  'pg',
   'postgres',
   'shared',
   'baseline',
   'portkey',
 ];
 // the arms that are a K-AI Hub: metered, so their 200s are counted and checked against usage records
-const HUB_ARMS = ['hub', 'traced', 'funded', 'postgres', 'shared', 'baseline'];
+// Pairs of arms compared in the summary: [key, arm, the arm without what it adds, label]
+const COMPARISONS = [
+  ['tracedVsHub', 'traced', 'hub', 'Traced − hub (tracing on at 100 % sampling)'],
+  [
+    'fundedVsHub',
+    'funded',
+    'hub',
+    'Funded − hub (voucher holds, rate limits and ledger charges on every call)',
+  ],
+  ['pgVsHub', 'pg', 'hub', 'Pg − hub (PostgreSQL instead of SQLite, nothing funded)'],
+  [
+    'postgresVsHub',
+    'postgres',
+    'hub',
+    'Postgres − hub (the funded hub on PostgreSQL; the hub arm on SQLite)',
+  ],
+  ['postgresVsPg', 'postgres', 'pg', 'Postgres − pg (holds, limits and charges, both on PostgreSQL)'],
+  [
+    'sharedVsHub',
+    'shared',
+    'hub',
+    'Shared − hub (funded, PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
+  ],
+  [
+    'sharedVsPostgres',
+    'shared',
+    'postgres',
+    'Shared − postgres (what Redis adds: both funded, both on PostgreSQL)',
+  ],
+  [
+    'sharedVsPg',
+    'shared',
+    'pg',
+    'Shared − pg (holds, limits and charges with Redis, against the same hub on PostgreSQL with nothing funded)',
+  ],
+];
+const HUB_ARMS = ['hub', 'traced', 'funded', 'pg', 'postgres', 'shared', 'baseline'];
 
 const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 
@@ -73,14 +110,16 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
                                 a bare node:http + undici proxy: the stack's floor; and
                                 traced, the hub with every call traced to an OTLP sink;
                                 and funded, the hub with every call paid by a voucher
-                                with co-payment: held, rate-limited and charged; and
-                                postgres, the funded hub on PostgreSQL (a database of its
-                                own); shared, the same with holds and limits in Redis
-                                (REDIS_URL; a key prefix of its own))
+                                with co-payment: held, rate-limited and charged; pg, the
+                                hub on PostgreSQL (a database of its own) with nothing
+                                funded: the hub before vouchers, on that engine; and
+                                postgres, the funded hub on PostgreSQL; shared, the same
+                                with holds and limits in Redis (REDIS_URL; a key prefix
+                                of its own))
   --baseline=<git ref>          add a "baseline" arm: the hub at that commit (a
                                 temporary git worktree sharing node_modules), to
                                 compare two versions in one run
-  --baseline-as=hub             which arm the baseline is set up like: hub, funded,
+  --baseline-as=hub             which arm the baseline is set up like: hub, funded, pg,
                                 postgres or shared (funded, with a PostgreSQL database of
                                 its own, and Redis under a prefix of its own), compared
                                 with that arm of this version
@@ -150,8 +189,8 @@ function parseArgs(argv) {
   for (const r of opts.rates)
     if (!Number.isFinite(r) || r <= 0 || r > 20_000) throw new Error(`bad rate ${r}`);
   if (!['undici', 'wrk'].includes(opts.maxTool)) throw new Error('--max-tool must be undici or wrk');
-  if (!['hub', 'funded', 'postgres', 'shared'].includes(opts.baselineAs))
-    throw new Error('--baseline-as must be hub, funded, postgres or shared');
+  if (!['hub', 'funded', 'pg', 'postgres', 'shared'].includes(opts.baselineAs))
+    throw new Error('--baseline-as must be hub, funded, pg, postgres or shared');
   return opts;
 }
 
@@ -537,6 +576,14 @@ async function main() {
     );
     log(`funded hub (prepaid voucher, holds and rate limits on every call) on ${arms.funded.base}`);
   }
+  if (opts.targets.includes('pg')) {
+    arms.pg = await startHub(upstream.port, opts.hubStartTimeout, opts.hubCpuProf ? opts.out : undefined, {
+      name: 'pg',
+      script: opts.hubScript,
+      env: { KAIHUB_DATABASE: await createBenchDatabase() },
+    });
+    log(`hub on PostgreSQL, nothing funded, on ${arms.pg.base}`);
+  }
   if (opts.targets.includes('postgres')) {
     arms.postgres = await startHub(
       upstream.port,
@@ -577,7 +624,7 @@ async function main() {
     // set up like the arm it is compared with: the same funding, database engine and Redis
     const as = opts.baselineAs;
     const env =
-      as === 'postgres'
+      as === 'postgres' || as === 'pg'
         ? { KAIHUB_DATABASE: await createBenchDatabase() }
         : as === 'shared'
           ? {
@@ -589,7 +636,7 @@ async function main() {
     arms.baseline = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
       root: tree.dir,
       name: 'baseline',
-      ...(as !== 'hub' && { funded: true }),
+      ...(as !== 'hub' && as !== 'pg' && { funded: true }),
       ...(env !== undefined && { env }),
     });
     log(`baseline hub at ${opts.baseline} (${baselineGit}), set up as ${as}, on ${arms.baseline.base}`);
@@ -861,40 +908,18 @@ async function main() {
       ),
     };
   }
-  // an arm against the same hub without what it adds: what tracing, or holds and limits, cost
-  const versusHub = (arm) => ({
-    throughputRatio: t[arm].medianRps / t.hub.medianRps,
+  // an arm against the same hub without what it adds: what tracing, holds and limits, or Redis cost
+  const difference = (arm, base) => ({
+    throughputRatio: t[arm].medianRps / t[base].medianRps,
     latency: Object.fromEntries(
       opts.rates.map((rate) => {
-        const h = summary.latency[rate][arm];
-        const b = summary.latency[rate].hub;
-        return [
-          rate,
-          { p50DeltaMs: h.service.p50Ms - b.service.p50Ms, p99DeltaMs: h.service.p99Ms - b.service.p99Ms },
-        ];
+        const h = summary.latency[rate][arm].service;
+        const b = summary.latency[rate][base].service;
+        return [rate, { p50DeltaMs: h.p50Ms - b.p50Ms, p99DeltaMs: h.p99Ms - b.p99Ms }];
       }),
     ),
   });
-  if (t.hub && t.traced) summary.tracedVsHub = versusHub('traced');
-  if (t.hub && t.funded) summary.fundedVsHub = versusHub('funded');
-  if (t.hub && t.postgres) summary.postgresVsHub = versusHub('postgres');
-  if (t.hub && t.shared) summary.sharedVsHub = versusHub('shared');
-  if (t.postgres && t.shared) {
-    // Redis's own cost: the shared arm against the same hub on PostgreSQL without it
-    const h = (rate, arm) => summary.latency[rate][arm].service;
-    summary.sharedVsPostgres = {
-      throughputRatio: t.shared.medianRps / t.postgres.medianRps,
-      latency: Object.fromEntries(
-        opts.rates.map((rate) => [
-          rate,
-          {
-            p50DeltaMs: h(rate, 'shared').p50Ms - h(rate, 'postgres').p50Ms,
-            p99DeltaMs: h(rate, 'shared').p99Ms - h(rate, 'postgres').p99Ms,
-          },
-        ]),
-      ),
-    };
-  }
+  for (const [key, arm, base] of COMPARISONS) if (t[arm] && t[base]) summary[key] = difference(arm, base);
   const topRate = opts.rates.includes(1000) ? 1000 : Math.max(...opts.rates);
   if (summary.latency[topRate]?.hub) {
     const h = summary.latency[topRate].hub;
@@ -978,17 +1003,7 @@ async function main() {
       `${arm} − baseline (${baselineGit}, set up the same) latency: ${deltas}. ${arm} / baseline maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
-  for (const [key, label, denominator] of [
-    ['tracedVsHub', 'Traced − hub (tracing on at 100 % sampling)', 'hub'],
-    ['fundedVsHub', 'Funded − hub (voucher holds, rate limits and ledger charges on every call)', 'hub'],
-    ['postgresVsHub', 'Postgres − hub (the funded hub on PostgreSQL; the hub arm on SQLite)', 'hub'],
-    [
-      'sharedVsHub',
-      'Shared − hub (funded, PostgreSQL, holds and limits in Redis; the hub arm on SQLite)',
-      'hub',
-    ],
-    ['sharedVsPostgres', 'Shared − postgres (what Redis adds: both funded, both on PostgreSQL)', 'postgres'],
-  ]) {
+  for (const [key, arm, base, label] of COMPARISONS) {
     const v = summary[key];
     if (!v) continue;
     const deltas = opts.rates
@@ -998,14 +1013,14 @@ async function main() {
       )
       .join('; ');
     lines.push(
-      `${label}: ${deltas}. ${label.split(' ')[0]} / ${denominator} maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
+      `${label}: ${deltas}. ${arm[0].toUpperCase()}${arm.slice(1)} / ${base} maximum throughput: ${fmt(v.throughputRatio, 3)}.`,
     );
   }
   if (t.portkey)
     lines.push(`Portkey / direct maximum throughput: ${fmt(t.portkey.medianRps / t.direct.medianRps, 2)}`);
   for (const [name, m] of Object.entries(metering)) {
     lines.push(
-      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', postgres: 'PostgreSQL hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
+      `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', pg: 'PostgreSQL hub (not funded)', postgres: 'PostgreSQL hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
   lines.push(
