@@ -97,6 +97,8 @@ test('a replica killed (-9) while holding: its holds come back when their leases
     max_tokens: 10,
   });
   assert.ok(reply.choices[0]);
+  // its charge is posted just after the response (decision 0021): a reader of balances syncs first
+  await heldNow();
 
   const db = await openDatabase(database.location);
   const redis = new Redis(TEST_REDIS_URL);
