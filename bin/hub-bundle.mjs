@@ -65,11 +65,14 @@ export async function runBundled() {
       target: `node${process.versions.node}`,
       packages: 'external',
       sourcemap: 'inline',
+      sourcesContent: false,
       logLevel: 'silent',
       plugins: [ownImportMetaUrl],
       // the semantics tsconfig.json asks for: imports as written, class fields defined
       tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, useDefineForClassFields: true } },
     });
+    // esbuild's service process would otherwise live as long as the hub
+    await esbuild.stop();
     process.setSourceMapsEnabled(true);
     await import(pathToFileURL(outfile).href);
   } finally {

@@ -28,6 +28,9 @@ export function journalApplierModule(): URL {
     // the semantics tsconfig.json asks for: imports as written, class fields defined
     tsconfigRaw: { compilerOptions: { verbatimModuleSyntax: true, useDefineForClassFields: true } },
   });
+  // buildSync keeps a worker thread and esbuild's service process alive for the next call: this was
+  // the only one (≈ 15 MB of the hub's memory, and another process)
+  void esbuild.stop();
   const libsql = pathToFileURL(require.resolve('libsql')).href;
   const code = outputFiles[0]!.text.replaceAll(/from\s+"libsql"/g, `from ${JSON.stringify(libsql)}`);
   if (/from\s+"(?!node:|file:)[^"]+"/.test(code))
