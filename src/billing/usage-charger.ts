@@ -275,7 +275,6 @@ export class UsageCharger {
       clearTimeout(this.batchTimer);
       this.batchTimer = undefined;
     }
-    let stopped = false;
     try {
       while (this.waiting.length > 0) {
         const batch = this.waiting.slice(0, MAX_BATCH);
@@ -283,8 +282,7 @@ export class UsageCharger {
           await this.chargeIds(batch, false);
         } catch (error) {
           this.failed(error);
-          stopped = true;
-          return;
+          return; // the retry timer runs it again
         }
         this.waiting.splice(0, batch.length);
         for (const id of batch) {
@@ -304,7 +302,7 @@ export class UsageCharger {
     } finally {
       this.running = false;
     }
-    if (!stopped && this.waiting.length > 0) this.schedule();
+    if (this.waiting.length > 0) this.schedule();
   }
 
   private failed(error: unknown): void {

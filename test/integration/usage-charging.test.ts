@@ -251,6 +251,47 @@ test('a charge step that fails: appends still resolve (the records are durable),
   await journal.close();
 });
 
+test('records recorded together wait for company and share one charge transaction; a reader does not wait for the window', {
+  skip,
+}, async () => {
+  let transactions = 0;
+  const counting: Database = {
+    dialect: db.dialect,
+    all: (sql, params) => db.all(sql, params),
+    get: (sql, params) => db.get(sql, params),
+    run: (sql, params) => db.run(sql, params),
+    exec: (sql) => db.exec(sql),
+    ping: () => db.ping(),
+    close: async () => {},
+    transaction: (fn) => {
+      transactions++;
+      return db.transaction(fn);
+    },
+  };
+  const journal = new DatabaseUsageJournal(counting, undefined, undefined, {
+    coalesceMs: 1_000,
+    sweepIntervalMs: 60_000,
+  });
+  await journal.sync(); // what the start charges first is not this test's
+  transactions = 0;
+  const first = Array.from({ length: 20 }, () => record('org_3', 700n));
+  await Promise.all(first.map((r) => journal.append(r)));
+  assert.equal((await chargesOf(first)).size, 0, 'durable at once, charged only once the window ends');
+  await Promise.all(first.map((r) => journal.whenCharged(r.requestId)));
+  await assertChargedOnce(first);
+  assert.equal(transactions, 1, 'twenty records, one charge transaction');
+
+  // a reader (usage, funds, a month's close) syncs: charged now, not at the end of the window
+  const second = Array.from({ length: 5 }, () => record('org_3', 900n));
+  await Promise.all(second.map((r) => journal.append(r)));
+  const started = Date.now();
+  await journal.sync();
+  assert.ok(Date.now() - started < 900, `sync waited ${Date.now() - started} ms`);
+  await assertChargedOnce(second);
+  assert.equal(transactions, 2);
+  await journal.close();
+});
+
 test('replicas charging the same records at once never charge one twice, and the ledger still caps each voucher at its balance', {
   skip,
 }, async () => {
