@@ -6,6 +6,7 @@
 // that commits (allocations, decisions, the audit entry), the state reset between repeats.
 //
 // Run: node --import tsx bench/compute-selection.ts [--engine=postgres|sqlite] [--applications=2000]
+
 //      [--gpus=10000] [--repeat=5]   (KAIHUB_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test)
 // Loopback only; every loop is bounded by its counts.
 import { randomBytes } from 'node:crypto';
@@ -20,7 +21,7 @@ import { commitments } from '../src/compute/capacity.ts';
 import { limitsOf } from '../src/compute/grants.ts';
 import { type Candidate, fill, Ledger, rank } from '../src/compute/ranking.ts';
 import { createComputeServices } from '../src/compute/services.ts';
-import { dayIndex, dayStartMs, dayText } from '../src/compute/units.ts';
+import { dayIndex, dayStartMs, dayText } from '../src/kst.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type Database, openDatabase } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrator.ts';

@@ -6,6 +6,7 @@
 // the same day read again (every job replaced, nothing new to charge).
 //
 // Run: node --import tsx bench/compute-usage.ts [--jobs=100000] [--allocations=1000] [--engine=postgres|sqlite]
+
 //      (KAIHUB_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test)
 // Loopback only; every loop is bounded by its counts.
 import { randomBytes } from 'node:crypto';
@@ -18,7 +19,7 @@ import type { AuditTrail } from '../src/audit/audit-log.ts';
 import { CredentialBox } from '../src/catalog/credentials.ts';
 import { parseSacctJobs } from '../src/compute/provisioners/slurm/parse.ts';
 import { createComputeServices } from '../src/compute/services.ts';
-import { dayIndex, dayStartMs, dayText } from '../src/compute/units.ts';
+import { dayIndex, dayStartMs, dayText } from '../src/kst.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type Database, openDatabase } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrator.ts';

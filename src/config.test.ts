@@ -27,6 +27,24 @@ test('receive timeout and connection cap from the environment or flags', () => {
   assert.equal(loadConfig({}, { 'request-timeout-ms': '750', 'max-connections': '3' }).requestTimeoutMs, 750);
 });
 
+test('a hold lease defaults to the queue wait, the total timeout and the drain in force, plus a minute', () => {
+  assert.equal(loadConfig({}).holdLeaseMs, 5_000 + 600_000 + 2_000 + 60_000);
+  // a longer upstream total timeout moves the default lease with it
+  const longer = loadConfig({ KAIHUB_UPSTREAM_TIMEOUT_MS: '1800000' });
+  assert.equal(longer.upstreamTotalTimeoutMs, 1_800_000);
+  assert.equal(longer.holdLeaseMs, 5_000 + 1_800_000 + 2_000 + 60_000);
+  const flagged = loadConfig(
+    {},
+    { 'queue-timeout-ms': '0', 'stream-drain-ms': '500', 'upstream-timeout-ms': '30000' },
+  );
+  assert.equal(flagged.holdLeaseMs, 0 + 30_000 + 500 + 60_000);
+  // set, it is what it says, whatever the timeouts
+  assert.equal(
+    loadConfig({ KAIHUB_HOLD_LEASE_MS: '1000', KAIHUB_UPSTREAM_TIMEOUT_MS: '1800000' }).holdLeaseMs,
+    1000,
+  );
+});
+
 test('flags win over the environment', () => {
   const c = loadConfig({ PORT: '9000', KAIHUB_DATABASE: 'postgres://u@h/db' }, { port: '9100' });
   assert.equal(c.port, 9100);

@@ -381,7 +381,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   const v = read as Parsed;
   const database = v.database ?? './data/kaihub.sqlite';
   const dataDir = resolve(v.dataDir ?? (isPostgresUrl(database) ? './data' : dirname(database)));
-  return {
+  const config: Omit<Config, 'holdLeaseMs'> = {
     port: v.port ?? 8080,
     host: v.host ?? '127.0.0.1',
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
@@ -394,13 +394,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix ?? 'kaihub:',
     redisTimeoutMs: v.redisTimeoutMs ?? 250,
-    // a call lives at most its queue wait, its total timeout and the drain of an abandoned stream
-    holdLeaseMs:
-      v.holdLeaseMs ??
-      (v.queueTimeoutMs ?? 5_000) +
-        (v.upstreamTotalTimeoutMs ?? 600_000) +
-        (v.streamDrainMs ?? 2_000) +
-        60_000,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,
@@ -437,4 +430,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     evalRetries: v.evalRetries ?? 3,
     evalRetryBaseMs: v.evalRetryBaseMs ?? 500,
   };
+  // a call lives at most its queue wait, its total timeout and the drain of an abandoned stream: the
+  // values in force, so a longer upstream timeout also lengthens the default lease
+  const holdLeaseMs =
+    v.holdLeaseMs ?? config.queueTimeoutMs + config.upstreamTotalTimeoutMs + config.streamDrainMs + 60_000;
+  return { ...config, holdLeaseMs };
 }

@@ -1,5 +1,6 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ValidationError } from './errors.ts';
+import { parseDateOrTimestamp } from './kst.ts';
 
 /** Parses admin input with a zod schema; problems come back naming each field (`purposes.1`). */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
@@ -16,3 +17,13 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.in
     }),
   );
 }
+
+/** A query bound: `2026-11-01` (that KST day's start) or an ISO 8601 timestamp, as milliseconds. */
+export const dateOrTimestamp = z.string().transform((value, ctx) => {
+  const ms = parseDateOrTimestamp(value);
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp' });
+    return z.NEVER;
+  }
+  return ms;
+});

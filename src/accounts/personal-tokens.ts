@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { NotFoundError } from '../errors.ts';
+import { DAY_MS } from '../kst.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -13,7 +14,6 @@ import type { Principal } from './roles.ts';
  */
 export const PERSONAL_TOKEN_PREFIX = 'kaihub-pat-';
 const PUBLIC_PREFIX_LENGTH = PERSONAL_TOKEN_PREFIX.length + 6;
-const DAY_MS = 86_400_000;
 /** Writing last use on every request would make every admin read a write; once a minute says enough. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
-import { parseInput } from '../validation.ts';
+import { dateOrTimestamp, parseInput } from '../validation.ts';
 
 /** Where a change came from: the admin API, an offline CLI command, or the hub itself (first-start seed). */
 export type AuditSource = 'admin-api' | 'cli' | 'system';
@@ -84,25 +84,15 @@ export function redactSecrets(value: unknown): unknown {
 const json = (value: unknown): string | null =>
   value === undefined || value === null ? null : JSON.stringify(redactSecrets(value));
 
-/** `2026-11-01` (a KST day) or a full ISO timestamp, as in usage queries. */
-const instant = z.string().transform((value, ctx) => {
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00+09:00`) : Date.parse(value);
-  if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp' });
-    return z.NEVER;
-  }
-  return ms;
-});
-
 const auditQuery = z.strictObject({
   actorId: z.string().min(1).optional(),
   entityType: z.string().min(1).optional(),
   entityId: z.string().min(1).optional(),
   action: z.string().min(1).optional(),
   requestId: z.string().min(1).optional(),
-  from: instant.optional(),
+  from: dateOrTimestamp.optional(),
   /** Exclusive. */
-  to: instant.optional(),
+  to: dateOrTimestamp.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

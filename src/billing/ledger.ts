@@ -1,3 +1,4 @@
+import { kstMonth, nextMonth } from '../kst.ts';
 import type { Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { recordVoucherAlerts, type VoucherMovement } from './alerts.ts';
@@ -208,19 +209,6 @@ export async function postTransaction(
   );
   await moveBalances(tx, entries);
   return id;
-}
-
-const KST_OFFSET_MS = 9 * 3600_000;
-
-/** `2026-11` of an instant, in Korean time: the month it is settled in. */
-export function kstMonth(ms: number): string {
-  return new Date(ms + KST_OFFSET_MS).toISOString().slice(0, 7);
-}
-
-/** The month after `2026-12`: `2027-01`. */
-function nextMonth(month: string): string {
-  const [y, m] = month.split('-').map(Number) as [number, number];
-  return m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
 }
 
 /**

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, kstDate } from '../kst.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import { formatKrw } from './money.ts';
-import { DAY_MS, dayOf, krw } from './programmes.ts';
+import { krw } from './programmes.ts';
 import { type CostCategory, costCategoriesInput } from './supplier-pool.ts';
 
 const PLAN_MAX_CHARS = 50_000;
@@ -104,8 +105,8 @@ function toApplication(r: Record<string, unknown>): Application {
           id: r.agreement_id as string,
           voucherId: r.voucher_id as string,
           amountKrw: formatKrw(BigInt(r.agreement_amount as string)),
-          startsOn: dayOf(Number(r.agreement_starts_at)),
-          endsOn: dayOf(Number(r.agreement_ends_at) - DAY_MS),
+          startsOn: kstDate(Number(r.agreement_starts_at)),
+          endsOn: kstDate(Number(r.agreement_ends_at) - DAY_MS),
           costCategories: JSON.parse(r.agreement_categories as string) as CostCategory[],
           createdAt: iso(r.agreement_created_at)!,
         }

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, kstDate, kstDateStart } from '../kst.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import { accountId, lockBalances } from './ledger.ts';
 import { formatKrw, parseKrwAmount } from './money.ts';
 import type { Application, ApplicationService } from './programme-applications.ts';
-import { DAY_MS, dayOf, krw, kstDay, type ProgrammeService, selectedCount } from './programmes.ts';
+import { krw, kstDay, type ProgrammeService, selectedCount } from './programmes.ts';
 import { costCategoriesInput } from './supplier-pool.ts';
 
 const selectInput = z.strictObject({
@@ -69,10 +70,10 @@ export class SelectionService {
       const programme = await this.programmes.get(programmeId, tx);
       if (v.amountKrw > parseKrwAmount(before.requestedKrw))
         throw ValidationError.of('amountKrw', `at most what was requested: ${before.requestedKrw} KRW`);
-      const startsAt = v.startsOn ?? Date.parse(`${programme.startsOn}T00:00:00+09:00`);
-      const endsAt = (v.endsOn ?? Date.parse(`${programme.endsOn}T00:00:00+09:00`)) + DAY_MS;
-      const programmeStarts = Date.parse(`${programme.startsOn}T00:00:00+09:00`);
-      const programmeEnds = Date.parse(`${programme.endsOn}T00:00:00+09:00`) + DAY_MS;
+      const programmeStarts = kstDateStart(programme.startsOn);
+      const programmeEnds = kstDateStart(programme.endsOn) + DAY_MS;
+      const startsAt = v.startsOn ?? programmeStarts;
+      const endsAt = v.endsOn === undefined ? programmeEnds : v.endsOn + DAY_MS;
       if (startsAt < programmeStarts || startsAt >= programmeEnds)
         throw ValidationError.of('startsOn', 'must lie within the programme period');
       if (endsAt > programmeEnds) throw ValidationError.of('endsOn', 'must lie within the programme period');
@@ -93,8 +94,8 @@ export class SelectionService {
         {
           organizationId: before.organizationId,
           amountKrw: formatKrw(v.amountKrw),
-          validFrom: dayOf(startsAt),
-          validUntil: dayOf(endsAt - DAY_MS),
+          validFrom: kstDate(startsAt),
+          validUntil: kstDate(endsAt - DAY_MS),
         },
         voucherTrail,
         actorId,

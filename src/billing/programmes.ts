@@ -3,6 +3,7 @@ import { ORGANIZATION_CLASSES } from '../accounts/organizations.ts';
 import { requireEvaluators } from '../accounts/users.ts';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, kstDate, kstDateStart } from '../kst.ts';
 import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -10,19 +11,16 @@ import { accountId, balancesOf, lockBalances, postTransaction } from './ledger.t
 import { formatKrw, type MicroKrw, PriceFormatError, parseKrwAmount } from './money.ts';
 
 /** Days are Korean days: a programme that runs to 2026-12-31 runs to midnight in Seoul. */
-const KST_OFFSET_MS = 9 * 3600_000;
-export const DAY_MS = 86_400_000;
-
 export const kstDay = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date, YYYY-MM-DD (KST)')
   .transform((text, ctx) => {
-    const ms = Date.parse(`${text}T00:00:00Z`);
-    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== text) {
+    const ms = kstDateStart(text);
+    if (Number.isNaN(ms)) {
       ctx.addIssue({ code: 'custom', message: 'not a calendar date' });
       return z.NEVER;
     }
-    return ms - KST_OFFSET_MS;
+    return ms;
   });
 
 /** A positive amount of KRW (decimal string or number, ≤ 6 decimals) → µ₩; a field-named 400 otherwise. */
@@ -164,10 +162,6 @@ export interface Voucher {
   createdAt: string;
 }
 
-export function dayOf(ms: number): string {
-  return new Date(ms + KST_OFFSET_MS).toISOString().slice(0, 10);
-}
-
 const PROGRAMME_COLUMNS = `id, name, starts_at, ends_at, CAST(budget_micro_krw AS TEXT) AS budget, copay_bp, on_exhausted,
   eligible_products, CAST(per_organization_cap_micro_krw AS TEXT) AS cap, capacity, review_criteria, created_at`;
 const VOUCHER_COLUMNS = `id, programme_id, organization_id, CAST(amount_micro_krw AS TEXT) AS amount, copay_bp, valid_from,
@@ -178,8 +172,8 @@ function toProgramme(r: Record<string, unknown>, unissued: MicroKrw): Programme 
   return {
     id: r.id as string,
     name: r.name as string,
-    startsOn: dayOf(Number(r.starts_at)),
-    endsOn: dayOf(Number(r.ends_at) - DAY_MS),
+    startsOn: kstDate(Number(r.starts_at)),
+    endsOn: kstDate(Number(r.ends_at) - DAY_MS),
     budgetKrw: formatKrw(BigInt(r.budget as string)),
     unissuedKrw: formatKrw(unissued),
     copayPercent: Object.fromEntries(Object.entries(bp).map(([k, v]) => [k, v / 100])),
@@ -200,8 +194,8 @@ function toVoucher(r: Record<string, unknown>, balance: MicroKrw): Voucher {
     amountKrw: formatKrw(BigInt(r.amount as string)),
     balanceKrw: formatKrw(balance),
     copayPercent: Number(r.copay_bp) / 100,
-    validFrom: dayOf(Number(r.valid_from)),
-    validUntil: dayOf(Number(r.valid_until) - DAY_MS),
+    validFrom: kstDate(Number(r.valid_from)),
+    validUntil: kstDate(Number(r.valid_until) - DAY_MS),
     createdAt: new Date(Number(r.created_at)).toISOString(),
   };
 }

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { kstMonth, kstMonthStart } from '../kst.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
-import { kstMonth } from './ledger.ts';
 import { formatKrw, type MicroKrw } from './money.ts';
 
 /**
@@ -127,10 +127,6 @@ interface AggregateRow {
   voucher: string;
   wallet: string;
   usage_cost: string;
-}
-
-function monthStart(month: string): number {
-  return Date.parse(`${month}-01T00:00:00+09:00`);
 }
 
 interface Accumulator {
@@ -340,7 +336,7 @@ export class SettlementService {
        GROUP BY u.organization_id, p.supplier_id, u.product_id, p.model, v.programme_id,
          u.price_input_micro_per_1m, u.price_output_micro_per_1m, t.late
        ORDER BY p.supplier_id, u.product_id, u.organization_id`,
-      [monthStart(month), month, month],
+      [kstMonthStart(month), month, month],
     );
   }
 

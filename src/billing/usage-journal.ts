@@ -1,3 +1,4 @@
+import { dayIndex } from '../kst.ts';
 import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { chargeUsage } from './ledger.ts';
 import type { MicroKrw } from './money.ts';
@@ -144,8 +145,6 @@ export type PostableUsage = Pick<
   | 'voucherId'
 >;
 
-const KST_OFFSET_MS = 9 * 3600_000;
-const DAY_MS = 86_400_000;
 const DAILY_TUPLE = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 /**
@@ -160,7 +159,7 @@ async function addToDailyUsage(db: SqlExecutor, records: readonly PostableUsage[
     { key: SqlValue[]; requests: number; prompt: number; completion: number; cost: bigint }
   >();
   for (const r of records) {
-    const day = Math.floor((r.createdAtMs + KST_OFFSET_MS) / DAY_MS);
+    const day = dayIndex(r.createdAtMs);
     const id = `${day}\u0000${r.organizationId}\u0000${r.productId}\u0000${r.model}\u0000${r.apiKeyId}`;
     let s = sums.get(id);
     if (s === undefined) {

@@ -1,29 +1,16 @@
 import { z } from 'zod';
+import { DAY_MS, dayIndex, dayStartMs, dayText, KST_OFFSET_MS } from '../kst.ts';
 import type { Database, SqlValue } from '../storage/database.ts';
-import { parseInput } from '../validation.ts';
+import { dateOrTimestamp, parseInput } from '../validation.ts';
 import { formatKrw } from './money.ts';
-
-/** Days are Korean days (KST, UTC+9, no daylight saving): what an operator in Seoul calls "today". */
-const KST_OFFSET_MS = 9 * 3600_000;
-const DAY_MS = 86_400_000;
-
-/** `2026-11-01` (a KST day) or a full ISO timestamp. */
-const instant = z.string().transform((value, ctx) => {
-  const ms = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T00:00:00+09:00`) : Date.parse(value);
-  if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp' });
-    return z.NEVER;
-  }
-  return ms;
-});
 
 const usageQuery = z.strictObject({
   organizationId: z.string().min(1).optional(),
   productId: z.string().min(1).optional(),
   keyId: z.string().min(1).optional(),
-  from: instant.optional(),
+  from: dateOrTimestamp.optional(),
   /** Exclusive. */
-  to: instant.optional(),
+  to: dateOrTimestamp.optional(),
   groupBy: z.enum(['day', 'product', 'key', 'organization']).optional(),
 });
 
@@ -88,8 +75,9 @@ function wholeDays(
   from: number | undefined,
   to: number | undefined,
 ): { first: number | null; end: number | null } {
+  // the first day that begins at or after `from`; the day `to` falls in, which begins at or before it
   const first = from === undefined ? null : Math.ceil((from + KST_OFFSET_MS) / DAY_MS);
-  const end = to === undefined ? null : Math.floor((to + KST_OFFSET_MS) / DAY_MS);
+  const end = to === undefined ? null : dayIndex(to);
   return { first, end };
 }
 
@@ -143,11 +131,11 @@ export async function queryUsage(
   const edges: string[] = [];
   if (first !== null) {
     edges.push('created_at < ?');
-    rawParams.push(first * DAY_MS - KST_OFFSET_MS);
+    rawParams.push(dayStartMs(first));
   }
   if (end !== null) {
     edges.push('created_at >= ?');
-    rawParams.push(end * DAY_MS - KST_OFFSET_MS);
+    rawParams.push(dayStartMs(end));
   }
   const emptyDays = first !== null && end !== null && end <= first;
   const where = (parts: string[]) => (parts.length > 0 ? `WHERE ${parts.join(' AND ')}` : '');
@@ -180,7 +168,7 @@ export async function queryUsage(
     );
     rows = raw.map((r) => {
       const row: UsageRow = totals(r);
-      if (q.groupBy === 'day') row.day = new Date(Number(r.day_number) * DAY_MS).toISOString().slice(0, 10);
+      if (q.groupBy === 'day') row.day = dayText(Number(r.day_number));
       if (q.groupBy === 'product') Object.assign(row, { productId: r.product_id, model: r.model });
       if (q.groupBy === 'key') row.keyId = r.api_key_id as string;
       if (q.groupBy === 'organization') row.organizationId = r.organization_id as string;

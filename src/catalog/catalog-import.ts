@@ -1,4 +1,5 @@
 import { formatKrw, parseKrwPrice } from '../billing/money.ts';
+import { kstDate } from '../kst.ts';
 import type { SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import type { CatalogFile, CatalogFileProduct } from './catalog-file.ts';
@@ -363,8 +364,7 @@ export async function exportCatalog(db: SqlExecutor, today = new Date()): Promis
   ]);
   return {
     version: 1,
-    // The Korean day, as everywhere in the hub.
-    generatedAt: new Date(today.getTime() + 9 * 3_600_000).toISOString().slice(0, 10),
+    generatedAt: kstDate(today.getTime()),
     exchangeRates: rates ? JSON.parse(rates.value) : [],
     suppliers: suppliers.map((s) => ({
       name: s.name,

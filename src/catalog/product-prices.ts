@@ -1,5 +1,6 @@
 import { formatKrw, type MicroKrw, type TokenPrices } from '../billing/money.ts';
 import { ValidationError } from '../errors.ts';
+import { kstDateStart } from '../kst.ts';
 import type { SqlExecutor } from '../storage/database.ts';
 import { type Product, toProduct } from './catalog-records.ts';
 
@@ -41,7 +42,6 @@ export interface PriceChangeView {
  */
 export const CLOCK_TOLERANCE_MS = 5_000;
 
-const KST_OFFSET_MS = 9 * 3600_000;
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 const FIELD = 'pricesEffectiveFrom';
 
@@ -57,10 +57,9 @@ export function parseEffectiveFrom(value: unknown): number {
       '날짜(YYYY-MM-DD, KST) 또는 ISO 8601 시각이어야 합니다 / expected a date (YYYY-MM-DD, KST) or an ISO 8601 instant',
     );
   if (/^\d{4}-\d{2}-\d{2}$/.test(value)) {
-    const ms = Date.parse(`${value}T00:00:00Z`);
-    if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== value)
-      throw ValidationError.of(FIELD, '없는 날짜입니다 / not a calendar date');
-    return ms - KST_OFFSET_MS;
+    const ms = kstDateStart(value);
+    if (Number.isNaN(ms)) throw ValidationError.of(FIELD, '없는 날짜입니다 / not a calendar date');
+    return ms;
   }
   const ms = ISO_INSTANT.test(value) ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(ms))

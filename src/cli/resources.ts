@@ -2,6 +2,7 @@
  * What the CLI knows about each /admin/v1 resource: its path, the fields its flags map to, and how a
  * row reads in a table. The hub validates everything; these only decide spelling and layout.
  */
+import { kstMinute } from '../kst.ts';
 import { type FieldSpec, fieldSpecs } from './flags.ts';
 import type { Column } from './table.ts';
 
@@ -31,7 +32,7 @@ export function kst(value: unknown): string {
   if (typeof value !== 'string') return '';
   const ms = Date.parse(value);
   if (Number.isNaN(ms)) return value;
-  return new Date(ms + 9 * 3600_000).toISOString().slice(0, 16).replace('T', ' ');
+  return kstMinute(ms);
 }
 
 /** 14000000000 → `14B`: model sizes are read in billions. */

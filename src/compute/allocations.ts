@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { formatKrw } from '../billing/money.ts';
-import { DAY_MS, dayOf } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { DAY_MS, kstDate } from '../kst.ts';
 import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import { type ComputeEvent, eventsOf, recordEvent } from './events.ts';
@@ -128,8 +128,8 @@ function toAllocation(r: Record<string, unknown>): Allocation {
     poolId: row.poolId,
     organizationId: row.organizationId,
     gpus: row.gpus,
-    startsOn: dayOf(row.startsAt),
-    endsOn: dayOf(row.endsAt - DAY_MS),
+    startsOn: kstDate(row.startsAt),
+    endsOn: kstDate(row.endsAt - DAY_MS),
     gpuHourBudget: row.gpuHourBudget,
     pricePerGpuHourKrw: formatKrw(row.priceMicroKrwPerGpuHour),
     copayPercent: row.copayBp / 100,

@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { DAY_MS, dayOf, kstDay } from '../billing/programmes.ts';
+import { kstDay } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, dayIndex, dayStartMs, kstDate, kstDateStart } from '../kst.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
 import { type CallService, type CallTerms, checkTrack } from './calls.ts';
 import { HOLDING_SQL } from './capacity.ts';
 import type { PoolService } from './pools.ts';
-import { dayIndex, dayStartMs, gpusFor } from './units.ts';
+import { gpusFor } from './units.ts';
 import { type Clock, idText, iso, REGIONS, type Region, schedulerUsers } from './values.ts';
 
 const PLAN_MAX_CHARS = 50_000;
@@ -110,8 +111,8 @@ function toApplication(r: Record<string, unknown>): ComputeApplication {
     unit: r.unit as ComputeApplication['unit'],
     quantity: Number(r.quantity),
     gpus: Number(r.gpus),
-    startsOn: dayOf(Number(r.starts_at)),
-    endsOn: dayOf(Number(r.ends_at) - DAY_MS),
+    startsOn: kstDate(Number(r.starts_at)),
+    endsOn: kstDate(Number(r.ends_at) - DAY_MS),
     purpose: r.purpose as ComputeApplication['purpose'],
     plan: r.plan as string,
     applicantRegion: r.applicant_region as Region,
@@ -168,7 +169,7 @@ export async function checkRequest(
     throw ValidationError.of('quantity', `${gpus} GPUs: more than the call grants (${call.capacityGpus})`);
   const today = dayStartMs(dayIndex(now));
   if (r.startsAt < today)
-    throw ValidationError.of('startsOn', `is in the past (today is ${dayOf(today)}, KST)`);
+    throw ValidationError.of('startsOn', `is in the past (today is ${kstDate(today)}, KST)`);
   if (r.endsAt <= r.startsAt) throw ValidationError.of('endsOn', 'must not be before startsOn');
   if (r.startsAt < call.startsAt || r.startsAt >= call.endsAt)
     throw ValidationError.of('startsOn', `must lie within the call (${call.startsOn}..${call.endsOn})`);
@@ -185,7 +186,7 @@ export async function checkRequest(
   if (overlap)
     throw ValidationError.of(
       'startsOn',
-      `overlaps allocation ${overlap.id} of the organization on this pool (${dayOf(Number(overlap.starts_at))}..${dayOf(Number(overlap.ends_at) - DAY_MS)})`,
+      `overlaps allocation ${overlap.id} of the organization on this pool (${kstDate(Number(overlap.starts_at))}..${kstDate(Number(overlap.ends_at) - DAY_MS)})`,
     );
   return gpus;
 }
@@ -327,9 +328,8 @@ export class ComputeApplicationService {
         poolId: v.poolId ?? before.poolId,
         unit: v.unit ?? before.unit,
         quantity: v.quantity ?? before.quantity,
-        startsAt: v.startsOn ?? Date.parse(`${before.startsOn}T00:00:00+09:00`),
-        endsAt:
-          v.endsOn === undefined ? Date.parse(`${before.endsOn}T00:00:00+09:00`) + DAY_MS : v.endsOn + DAY_MS,
+        startsAt: v.startsOn ?? kstDateStart(before.startsOn),
+        endsAt: v.endsOn === undefined ? kstDateStart(before.endsOn) + DAY_MS : v.endsOn + DAY_MS,
       };
       const gpus = await checkRequest(tx, this.pools, call, before.organizationId, merged, this.clock());
       await tx.run(
@@ -368,7 +368,7 @@ export class ComputeApplicationService {
       const call = await this.calls.terms(before.callId, tx);
       if (call.closesAt !== null && now >= call.closesAt)
         throw new ConflictError('callId', 'the call takes no more applications', '신청 기간이 끝났습니다.');
-      if (Date.parse(`${before.startsOn}T00:00:00+09:00`) < dayStartMs(dayIndex(now)))
+      if (kstDateStart(before.startsOn) < dayStartMs(dayIndex(now)))
         throw ValidationError.of('startsOn', 'is in the past: move the period before submitting');
       await tx.run(
         `UPDATE compute_applications SET status = 'submitted', submitted_at = ?, updated_at = ? WHERE id = ? AND status = 'draft'`,

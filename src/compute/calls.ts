@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { ORGANIZATION_CLASSES } from '../accounts/organizations.ts';
 import { requireEvaluators } from '../accounts/users.ts';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { DAY_MS, dayOf, kstDay, type ReviewCriterion, reviewCriteriaInput } from '../billing/programmes.ts';
+import { kstDay, type ReviewCriterion, reviewCriteriaInput } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, kstDate } from '../kst.ts';
 import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -155,9 +156,9 @@ function toCall(r: Record<string, unknown>): CallTerms {
   return {
     id: r.id as string,
     name: r.name as string,
-    startsOn: dayOf(Number(r.starts_at)),
-    endsOn: dayOf(Number(r.ends_at) - DAY_MS),
-    applicationsCloseOn: closesAt === null ? null : dayOf(closesAt - DAY_MS),
+    startsOn: kstDate(Number(r.starts_at)),
+    endsOn: kstDate(Number(r.ends_at) - DAY_MS),
+    applicationsCloseOn: closesAt === null ? null : kstDate(closesAt - DAY_MS),
     poolIds: JSON.parse(r.pool_ids as string) as string[],
     tracks: JSON.parse(r.tracks as string) as Track[],
     eligibleClasses: JSON.parse(r.eligible_classes as string) as string[],

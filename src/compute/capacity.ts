@@ -1,6 +1,6 @@
+import { dayIndex, dayStartMs } from '../kst.ts';
 import type { SqlExecutor, SqlValue } from '../storage/database.ts';
 import type { Commitment } from './ranking.ts';
-import { dayIndex, dayStartMs } from './units.ts';
 
 /**
  * What holds GPUs: allocations offered, scheduled, live or ending, until their end. Read by whoever

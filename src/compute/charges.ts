@@ -5,9 +5,10 @@ import {
   settlementMonthOf,
   voucherShare,
 } from '../billing/ledger.ts';
+import { dayOfText, dayStartMs } from '../kst.ts';
 import type { Dialect, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
-import { dayOfText, dayStartMs, gpuCost, gpuHoursText } from './units.ts';
+import { gpuCost, gpuHoursText } from './units.ts';
 
 /**
  * GPU time on the ledger (docs/compute.md "Billing"). An allocation-day is charged for its GPU-seconds

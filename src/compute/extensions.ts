@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { DAY_MS, dayOf, kstDay } from '../billing/programmes.ts';
+import { kstDay } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { DAY_MS, dayIndex, kstDate, kstDateStart } from '../kst.ts';
 import { type Database, isUniqueViolation, type SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -12,7 +13,6 @@ import { recordEvent } from './events.ts';
 import { limitsOf } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { Ledger } from './ranking.ts';
-import { dayIndex } from './units.ts';
 import { type Clock, iso } from './values.ts';
 
 const requestInput = z.strictObject({
@@ -41,7 +41,7 @@ function toExtension(r: Record<string, unknown>): Extension {
   return {
     id: r.id as string,
     allocationId: r.allocation_id as string,
-    endsOn: dayOf(Number(r.ends_at) - DAY_MS),
+    endsOn: kstDate(Number(r.ends_at) - DAY_MS),
     reason: r.reason as string,
     status: r.status as Extension['status'],
     decidedAt: iso(r.decided_at),
@@ -78,7 +78,7 @@ export class ExtensionService {
         );
       const endsAt = v.endsOn + DAY_MS;
       if (endsAt <= a.endsAt)
-        throw ValidationError.of('endsOn', `must be after the current end (${dayOf(a.endsAt - DAY_MS)})`);
+        throw ValidationError.of('endsOn', `must be after the current end (${kstDate(a.endsAt - DAY_MS)})`);
       await this.checkTerms(tx, a.callId, a.startsAt, endsAt);
       try {
         await tx.run(
@@ -144,7 +144,7 @@ export class ExtensionService {
           `the allocation is ${a.status}`,
           '진행 중인 배정만 연장할 수 있습니다.',
         );
-      const endsAt = Date.parse(`${before.endsOn}T00:00:00+09:00`) + DAY_MS;
+      const endsAt = kstDateStart(before.endsOn) + DAY_MS;
       await this.checkTerms(tx, a.callId, a.startsAt, endsAt);
       const track = await tx.get<{ track_id: string }>(
         'SELECT track_id FROM compute_applications WHERE id = ?',

@@ -1,6 +1,6 @@
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { DAY_MS } from '../billing/programmes.ts';
 import { ConflictError, NotFoundError } from '../errors.ts';
+import { DAY_MS, dayIndex, dayStartMs, dayText } from '../kst.ts';
 import type { Database } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import type { Allocation, AllocationService } from './allocations.ts';
@@ -10,7 +10,6 @@ import { notifyOrganization, recordEvent } from './events.ts';
 import { insertAllocations, limitsOf } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { Ledger } from './ranking.ts';
-import { dayIndex, dayStartMs, dayText } from './units.ts';
 import type { Clock } from './values.ts';
 
 export interface Offer {

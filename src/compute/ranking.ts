@@ -15,6 +15,8 @@
  *   organisation holds on the same pool is rejected: one organisation, one grant per pool at a time.
  */
 
+import { dayText } from '../kst.ts';
+
 export const TIE_BREAKS = ['earlier_submission', 'fewer_gpus', 'more_gpus', 'non_capital_first'] as const;
 /** A declared key: one of TIE_BREAKS, or `criterion:<id>` (the higher mean score on that criterion wins). */
 export type TieBreak = (typeof TIE_BREAKS)[number] | `criterion:${string}`;
@@ -165,11 +167,6 @@ export interface Outcome {
 
 const points = (centipoints: number) => (centipoints / 100).toFixed(2);
 
-/** A day number as `2026-11-30` (KST). */
-function dayLabel(day: number): string {
-  return new Date(day * 86_400_000).toISOString().slice(0, 10);
-}
-
 /**
  * Everything that holds GPUs in the days the candidates ask for, as loads (pool, call, track) and
  * each organisation's periods per pool; `commit` adds a selection to all of them.
@@ -241,8 +238,8 @@ export class Ledger {
       const short = load.firstShortfall(startDay, endDay, gpus);
       if (short)
         return {
-          korean: `${dayLabel(short.day)}에 ${ko}의 남은 GPU ${short.free}개로 ${gpus}개를 줄 수 없습니다`,
-          english: `on ${dayLabel(short.day)} ${en} has ${short.free} GPUs free, ${gpus} asked`,
+          korean: `${dayText(short.day)}에 ${ko}의 남은 GPU ${short.free}개로 ${gpus}개를 줄 수 없습니다`,
+          english: `on ${dayText(short.day)} ${en} has ${short.free} GPUs free, ${gpus} asked`,
         };
     }
     return null;
@@ -259,7 +256,7 @@ export function fill(ranked: readonly Ranked[], ledger: Ledger, callId: string):
       out.push({
         candidate: c,
         decision: 'rejected',
-        reason: `${head}: 같은 풀에 기간이 겹치는 배정(${dayLabel(overlap[0])}~${dayLabel(overlap[1] - 1)})이 있습니다 / it overlaps the organization's allocation on the same pool (${dayLabel(overlap[0])}..${dayLabel(overlap[1] - 1)})`,
+        reason: `${head}: 같은 풀에 기간이 겹치는 배정(${dayText(overlap[0])}~${dayText(overlap[1] - 1)})이 있습니다 / it overlaps the organization's allocation on the same pool (${dayText(overlap[0])}..${dayText(overlap[1] - 1)})`,
       });
       continue;
     }

@@ -1,5 +1,6 @@
 import type { AuditLog } from '../audit/audit-log.ts';
 import { formatKrw, parseKrwAmount } from '../billing/money.ts';
+import { DAY_MS, kstDate } from '../kst.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Database } from '../storage/database.ts';
 import { recordEvent } from './events.ts';
@@ -265,5 +266,5 @@ const MAX_REREAD_DAYS = 31;
 
 /** Yesterday's KST day, `2026-11-29`. */
 function yesterday(now: number): string {
-  return new Date(now + 9 * 3600_000 - 86_400_000).toISOString().slice(0, 10);
+  return kstDate(now - DAY_MS);
 }

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { DAY_MS, dayOf, kstDay } from '../billing/programmes.ts';
+import { kstDay } from '../billing/programmes.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { DAY_MS, dayIndex, dayStartMs, kstDate, kstDateStart } from '../kst.ts';
 import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { parseInput } from '../validation.ts';
@@ -11,7 +12,7 @@ import { commitments } from './capacity.ts';
 import { insertAllocations, limitsOf, type NewAllocation } from './grants.ts';
 import type { PoolService } from './pools.ts';
 import { type Candidate, fill, Ledger, type Outcome, rank } from './ranking.ts';
-import { dayIndex, dayStartMs, gpusFor } from './units.ts';
+import { gpusFor } from './units.ts';
 import type { Clock } from './values.ts';
 
 const runInput = z.strictObject({
@@ -259,8 +260,8 @@ export class ComputeSelectionService {
         );
       const now = this.clock();
       const today = dayStartMs(dayIndex(now));
-      const askedStart = Date.parse(`${before.startsOn}T00:00:00+09:00`);
-      const askedEnd = Date.parse(`${before.endsOn}T00:00:00+09:00`) + DAY_MS;
+      const askedStart = kstDateStart(before.startsOn);
+      const askedEnd = kstDateStart(before.endsOn) + DAY_MS;
       const startsAt = v.startsOn ?? Math.max(askedStart, today);
       const endsAt = v.endsOn === undefined ? askedEnd : v.endsOn + DAY_MS;
       const gpus = v.gpus ?? before.gpus;
@@ -272,7 +273,7 @@ export class ComputeSelectionService {
           gpus,
         );
       if (startsAt < today)
-        throw ValidationError.of('startsOn', `is in the past (today is ${dayOf(today)}, KST)`);
+        throw ValidationError.of('startsOn', `is in the past (today is ${kstDate(today)}, KST)`);
       if (startsAt < askedStart)
         throw ValidationError.of('startsOn', `must not be before the period asked (${before.startsOn})`);
       if (endsAt > askedEnd)
@@ -290,7 +291,7 @@ export class ComputeSelectionService {
       if (overlap)
         throw ValidationError.of(
           'startsOn',
-          `overlaps an allocation of the organization on this pool (${dayOf(dayStartMs(overlap[0]))}..${dayOf(dayStartMs(overlap[1]) - DAY_MS)})`,
+          `overlaps an allocation of the organization on this pool (${kstDate(dayStartMs(overlap[0]))}..${kstDate(dayStartMs(overlap[1]) - DAY_MS)})`,
         );
       const short = ledger.shortfall(pool!.id, before.trackId, first, end, gpus);
       if (short) throw new ConflictError('gpus', short.english, short.korean);

@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  basisPoints,
-  dayIndex,
-  dayOfText,
-  dayStartMs,
-  dayText,
-  gpuCost,
-  gpuHoursText,
-  gpusFor,
-  monthDays,
-} from './units.ts';
+import { basisPoints, gpuCost, gpuHoursText, gpusFor } from './units.ts';
 
 test('teraflops round up to whole GPUs; servers are whole servers', () => {
   const a100 = { tfPerGpu: 312, gpusPerServer: 8 };
@@ -21,18 +11,6 @@ test('teraflops round up to whole GPUs; servers are whole servers', () => {
   assert.equal(gpusFor('tf', 320, h100), 1);
   assert.equal(gpusFor('server', 2, h100), 16);
   assert.equal(gpusFor('gpu', 3, h100), 3);
-});
-
-test('KST days: midnight in Seoul is the boundary', () => {
-  const ms = Date.parse('2026-11-30T15:00:00Z'); // 2026-12-01 00:00 KST
-  assert.equal(dayText(dayIndex(ms)), '2026-12-01');
-  assert.equal(dayText(dayIndex(ms - 1)), '2026-11-30');
-  assert.equal(dayStartMs(dayIndex(ms)), ms);
-  assert.equal(dayOfText('2026-12-01'), dayIndex(ms));
-  const { first, end } = monthDays('2026-12');
-  assert.equal(dayText(first), '2026-12-01');
-  assert.equal(dayText(end), '2027-01-01');
-  assert.equal(end - first, 31);
 });
 
 test('GPU cost: seconds × price ÷ 3600, half up to the µ₩', () => {

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
 import { formatKrw } from '../billing/money.ts';
-import { DAY_MS } from '../billing/programmes.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
+import { DAY_MS, dayIndex, dayOfText, dayStartMs, dayText } from '../kst.ts';
 import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import { ALLOCATION_COLUMNS, type AllocationRow, toAllocationRow } from './allocations.ts';
@@ -11,7 +11,7 @@ import { recordEvent } from './events.ts';
 import type { ComputeLifecycle } from './lifecycle.ts';
 import type { PoolService } from './pools.ts';
 import type { JobUsage } from './provisioners/provisioner.ts';
-import { dayIndex, dayOfText, dayStartMs, dayText, gpuHoursText } from './units.ts';
+import { gpuHoursText } from './units.ts';
 import type { Clock } from './values.ts';
 
 const dayInput = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date, YYYY-MM-DD (KST)');

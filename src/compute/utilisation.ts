@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import type { AuditTrail } from '../audit/audit-log.ts';
-import { kstMonth } from '../billing/ledger.ts';
-import { DAY_MS } from '../billing/programmes.ts';
 import { ValidationError } from '../errors.ts';
+import { DAY_MS, dayIndex, dayStartMs, dayText, kstMonth, monthDays, previousMonth } from '../kst.ts';
 import type { Database } from '../storage/database.ts';
 import { parseInput } from '../validation.ts';
 import { ALLOCATION_COLUMNS, type AllocationService, toAllocationRow } from './allocations.ts';
 import type { CallService } from './calls.ts';
 import { notifyOrganization, recordEvent } from './events.ts';
-import { basisPoints, dayIndex, dayStartMs, dayText, gpuHoursText, monthDays } from './units.ts';
+import { basisPoints, gpuHoursText } from './units.ts';
 import type { Clock } from './values.ts';
 
 const checkInput = z.strictObject({
@@ -38,12 +37,6 @@ export interface CheckOutcome {
   /** `incomplete`: the days of the month whose usage was not read up to their end (read them again). */
   missingDays?: string[];
   reason?: string;
-}
-
-/** The month before `2026-12`: `2026-11`. */
-function previousMonth(month: string): string {
-  const [y, m] = month.split('-').map(Number) as [number, number];
-  return m === 1 ? `${y - 1}-12` : `${y}-${String(m - 1).padStart(2, '0')}`;
 }
 
 /**

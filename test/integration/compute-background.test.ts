@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { dayIndex, dayText } from '../../src/compute/units.ts';
+import { dayIndex, dayText } from '../../src/kst.ts';
 import {
   type FakeKubernetes,
   type FakePrometheus,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { AuditTrail } from '../../src/audit/audit-log.ts';
 import { FundsService } from '../../src/billing/funds.ts';
-import { accountId, kstMonth, voucherShare } from '../../src/billing/ledger.ts';
+import { accountId, voucherShare } from '../../src/billing/ledger.ts';
 import { parseKrwAmount } from '../../src/billing/money.ts';
 import { ProgrammeCloseService } from '../../src/billing/programme-close.ts';
 import { ProgrammeService } from '../../src/billing/programmes.ts';
@@ -12,6 +12,7 @@ import {
   recordForCharging,
   type UsageRecord,
 } from '../../src/billing/usage-journal.ts';
+import { kstMonth } from '../../src/kst.ts';
 import type { Database } from '../../src/storage/database.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrator.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { formatKrw } from '../../src/billing/money.ts';
-import { dayIndex, dayText } from '../../src/compute/units.ts';
+import { dayIndex, dayText } from '../../src/kst.ts';
 import { as, call, computeSupplier, must, organization, person } from '../helpers/compute.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { type SlurmCluster, slurmMissing, startSlurm } from './cluster.ts';
