@@ -104,20 +104,31 @@ test('instants before 1970 in Seoul have negative day indices', () => {
   assert.equal(dayOfText('1969-12-31'), -1);
 });
 
-test('dayOfText and parseDateOrTimestamp read a date as Date.parse does, as they always have', () => {
+test('dayOfText reads a date as Date.parse does; parseDateOrTimestamp refuses what is not a real date', () => {
   // day 29–31 of a shorter month runs on into the next (kstDateStart refuses it)
   assert.equal(dayOfText('2026-02-30'), dayOfText('2026-03-02'));
-  assert.equal(parseDateOrTimestamp('2026-02-30'), kstDateStart('2026-03-02'));
+  assert.ok(Number.isNaN(parseDateOrTimestamp('2026-02-30')), 'not a date: refused, not 2026-03-02');
   assert.ok(Number.isNaN(dayOfText('2026-13-01')));
   assert.ok(Number.isNaN(parseDateOrTimestamp('2026-13-01')));
+  assert.equal(parseDateOrTimestamp('2028-02-29'), kstDateStart('2028-02-29'));
 });
 
-test('parseDateOrTimestamp: a KST date, or a timestamp with its own offset', () => {
+test('parseDateOrTimestamp: a KST date, or a timestamp with its own offset, nothing else', () => {
   assert.equal(parseDateOrTimestamp('2026-11-01'), Date.parse('2026-10-31T15:00:00Z'));
   assert.equal(parseDateOrTimestamp('2026-11-01T09:00:00+09:00'), Date.parse('2026-11-01T00:00:00Z'));
   assert.equal(parseDateOrTimestamp('2026-11-01T00:00:00.250Z'), Date.parse('2026-11-01T00:00:00Z') + 250);
-  // anything else Date.parse reads passes as it reads it: a bare month is UTC midnight, not KST
-  assert.equal(parseDateOrTimestamp('2026-11'), Date.parse('2026-11-01T00:00:00Z'));
-  for (const bad of ['', 'yesterday', '2026-11-01T25:00:00Z', '2026-13-01T00:00:00Z'])
+  assert.equal(parseDateOrTimestamp('2026-11-01T09:30+09:00'), Date.parse('2026-11-01T00:30:00Z'));
+  // a bare month would be UTC midnight, a time without an offset the server's own zone: refused
+  for (const bad of [
+    '',
+    'yesterday',
+    '2026-11',
+    '2026-11-01T00:00:00',
+    '2026-11-01 00:00:00+09:00',
+    '1700000000000',
+    '2026-11-01T25:00:00Z',
+    '2026-13-01T00:00:00Z',
+    '2026-02-30T00:00:00Z',
+  ])
     assert.ok(Number.isNaN(parseDateOrTimestamp(bad)), bad);
 });

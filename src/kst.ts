@@ -92,11 +92,18 @@ export function dayOfText(date: string): number {
   return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
 }
 
+const TIMESTAMP = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
+
 /**
- * A bound of an admin query (usage, the audit log): a date (`2026-11-01`, the instant that KST day
- * begins, read as dayOfText reads it) or any timestamp `Date.parse` reads (ISO 8601 with its offset);
- * NaN when it is neither.
+ * A bound of an admin query (usage, the audit log): a KST date (`2026-11-01`, the instant that day
+ * begins in Seoul) or an ISO 8601 timestamp with its own offset (`…Z`, `…+09:00`); NaN for anything
+ * else — a day that is not in its month, a bare month (which `Date.parse` reads as UTC midnight), a time
+ * without an offset (which it reads in the server's own zone).
  */
 export function parseDateOrTimestamp(value: string): number {
-  return /^\d{4}-\d{2}-\d{2}$/.test(value) ? dayStartMs(dayOfText(value)) : Date.parse(value);
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return kstDateStart(value);
+  const timestamp = TIMESTAMP.exec(value);
+  // Date.parse lets `2026-02-30T…` run on into March: the date part must be a real one
+  if (timestamp === null || Number.isNaN(kstDateStart(timestamp[1]!))) return Number.NaN;
+  return Date.parse(value);
 }

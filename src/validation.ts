@@ -22,7 +22,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.in
 export const dateOrTimestamp = z.string().transform((value, ctx) => {
   const ms = parseDateOrTimestamp(value);
   if (Number.isNaN(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a date (YYYY-MM-DD, KST) or an ISO 8601 timestamp with its offset (Z or +09:00)',
+    });
     return z.NEVER;
   }
   return ms;

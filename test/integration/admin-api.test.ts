@@ -1077,6 +1077,10 @@ describe('admin API /admin/v1/usage', () => {
     assertInvalid(await t.admin('GET', '/usage?groupBy=week'), ['groupBy']);
     assertInvalid(await t.admin('GET', '/usage?from=yesterday'), ['from']);
     assertInvalid(await t.admin('GET', '/usage?to=2026-13-45'), ['to']);
+    // not a day of February, a bare month (UTC midnight), a time in the server's own zone: refused
+    assertInvalid(await t.admin('GET', '/usage?from=2026-02-30'), ['from']);
+    assertInvalid(await t.admin('GET', '/usage?from=2026-11'), ['from']);
+    assertInvalid(await t.admin('GET', '/usage?to=2026-11-01T09:00:00'), ['to']);
     assertInvalid(await t.admin('GET', '/usage?organizationId='), ['organizationId']);
     assertInvalid(await t.admin('GET', '/usage?org=x'), ['org']);
   });

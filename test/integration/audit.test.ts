@@ -136,9 +136,14 @@ describe('audit log', () => {
     assert.deepEqual(past.data, []);
     const today = await must('GET', `/audit?from=2020-01-01&actorId=${user.id}`);
     assert.equal(today.data.length, 1);
-    const bad = await t.admin('GET', '/audit?from=yesterday&limit=0&colour=red');
+    const bad = await t.admin('GET', '/audit?from=yesterday&to=2026-02-30&limit=0&colour=red');
     assert.equal(bad.status, 400);
-    assert.deepEqual(bad.body.error.fields.map((f: any) => f.field).sort(), ['colour', 'from', 'limit']);
+    assert.deepEqual(bad.body.error.fields.map((f: any) => f.field).sort(), [
+      'colour',
+      'from',
+      'limit',
+      'to',
+    ]);
   });
 
   test('the database refuses to change or delete an entry', async () => {
