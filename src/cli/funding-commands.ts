@@ -107,17 +107,27 @@ const SETTLEMENT_COLUMNS = [
   { header: '상태 Status', value: (r: Row) => r.status },
   {
     header: '건수 Charges',
-    value: (r: Row) => (r.totals as Row | null)?.charges ?? '',
+    value: (r: Row) => (r.combinedTotals as Row | null)?.charges ?? '',
     align: 'right' as const,
   },
   {
-    header: '금액 Amount (KRW)',
+    header: 'API 금액 API (KRW)',
     value: (r: Row) => (r.totals as Row | null)?.amountKrw ?? '',
     align: 'right' as const,
   },
   {
+    header: 'GPU 금액 GPU (KRW)',
+    value: (r: Row) => (r.computeTotals as Row | null)?.amountKrw ?? '',
+    align: 'right' as const,
+  },
+  {
+    header: '합계 Amount (KRW)',
+    value: (r: Row) => (r.combinedTotals as Row | null)?.amountKrw ?? '',
+    align: 'right' as const,
+  },
+  {
     header: '조정 Adjustments',
-    value: (r: Row) => (r.totals as Row | null)?.adjustments ?? '',
+    value: (r: Row) => (r.combinedTotals as Row | null)?.adjustments ?? '',
     align: 'right' as const,
   },
   { header: '마감 Closed (KST)', value: (r: Row) => (r.closedAt ? kst(r.closedAt) : '') },
