@@ -23,20 +23,22 @@ local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- gives one hold back to its accounts, whatever they are
+local function giveBack(holds, hold, prefix, id)
+  local rec = redis.call('HGET', hold, id)
+  if rec then
+    for account, amount in string.gmatch(rec, '([^=;]+)=(-?%d+)') do
+      local key = prefix .. account
+      if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, amount) end
+    end
+    redis.call('HDEL', hold, id)
+  end
+  redis.call('ZREM', holds, id)
+end
 -- gives expired holds back to their accounts: their replica died, or the call outlived its lease
 local function reap(holds, hold, prefix, now)
   local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 200)
-  for _, id in ipairs(expired) do
-    local rec = redis.call('HGET', hold, id)
-    if rec then
-      for account, amount in string.gmatch(rec, '([^=;]+)=(-?%d+)') do
-        local key = prefix .. account
-        if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, amount) end
-      end
-      redis.call('HDEL', hold, id)
-    end
-    redis.call('ZREM', holds, id)
-  end
+  for _, id in ipairs(expired) do giveBack(holds, hold, prefix, id) end
 end
 `;
 
@@ -214,6 +216,17 @@ redis.call('HSET', KEYS[2], holdId, rec)
 return 'ok'
 `;
 
+/**
+ * An admission this replica gave up waiting for (the command timed out, the call was refused): if the
+ * script ran after all, its hold is given back now rather than when its lease ends. Sent on the same
+ * connection after the admission, so Redis runs it after; a hold that was never placed is nothing to
+ * give back. KEYS: holds, hold. ARGV: hold id, counter key prefix.
+ */
+const ABANDON = `${COMMON}
+giveBack(KEYS[1], KEYS[2], ARGV[2], ARGV[1])
+return 'ok'
+`;
+
 /** What an organisation has held now, µ₩, after reaping. KEYS: holds, hold. ARGV: counter key prefix. */
 const HELD = `${COMMON}
 reap(KEYS[1], KEYS[2], ARGV[1], clock())
@@ -262,6 +275,7 @@ export const SCRIPTS = {
   admit: script(ADMIT),
   settle: script(SETTLE),
   extend: script(EXTEND),
+  abandon: script(ABANDON),
   held: script(HELD),
   fundsPrepare: script(FUNDS_PREPARE),
   fundsCommit: script(FUNDS_COMMIT),

@@ -414,6 +414,15 @@ export class SharedAdmission implements Admission {
       reply = (await runScript(this.redis, SCRIPTS.admit, keys, args)) as (string | number)[];
     } catch (error) {
       this.onError(error);
+      // timed out on a connection that is still up: the script may yet run, and its hold must not
+      // stay spoken for until its lease ends (minutes) for a call that was refused
+      if (money)
+        runScript(
+          this.redis,
+          SCRIPTS.abandon,
+          [shared.holdsKey, shared.holdKey],
+          [request.requestId, shared.counterPrefix],
+        ).catch(() => {});
       return this.unavailable(funds, candidates);
     }
     const outcome = reply[0];

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { createLogger } from '../../src/observability/logger.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { closedPort } from '../helpers/v1.ts';
 
 // Redis gone (nothing listens where REDIS_URL points): what the hub does is chosen, not an accident
@@ -99,5 +101,121 @@ describe('with REDIS_URL set and Redis unreachable', () => {
       .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 5 })
       .withResponse();
     assert.equal(response.status, 200);
+  });
+});
+
+/**
+ * A Redis in front of the real one that can stop answering while the connection stays open (an
+ * overloaded or paused server): the replies it holds back arrive later, in order, as a slow server's do.
+ */
+async function stallingRedis(): Promise<{ url: string; stall(on: boolean): void; close(): Promise<void> }> {
+  const target = new URL(TEST_REDIS_URL);
+  let stalled = false;
+  const held: { to: net.Socket; data: Buffer }[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 6379), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('data', (data) => upstream.write(data));
+    upstream.on('data', (data) => {
+      if (stalled) held.push({ to: client, data });
+      else client.write(data);
+    });
+    for (const s of [client, upstream]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stall(on) {
+      stalled = on;
+      if (!on) for (const { to, data } of held.splice(0)) to.write(data);
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('with Redis that stops answering while connected', () => {
+  let fake: FakeOpenAI;
+  let t: TestHub;
+  let redis: Awaited<ReturnType<typeof stallingRedis>>;
+  const prefix = testRedisPrefix();
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    redis = await stallingRedis();
+    t = await startTestHub({
+      REDIS_URL: redis.url,
+      KAIHUB_REDIS_PREFIX: prefix,
+      KAIHUB_REDIS_TIMEOUT_MS: '150',
+    });
+    await seedCatalog(t, fake.url);
+  });
+  after(async () => {
+    redis?.stall(false);
+    await t?.close();
+    await redis?.close();
+    await fake?.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  test('a prepaid call gets 503 within the command timeout, nothing reaches the supplier, and calls are admitted again once Redis answers', async () => {
+    const org = await t.admin('POST', '/organizations', {
+      name: '느린 레디스',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    assert.equal(org.status, 201, JSON.stringify(org.body));
+    assert.equal(
+      (await t.admin('POST', `/organizations/${org.body.id}/deposits`, { amountKrw: '1000' })).status,
+      201,
+    );
+    const key = await t.admin('POST', `/organizations/${org.body.id}/keys`, { name: 'k' });
+    const client = new OpenAI({ apiKey: key.body.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+    const ask = () =>
+      client.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        max_tokens: 5,
+      });
+    assert.ok((await ask()).choices[0], 'admitted while Redis answers');
+
+    redis.stall(true);
+    const before = fake.requests.length;
+    const started = Date.now();
+    const error = await ask().then(
+      () => assert.fail('admitted while Redis did not answer'),
+      (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+    );
+    const waited = Date.now() - started;
+    assert.equal(error.status, 503);
+    assert.equal(error.code, 'limits_unavailable');
+    assert.ok(waited < 1_500, `refused after ${waited} ms: bounded by the 150 ms command timeout`);
+    assert.equal(fake.requests.length, before, 'the upstream saw nothing');
+
+    // the late replies arrive in order and are matched to the commands they answer, not to new ones
+    redis.stall(false);
+    let admitted = false;
+    for (let i = 0; i < 20 && !admitted; i++) {
+      admitted = await ask().then(
+        (reply) => reply.choices[0] !== undefined,
+        () => false,
+      );
+      if (!admitted) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(admitted, 'admitted again once Redis answers');
+    const funds = await t.admin('GET', `/organizations/${org.body.id}/funds`);
+    assert.equal(funds.status, 200);
+    assert.equal(funds.body.heldKrw, '0', 'nothing left held by the refused call');
   });
 });
