@@ -568,7 +568,6 @@ async function openShared(config: Config, url: string, logger: Logger): Promise<
   // the subscriber waits for its connection: its SUBSCRIBE goes out as soon as Redis is there
   const subscriber = redis.duplicate({
     enableOfflineQueue: true,
-    enableAutoPipelining: false,
     commandTimeout: undefined,
     maxRetriesPerRequest: null,
   });

@@ -39,8 +39,10 @@ export function vatOf(supplyWon: bigint, rateBp: number): bigint {
 
 /** "1250.5" (formatKrw's text) → µ₩; for totals stored as text, which have no upper bound here. */
 function microOf(text: string): MicroKrw {
-  const [whole = '0', fraction = ''] = text.split('.');
-  return BigInt(whole) * MICRO_PER_KRW + BigInt(fraction.padEnd(6, '0') || '0');
+  const negative = text.startsWith('-');
+  const [whole = '0', fraction = ''] = (negative ? text.slice(1) : text).split('.');
+  const micro = BigInt(whole) * MICRO_PER_KRW + BigInt(fraction.padEnd(6, '0') || '0');
+  return negative ? -micro : micro;
 }
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;

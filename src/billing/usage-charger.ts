@@ -157,8 +157,8 @@ export class UsageCharger {
   private added = 0;
   private readonly charged = new Progress();
   private running = false;
-  /** `sync` is waiting: charge what is waiting now, without gathering company. */
-  private urgent = false;
+  /** `sync` waits for the records added up to this count: charge them now, without gathering company. */
+  private urgentUntil = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private batchTimer: NodeJS.Timeout | undefined;
   private retryMs: number;
@@ -200,11 +200,12 @@ export class UsageCharger {
 
   /** A charge soon: at once for a full batch, else once `coalesceMs` has gathered more records. */
   private schedule(): void {
-    if (this.running || this.retryTimer !== undefined || this.batchTimer !== undefined) return;
+    if (this.running || this.retryTimer !== undefined) return;
     if (this.waiting.length >= MAX_BATCH || this.settings.coalesceMs <= 0) {
-      void this.run();
+      void this.run(); // clears a pending batch timer
       return;
     }
+    if (this.batchTimer !== undefined) return;
     this.batchTimer = setTimeout(() => {
       this.batchTimer = undefined;
       void this.run();
@@ -240,7 +241,7 @@ export class UsageCharger {
         clearTimeout(this.retryTimer);
         this.retryTimer = undefined;
       }
-      this.urgent = true;
+      this.urgentUntil = Math.max(this.urgentUntil, target);
       void this.run();
       await reached;
     }
@@ -295,10 +296,9 @@ export class UsageCharger {
         }
         this.charged.advance(batch.length);
         this.retryMs = this.settings.retryBaseMs;
-        // what arrived during this charge waits for company too, unless someone is waiting for it
-        if (!this.urgent && this.waiting.length < MAX_BATCH) break;
+        // what arrived during this charge waits for company too, unless a `sync` waits for it
+        if (this.charged.done >= this.urgentUntil && this.waiting.length < MAX_BATCH) break;
       }
-      if (this.waiting.length === 0) this.urgent = false;
     } finally {
       this.running = false;
     }

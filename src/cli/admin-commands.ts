@@ -264,7 +264,8 @@ export function adminUsage(): string {
   kaihub keys        list <orgId> | create <orgId> [--name N] [--allowed-models a,b] | revoke <keyId>
   kaihub usage       [--organization-id ID] [--product-id ID] [--key-id ID] [--from DATE] [--to DATE]
                      [--group-by day|product|key|organization]
-                     (DATE: YYYY-MM-DD (KST) 또는 ISO 8601; --to는 포함하지 않음 / --to is exclusive)
+                     (DATE: YYYY-MM-DD (KST) 또는 오프셋이 있는 ISO 8601 시각(Z, +09:00); --to는 포함하지 않음
+                      / YYYY-MM-DD (KST) or an ISO 8601 time with its offset; --to is exclusive)
   kaihub usage events [--organization-id ID] [--request-id ID] [--limit N]
                      요청별 기록과 업스트림 시도 / one row per request, with its upstream attempts
 

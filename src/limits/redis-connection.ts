@@ -16,9 +16,6 @@ export async function connectRedis(url: string, commandTimeoutMs: number, logger
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     lazyConnect: true,
-    // Commands sent in the same tick go in one write: the settles of a batch of charges, which
-    // resolve together (usage-charger.ts), cost one send and one reply instead of one each.
-    enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
   });
   let down = false;
