@@ -217,13 +217,21 @@ return 'ok'
 `;
 
 /**
- * An admission this replica gave up waiting for (the command timed out, the call was refused): if the
- * script ran after all, its hold is given back now rather than when its lease ends. Sent on the same
- * connection after the admission, so Redis runs it after; a hold that was never placed is nothing to
- * give back. KEYS: holds, hold. ARGV: hold id, counter key prefix.
+ * An admission this replica gave up waiting for (the command timed out): if the script ran after all,
+ * its hold is given back now rather than when its lease ends, and — when the call was refused — what it
+ * took from the rate-limit buckets too. Sent on the same connection after the admission, so Redis runs
+ * it after; an admission that never ran, or refused, placed no hold and took nothing.
+ * KEYS: holds, hold, then the buckets. ARGV: hold id, counter key prefix, refused (1/0), then per bucket
+ * the amount it took.
  */
 const ABANDON = `${COMMON}
+local ran = redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1
 giveBack(KEYS[1], KEYS[2], ARGV[2], ARGV[1])
+if ran and ARGV[3] == '1' then
+  for i = 3, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBYFLOAT', KEYS[i], 'level', ARGV[i + 1]) end
+  end
+end
 return 'ok'
 `;
 

@@ -415,14 +415,8 @@ export class SharedAdmission implements Admission {
     } catch (error) {
       this.onError(error);
       // timed out on a connection that is still up: the script may yet run, and its hold must not
-      // stay spoken for until its lease ends (minutes) for a call that was refused
-      if (money)
-        runScript(
-          this.redis,
-          SCRIPTS.abandon,
-          [shared.holdsKey, shared.holdKey],
-          [request.requestId, shared.counterPrefix],
-        ).catch(() => {});
+      // stay spoken for until its lease ends (minutes); a refused call gives back its buckets' share
+      if (money) this.abandon(shared, request.requestId, funds.prepaid, buckets);
       return this.unavailable(funds, candidates);
     }
     const outcome = reply[0];
@@ -481,6 +475,19 @@ export class SharedAdmission implements Admission {
     }
     const again = await this.load(caller.organizationId);
     return this.decide(request, again, attempt + 1);
+  }
+
+  private abandon(shared: SharedFunds, holdId: string, refused: boolean, buckets: BucketUse[] | null): void {
+    const keys = [shared.holdsKey, shared.holdKey];
+    const args: (string | number)[] = [holdId, shared.counterPrefix, refused ? '1' : '0'];
+    if (refused && buckets !== null)
+      for (const b of buckets) {
+        keys.push(b.key);
+        args.push(b.amount);
+      }
+    // EVAL, not EVALSHA: this runs when Redis is slow, and a script Redis does not know yet (a restart,
+    // a new version) would answer NOSCRIPT too late for the fallback to follow
+    this.redis.eval(SCRIPTS.abandon.lua, keys.length, ...keys, ...args).catch(() => {});
   }
 
   /**
