@@ -171,6 +171,20 @@ async function holdAccount(account: string): Promise<{ release(): Promise<void> 
   };
 }
 
+/** The test database, its transactions taken by `transaction` (to fail or count them); not closed by it. */
+function withTransactions(transaction: Database['transaction']): Database {
+  return {
+    dialect: db.dialect,
+    all: (sql, params) => db.all(sql, params),
+    get: (sql, params) => db.get(sql, params),
+    run: (sql, params) => db.run(sql, params),
+    exec: (sql) => db.exec(sql),
+    ping: () => db.ping(),
+    close: async () => {},
+    transaction,
+  };
+}
+
 const settledWithin = (p: Promise<unknown>, ms: number) =>
   Promise.race([
     p.then(
@@ -213,20 +227,12 @@ test('a charge step that fails: appends still resolve (the records are durable),
 }, async () => {
   let failing = true;
   const errors: string[] = [];
-  const flaky: Database = {
-    dialect: db.dialect,
-    all: (sql, params) => db.all(sql, params),
-    get: (sql, params) => db.get(sql, params),
-    run: (sql, params) => db.run(sql, params),
-    exec: (sql) => db.exec(sql),
-    ping: () => db.ping(),
-    close: async () => {},
-    // the record is one statement outside any transaction; only the charge takes a transaction
-    transaction: (fn) =>
-      failing
-        ? Promise.reject(Object.assign(new Error('terminating connection'), { code: '57P01' }))
-        : db.transaction(fn),
-  };
+  // the record is one statement outside any transaction; only the charge takes a transaction
+  const flaky = withTransactions((fn) =>
+    failing
+      ? Promise.reject(Object.assign(new Error('terminating connection'), { code: '57P01' }))
+      : db.transaction(fn),
+  );
   const journal = new DatabaseUsageJournal(flaky, undefined, (message) => errors.push(message), {
     retryBaseMs: 20,
     maxRetryMs: 40,
@@ -256,19 +262,10 @@ test('records recorded together wait for company and share one charge transactio
   skip,
 }, async () => {
   let transactions = 0;
-  const counting: Database = {
-    dialect: db.dialect,
-    all: (sql, params) => db.all(sql, params),
-    get: (sql, params) => db.get(sql, params),
-    run: (sql, params) => db.run(sql, params),
-    exec: (sql) => db.exec(sql),
-    ping: () => db.ping(),
-    close: async () => {},
-    transaction: (fn) => {
-      transactions++;
-      return db.transaction(fn);
-    },
-  };
+  const counting = withTransactions((fn) => {
+    transactions++;
+    return db.transaction(fn);
+  });
   const journal = new DatabaseUsageJournal(counting, undefined, undefined, {
     coalesceMs: 1_000,
     sweepIntervalMs: 60_000,

@@ -7,9 +7,10 @@ import {
   computeStatementFilename,
   computeStatementXlsx,
 } from '../../compute/statements.ts';
-import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
+import { ForbiddenError, NotFoundError } from '../../errors.ts';
 import { parseInput } from '../../validation.ts';
 import type { ComputeDeps } from './compute-routes.ts';
+import { inFormat } from './downloads.ts';
 import { created, list, ok } from './results.ts';
 import { ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminResult, AdminRoute } from './router.ts';
@@ -263,28 +264,12 @@ export function computeAllocationRoutes({ compute }: ComputeDeps): AdminRoute[] 
           'compute statement',
           `${r.params.month}/${r.params.id}`,
         );
-        const s = await compute.statements.statement(r.params.month!, r.params.id!);
-        const format = r.query.format;
-        if (format === undefined || format === 'json') return ok(s);
-        if (format === 'csv')
-          return {
-            status: 200,
-            file: {
-              contentType: 'text/csv; charset=utf-8',
-              filename: computeStatementFilename(s, 'csv'),
-              content: computeStatementCsv(s),
-            },
-          };
-        if (format === 'xlsx')
-          return {
-            status: 200,
-            file: {
-              contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
-              filename: computeStatementFilename(s, 'xlsx'),
-              content: computeStatementXlsx(s),
-            },
-          };
-        throw ValidationError.of('format', 'json, csv or xlsx');
+        return inFormat(r.query.format, {
+          body: await compute.statements.statement(r.params.month!, r.params.id!),
+          csv: computeStatementCsv,
+          xlsx: computeStatementXlsx,
+          filename: computeStatementFilename,
+        });
       },
     },
     {

@@ -1,7 +1,7 @@
 import { requireReadOrganization, requireSupplierPrivate } from '../../accounts/access.ts';
 import type { SettlementService, Statement } from '../../billing/settlement.ts';
 import { statementCsv, statementFilename, statementXlsx } from '../../billing/statement-export.ts';
-import { ValidationError } from '../../errors.ts';
+import { inFormat } from './downloads.ts';
 import { ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminResult, AdminRoute } from './router.ts';
 
@@ -10,26 +10,12 @@ export interface SettlementDeps {
 }
 
 function asFormat(statement: Statement, format: string | undefined): AdminResult {
-  if (format === undefined || format === 'json') return { status: 200, body: statement };
-  if (format === 'csv')
-    return {
-      status: 200,
-      file: {
-        contentType: 'text/csv; charset=utf-8',
-        filename: statementFilename(statement, 'csv'),
-        content: statementCsv(statement),
-      },
-    };
-  if (format === 'xlsx')
-    return {
-      status: 200,
-      file: {
-        contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
-        filename: statementFilename(statement, 'xlsx'),
-        content: statementXlsx(statement),
-      },
-    };
-  throw ValidationError.of('format', 'json, csv or xlsx');
+  return inFormat(format, {
+    body: statement,
+    csv: statementCsv,
+    xlsx: statementXlsx,
+    filename: statementFilename,
+  });
 }
 
 /**
