@@ -237,7 +237,11 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           shared.redis,
           db,
           () => usageJournal.sync(),
-          { prefix: config.redisPrefix, leaseMs: config.holdLeaseMs },
+          {
+            prefix: config.redisPrefix,
+            leaseMs: config.holdLeaseMs,
+            allowances: { maxCalls: config.allowanceCalls },
+          },
           logger,
           (requestId) => usageJournal.whenCharged(requestId),
         );
@@ -509,6 +513,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
         await Promise.all([agent.close(), supplierAgent.close()]);
         await closeAdapters(adapters);
         await usageJournal.close();
+        // allowances give back what their calls did not use; their charges are in the ledger by now
+        await sharedAdmission?.close();
         if (shared !== null) await closeShared(shared);
         await db.close();
       })();

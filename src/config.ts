@@ -40,6 +40,11 @@ export interface Config {
   /** How long a shared hold lives unless settled (its replica may have died): the longest call plus a margin. */
   holdLeaseMs: number;
   /**
+   * With Redis: the most calls' worth one replica takes at once for a key and product and admits in
+   * memory (decision 0027); 1 sends one script per call.
+   */
+  allowanceCalls: number;
+  /**
    * GPU compute's background loop (compute/reconciler.ts): between ticks (0: none; changes wait for
    * POST /admin/v1/compute/reconcile), how often usage is read and drift repaired.
    */
@@ -232,6 +237,7 @@ const settings = {
     parse: integer(1, 60_000),
   },
   holdLeaseMs: { env: 'KAIHUB_HOLD_LEASE_MS', flag: 'hold-lease-ms', parse: integer(100, 86_400_000) },
+  allowanceCalls: { env: 'KAIHUB_ALLOWANCE_CALLS', flag: 'allowance-calls', parse: integer(1, 100_000) },
   logLevel: {
     env: 'KAIHUB_LOG_LEVEL',
     flag: 'log-level',
@@ -394,6 +400,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     redisUrl: v.redisUrl,
     redisPrefix: v.redisPrefix ?? 'kaihub:',
     redisTimeoutMs: v.redisTimeoutMs ?? 250,
+    allowanceCalls: v.allowanceCalls ?? 512,
     logLevel: v.logLevel ?? 'info',
     logContent: v.logContent ?? false,
     maxBodyBytes: v.maxBodyBytes ?? 16 * 1024 * 1024,

@@ -47,20 +47,30 @@ end
  * KEYS: holds, hold, ver, iv, then the accounts' counters (wallet first, then the vouchers that cover
  * the call, soonest to expire first), then the buckets.
  * ARGV: hold id ('' = no hold), lease ms, idle ttl ms, counter key prefix, prepaid (1/0), worst case,
- * number of accounts, number of buckets; per account: id, ledger balance, ver when read, share of the
- * worst case, self-pay (1/0); per bucket: capacity, amount.
- * Returns {'ok', chosen account index (0: none), voucher held, wallet held, bucket levels...},
- * {'rate', bucket index, bucket levels...}, {'voucher', index, available, share},
+ * number of accounts, number of buckets, calls, part; per account: id, ledger balance, ver when read,
+ * share of the worst case, self-pay (1/0); per bucket: capacity, amount.
+ * `calls` > 1 asks for an allowance (decision 0027): up to that many calls' worth at once, each account
+ * and bucket giving at most 1/`part` of what it has left; when fewer than two calls' worth fit, the
+ * call is admitted alone, exactly as with `calls` = 1. The refusals are those of the call alone.
+ * Returns {'ok', chosen account index (0: none), voucher held, wallet held, calls taken, bucket
+ * levels...}, {'rate', bucket index, bucket levels...}, {'voucher', index, available, share},
  * {'wallet', voucher index, available, wallet part} or {'stale', account index}.
  */
 const ADMIT = `${COMMON}
 local holdId, lease, ttl, prefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local prepaid, worst = ARGV[5] == '1', tonumber(ARGV[6])
 local na, nb = tonumber(ARGV[7]), tonumber(ARGV[8])
-local a0, b0 = 9, 9 + na * 5
+local calls, part = tonumber(ARGV[9]), tonumber(ARGV[10])
+local a0, b0 = 11, 11 + na * 5
 local now = clock()
 local levels, caps, amounts = {}, {}, {}
 local refused = 0
+-- how many calls' worth fit in 1/part of what is left
+local function fit(available, need)
+  if need <= 0 then return calls end
+  return math.floor(available / part / need)
+end
+local m = calls
 for i = 1, nb do
   local cap, amount = tonumber(ARGV[b0 + (i - 1) * 2]), tonumber(ARGV[b0 + (i - 1) * 2 + 1])
   local b = redis.call('HMGET', KEYS[4 + na + i], 'level', 'at', 'cap')
@@ -71,6 +81,7 @@ for i = 1, nb do
   if now > at then level = math.min(cap, level + (now - at) * cap / 60000) end
   levels[i], caps[i], amounts[i] = level, cap, amount
   if refused == 0 and level < amount then refused = i end
+  if m > 1 then m = math.min(m, fit(level, amount)) end
 end
 if refused > 0 then
   local out = {'rate', refused}
@@ -107,14 +118,21 @@ if holdId ~= '' then
   for i = 2, na do
     if avail[i] > 0 then chosen = i break end
   end
+  local share = 0
+  if chosen > 0 then share = tonumber(ARGV[a0 + (chosen - 1) * 5 + 3]) end
+  -- an allowance only where every call of it is paid in full as the call alone would be
+  if m > 1 then
+    if chosen > 0 then m = math.min(m, fit(avail[chosen], share)) end
+    if prepaid then m = math.min(m, fit(avail[1], worst - share)) end
+  end
+  if m < 2 then m = 1 end
   if chosen > 0 then
     local base = a0 + (chosen - 1) * 5
-    local share = tonumber(ARGV[base + 3])
-    if share <= avail[chosen] then vh = share
+    if share <= avail[chosen] then vh = share * m
     elseif ARGV[base + 4] == '1' or not prepaid then vh = avail[chosen]
     else return {'voucher', chosen, int(avail[chosen]), int(share)} end
   end
-  wh = worst - vh
+  wh = worst * m - vh
   if prepaid and wh > avail[1] then return {'wallet', chosen, int(avail[1]), int(wh)} end
   local rec = ARGV[a0] .. '=' .. int(wh)
   redis.call('DECRBY', KEYS[5], int(wh))
@@ -128,11 +146,13 @@ if holdId ~= '' then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   for i = 5, 4 + na do redis.call('PEXPIRE', KEYS[i], ttl) end
+elseif m < 2 then
+  m = 1
 end
-local out = {'ok', chosen, int(vh), int(wh)}
+local out = {'ok', chosen, int(vh), int(wh), m}
 for i = 1, nb do
   local key = KEYS[4 + na + i]
-  levels[i] = levels[i] - amounts[i]
+  levels[i] = levels[i] - amounts[i] * m
   redis.call('HSET', key, 'level', tostring(levels[i]), 'at', now, 'cap', caps[i])
   redis.call('PEXPIRE', key, 120000)
   out[#out + 1] = tostring(levels[i])
@@ -187,6 +207,77 @@ if tokens ~= 0 then
   end
 end
 return int(fromVoucher)
+`;
+
+/**
+ * An allowance (decision 0027) gives back what its calls did not use and turns what they used into
+ * charges: the hold shrinks by both, the accounts' counters grow by what comes back. A hold already
+ * reaped (its lease ended) gave everything back, so what was used is taken from the counters now, as
+ * a charge no hold covered; so is what the calls used beyond the allowance (`excess`): the voucher its
+ * share as far as its counter goes, the wallet the rest.
+ * KEYS: holds, hold, ver, voucher counter, wallet counter, then the buckets.
+ * ARGV: hold id ('' = buckets only), voucher id ('' = none), wallet id, voucher back, wallet back,
+ * voucher used, wallet used, excess share, excess cost, idle ttl ms, last (1/0: remove the hold);
+ * per bucket: units back, capacity.
+ * Returns 'ok', or 'gone' when the hold had been reaped.
+ */
+const GIVE_BACK = `
+local holdId, voucherId, walletId = ARGV[1], ARGV[2], ARGV[3]
+local backV, backW = tonumber(ARGV[4]), tonumber(ARGV[5])
+local usedV, usedW = tonumber(ARGV[6]), tonumber(ARGV[7])
+local exShare, exCost, ttl, last = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11] == '1'
+local function int(x) return string.format('%.0f', x) end
+local function move(key, id, amount)
+  if amount == 0 then return end
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('INCRBY', key, int(amount))
+    redis.call('PEXPIRE', key, ttl)
+  elseif amount < 0 then
+    -- a charge no counter absorbed: a replica initialising this account from an older read must read again
+    redis.call('HINCRBY', KEYS[3], id, 1)
+  end
+end
+local out = 'ok'
+if holdId ~= '' then
+  local rec = redis.call('HGET', KEYS[2], holdId)
+  if rec then
+    local heldV, heldW = 0, 0
+    for account, amount in string.gmatch(rec, '([^=;]+)=(-?%d+)') do
+      if account == voucherId then heldV = tonumber(amount) elseif account == walletId then heldW = tonumber(amount) end
+    end
+    heldV, heldW = heldV - backV - usedV, heldW - backW - usedW
+    if voucherId ~= '' then move(KEYS[4], voucherId, backV) end
+    move(KEYS[5], walletId, backW)
+    if last then
+      redis.call('HDEL', KEYS[2], holdId)
+      redis.call('ZREM', KEYS[1], holdId)
+    else
+      local r = walletId .. '=' .. int(heldW)
+      if voucherId ~= '' then r = r .. ';' .. voucherId .. '=' .. int(heldV) end
+      redis.call('HSET', KEYS[2], holdId, r)
+    end
+  else
+    out = 'gone'
+    exShare, exCost = exShare + usedV, exCost + usedV + usedW
+  end
+  if exCost > 0 then
+    local fromVoucher = 0
+    if voucherId ~= '' and exShare > 0 then
+      local v = redis.call('GET', KEYS[4])
+      if v then fromVoucher = math.min(exShare, math.max(0, tonumber(v))) else fromVoucher = exShare end
+      move(KEYS[4], voucherId, -fromVoucher)
+    end
+    move(KEYS[5], walletId, fromVoucher - exCost)
+  end
+end
+for i = 6, #KEYS do
+  local back, cap = tonumber(ARGV[12 + (i - 6) * 2]), tonumber(ARGV[13 + (i - 6) * 2])
+  if back ~= 0 then
+    local level = tonumber(redis.call('HGET', KEYS[i], 'level'))
+    if level then redis.call('HSET', KEYS[i], 'level', tostring(math.min(cap, level + back))) end
+  end
+end
+return out
 `;
 
 /**
@@ -283,6 +374,7 @@ export const SCRIPTS = {
   admit: script(ADMIT),
   settle: script(SETTLE),
   extend: script(EXTEND),
+  giveBack: script(GIVE_BACK),
   abandon: script(ABANDON),
   held: script(HELD),
   fundsPrepare: script(FUNDS_PREPARE),

@@ -25,6 +25,13 @@ import {
 import { Bucket, headersOf, type Kind, rateRefusal, type Scope } from './rate-limits.ts';
 import { runScript } from './redis-connection.ts';
 import { SCRIPTS } from './redis-scripts.ts';
+import {
+  Allowance,
+  type AllowanceOwner,
+  type AllowanceReturn,
+  type AllowanceSettings,
+  DEFAULT_ALLOWANCE_SETTINGS,
+} from './shared-allowances.ts';
 
 /**
  * Rate limits and budget holds shared by every replica through Redis (decision 0019, docs/billing.md
@@ -48,10 +55,12 @@ export interface SharedLimitsSettings {
   prefix: string;
   /** How long a hold lives unless settled: the longest a call can take, plus a margin. */
   leaseMs: number;
+  /** Allowances (decision 0027); `maxCalls` below 2 turns them off: one script per call. */
+  allowances?: Partial<AllowanceSettings>;
 }
 
 /** An organisation as this replica knows it, with its Redis keys. */
-class SharedFunds {
+export class SharedFunds {
   readonly holdsKey: string;
   readonly holdKey: string;
   readonly verKey: string;
@@ -160,8 +169,19 @@ class SharedTicket implements AdmissionTicket {
   }
 }
 
-export class SharedAdmission implements Admission {
+export class SharedAdmission implements Admission, AllowanceOwner {
   private readonly organizations = new Map<string, SharedFunds>();
+  /** Allowances admitting calls, by organisation, key and product. */
+  private readonly allowances = new Map<string, Allowance>();
+  /** Retired allowances whose calls are still running or whose charges are not in the ledger yet. */
+  private readonly draining = new Set<Allowance>();
+  /** When each organisation, key and product last asked: a second ask within a slice takes an allowance. */
+  private readonly recent = new Map<string, number>();
+  /** Calls' worth the next allowance of each asks for. */
+  private readonly sizes = new Map<string, number>();
+  private readonly leasing = new Set<string>();
+  private readonly allowanceSettings: AllowanceSettings;
+  private sweeper: NodeJS.Timeout | null = null;
   private readonly loading = new Map<string, Promise<SharedFunds>>();
   private readonly idleTtlMs: number;
   private readonly maxReadAgeMs: number;
@@ -185,6 +205,9 @@ export class SharedAdmission implements Admission {
     // for that long, so a counter missing now cannot have absorbed any charge after a younger read.
     this.maxReadAgeMs = Math.floor(this.idleTtlMs / 2);
     this.onError = this.onError.bind(this);
+    const allowances = { ...DEFAULT_ALLOWANCE_SETTINGS, ...settings.allowances };
+    allowances.firstCalls = Math.min(allowances.firstCalls, allowances.maxCalls);
+    this.allowanceSettings = allowances;
   }
 
   admit(request: AdmissionRequest): AdmissionDecision | Promise<AdmissionDecision> {
@@ -200,6 +223,19 @@ export class SharedAdmission implements Admission {
   forget(organizationId: string): void {
     this.organizations.delete(organizationId);
     this.loading.delete(organizationId);
+    this.retireAll(organizationId);
+  }
+
+  /** Every allowance retires and gives back what it can; resolves once all have (at most `ms`). */
+  async close(ms = 2_000): Promise<void> {
+    this.retireAll(null);
+    const until = Date.now() + ms;
+    while (this.draining.size > 0 && Date.now() < until) {
+      for (const a of this.draining) a.flush();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 
   /**
@@ -254,6 +290,8 @@ export class SharedAdmission implements Admission {
 
   /** µ₩ held by every replica for the organisation now. */
   async heldFor(organizationId: string): Promise<MicroKrw> {
+    // this replica's allowances give back what no call holds first (same connection: Redis runs it before)
+    this.retireAll(organizationId);
     const base = this.base(organizationId);
     try {
       const held = await runScript(this.redis, SCRIPTS.held, [`${base}holds`, `${base}hold`], [`${base}a:`]);
@@ -349,7 +387,128 @@ export class SharedAdmission implements Admission {
     const limits = request.caller.rateLimits ?? null;
     const money = shared.funds.prepaid || shared.funds.vouchers.length > 0;
     if (!money && limits === null) return FREE;
-    return this.viaRedis(request, shared, money, limits, attempt);
+    const settings = this.allowanceSettings;
+    if (settings.maxCalls < 2) return this.viaRedis(request, shared, money, limits, attempt, null, 1);
+    const key = `${request.caller.organizationId}\u0000${request.caller.keyId}\u0000${request.product.id}`;
+    const now = Date.now();
+    const allowance = this.allowances.get(key);
+    if (allowance !== undefined) {
+      if (allowance.shared === shared && allowance.limits === limits) {
+        const ticket = allowance.admit(request, now);
+        if (ticket !== null) return { admitted: true, ticket };
+        allowance.exhausted = now - allowance.takenAt < settings.sliceMs;
+      }
+      this.retire(allowance);
+    }
+    // a second call within a slice asks for an allowance; one at a time, the others go alone meanwhile
+    const last = this.recent.get(key);
+    this.recent.set(key, now);
+    this.sweep();
+    if (last === undefined || now - last >= settings.sliceMs || this.leasing.has(key))
+      return this.viaRedis(request, shared, money, limits, attempt, null, 1);
+    return this.viaRedis(
+      request,
+      shared,
+      money,
+      limits,
+      attempt,
+      key,
+      this.sizes.get(key) ?? settings.firstCalls,
+    );
+  }
+
+  giveBack(allowance: Allowance, r: AllowanceReturn): void {
+    const shared = allowance.shared;
+    const keys = [
+      shared.holdsKey,
+      shared.holdKey,
+      shared.verKey,
+      r.voucherAccount === '' ? shared.walletKey : shared.counterPrefix + r.voucherAccount,
+      shared.walletKey,
+    ];
+    const args: (string | number)[] = [
+      r.holdId,
+      r.voucherAccount,
+      shared.funds.wallet.id,
+      exact(r.backVoucher),
+      exact(r.backWallet),
+      exact(r.usedVoucher),
+      exact(r.usedWallet),
+      exact(r.excessShare),
+      exact(r.excessCost),
+      this.idleTtlMs,
+      r.last ? '1' : '0',
+    ];
+    for (let i = 0; i < allowance.buckets.length; i++) {
+      const b = allowance.buckets[i]!;
+      keys.push(b.key);
+      args.push(r.unitsBack[i]!, b.capacity);
+    }
+    runScript(this.redis, SCRIPTS.giveBack, keys, args).catch(this.onError);
+  }
+
+  extend(allowance: Allowance, moreVoucher: MicroKrw, moreWallet: MicroKrw): void {
+    const shared = allowance.shared;
+    const voucher = allowance.voucher;
+    runScript(
+      this.redis,
+      SCRIPTS.extend,
+      [
+        shared.holdsKey,
+        shared.holdKey,
+        voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
+        shared.walletKey,
+      ],
+      [
+        allowance.holdId,
+        voucher === null ? '' : voucher.account.id,
+        exact(moreVoucher),
+        shared.funds.wallet.id,
+        exact(moreWallet),
+        '0',
+      ],
+    ).catch(this.onError);
+  }
+
+  done(allowance: Allowance): void {
+    this.draining.delete(allowance);
+  }
+
+  private retire(allowance: Allowance): void {
+    if (this.allowances.get(allowance.key) === allowance) this.allowances.delete(allowance.key);
+    const { maxCalls } = this.allowanceSettings;
+    // the next one sized by how this one went: used up early, twice as large; mostly unused, half
+    const size = allowance.size;
+    if (allowance.exhausted) this.sizes.set(allowance.key, Math.min(maxCalls, size * 2));
+    else if (allowance.calls * 4 < size) this.sizes.set(allowance.key, Math.max(2, Math.floor(size / 2)));
+    this.draining.add(allowance);
+    allowance.retire();
+  }
+
+  /** Retires the allowances of one organisation (null: all). */
+  private retireAll(organizationId: string | null): void {
+    for (const a of [...this.allowances.values()])
+      if (organizationId === null || a.organizationId === organizationId) this.retire(a);
+  }
+
+  /** Allowances retire when old or idle and send what their calls used meanwhile. */
+  private sweep(): void {
+    if (this.sweeper !== null) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      const { sliceMs, idleMs } = this.allowanceSettings;
+      for (const a of [...this.allowances.values()]) {
+        if (now - a.takenAt >= sliceMs || now - a.lastAdmitAt >= idleMs) this.retire(a);
+        else a.flush();
+      }
+      for (const a of this.draining) a.flush();
+      for (const [key, at] of this.recent) if (now - at >= sliceMs) this.recent.delete(key);
+      if (this.allowances.size === 0 && this.draining.size === 0 && this.recent.size === 0) {
+        clearInterval(this.sweeper!);
+        this.sweeper = null;
+      }
+    }, this.allowanceSettings.flushMs);
+    this.sweeper.unref();
   }
 
   private async viaRedis(
@@ -358,8 +517,30 @@ export class SharedAdmission implements Admission {
     money: boolean,
     limits: CallerRateLimits | null,
     attempt: number,
+    /** Asking for an allowance: its key (null: this call alone). */
+    allowanceKey: string | null,
+    calls: number,
+  ): Promise<AdmissionDecision> {
+    if (allowanceKey !== null) this.leasing.add(allowanceKey);
+    try {
+      return await this.admitViaRedis(request, shared, money, limits, attempt, allowanceKey, calls);
+    } finally {
+      if (allowanceKey !== null) this.leasing.delete(allowanceKey);
+    }
+  }
+
+  private async admitViaRedis(
+    request: AdmissionRequest,
+    shared: SharedFunds,
+    money: boolean,
+    limits: CallerRateLimits | null,
+    attempt: number,
+    allowanceKey: string | null,
+    calls: number,
   ): Promise<AdmissionDecision> {
     const { funds } = shared;
+    const lease = calls > 1 ? this.settings.leaseMs + this.allowanceSettings.sliceMs : this.settings.leaseMs;
+    const takenAt = Date.now();
     const { product, caller } = request;
     const keys = [shared.holdsKey, shared.holdKey, shared.verKey, shared.ivKey];
     const args: (string | number)[] = [];
@@ -377,7 +558,7 @@ export class SharedAdmission implements Admission {
       for (const v of funds.vouchers) if (v.covers(product, now)) candidates.push(v);
       args.push(
         request.requestId,
-        this.settings.leaseMs,
+        lease,
         this.idleTtlMs,
         shared.counterPrefix,
         funds.prepaid ? '1' : '0',
@@ -387,10 +568,10 @@ export class SharedAdmission implements Admission {
       keys.push(shared.walletKey);
       for (const v of candidates) keys.push(shared.counterPrefix + v.account.id);
     } else {
-      args.push('', this.settings.leaseMs, this.idleTtlMs, shared.counterPrefix, '0', '0', 0);
+      args.push('', lease, this.idleTtlMs, shared.counterPrefix, '0', '0', 0);
     }
     const buckets = limits === null ? null : bucketsOf(shared, request, limits);
-    args.push(buckets === null ? 0 : buckets.length);
+    args.push(buckets === null ? 0 : buckets.length, calls, this.allowanceSettings.part);
     if (money) {
       const wallet = funds.wallet;
       args.push(wallet.id, exact(wallet.balance), shared.versionOf(wallet.id), '0', '0');
@@ -423,6 +604,36 @@ export class SharedAdmission implements Admission {
     if (outcome === 'ok') {
       const chosen = Number(reply[1]);
       const voucher = chosen >= 2 ? candidates[chosen - 2]! : null;
+      const taken = Number(reply[4]);
+      if (allowanceKey !== null && taken >= 2) {
+        const allowance = new Allowance(
+          this,
+          allowanceKey,
+          caller.organizationId,
+          shared,
+          limits,
+          money ? request.requestId : '',
+          voucher,
+          BigInt(reply[2]!),
+          BigInt(reply[3]!),
+          buckets === null
+            ? []
+            : buckets.map((b) => ({ key: b.key, capacity: b.capacity, scope: b.scope, kind: b.kind })),
+          buckets === null ? [] : buckets.map((b) => b.amount * taken),
+          buckets === null ? [] : buckets.map((_, i) => Number(reply[5 + i])),
+          calls,
+          takenAt,
+          this.allowanceSettings,
+        );
+        const previous = this.allowances.get(allowanceKey);
+        if (previous !== undefined) this.retire(previous);
+        this.allowances.set(allowanceKey, allowance);
+        // the allowance was sized on this call: it fits
+        const ticket = allowance.admit(request, takenAt);
+        if (ticket !== null) return { admitted: true, ticket };
+        this.retire(allowance);
+        return this.viaRedis(request, shared, money, limits, attempt, null, 1);
+      }
       return {
         admitted: true,
         ticket: new SharedTicket(
@@ -435,7 +646,7 @@ export class SharedAdmission implements Admission {
           request,
           tokenBucketsOf(buckets),
           request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0),
-          buckets === null ? null : headersFrom(buckets, reply, 4),
+          buckets === null ? null : headersFrom(buckets, reply, 5),
         ),
       };
     }

@@ -50,6 +50,8 @@ async function admit(
     vouchers?: AccountArg[];
     buckets?: { key: string; capacity: number; amount: number }[];
     leaseMs?: number;
+    /** Asking for an allowance of this many calls' worth (decision 0027). */
+    calls?: number;
   },
 ): Promise<(string | number)[]> {
   const accounts = [opts.wallet, ...(opts.vouchers ?? [])];
@@ -71,6 +73,8 @@ async function admit(
     opts.worst.toString(),
     holdId === '' ? 0 : accounts.length,
     buckets.length,
+    opts.calls ?? 1,
+    16,
   ];
   if (holdId !== '')
     for (const a of accounts)
@@ -111,7 +115,7 @@ describe('shared holds: the Lua scripts', () => {
       wallet: { id: 'wallet:o', balance: 500n },
       vouchers: [{ id: 'voucher:v', balance: 2000n, share: 800n }],
     });
-    assert.deepEqual(first, ['ok', 2, '800', '200']);
+    assert.deepEqual(first, ['ok', 2, '800', '200', 1]);
     assert.equal(await counter(o.counter('voucher:v')), '1200');
     assert.equal(await counter(o.counter('wallet:o')), '300');
     // another replica's older read does not initialise again
@@ -120,7 +124,7 @@ describe('shared holds: the Lua scripts', () => {
       wallet: { id: 'wallet:o', balance: 999_999n },
       vouchers: [{ id: 'voucher:v', balance: 999_999n, share: 800n }],
     });
-    assert.deepEqual(second, ['ok', 2, '800', '200']);
+    assert.deepEqual(second, ['ok', 2, '800', '200', 1]);
     assert.equal(await counter(o.counter('voucher:v')), '400');
     assert.equal(await counter(o.counter('wallet:o')), '100');
   });
@@ -151,7 +155,7 @@ describe('shared holds: the Lua scripts', () => {
       wallet: { id: 'wallet:o', balance: 100n },
       vouchers: [{ id: 'voucher:v', balance: 2000n, share: 2050n, selfPay: true }],
     });
-    assert.deepEqual(selfPay, ['ok', 2, '2000', '50']);
+    assert.deepEqual(selfPay, ['ok', 2, '2000', '50', 1]);
     // a postpaid organisation is never refused for money
     const postpaid = await admit(o, 'h4', {
       prepaid: false,
@@ -159,7 +163,11 @@ describe('shared holds: the Lua scripts', () => {
       wallet: { id: 'wallet:o', balance: 0n },
       vouchers: [{ id: 'voucher:v', balance: 0n, share: 4000n }],
     });
-    assert.deepEqual(postpaid, ['ok', 0, '0', '5000'], 'no voucher with money left: the wallet holds it all');
+    assert.deepEqual(
+      postpaid,
+      ['ok', 0, '0', '5000', 1],
+      'no voucher with money left: the wallet holds it all',
+    );
   });
 
   test('rate limits: every bucket is checked before any is taken; a refusal names the bucket', async () => {
@@ -175,6 +183,7 @@ describe('shared holds: the Lua scripts', () => {
       0,
       '0',
       '0',
+      1,
       '2',
       '60',
     ]);
@@ -281,6 +290,119 @@ describe('shared holds: the Lua scripts', () => {
     assert.equal(await counter(o.counter(wallet)), String(2300 - 100 - 100), 'less the two live holds');
   });
 
+  test("an allowance takes several calls' worth at once, at most 1/16 of each account and bucket; alone when fewer than two fit", async () => {
+    const o = org();
+    const requests = `${o.base}rl:k:r:k1`;
+    const buckets = [{ key: requests, capacity: 1000, amount: 1 }];
+    const accounts = {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 64_000n },
+      vouchers: [{ id: 'voucher:v', balance: 800_000n, share: 800n }],
+      buckets,
+    };
+    // 8 asked; the wallet's 1/16 (4,000) covers 20 calls' 200, the voucher's 50,000 covers 62: 8 taken
+    assert.deepEqual(await admit(o, 'a1', { ...accounts, calls: 8 }), ['ok', 2, '6400', '1600', 8, '992']);
+    assert.equal(await counter(o.counter('voucher:v')), String(800_000 - 6400));
+    assert.equal(await counter(o.counter('wallet:o')), String(64_000 - 1600));
+    assert.equal(await redis.hget(o.hold, 'a1'), 'wallet:o=1600;voucher:v=6400');
+    // 100 asked: the wallet's 1/16 (3,900) limits it to 19
+    const big = await admit(o, 'a2', { ...accounts, calls: 100 });
+    assert.deepEqual(big.slice(0, 5), ['ok', 2, String(19 * 800), String(19 * 200), 19]);
+    // a bucket with 1/16 of it under two calls: the call goes alone, as with calls = 1
+    const small = org();
+    const tight = [{ key: `${small.base}rl:k:r:k1`, capacity: 20, amount: 1 }];
+    assert.deepEqual(await admit(small, 's1', { ...accounts, buckets: tight, calls: 8 }), [
+      'ok',
+      2,
+      '800',
+      '200',
+      1,
+      '19',
+    ]);
+    // refusals are the call's own: a wallet that cannot pay one call's part is refused as before
+    const poor = org();
+    assert.deepEqual(
+      await admit(poor, 'p1', { ...accounts, wallet: { id: 'wallet:o', balance: 100n }, calls: 8 }),
+      ['wallet', 2, '100', '200'],
+    );
+  });
+
+  test('an allowance gives back what its calls did not use and keeps what they used as charges; a reaped one charges the used part', async () => {
+    const o = org();
+    const requests = `${o.base}rl:k:r:k1`;
+    const accounts = {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 100_000n },
+      vouchers: [{ id: 'voucher:v', balance: 100_000n, share: 800n }],
+      buckets: [{ key: requests, capacity: 1000, amount: 1 }],
+    };
+    assert.equal((await admit(o, 'a', { ...accounts, calls: 4 }))[4], 4); // held 3,200 + 800
+    const keys = [o.holds, o.hold, o.ver, o.counter('voucher:v'), o.counter('wallet:o'), requests];
+    // ARGV: hold, voucher, wallet, back (voucher, wallet), used (voucher, wallet), excess (share, cost),
+    // ttl, last; per bucket: units back, capacity
+    const giveBack = (args: (string | number)[]) => runScript(redis, SCRIPTS.giveBack, keys, args);
+    // a flush while calls go on: 1,000 used (voucher 800), nothing back yet
+    assert.equal(
+      await giveBack(['a', 'voucher:v', 'wallet:o', '0', '0', '800', '200', '0', '0', 600_000, '0', 0, 1000]),
+      'ok',
+    );
+    assert.equal(await redis.hget(o.hold, 'a'), 'wallet:o=600;voucher:v=2400');
+    assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 3200), 'used stays taken');
+    // retired: the unused 2,400 + 600 and 2 requests come back; 100 used beyond it (voucher 80)
+    const level = Number(await redis.hget(requests, 'level'));
+    assert.equal(
+      await giveBack([
+        'a',
+        'voucher:v',
+        'wallet:o',
+        '2400',
+        '600',
+        '0',
+        '0',
+        '80',
+        '100',
+        600_000,
+        '1',
+        2,
+        1000,
+      ]),
+      'ok',
+    );
+    assert.equal(await redis.hexists(o.hold, 'a'), 0, 'the last give-back removes the hold');
+    assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 800 - 80));
+    assert.equal(await counter(o.counter('wallet:o')), String(100_000 - 200 - 20));
+    assert.equal(Number(await redis.hget(requests, 'level')), Math.min(1000, level + 2));
+    // a bucket never gives back past its capacity
+    await giveBack(['', '', 'wallet:o', '0', '0', '0', '0', '0', '0', 600_000, '1', 50, 1000]);
+    assert.equal(Number(await redis.hget(requests, 'level')), 1000);
+
+    // reaped before its calls' use was sent: everything came back, so the use is charged now
+    assert.equal((await admit(o, 'b', { ...accounts, calls: 4, leaseMs: 30 }))[4], 4);
+    await new Promise((r) => setTimeout(r, 50));
+    await runScript(redis, SCRIPTS.held, [o.holds, o.hold], [`${o.base}a:`]); // reaps
+    assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 880));
+    assert.equal(
+      await giveBack([
+        'b',
+        'voucher:v',
+        'wallet:o',
+        '2400',
+        '600',
+        '800',
+        '200',
+        '0',
+        '0',
+        600_000,
+        '1',
+        0,
+        1000,
+      ]),
+      'gone',
+    );
+    assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 880 - 800));
+    assert.equal(await counter(o.counter('wallet:o')), String(100_000 - 220 - 200));
+  });
+
   test('amounts past 2^32 stay exact integers (no exponent, no rounding)', async () => {
     const o = org();
     const big = 4_000_000_000_123_457n; // under 2^53
@@ -289,6 +411,7 @@ describe('shared holds: the Lua scripts', () => {
       0,
       '0',
       '1',
+      1,
     ]);
     assert.equal(await counter(o.counter('w')), (big - 1n).toString());
   });

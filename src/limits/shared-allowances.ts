@@ -1,0 +1,344 @@
+import type { CallerRateLimits } from '../accounts/key-cache.ts';
+import { voucherShare } from '../billing/ledger.ts';
+import type { MicroKrw } from '../billing/money.ts';
+import type { UsageRecord } from '../billing/usage-journal.ts';
+import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
+import type { AdmissionRefusal, AdmissionRequest, AdmissionTicket } from './admission.ts';
+import { insufficient, type VoucherFunds, worstCaseOf } from './budget-holds.ts';
+import { Bucket, headersOf } from './rate-limits.ts';
+import type { SharedFunds } from './shared-admission.ts';
+
+/**
+ * Allowances (decision 0027): a replica takes several calls' worth of an organisation's accounts and of
+ * a key's rate-limit buckets in one Redis round trip — one hold, leased like any other, so a dead
+ * replica's allowance comes back on its own — and admits the next calls of the same key and product
+ * from it in memory. What its calls did not use goes back when it retires: after `sliceMs`, when idle,
+ * when a call does not fit, or when the organisation's funds change. What they used becomes the charges
+ * the ledger already made (only once the ledger has them, as for a single call's hold).
+ */
+
+export interface AllowanceSettings {
+  /** How long an allowance admits calls after it was taken. */
+  sliceMs: number;
+  /** An allowance no call used for this long retires. */
+  idleMs: number;
+  /** How often used amounts and give-backs are sent while calls go on. */
+  flushMs: number;
+  /** Each account and bucket gives an allowance at most 1/part of what it has left. */
+  part: number;
+  /** Calls' worth asked for at first, and at most. */
+  firstCalls: number;
+  maxCalls: number;
+}
+
+export const DEFAULT_ALLOWANCE_SETTINGS: AllowanceSettings = {
+  sliceMs: 1_000,
+  idleMs: 200,
+  flushMs: 100,
+  part: 16,
+  firstCalls: 8,
+  maxCalls: 512,
+};
+
+/** A bucket the allowance took from: which one and how it is reported. */
+export interface AllowanceBucket {
+  key: string;
+  capacity: number;
+  scope: 'key' | 'organization';
+  kind: 'requests' | 'tokens';
+}
+
+/** What an allowance sends to Redis: see GIVE_BACK in redis-scripts.ts. */
+export interface AllowanceReturn {
+  holdId: string;
+  voucherAccount: string;
+  backVoucher: MicroKrw;
+  backWallet: MicroKrw;
+  usedVoucher: MicroKrw;
+  usedWallet: MicroKrw;
+  excessShare: MicroKrw;
+  excessCost: MicroKrw;
+  last: boolean;
+  /** Per bucket, units given back. */
+  unitsBack: number[];
+}
+
+/** What the allowance needs from its owner (shared-admission.ts). */
+export interface AllowanceOwner {
+  /** Sends what the allowance gives back and what its calls used (not awaited). */
+  giveBack(allowance: Allowance, r: AllowanceReturn): void;
+  /** Holds `more` on the allowance's hold for a fallback product the allowance cannot cover itself. */
+  extend(allowance: Allowance, moreVoucher: MicroKrw, moreWallet: MicroKrw): void;
+  /** Resolves once this call's charge is in the ledger. */
+  charged(requestId: string): Promise<void>;
+  /** The allowance has given back everything and can be dropped. */
+  done(allowance: Allowance): void;
+}
+
+const ZERO = 0n;
+
+export class Allowance {
+  /** What no call holds now: admitted calls take from it and give back what they did not use. */
+  voucherFree: MicroKrw;
+  walletFree: MicroKrw;
+  /** Per bucket, units not taken by a call. */
+  readonly units: number[];
+  /** Per bucket, its level in Redis right after the allowance was taken (for the headers). */
+  readonly levels: number[];
+  inFlight = 0;
+  calls = 0;
+  lastAdmitAt: number;
+  retired = false;
+  /** Why it retired early: a call did not fit (the next allowance of this kind may be larger). */
+  exhausted = false;
+  private pendingCharges = 0;
+  private finished = false;
+  // to send with the next give-back
+  private backVoucher = ZERO;
+  private backWallet = ZERO;
+  private usedVoucher = ZERO;
+  private usedWallet = ZERO;
+  private excessShare = ZERO;
+  private excessCost = ZERO;
+  private readonly unitsBack: number[];
+  private dirty = false;
+
+  constructor(
+    readonly owner: AllowanceOwner,
+    readonly key: string,
+    readonly organizationId: string,
+    /** The organisation's funds as read when the allowance was taken (a re-read retires it). */
+    readonly shared: SharedFunds,
+    readonly limits: CallerRateLimits | null,
+    readonly holdId: string,
+    readonly voucher: VoucherFunds | null,
+    voucherHeld: MicroKrw,
+    walletHeld: MicroKrw,
+    readonly buckets: readonly AllowanceBucket[],
+    /** Per bucket, what the allowance took. */
+    taken: readonly number[],
+    levels: readonly number[],
+    readonly size: number,
+    readonly takenAt: number,
+    readonly settings: AllowanceSettings,
+  ) {
+    this.voucherFree = voucherHeld;
+    this.walletFree = walletHeld;
+    this.units = [...taken];
+    this.levels = [...levels];
+    this.unitsBack = taken.map(() => 0);
+    this.lastAdmitAt = takenAt;
+  }
+
+  /**
+   * A call of the allowance's key and product, admitted from it when every part fits; null when it
+   * does not (the caller then retires it and asks Redis).
+   */
+  admit(request: AdmissionRequest, now: number): SliceTicket | null {
+    if (this.retired || now - this.takenAt >= this.settings.sliceMs) return null;
+    const voucher = this.voucher;
+    if (voucher !== null && !voucher.covers(request.product, now)) return null;
+    const worst = this.holdId === '' ? ZERO : worstCaseOf(request, request.product);
+    const share = voucher === null ? ZERO : voucherShare(worst, voucher.copayBp);
+    const walletPart = worst - share;
+    if (share > this.voucherFree || walletPart > this.walletFree) return null;
+    const tokens = request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0);
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++)
+      if (this.units[i]! < (buckets[i]!.kind === 'requests' ? 1 : tokens)) return null;
+    for (let i = 0; i < buckets.length; i++) this.units[i]! -= buckets[i]!.kind === 'requests' ? 1 : tokens;
+    this.voucherFree -= share;
+    this.walletFree -= walletPart;
+    this.inFlight++;
+    this.calls++;
+    this.lastAdmitAt = now;
+    return new SliceTicket(this, share, walletPart, tokens, request, this.headers());
+  }
+
+  /** OpenAI's `x-ratelimit-*` headers: the bucket as Redis left it plus what this allowance still has. */
+  headers(): Readonly<Record<string, string>> | null {
+    const buckets = this.buckets;
+    if (buckets.length === 0) return null;
+    let keyRequests: Bucket | null = null;
+    let orgRequests: Bucket | null = null;
+    let keyTokens: Bucket | null = null;
+    let orgTokens: Bucket | null = null;
+    for (let i = 0; i < buckets.length; i++) {
+      const use = buckets[i]!;
+      const bucket = new Bucket(use.capacity, 0);
+      bucket.level = this.levels[i]! + this.units[i]!;
+      if (use.kind === 'requests') {
+        if (use.scope === 'key') keyRequests = bucket;
+        else orgRequests = bucket;
+      } else if (use.scope === 'key') keyTokens = bucket;
+      else orgTokens = bucket;
+    }
+    return headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
+  }
+
+  /** No more calls from it: what no call holds goes back now, the rest as its calls end. */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.backVoucher += this.voucherFree;
+    this.backWallet += this.walletFree;
+    this.voucherFree = ZERO;
+    this.walletFree = ZERO;
+    for (let i = 0; i < this.units.length; i++) {
+      this.unitsBack[i]! += this.units[i]!;
+      this.units[i] = 0;
+    }
+    this.dirty = true;
+    this.flush();
+  }
+
+  /** A fallback product costs more: held from what is free, or added to the hold in Redis. */
+  reroute(ticket: SliceTicket, product: RoutableProduct): AdmissionRefusal | null {
+    const voucher = this.voucher;
+    if (voucher !== null && !voucher.covers(product, Date.now()))
+      return insufficient(
+        `바우처가 ${product.model}을(를) 지원하지 않습니다. / The voucher does not cover ${product.model}.`,
+      );
+    if (this.holdId === '') return null;
+    const worst = worstCaseOf(ticket.request, product);
+    const voucherNeed = voucher === null ? ZERO : voucherShare(worst, voucher.copayBp);
+    const walletNeed = worst - voucherNeed;
+    const moreVoucher = voucherNeed > ticket.voucherHeld ? voucherNeed - ticket.voucherHeld : ZERO;
+    const moreWallet = walletNeed > ticket.walletHeld ? walletNeed - ticket.walletHeld : ZERO;
+    if (moreVoucher === ZERO && moreWallet === ZERO) return null;
+    ticket.voucherHeld += moreVoucher;
+    ticket.walletHeld += moreWallet;
+    if (!this.retired && moreVoucher <= this.voucherFree && moreWallet <= this.walletFree) {
+      this.voucherFree -= moreVoucher;
+      this.walletFree -= moreWallet;
+    } else {
+      // as a single call's fallback: held without waiting (the counters may dip below zero for it)
+      this.owner.extend(this, moreVoucher, moreWallet);
+    }
+    return null;
+  }
+
+  /**
+   * A call ended having cost `cost` (0: released), `share` of it the voucher's. It is paid from what the
+   * call held — and, while the allowance admits calls, from what is free — as the ledger splits it;
+   * what no hold covers is charged in Redis as a call without a hold would be.
+   */
+  end(ticket: SliceTicket, share: MicroKrw, cost: MicroKrw, tokensBack: number, requestId: string): void {
+    this.inFlight--;
+    const active = !this.retired;
+    const availVoucher = ticket.voucherHeld + (active ? this.voucherFree : ZERO);
+    const availWallet = ticket.walletHeld + (active ? this.walletFree : ZERO);
+    const inVoucher = share < availVoucher ? share : availVoucher;
+    const walletCost = cost - share;
+    const inWallet = walletCost < availWallet ? walletCost : availWallet;
+    if (active) {
+      this.voucherFree = availVoucher - inVoucher;
+      this.walletFree = availWallet - inWallet;
+    } else {
+      this.backVoucher += availVoucher - inVoucher;
+      this.backWallet += availWallet - inWallet;
+      this.dirty = true;
+    }
+    if (tokensBack !== 0) {
+      const target = active ? this.units : this.unitsBack;
+      for (let i = 0; i < this.buckets.length; i++)
+        if (this.buckets[i]!.kind === 'tokens') target[i]! += tokensBack;
+      if (!active) this.dirty = true;
+    }
+    if (cost > ZERO) {
+      this.pendingCharges++;
+      const excessVoucher = share - inVoucher;
+      const excessWallet = walletCost - inWallet;
+      // the hold turns into the charge only once the charge is in the ledger (as SharedTicket.settle)
+      this.owner.charged(requestId).then(() => {
+        this.pendingCharges--;
+        this.usedVoucher += inVoucher;
+        this.usedWallet += inWallet;
+        this.excessShare += excessVoucher;
+        this.excessCost += excessVoucher + excessWallet;
+        this.dirty = true;
+        if (this.retired) this.flush();
+      });
+    } else if (this.retired) this.flush();
+  }
+
+  /** Sends what has gathered; the last send (retired, nothing in flight) removes the hold. */
+  flush(): void {
+    if (this.finished) return;
+    const last = this.retired && this.inFlight === 0 && this.pendingCharges === 0;
+    if (!this.dirty && !last) return;
+    this.dirty = false;
+    const r: AllowanceReturn = {
+      holdId: this.holdId,
+      voucherAccount: this.voucher?.account.id ?? '',
+      backVoucher: this.backVoucher,
+      backWallet: this.backWallet,
+      usedVoucher: this.usedVoucher,
+      usedWallet: this.usedWallet,
+      excessShare: this.excessShare,
+      excessCost: this.excessCost,
+      last,
+      unitsBack: [...this.unitsBack],
+    };
+    this.backVoucher = ZERO;
+    this.backWallet = ZERO;
+    this.usedVoucher = ZERO;
+    this.usedWallet = ZERO;
+    this.excessShare = ZERO;
+    this.excessCost = ZERO;
+    this.unitsBack.fill(0);
+    const nothing =
+      r.backVoucher === ZERO &&
+      r.backWallet === ZERO &&
+      r.usedVoucher === ZERO &&
+      r.usedWallet === ZERO &&
+      r.excessCost === ZERO &&
+      r.unitsBack.every((u) => u === 0);
+    if (!(nothing && !last)) this.owner.giveBack(this, r);
+    if (last) {
+      this.finished = true;
+      this.owner.done(this);
+    }
+  }
+}
+
+/** One call admitted from an allowance. */
+export class SliceTicket implements AdmissionTicket {
+  private open = true;
+  constructor(
+    readonly allowance: Allowance,
+    public voucherHeld: MicroKrw,
+    public walletHeld: MicroKrw,
+    readonly tokens: number,
+    readonly request: AdmissionRequest,
+    readonly responseHeaders: Readonly<Record<string, string>> | null,
+  ) {}
+
+  get voucherId(): string | null {
+    return this.allowance.voucher?.id ?? null;
+  }
+
+  reroute(product: RoutableProduct): AdmissionRefusal | null {
+    return this.allowance.reroute(this, product);
+  }
+
+  settle(record: UsageRecord): void {
+    if (!this.open) return;
+    this.open = false;
+    const cost = record.costMicroKrw > ZERO ? record.costMicroKrw : ZERO;
+    const voucher = this.allowance.voucher;
+    // as the ledger will: the voucher pays its share of a call made within its validity
+    const share =
+      voucher !== null && record.createdAtMs >= voucher.validFrom && record.createdAtMs < voucher.validUntil
+        ? voucherShare(cost, voucher.copayBp)
+        : ZERO;
+    const tokensBack = this.tokens - (record.promptTokens + record.completionTokens);
+    this.allowance.end(this, share, cost, tokensBack, record.requestId);
+  }
+
+  release(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.allowance.end(this, ZERO, ZERO, this.tokens, '');
+  }
+}

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import OpenAI from 'openai';
+import { SCRIPTS } from '../../src/limits/redis-scripts.ts';
+import { type Database, openDatabase } from '../../src/storage/database.ts';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { fundWithVoucher } from '../helpers/funding.ts';
+import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+
+// Allowances (decision 0027): a replica takes several calls' worth of an organisation's accounts and
+// of a key's buckets in one Redis round trip and admits the next calls from it in memory. Two replicas
+// on one PostgreSQL and one Redis: far fewer admission scripts than calls, and once the calls are over
+// the counters in Redis are the ledger's balances to the µ₩, with nothing left held.
+describe('allowances: several calls per Redis round trip, exact afterwards', () => {
+  const prefix = testRedisPrefix();
+  let fake: FakeOpenAI;
+  let replicas: TestHub[];
+  let db: Database;
+  let redis: Redis;
+  let n = 0;
+
+  const env = {
+    REDIS_URL: TEST_REDIS_URL,
+    KAIHUB_REDIS_PREFIX: prefix,
+    // two hubs in this process on two shared cores: a stalled event loop must not count as Redis down
+    KAIHUB_REDIS_TIMEOUT_MS: '2000',
+  };
+
+  async function admin(method: string, path: string, body?: unknown) {
+    const r = await replicas[0]!.admin(method, path, body);
+    assert.ok(
+      r.status === 200 || r.status === 201,
+      `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`,
+    );
+    return r.body;
+  }
+
+  async function balance(account: string): Promise<bigint> {
+    const row = await db.get<{ b: string }>(
+      'SELECT CAST(balance_micro_krw AS TEXT) AS b FROM ledger_accounts WHERE id = ?',
+      [account],
+    );
+    return BigInt(row?.b ?? '0');
+  }
+
+  /** A prepaid organisation paying through a voucher (20 % co-payment) and a wallet, with a limited key. */
+  async function organization(keyRequestsPerMinute: number) {
+    n++;
+    const org = await admin('POST', '/organizations', { name: `배분기업 ${n}`, class: 'sme' });
+    const { voucherId } = await fundWithVoucher(replicas[0]!, org.id, `배분 ${n}`);
+    const key = await admin('POST', `/organizations/${org.id}/keys`, {
+      name: 'k',
+      rateLimits: { requestsPerMinute: keyRequestsPerMinute, tokensPerMinute: 10_000_000 },
+    });
+    return {
+      id: org.id as string,
+      voucherId,
+      clients: replicas.map((r) => new OpenAI({ apiKey: key.key, baseURL: `${r.url}/v1`, maxRetries: 0 })),
+    };
+  }
+
+  /** Counts the admission scripts Redis runs for one organisation (MONITOR sees every command). */
+  async function countAdmissions(organizationId: string) {
+    const client = new Redis(TEST_REDIS_URL);
+    const monitor = await client.monitor();
+    let count = 0;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const command = String(args[0]).toLowerCase();
+      const admit =
+        (command === 'evalsha' && args[1] === SCRIPTS.admit.sha) ||
+        (command === 'eval' && args[1] === SCRIPTS.admit.lua);
+      if (admit && args.some((a) => a.includes(`{${organizationId}}`))) count++;
+    });
+    return {
+      count: () => count,
+      stop: () => {
+        monitor.disconnect();
+        client.disconnect();
+      },
+    };
+  }
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    const first = await startTestHub(env);
+    await seedCatalog(first, fake.url);
+    replicas = [first, await startTestHub(env, { replicaOf: first })];
+    db = await openDatabase(first.database.location);
+    redis = new Redis(TEST_REDIS_URL);
+  });
+  after(async () => {
+    redis?.disconnect();
+    await db?.close();
+    for (const r of [...(replicas ?? [])].reverse()) await r.close();
+    await fake?.close();
+    await dropRedisPrefix(prefix);
+  });
+
+  test('bursts on two replicas, with a deposit in the middle: far fewer admission scripts than calls; afterwards the counters equal the ledger and nothing is held', async () => {
+    const org = await organization(100_000);
+    fake.setReply('하나 둘 셋 넷');
+    const admissions = await countAdmissions(org.id);
+    const calls = 2 * 4 * 40;
+    let served = 0;
+    let deposited = false;
+    const worker = async (replica: number, w: number) => {
+      for (let i = 0; i < calls / 8; i++) {
+        if (!deposited && replica === 1 && w === 0 && i === 20) {
+          deposited = true;
+          const r = await replicas[1]!.admin('POST', `/organizations/${org.id}/deposits`, {
+            amountKrw: '1000',
+          });
+          assert.equal(r.status, 201, JSON.stringify(r.body));
+        }
+        const client = org.clients[replica]!;
+        const request = {
+          model: 'hcx-test',
+          messages: [{ role: 'user' as const, content: `할당 ${replica} ${w} ${i}` }],
+          // worst cases differ from call to call: an allowance sized on one may not fit the next
+          max_tokens: 5 + ((i * 7 + w) % 40),
+        };
+        if (i % 5 === 4) {
+          const stream = await client.chat.completions.create({ ...request, stream: true });
+          for await (const _ of stream);
+        } else {
+          const answer = await client.chat.completions.create(request);
+          assert.ok(answer.choices[0]?.message.content);
+        }
+        served++;
+      }
+    };
+    await Promise.all([0, 1].flatMap((replica) => [0, 1, 2, 3].map((w) => worker(replica, w))));
+    assert.equal(served, calls);
+    assert.ok(deposited);
+    // every call admitted, most from allowances: one script per allowance, not per call
+    const scripts = admissions.count();
+    admissions.stop();
+    assert.ok(scripts < calls / 3, `${scripts} admission scripts for ${calls} calls`);
+
+    // allowances retire when idle and give back what their calls did not use
+    const holdKey = `${prefix}{${org.id}}:hold`;
+    for (let i = 0; i < 100 && (await redis.hlen(holdKey)) > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await redis.hlen(holdKey), 0, 'nothing held once the calls are over');
+    for (const r of replicas)
+      assert.equal((await r.admin('GET', `/organizations/${org.id}/funds`)).body.heldKrw, '0');
+    const charged = await db.get<{ total: string; count: number }>(
+      `SELECT CAST(SUM(cost_micro_krw) AS TEXT) AS total, COUNT(*) AS count FROM usage_events
+       WHERE organization_id = ? AND status = 'ok'`,
+      [org.id],
+    );
+    assert.equal(Number(charged!.count), calls, 'every call has its record');
+    const wallet = await balance(`wallet:${org.id}`);
+    const voucher = await balance(`voucher:${org.voucherId}`);
+    const krw = 1_000_000n;
+    assert.equal(
+      100_000n * krw + 100_000n * krw + 1000n * krw - wallet - voucher,
+      BigInt(charged!.total),
+      'the ledger paid exactly what was charged',
+    );
+    // the counters Redis promises from are the ledger's balances: the allowances' use became the charges
+    // (a counter that idled out would be read from the ledger again; it is still here after these calls)
+    const counter = async (account: string) =>
+      BigInt((await redis.get(`${prefix}{${org.id}}:a:${account}`))!);
+    assert.equal(await counter(`voucher:${org.voucherId}`), voucher, 'voucher counter = ledger');
+    assert.equal(await counter(`wallet:${org.id}`), wallet, 'wallet counter = ledger');
+  });
+
+  test('the x-ratelimit headers count down by one call at a time while calls come from an allowance', async () => {
+    const org = await organization(6_000);
+    const remaining: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const { response } = await org.clients[0]!.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        max_tokens: 5,
+      }).withResponse();
+      remaining.push(Number(response.headers.get('x-ratelimit-remaining-requests')));
+    }
+    // 6,000 a minute refill 0.1 a millisecond: a step may gain what refilled, never lose more than one
+    for (let i = 1; i < remaining.length; i++)
+      assert.ok(
+        remaining[i]! <= remaining[i - 1]! + 10 && remaining[i]! >= remaining[i - 1]! - 1,
+        `step ${i}: ${remaining[i - 1]} → ${remaining[i]}`,
+      );
+    assert.ok(remaining[0]! <= 6_000 - 1 && remaining.at(-1)! < 6_000, remaining.join(','));
+  });
+});
