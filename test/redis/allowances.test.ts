@@ -6,8 +6,9 @@ import { SCRIPTS } from '../../src/limits/redis-scripts.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { fundWithVoucher } from '../helpers/funding.ts';
-import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
+import { addProduct, closedPort } from '../helpers/v1.ts';
 
 // Allowances (decision 0027): a replica takes several calls' worth of an organisation's accounts and
 // of a key's buckets in one Redis round trip and admits the next calls from it in memory. Two replicas
@@ -19,6 +20,7 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
   let replicas: TestHub[];
   let db: Database;
   let redis: Redis;
+  let catalog: Catalog;
   let n = 0;
 
   const env = {
@@ -82,10 +84,44 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
     };
   }
 
+  /**
+   * Once the calls are over and the allowances retired: nothing held on any replica, every call
+   * charged once, and the counters Redis promises from equal the ledger's balances to the µ₩.
+   */
+  async function expectExact(org: { id: string; voucherId: string }, calls: number, depositedKrw: bigint) {
+    // allowances retire when idle and give back what their calls did not use
+    const holdKey = `${prefix}{${org.id}}:hold`;
+    for (let i = 0; i < 100 && (await redis.hlen(holdKey)) > 0; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await redis.hlen(holdKey), 0, 'nothing held once the calls are over');
+    for (const r of replicas)
+      assert.equal((await r.admin('GET', `/organizations/${org.id}/funds`)).body.heldKrw, '0');
+    const charged = await db.get<{ total: string; count: number }>(
+      `SELECT CAST(SUM(cost_micro_krw) AS TEXT) AS total, COUNT(*) AS count FROM usage_events
+       WHERE organization_id = ? AND status = 'ok'`,
+      [org.id],
+    );
+    assert.equal(Number(charged!.count), calls, 'every call has its record');
+    const wallet = await balance(`wallet:${org.id}`);
+    const voucher = await balance(`voucher:${org.voucherId}`);
+    const krw = 1_000_000n;
+    assert.equal(
+      100_000n * krw + 100_000n * krw + depositedKrw * krw - wallet - voucher,
+      BigInt(charged!.total),
+      'the ledger paid exactly what was charged',
+    );
+    // the counters Redis promises from are the ledger's balances: the allowances' use became the charges
+    // (a counter that idled out would be read from the ledger again; it is still here after these calls)
+    const counter = async (account: string) =>
+      BigInt((await redis.get(`${prefix}{${org.id}}:a:${account}`))!);
+    assert.equal(await counter(`voucher:${org.voucherId}`), voucher, 'voucher counter = ledger');
+    assert.equal(await counter(`wallet:${org.id}`), wallet, 'wallet counter = ledger');
+  }
+
   before(async () => {
     fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
     const first = await startTestHub(env);
-    await seedCatalog(first, fake.url);
+    catalog = await seedCatalog(first, fake.url);
     replicas = [first, await startTestHub(env, { replicaOf: first })];
     db = await openDatabase(first.database.location);
     redis = new Redis(TEST_REDIS_URL);
@@ -139,38 +175,43 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
     admissions.stop();
     assert.ok(scripts < calls / 3, `${scripts} admission scripts for ${calls} calls`);
 
-    // allowances retire when idle and give back what their calls did not use
-    const holdKey = `${prefix}{${org.id}}:hold`;
-    for (let i = 0; i < 100 && (await redis.hlen(holdKey)) > 0; i++)
-      await new Promise((r) => setTimeout(r, 50));
-    assert.equal(await redis.hlen(holdKey), 0, 'nothing held once the calls are over');
-    for (const r of replicas)
-      assert.equal((await r.admin('GET', `/organizations/${org.id}/funds`)).body.heldKrw, '0');
-    const charged = await db.get<{ total: string; count: number }>(
-      `SELECT CAST(SUM(cost_micro_krw) AS TEXT) AS total, COUNT(*) AS count FROM usage_events
-       WHERE organization_id = ? AND status = 'ok'`,
-      [org.id],
-    );
-    assert.equal(Number(charged!.count), calls, 'every call has its record');
-    const wallet = await balance(`wallet:${org.id}`);
-    const voucher = await balance(`voucher:${org.voucherId}`);
-    const krw = 1_000_000n;
-    assert.equal(
-      100_000n * krw + 100_000n * krw + 1000n * krw - wallet - voucher,
-      BigInt(charged!.total),
-      'the ledger paid exactly what was charged',
-    );
-    // the counters Redis promises from are the ledger's balances: the allowances' use became the charges
-    // (a counter that idled out would be read from the ledger again; it is still here after these calls)
-    const counter = async (account: string) =>
-      BigInt((await redis.get(`${prefix}{${org.id}}:a:${account}`))!);
-    assert.equal(await counter(`voucher:${org.voucherId}`), voucher, 'voucher counter = ledger');
-    assert.equal(await counter(`wallet:${org.id}`), wallet, 'wallet counter = ledger');
+    await expectExact(org, calls, 1000n);
+  });
+
+  test('calls from an allowance that fall back to a dearer product hold the difference from it or from Redis, and end exact', async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}/v1`;
+    await addProduct(replicas[0]!, catalog, 'al-costly', [{ baseUrl: fake.url }], {
+      priceInputPer1M: '10000',
+      priceOutputPer1M: '30000',
+    });
+    await addProduct(replicas[0]!, catalog, 'al-main', [{ baseUrl: dead }], {
+      fallbackModels: ['al-costly'],
+    });
+    const org = await organization(100_000);
+    fake.setReply('대체 상품이 답합니다');
+    const admissions = await countAdmissions(org.id);
+    const calls = 60;
+    const worker = async () => {
+      for (let i = 0; i < calls / 3; i++) {
+        const answer = await org.clients[0]!.chat.completions.create({
+          model: 'al-main',
+          messages: [{ role: 'user', content: `대체 ${i}` }],
+          max_tokens: 10 + (i % 30),
+        });
+        assert.equal(answer.model, 'al-costly', 'the fallback served');
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+    const scripts = admissions.count();
+    admissions.stop();
+    assert.ok(scripts < calls / 3, `${scripts} admission scripts for ${calls} calls`);
+    await expectExact(org, calls, 0n);
   });
 
   test('the x-ratelimit headers count down by one call at a time while calls come from an allowance', async () => {
     const org = await organization(6_000);
     const remaining: number[] = [];
+    const started = Date.now();
     for (let i = 0; i < 30; i++) {
       const { response } = await org.clients[0]!.chat.completions.create({
         model: 'hcx-test',
@@ -179,12 +220,16 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
       }).withResponse();
       remaining.push(Number(response.headers.get('x-ratelimit-remaining-requests')));
     }
-    // 6,000 a minute refill 0.1 a millisecond: a step may gain what refilled, never lose more than one
-    for (let i = 1; i < remaining.length; i++)
-      assert.ok(
-        remaining[i]! <= remaining[i - 1]! + 10 && remaining[i]! >= remaining[i - 1]! - 1,
-        `step ${i}: ${remaining[i - 1]} → ${remaining[i]}`,
-      );
+    // 6,000 a minute refill 0.1 a millisecond: the count may gain what refilled meanwhile, and each
+    // step loses at most the one call
+    const refilled = Math.ceil((Date.now() - started) / 10) + 1;
+    let gained = 0;
+    for (let i = 1; i < remaining.length; i++) {
+      const step = remaining[i]! - remaining[i - 1]!;
+      assert.ok(step >= -1, `step ${i}: ${remaining[i - 1]} → ${remaining[i]}`);
+      gained += Math.max(0, step);
+    }
+    assert.ok(gained <= refilled, `gained ${gained}, refilled at most ${refilled}: ${remaining.join(',')}`);
     assert.ok(remaining[0]! <= 6_000 - 1 && remaining.at(-1)! < 6_000, remaining.join(','));
   });
 });
