@@ -211,31 +211,41 @@ return int(fromVoucher)
 
 /**
  * An allowance (decision 0027) gives back what its calls did not use and turns what they used into
- * charges: the hold shrinks by both, the accounts' counters grow by what comes back. A hold already
- * reaped (its lease ended) gave everything back, so what was used is taken from the counters now, as
- * a charge no hold covered; so is what the calls used beyond the allowance (`excess`): the voucher its
- * share as far as its counter goes, the wallet the rest.
- * KEYS: holds, hold, ver, voucher counter, wallet counter, then the buckets.
- * ARGV: hold id ('' = buckets only), voucher id ('' = none), wallet id, voucher back, wallet back,
- * voucher used, wallet used, excess share, excess cost, idle ttl ms, last (1/0: remove the hold);
+ * charges: the hold shrinks by both, the accounts' counters grow by what comes back. The hold record is
+ * the truth: nothing comes back beyond what it still holds (a fallback's extension that never reached
+ * Redis), and the last give-back returns whatever it still holds less what was used. A hold already
+ * reaped (its lease ended) gave everything back, so what was used is taken from the counters now, as a
+ * charge no hold covered; so is what the calls used beyond the hold (`excess`): the voucher its share as
+ * far as its counter goes, the wallet the rest. A charge meeting no counter bumps the account's version,
+ * as SETTLE does. Each give-back carries the allowance's sequence number, so one sent again after a
+ * timeout (it may have run) is applied once.
+ * KEYS: holds, hold, ver, voucher counter, wallet counter, sequence key, then the buckets.
+ * ARGV: sequence, hold id ('' = buckets only), voucher id ('' = none), wallet id, voucher back, wallet
+ * back, voucher used, wallet used, excess share, excess cost, idle ttl ms, last (1/0: remove the hold);
  * per bucket: units back, capacity.
- * Returns 'ok', or 'gone' when the hold had been reaped.
+ * Returns 'ok', 'gone' when the hold had been reaped, or 'dup' when this sequence was applied before.
  */
 const GIVE_BACK = `
-local holdId, voucherId, walletId = ARGV[1], ARGV[2], ARGV[3]
-local backV, backW = tonumber(ARGV[4]), tonumber(ARGV[5])
-local usedV, usedW = tonumber(ARGV[6]), tonumber(ARGV[7])
-local exShare, exCost, ttl, last = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11] == '1'
+local seq = tonumber(ARGV[1])
+local holdId, voucherId, walletId = ARGV[2], ARGV[3], ARGV[4]
+local backV, backW = tonumber(ARGV[5]), tonumber(ARGV[6])
+local usedV, usedW = tonumber(ARGV[7]), tonumber(ARGV[8])
+local exShare, exCost, ttl, last = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12] == '1'
+if seq <= tonumber(redis.call('GET', KEYS[6]) or '0') then return 'dup' end
+redis.call('SET', KEYS[6], seq, 'PX', ttl)
 local function int(x) return string.format('%.0f', x) end
+-- a counter grows by what comes back; a charge meeting no counter makes older reads stale
 local function move(key, id, amount)
   if amount == 0 then return end
   if redis.call('EXISTS', key) == 1 then
     redis.call('INCRBY', key, int(amount))
     redis.call('PEXPIRE', key, ttl)
   elseif amount < 0 then
-    -- a charge no counter absorbed: a replica initialising this account from an older read must read again
     redis.call('HINCRBY', KEYS[3], id, 1)
   end
+end
+local function charged(key, id, amount)
+  if amount > 0 and redis.call('EXISTS', key) == 0 then redis.call('HINCRBY', KEYS[3], id, 1) end
 end
 local out = 'ok'
 if holdId ~= '' then
@@ -245,9 +255,19 @@ if holdId ~= '' then
     for account, amount in string.gmatch(rec, '([^=;]+)=(-?%d+)') do
       if account == voucherId then heldV = tonumber(amount) elseif account == walletId then heldW = tonumber(amount) end
     end
-    heldV, heldW = heldV - backV - usedV, heldW - backW - usedW
-    if voucherId ~= '' then move(KEYS[4], voucherId, backV) end
+    -- used beyond what the record holds is a charge no hold covered
+    local uV, uW = math.min(usedV, math.max(0, heldV)), math.min(usedW, math.max(0, heldW))
+    exShare, exCost = exShare + usedV - uV, exCost + usedV - uV + usedW - uW
+    heldV, heldW = heldV - uV, heldW - uW
+    if last then backV, backW = math.max(0, heldV), math.max(0, heldW)
+    else backV, backW = math.min(backV, math.max(0, heldV)), math.min(backW, math.max(0, heldW)) end
+    heldV, heldW = heldV - backV, heldW - backW
+    if voucherId ~= '' then
+      move(KEYS[4], voucherId, backV)
+      charged(KEYS[4], voucherId, uV)
+    end
     move(KEYS[5], walletId, backW)
+    charged(KEYS[5], walletId, uW)
     if last then
       redis.call('HDEL', KEYS[2], holdId)
       redis.call('ZREM', KEYS[1], holdId)
@@ -270,8 +290,8 @@ if holdId ~= '' then
     move(KEYS[5], walletId, fromVoucher - exCost)
   end
 end
-for i = 6, #KEYS do
-  local back, cap = tonumber(ARGV[12 + (i - 6) * 2]), tonumber(ARGV[13 + (i - 6) * 2])
+for i = 7, #KEYS do
+  local back, cap = tonumber(ARGV[13 + (i - 7) * 2]), tonumber(ARGV[14 + (i - 7) * 2])
   if back ~= 0 then
     local level = tonumber(redis.call('HGET', KEYS[i], 'level'))
     if level then redis.call('HSET', KEYS[i], 'level', tostring(math.min(cap, level + back))) end

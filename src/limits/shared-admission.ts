@@ -393,10 +393,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     const now = Date.now();
     const allowance = this.allowances.get(key);
     if (allowance !== undefined) {
-      if (allowance.shared === shared && allowance.limits === limits) {
+      if (allowance.shared === shared && sameLimits(allowance.limits, limits)) {
         const ticket = allowance.admit(request, now);
         if (ticket !== null) return { admitted: true, ticket };
-        allowance.exhausted = now - allowance.takenAt < settings.sliceMs;
       }
       this.retire(allowance);
     }
@@ -417,7 +416,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     );
   }
 
-  giveBack(allowance: Allowance, r: AllowanceReturn): void {
+  giveBack(allowance: Allowance, r: AllowanceReturn, seq: number): Promise<boolean> {
     const shared = allowance.shared;
     const keys = [
       shared.holdsKey,
@@ -425,8 +424,10 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       shared.verKey,
       r.voucherAccount === '' ? shared.walletKey : shared.counterPrefix + r.voucherAccount,
       shared.walletKey,
+      `${shared.base}gb:${allowance.id}`,
     ];
     const args: (string | number)[] = [
+      seq,
       r.holdId,
       r.voucherAccount,
       shared.funds.wallet.id,
@@ -444,7 +445,13 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       keys.push(b.key);
       args.push(r.unitsBack[i]!, b.capacity);
     }
-    runScript(this.redis, SCRIPTS.giveBack, keys, args).catch(this.onError);
+    return runScript(this.redis, SCRIPTS.giveBack, keys, args).then(
+      () => true,
+      (error: unknown) => {
+        this.onError(error);
+        return false;
+      },
+    );
   }
 
   extend(allowance: Allowance, moreVoucher: MicroKrw, moreWallet: MicroKrw): void {
@@ -479,10 +486,12 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     const { maxCalls } = this.allowanceSettings;
     // the next one sized by how this one went: used up early, twice as large; mostly unused, half
     const size = allowance.size;
-    if (allowance.exhausted) this.sizes.set(allowance.key, Math.min(maxCalls, size * 2));
+    if (allowance.exhausted && Date.now() - allowance.takenAt < this.allowanceSettings.sliceMs / 2)
+      this.sizes.set(allowance.key, Math.min(maxCalls, size * 2));
     else if (allowance.calls * 4 < size) this.sizes.set(allowance.key, Math.max(2, Math.floor(size / 2)));
     this.draining.add(allowance);
     allowance.retire();
+    this.sweep();
   }
 
   /** Retires the allowances of one organisation (null: all). */
@@ -502,8 +511,18 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         else a.flush();
       }
       for (const a of this.draining) a.flush();
-      for (const [key, at] of this.recent) if (now - at >= sliceMs) this.recent.delete(key);
-      if (this.allowances.size === 0 && this.draining.size === 0 && this.recent.size === 0) {
+      for (const [key, at] of this.recent)
+        if (now - at >= sliceMs) {
+          this.recent.delete(key);
+          // a key and product quiet for a slice starts again from the first size
+          if (!this.allowances.has(key)) this.sizes.delete(key);
+        }
+      if (
+        this.allowances.size === 0 &&
+        this.draining.size === 0 &&
+        this.recent.size === 0 &&
+        this.leasing.size === 0
+      ) {
         clearInterval(this.sweeper!);
         this.sweeper = null;
       }
@@ -522,11 +541,26 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     calls: number,
   ): Promise<AdmissionDecision> {
     if (allowanceKey !== null) this.leasing.add(allowanceKey);
+    let decision: AdmissionDecision;
     try {
-      return await this.admitViaRedis(request, shared, money, limits, attempt, allowanceKey, calls);
+      decision = await this.admitViaRedis(request, shared, money, limits, attempt, allowanceKey, calls);
     } finally {
       if (allowanceKey !== null) this.leasing.delete(allowanceKey);
     }
+    const organizationId = request.caller.organizationId;
+    if (decision.admitted || decision.code === UNAVAILABLE.code || !this.holdsAllowances(organizationId))
+      return decision;
+    // this replica's own allowances may hold what the call needs: they give it back first, once
+    this.retireAll(organizationId);
+    await Promise.all(
+      [...this.draining].filter((a) => a.organizationId === organizationId).map((a) => a.whenSent()),
+    );
+    return this.admitViaRedis(request, shared, money, limits, attempt, null, 1);
+  }
+
+  private holdsAllowances(organizationId: string): boolean {
+    for (const a of this.allowances.values()) if (a.organizationId === organizationId) return true;
+    return false;
   }
 
   private async admitViaRedis(
@@ -539,13 +573,15 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     calls: number,
   ): Promise<AdmissionDecision> {
     const { funds } = shared;
+    const { product, caller } = request;
+    const worst = money ? worstCaseOf(request, product) : 0n;
+    // Lua's doubles are exact up to 2^53: an allowance never holds more
+    if (calls > 1 && worst > 0n && worst * BigInt(calls) > MAX_EXACT) calls = Number(MAX_EXACT / worst);
     const lease = calls > 1 ? this.settings.leaseMs + this.allowanceSettings.sliceMs : this.settings.leaseMs;
     const takenAt = Date.now();
-    const { product, caller } = request;
     const keys = [shared.holdsKey, shared.holdKey, shared.verKey, shared.ivKey];
     const args: (string | number)[] = [];
     const candidates: VoucherFunds[] = [];
-    const worst = money ? worstCaseOf(request, product) : 0n;
     if (worst > MAX_EXACT)
       return {
         admitted: false,
@@ -608,6 +644,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       if (allowanceKey !== null && taken >= 2) {
         const allowance = new Allowance(
           this,
+          request.requestId,
           allowanceKey,
           caller.organizationId,
           shared,
@@ -628,6 +665,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         const previous = this.allowances.get(allowanceKey);
         if (previous !== undefined) this.retire(previous);
         this.allowances.set(allowanceKey, allowance);
+        this.sweep();
         // the allowance was sized on this call: it fits
         const ticket = allowance.admit(request, takenAt);
         if (ticket !== null) return { admitted: true, ticket };
@@ -763,6 +801,17 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     const funds = await readOrganizationFunds(this.db, organizationId);
     return new SharedFunds(funds, versions, base, readAt);
   }
+}
+
+function sameLimits(a: CallerRateLimits | null, b: CallerRateLimits | null): boolean {
+  if (a === b) return true;
+  if (a === null || b === null) return false;
+  return (
+    a.keyRequests === b.keyRequests &&
+    a.keyTokens === b.keyTokens &&
+    a.organizationRequests === b.organizationRequests &&
+    a.organizationTokens === b.organizationTokens
+  );
 }
 
 function bucketsOf(shared: SharedFunds, request: AdmissionRequest, limits: CallerRateLimits): BucketUse[] {

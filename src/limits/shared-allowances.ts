@@ -65,8 +65,11 @@ export interface AllowanceReturn {
 
 /** What the allowance needs from its owner (shared-admission.ts). */
 export interface AllowanceOwner {
-  /** Sends what the allowance gives back and what its calls used (not awaited). */
-  giveBack(allowance: Allowance, r: AllowanceReturn): void;
+  /**
+   * Sends what the allowance gives back and what its calls used, numbered `seq` (sent again after a
+   * failure, it is applied once). Resolves true once Redis has it, false when the command failed.
+   */
+  giveBack(allowance: Allowance, r: AllowanceReturn, seq: number): Promise<boolean>;
   /** Holds `more` on the allowance's hold for a fallback product the allowance cannot cover itself. */
   extend(allowance: Allowance, moreVoucher: MicroKrw, moreWallet: MicroKrw): void;
   /** Resolves once this call's charge is in the ledger. */
@@ -89,10 +92,15 @@ export class Allowance {
   calls = 0;
   lastAdmitAt: number;
   retired = false;
-  /** Why it retired early: a call did not fit (the next allowance of this kind may be larger). */
+  /** A call did not fit in what was left (the next allowance of this kind may be larger). */
   exhausted = false;
   private pendingCharges = 0;
   private finished = false;
+  /** The give-back Redis has not confirmed yet (sent again until it does), and its number. */
+  private sending: AllowanceReturn | null = null;
+  private sendingNow = false;
+  private seq = 0;
+  private waiters: (() => void)[] = [];
   // to send with the next give-back
   private backVoucher = ZERO;
   private backWallet = ZERO;
@@ -105,6 +113,8 @@ export class Allowance {
 
   constructor(
     readonly owner: AllowanceOwner,
+    /** Names its give-backs' sequence in Redis: the request id of the call that took it. */
+    readonly id: string,
     readonly key: string,
     readonly organizationId: string,
     /** The organisation's funds as read when the allowance was taken (a re-read retires it). */
@@ -141,24 +151,29 @@ export class Allowance {
     const worst = this.holdId === '' ? ZERO : worstCaseOf(request, request.product);
     const share = voucher === null ? ZERO : voucherShare(worst, voucher.copayBp);
     const walletPart = worst - share;
-    if (share > this.voucherFree || walletPart > this.walletFree) return null;
     const tokens = request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0);
     const buckets = this.buckets;
-    for (let i = 0; i < buckets.length; i++)
-      if (this.units[i]! < (buckets[i]!.kind === 'requests' ? 1 : tokens)) return null;
+    let fits = share <= this.voucherFree && walletPart <= this.walletFree;
+    for (let i = 0; fits && i < buckets.length; i++)
+      fits = this.units[i]! >= (buckets[i]!.kind === 'requests' ? 1 : tokens);
+    if (!fits) {
+      this.exhausted = true;
+      return null;
+    }
     for (let i = 0; i < buckets.length; i++) this.units[i]! -= buckets[i]!.kind === 'requests' ? 1 : tokens;
     this.voucherFree -= share;
     this.walletFree -= walletPart;
     this.inFlight++;
     this.calls++;
     this.lastAdmitAt = now;
-    return new SliceTicket(this, share, walletPart, tokens, request, this.headers());
+    return new SliceTicket(this, share, walletPart, tokens, request, this.headers(now));
   }
 
   /** OpenAI's `x-ratelimit-*` headers: the bucket as Redis left it plus what this allowance still has. */
-  headers(): Readonly<Record<string, string>> | null {
+  headers(now: number): Readonly<Record<string, string>> | null {
     const buckets = this.buckets;
     if (buckets.length === 0) return null;
+    const elapsed = now - this.takenAt;
     let keyRequests: Bucket | null = null;
     let orgRequests: Bucket | null = null;
     let keyTokens: Bucket | null = null;
@@ -166,7 +181,9 @@ export class Allowance {
     for (let i = 0; i < buckets.length; i++) {
       const use = buckets[i]!;
       const bucket = new Bucket(use.capacity, 0);
-      bucket.level = this.levels[i]! + this.units[i]!;
+      // Redis's level refills meanwhile, as a call alone would have seen it
+      const level = this.levels[i]! + (elapsed * use.capacity) / 60_000;
+      bucket.level = Math.min(use.capacity, level) + this.units[i]!;
       if (use.kind === 'requests') {
         if (use.scope === 'key') keyRequests = bucket;
         else orgRequests = bucket;
@@ -262,43 +279,66 @@ export class Allowance {
     } else if (this.retired) this.flush();
   }
 
-  /** Sends what has gathered; the last send (retired, nothing in flight) removes the hold. */
+  /**
+   * Sends what has gathered, one give-back at a time; a failed one is sent again, with its number,
+   * at the next flush. The last (retired, nothing in flight or waiting for the ledger) removes the hold.
+   */
   flush(): void {
-    if (this.finished) return;
-    const last = this.retired && this.inFlight === 0 && this.pendingCharges === 0;
-    if (!this.dirty && !last) return;
-    this.dirty = false;
-    const r: AllowanceReturn = {
-      holdId: this.holdId,
-      voucherAccount: this.voucher?.account.id ?? '',
-      backVoucher: this.backVoucher,
-      backWallet: this.backWallet,
-      usedVoucher: this.usedVoucher,
-      usedWallet: this.usedWallet,
-      excessShare: this.excessShare,
-      excessCost: this.excessCost,
-      last,
-      unitsBack: [...this.unitsBack],
-    };
-    this.backVoucher = ZERO;
-    this.backWallet = ZERO;
-    this.usedVoucher = ZERO;
-    this.usedWallet = ZERO;
-    this.excessShare = ZERO;
-    this.excessCost = ZERO;
-    this.unitsBack.fill(0);
-    const nothing =
-      r.backVoucher === ZERO &&
-      r.backWallet === ZERO &&
-      r.usedVoucher === ZERO &&
-      r.usedWallet === ZERO &&
-      r.excessCost === ZERO &&
-      r.unitsBack.every((u) => u === 0);
-    if (!(nothing && !last)) this.owner.giveBack(this, r);
-    if (last) {
-      this.finished = true;
-      this.owner.done(this);
+    if (this.finished || this.sendingNow) return;
+    if (this.sending === null) {
+      const last = this.retired && this.inFlight === 0 && this.pendingCharges === 0;
+      if (!this.dirty && !last) return;
+      this.dirty = false;
+      this.sending = {
+        holdId: this.holdId,
+        voucherAccount: this.voucher?.account.id ?? '',
+        backVoucher: this.backVoucher,
+        backWallet: this.backWallet,
+        usedVoucher: this.usedVoucher,
+        usedWallet: this.usedWallet,
+        excessShare: this.excessShare,
+        excessCost: this.excessCost,
+        last,
+        unitsBack: [...this.unitsBack],
+      };
+      this.seq++;
+      this.backVoucher = ZERO;
+      this.backWallet = ZERO;
+      this.usedVoucher = ZERO;
+      this.usedWallet = ZERO;
+      this.excessShare = ZERO;
+      this.excessCost = ZERO;
+      this.unitsBack.fill(0);
     }
+    const r = this.sending;
+    this.sendingNow = true;
+    this.owner.giveBack(this, r, this.seq).then((sent) => {
+      this.sendingNow = false;
+      // a failed one stays and is sent again by the sweeper: should its hold be reaped meanwhile, the
+      // script then charges what was used to the counters ('gone')
+      if (sent) {
+        this.sending = null;
+        if (r.last) {
+          this.finished = true;
+          this.owner.done(this);
+        } else if (this.dirty || this.retired) {
+          this.flush();
+        }
+      }
+      if (!sent || (this.sending === null && !this.dirty)) this.wake();
+    });
+  }
+
+  /** Resolves once what has gathered so far reached Redis (or failed to). */
+  whenSent(): Promise<void> {
+    if (this.finished || (this.sending === null && !this.dirty && !this.sendingNow)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 }
 

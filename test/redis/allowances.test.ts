@@ -208,6 +208,56 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
     await expectExact(org, calls, 0n);
   });
 
+  test('a call the counters refuse while this replica holds an allowance of the organisation is admitted from what the allowance gives back', async () => {
+    n++;
+    const org = await admin('POST', '/organizations', { name: `배분기업 ${n}`, class: 'sme' });
+    const programme = await admin('POST', '/programmes', {
+      name: `배분 ${n}`,
+      startsOn: '2026-01-01',
+      endsOn: '2030-12-31',
+      budgetKrw: '1000',
+      copayPercent: { sme: 0 },
+      onExhausted: 'block',
+    });
+    const voucher = await admin('POST', `/programmes/${programme.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: '50',
+    });
+    await admin('PATCH', `/organizations/${org.id}`, { spendMode: 'prepaid' });
+    const client = async () => {
+      const key = await admin('POST', `/organizations/${org.id}/keys`, { name: `k${n}` });
+      return new OpenAI({ apiKey: key.key, baseURL: `${replicas[0]!.url}/v1`, maxRetries: 0 });
+    };
+    const [a, b] = [await client(), await client()];
+    fake.setReply('하나');
+    // key A's calls take an allowance of the voucher on this replica
+    for (let i = 0; i < 4; i++)
+      await a.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        max_tokens: 5,
+      });
+    // the first call's own hold goes once its charge is in the ledger: the allowance stays
+    let held = await redis.hvals(`${prefix}{${org.id}}:hold`);
+    for (let i = 0; i < 20 && held.length > 1; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      held = await redis.hvals(`${prefix}{${org.id}}:hold`);
+    }
+    assert.equal(held.length, 1, `one allowance held: ${held}`);
+    const counter = BigInt((await redis.get(`${prefix}{${org.id}}:a:voucher:${voucher.id}`))!);
+    const allowance = BigInt(held[0]!.match(/voucher:[^=]+=(\d+)/)![1]!);
+    assert.ok(allowance > 100_000n, `the allowance holds several calls' worth (${allowance} µ₩)`);
+    // key B asks for more than the counter has and less than counter + allowance: output tokens cost
+    // 3,000 µ₩ each, the prompt a few thousand more
+    const maxTokens = Number((counter + allowance / 2n) / 3000n);
+    const answer = await b.chat.completions.create({
+      model: 'hcx-test',
+      messages: [{ role: 'user', content: '안녕' }],
+      max_tokens: maxTokens,
+    });
+    assert.ok(answer.choices[0], 'admitted: the allowance gave back what no call held');
+  });
+
   test('the x-ratelimit headers count down by one call at a time while calls come from an allowance', async () => {
     const org = await organization(6_000);
     const remaining: number[] = [];

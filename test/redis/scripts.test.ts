@@ -105,6 +105,46 @@ async function settle(
   )) as string;
 }
 
+/** GIVE_BACK of an allowance (`holdId` '' for one of buckets only), with zeros where not given. */
+function giveBackTo(o: ReturnType<typeof org>, holdId: string, buckets: string[], id = holdId) {
+  return async (
+    seq: number,
+    a: {
+      backV?: bigint;
+      backW?: bigint;
+      usedV?: bigint;
+      usedW?: bigint;
+      exShare?: bigint;
+      exCost?: bigint;
+      last?: boolean;
+      units?: number[];
+    },
+  ) =>
+    (await runScript(
+      redis,
+      SCRIPTS.giveBack,
+      [
+        o.holds,
+        o.hold,
+        o.ver,
+        o.counter('voucher:v'),
+        o.counter('wallet:o'),
+        `${o.base}gb:${id}`,
+        ...buckets,
+      ],
+      [
+        seq,
+        holdId,
+        holdId === '' ? '' : 'voucher:v',
+        'wallet:o',
+        ...[a.backV, a.backW, a.usedV, a.usedW, a.exShare, a.exCost].map((x) => (x ?? 0n).toString()),
+        600_000,
+        a.last ? '1' : '0',
+        ...buckets.flatMap((_, i) => [a.units?.[i] ?? 0, 1000]),
+      ],
+    )) as string;
+}
+
 const counter = async (key: string) => (await redis.get(key)) ?? 'absent';
 
 describe('shared holds: the Lua scripts', () => {
@@ -337,35 +377,18 @@ describe('shared holds: the Lua scripts', () => {
       buckets: [{ key: requests, capacity: 1000, amount: 1 }],
     };
     assert.equal((await admit(o, 'a', { ...accounts, calls: 4 }))[4], 4); // held 3,200 + 800
-    const keys = [o.holds, o.hold, o.ver, o.counter('voucher:v'), o.counter('wallet:o'), requests];
-    // ARGV: hold, voucher, wallet, back (voucher, wallet), used (voucher, wallet), excess (share, cost),
-    // ttl, last; per bucket: units back, capacity
-    const giveBack = (args: (string | number)[]) => runScript(redis, SCRIPTS.giveBack, keys, args);
+    const giveBack = giveBackTo(o, 'a', [requests]);
     // a flush while calls go on: 1,000 used (voucher 800), nothing back yet
-    assert.equal(
-      await giveBack(['a', 'voucher:v', 'wallet:o', '0', '0', '800', '200', '0', '0', 600_000, '0', 0, 1000]),
-      'ok',
-    );
+    assert.equal(await giveBack(1, { usedV: 800n, usedW: 200n }), 'ok');
     assert.equal(await redis.hget(o.hold, 'a'), 'wallet:o=600;voucher:v=2400');
     assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 3200), 'used stays taken');
+    // sent again after a timeout (it ran): applied once
+    assert.equal(await giveBack(1, { usedV: 800n, usedW: 200n }), 'dup');
+    assert.equal(await redis.hget(o.hold, 'a'), 'wallet:o=600;voucher:v=2400');
     // retired: the unused 2,400 + 600 and 2 requests come back; 100 used beyond it (voucher 80)
     const level = Number(await redis.hget(requests, 'level'));
     assert.equal(
-      await giveBack([
-        'a',
-        'voucher:v',
-        'wallet:o',
-        '2400',
-        '600',
-        '0',
-        '0',
-        '80',
-        '100',
-        600_000,
-        '1',
-        2,
-        1000,
-      ]),
+      await giveBack(2, { backV: 2400n, backW: 600n, exShare: 80n, exCost: 100n, last: true, units: [2] }),
       'ok',
     );
     assert.equal(await redis.hexists(o.hold, 'a'), 0, 'the last give-back removes the hold');
@@ -373,7 +396,7 @@ describe('shared holds: the Lua scripts', () => {
     assert.equal(await counter(o.counter('wallet:o')), String(100_000 - 200 - 20));
     assert.equal(Number(await redis.hget(requests, 'level')), Math.min(1000, level + 2));
     // a bucket never gives back past its capacity
-    await giveBack(['', '', 'wallet:o', '0', '0', '0', '0', '0', '0', 600_000, '1', 50, 1000]);
+    await giveBackTo(o, '', [requests], 'only-buckets')(1, { last: true, units: [50] });
     assert.equal(Number(await redis.hget(requests, 'level')), 1000);
 
     // reaped before its calls' use was sent: everything came back, so the use is charged now
@@ -382,25 +405,66 @@ describe('shared holds: the Lua scripts', () => {
     await runScript(redis, SCRIPTS.held, [o.holds, o.hold], [`${o.base}a:`]); // reaps
     assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 880));
     assert.equal(
-      await giveBack([
-        'b',
-        'voucher:v',
-        'wallet:o',
-        '2400',
-        '600',
-        '800',
-        '200',
-        '0',
-        '0',
-        600_000,
-        '1',
-        0,
-        1000,
-      ]),
+      await giveBackTo(o, 'b', [requests])(1, {
+        backV: 2400n,
+        backW: 600n,
+        usedV: 800n,
+        usedW: 200n,
+        last: true,
+      }),
       'gone',
     );
     assert.equal(await counter(o.counter('voucher:v')), String(100_000 - 880 - 800));
     assert.equal(await counter(o.counter('wallet:o')), String(100_000 - 220 - 200));
+  });
+
+  test('a give-back never returns more than the hold still holds, and a charge meeting no counter makes older reads stale', async () => {
+    const o = org();
+    const accounts = {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 100_000n },
+      vouchers: [{ id: 'voucher:v', balance: 100_000n, share: 800n }],
+    };
+    assert.equal((await admit(o, 'a', { ...accounts, calls: 4 }))[4], 4); // 3,200 + 800
+    // the replica believes it holds 500 more on the wallet (an extension that never reached Redis)
+    assert.equal(await giveBackTo(o, 'a', [])(1, { backW: 1300n, usedW: 0n }), 'ok');
+    assert.equal(await counter(o.counter('wallet:o')), String(100_000), 'only the 800 held came back');
+    assert.equal(await redis.hget(o.hold, 'a'), 'wallet:o=0;voucher:v=3200', 'never negative');
+    // the counter disappears (a deposit dropped it); the allowance's use is sent: a replica that read
+    // the ledger before that charge must read again, as after a settle
+    await redis.del(o.counter('voucher:v'));
+    const before = await redis.hget(o.ver, 'voucher:v');
+    assert.equal(await giveBackTo(o, 'a', [])(2, { usedV: 700n }), 'ok');
+    assert.equal(Number(await redis.hget(o.ver, 'voucher:v')), Number(before ?? '0') + 1);
+    assert.deepEqual(
+      await admit(o, 'c', { ...accounts, vouchers: [{ ...accounts.vouchers[0]!, version: before ?? '0' }] }),
+      ['stale', 2],
+    );
+    // the last returns what the hold still has less what was used
+    assert.equal(await giveBackTo(o, 'a', [])(3, { last: true }), 'ok');
+    assert.equal(await redis.hexists(o.hold, 'a'), 0);
+  });
+
+  test('allowances for postpaid organisations and self-paying vouchers: only whole calls the voucher pays in full', async () => {
+    const o = org();
+    // postpaid: the wallet is not a limit, the voucher's 1/16 is (16,000 / 800 = 20)
+    const postpaid = await admit(o, 'p', {
+      prepaid: false,
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 0n },
+      vouchers: [{ id: 'voucher:v', balance: 256_000n, share: 800n }],
+      calls: 64,
+    });
+    assert.deepEqual(postpaid.slice(0, 5), ['ok', 2, String(20 * 800), String(20 * 200), 20]);
+    // a self-paying voucher that cannot pay one call's share in full: the call alone, partly from it
+    const s = org();
+    const selfPay = await admit(s, 's', {
+      worst: 1000n,
+      wallet: { id: 'wallet:o', balance: 100_000n },
+      vouchers: [{ id: 'voucher:v', balance: 500n, share: 800n, selfPay: true }],
+      calls: 8,
+    });
+    assert.deepEqual(selfPay, ['ok', 2, '500', '500', 1]);
   });
 
   test('amounts past 2^32 stay exact integers (no exponent, no rounding)', async () => {
