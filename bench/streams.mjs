@@ -10,7 +10,7 @@
 //
 // Arms, one after the other: direct (client → supplier: the floor), hub, and with --baseline=<ref> the
 // hub at another commit. The hub's RSS (/proc/<pid>/status VmRSS) is sampled every 200 ms: before the
-// run (idle, after a warm-up) and its peak during it.
+// run (idle, after a warm-up), at the end of the ramp (all streams open) and its peak during the run.
 //
 // Run: node bench/streams.mjs [--streams=2000] [--baseline=<ref>]    (loopback only; bounded in time)
 import { fork } from 'node:child_process';
@@ -153,11 +153,24 @@ async function main() {
     const pid = arm.child?.pid;
     const idle = pid ? rssMiB(pid) : Number.NaN;
     let peak = idle;
+    let peakAtS = 0;
+    const sampleStart = Date.now();
     const sampler = pid
       ? setInterval(() => {
           const v = rssMiB(pid);
-          if (v > peak) peak = v;
+          if (v > peak) {
+            peak = v;
+            peakAtS = (Date.now() - sampleStart) / 1000;
+          }
         }, 200)
+      : undefined;
+    // every stream open at once: the end of the ramp (the peak itself tends to come later, as the
+    // streams end and their records are metered, before a full collection)
+    let open = Number.NaN;
+    const openTimer = pid
+      ? setTimeout(() => {
+          open = rssMiB(pid);
+        }, opts.rampSeconds * 1000)
       : undefined;
     log(`${name}: ${opts.streams} streams over ${opts.rampSeconds} s`);
     const { results } = await jobs.run({
@@ -167,6 +180,7 @@ async function main() {
       deadlineMs,
     });
     clearInterval(sampler);
+    clearTimeout(openTimer);
     const delays = results
       .filter((r) => r.firstByteAt !== null)
       .map((r) => r.firstByteAt - r.supplierFirstAt)
@@ -190,7 +204,7 @@ async function main() {
         max: delays.at(-1) ?? Number.NaN,
       },
       firstByteMs: { p50: percentile(firstByte, 50), p99: percentile(firstByte, 99) },
-      rssMiB: pid ? { idle, peak } : undefined,
+      rssMiB: pid ? { idle, open, peak, peakAtS } : undefined,
     };
     log(`${name}: ${JSON.stringify(report[name])}`);
     await sleep(2000);
@@ -200,13 +214,13 @@ async function main() {
   const lines = [
     `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
     '',
-    '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → peak (MiB) | errors |',
+    '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → all open → peak (MiB) | errors |',
     '| --- | ---: | --- | --- | --- | --- |',
   ];
   for (const name of opts.targets) {
     const r = report[name];
     lines.push(
-      `| ${name} | ${r.completed} / ${opts.streams} | ${f(r.afterSupplierMs.p50)} / ${f(r.afterSupplierMs.p99)} / ${f(r.afterSupplierMs.max)} | ${f(r.firstByteMs.p50)} / ${f(r.firstByteMs.p99)} | ${r.rssMiB ? `${f(r.rssMiB.idle)} → ${f(r.rssMiB.peak)}` : '—'} | ${
+      `| ${name} | ${r.completed} / ${opts.streams} | ${f(r.afterSupplierMs.p50)} / ${f(r.afterSupplierMs.p99)} / ${f(r.afterSupplierMs.max)} | ${f(r.firstByteMs.p50)} / ${f(r.firstByteMs.p99)} | ${r.rssMiB ? `${f(r.rssMiB.idle)} → ${f(r.rssMiB.open)} → ${f(r.rssMiB.peak)} (at ${f(r.rssMiB.peakAtS)} s)` : '—'} | ${
         Object.entries(r.errors)
           .map(([k, n]) => `${k}: ${n}`)
           .join(', ') || '0'
