@@ -39,6 +39,8 @@ const HELP = `Usage: node bench/streams.mjs [options]
                             node:http + undici; and baseline, with --baseline=<git ref>)
   --baseline=<git ref>      the hub at that commit, from a temporary worktree
   --hub-script=start        the npm script whose node flags the hub arm gets (e.g. start:lean)
+  --hub-env=K=V[,K=V]       environment the hub arm alone gets (e.g. MALLOC_ARENA_MAX=2), against a
+                            baseline without it
   --hub-start-timeout=90    seconds to wait for a hub's /healthz
   --out=bench/results       where the raw JSON goes
 `;
@@ -58,6 +60,12 @@ function parseArgs(argv) {
     baseline: raw.baseline,
     hubStartTimeout: num('hub-start-timeout', 90),
     hubScript: raw['hub-script'] ?? 'start',
+    hubEnv: Object.fromEntries(
+      (raw['hub-env'] ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
     out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
   };
   if (!(opts.streams > 0 && opts.streams <= 20_000)) throw new Error('--streams must be 1…20000');
@@ -115,6 +123,7 @@ async function main() {
   if (opts.targets.includes('hub'))
     arms.hub = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
       ...hubOptions,
+      env: { ...hubOptions.env, ...opts.hubEnv },
       script: opts.hubScript,
     });
   let baselineGit;
@@ -212,7 +221,13 @@ async function main() {
 
   const f = (v) => (Number.isFinite(v) ? v.toFixed(1) : '—');
   const lines = [
-    `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
+    `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${
+      Object.keys(opts.hubEnv).length > 0
+        ? ` (with ${Object.entries(opts.hubEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')})`
+        : ''
+    }${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
     '',
     '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → all open → peak (MiB) | errors |',
     '| --- | ---: | --- | --- | --- | --- |',
