@@ -126,7 +126,9 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
         ...req.headers,
         ...req.options.headers,
       },
-      body: req.body,
+      // bytes, not the string: undici keeps what it is given for as long as the answer lasts (a stream's
+      // whole life), and from a string it makes bytes of its own besides, so a prompt stayed twice
+      body: Buffer.from(req.body),
       signal: req.options.signal,
       headersTimeout: req.options.headersTimeoutMs,
       // Between chunks a model may think for a while, but an upstream silent for longer than the idle
