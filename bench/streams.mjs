@@ -35,6 +35,7 @@ const HELP = `Usage: node bench/streams.mjs [options]
   --streams=2000            streams open together at the end of the ramp
   --ramp-seconds=10         the streams are opened evenly over this time
   --chunks=12               chunks per stream, one a second (the first at once)
+  --prompt-chars=5          characters of the user message (Korean text; 5 is "안녕하세요")
   --targets=direct,hub      arms (also proxy: bench/bare-proxy.mjs piping streams through, the floor of
                             node:http + undici; and baseline, with --baseline=<git ref>)
   --baseline=<git ref>      the hub at that commit, from a temporary worktree
@@ -56,6 +57,7 @@ function parseArgs(argv) {
     streams: num('streams', 2000),
     rampSeconds: num('ramp-seconds', 10),
     chunks: num('chunks', 12),
+    promptChars: num('prompt-chars', 5),
     targets,
     baseline: raw.baseline,
     hubStartTimeout: num('hub-start-timeout', 90),
@@ -86,8 +88,13 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-const body = (stream) =>
-  JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: '안녕하세요' }], stream });
+const PROMPT = '안녕하세요. 오늘 서울의 날씨와 교통 상황을 알려 주세요. ';
+const body = (stream, chars) =>
+  JSON.stringify({
+    model: 'bench-model',
+    messages: [{ role: 'user', content: PROMPT.repeat(Math.ceil(chars / PROMPT.length)).slice(0, chars) }],
+    stream,
+  });
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -98,7 +105,7 @@ async function main() {
       target: {
         url: `http://${LOOPBACK}:${upstream.port}/v1/chat/completions`,
         headers: { 'content-type': 'application/json' },
-        body: body(true),
+        body: body(true, opts.promptChars),
       },
     },
   };
@@ -111,7 +118,7 @@ async function main() {
       target: {
         url: `http://${LOOPBACK}:${proxy.port}/v1/chat/completions`,
         headers: { 'content-type': 'application/json' },
-        body: body(true),
+        body: body(true, opts.promptChars),
       },
     };
   }
@@ -142,7 +149,7 @@ async function main() {
     arm.target = {
       url: `${arm.base}/v1/chat/completions`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${arm.key}` },
-      body: body(true),
+      body: body(true, opts.promptChars),
     };
   }
 
@@ -227,7 +234,7 @@ async function main() {
             .map(([k, v]) => `${k}=${v}`)
             .join(' ')})`
         : ''
-    }${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
+    }${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second${opts.promptChars !== 5 ? `, prompts of ${opts.promptChars} characters` : ''}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
     '',
     '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → all open → peak (MiB) | errors |',
     '| --- | ---: | --- | --- | --- | --- |',
