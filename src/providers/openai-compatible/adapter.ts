@@ -85,6 +85,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         headers: this.headers(target),
         body: JSON.stringify(body),
         options,
+        streamed: true,
       },
       poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
