@@ -9,7 +9,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
  * new space committed in the applier at idle, in a hub of 125–155 MB). A worker's heap is sized when
  * its isolate is created on its own thread, from the flags as they are then; so the semi-space flags
  * are set aside until the worker is online and put back as they were. The main isolate's heap was
- * sized at start and does not read them again.
+ * sized at start and does not read them again (docs/decisions/0028-worker-young-generation.md).
  */
 const SEMI_SPACE_FLAGS = ['max-semi-space-size', 'min-semi-space-size'] as const;
 
