@@ -10,7 +10,7 @@
 //
 // Arms, one after the other: direct (client → supplier: the floor), hub, and with --baseline=<ref> the
 // hub at another commit. The hub's RSS (/proc/<pid>/status VmRSS) is sampled every 200 ms: before the
-// run (idle, after a warm-up) and its peak during it.
+// run (idle, after a warm-up), at the end of the ramp (all streams open) and its peak during the run.
 //
 // Run: node bench/streams.mjs [--streams=2000] [--baseline=<ref>]    (loopback only; bounded in time)
 import { fork } from 'node:child_process';
@@ -35,10 +35,13 @@ const HELP = `Usage: node bench/streams.mjs [options]
   --streams=2000            streams open together at the end of the ramp
   --ramp-seconds=10         the streams are opened evenly over this time
   --chunks=12               chunks per stream, one a second (the first at once)
+  --prompt-chars=5          characters of the user message (Korean text; 5 is "안녕하세요")
   --targets=direct,hub      arms (also proxy: bench/bare-proxy.mjs piping streams through, the floor of
                             node:http + undici; and baseline, with --baseline=<git ref>)
   --baseline=<git ref>      the hub at that commit, from a temporary worktree
   --hub-script=start        the npm script whose node flags the hub arm gets (e.g. start:lean)
+  --hub-env=K=V[,K=V]       environment the hub arm alone gets (e.g. MALLOC_ARENA_MAX=2), against a
+                            baseline without it
   --hub-start-timeout=90    seconds to wait for a hub's /healthz
   --out=bench/results       where the raw JSON goes
 `;
@@ -54,10 +57,17 @@ function parseArgs(argv) {
     streams: num('streams', 2000),
     rampSeconds: num('ramp-seconds', 10),
     chunks: num('chunks', 12),
+    promptChars: num('prompt-chars', 5),
     targets,
     baseline: raw.baseline,
     hubStartTimeout: num('hub-start-timeout', 90),
     hubScript: raw['hub-script'] ?? 'start',
+    hubEnv: Object.fromEntries(
+      (raw['hub-env'] ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
     out: path.resolve(REPO_ROOT, raw.out ?? 'bench/results'),
   };
   if (!(opts.streams > 0 && opts.streams <= 20_000)) throw new Error('--streams must be 1…20000');
@@ -78,8 +88,13 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-const body = (stream) =>
-  JSON.stringify({ model: 'bench-model', messages: [{ role: 'user', content: '안녕하세요' }], stream });
+const PROMPT = '안녕하세요. 오늘 서울의 날씨와 교통 상황을 알려 주세요. ';
+const body = (stream, chars) =>
+  JSON.stringify({
+    model: 'bench-model',
+    messages: [{ role: 'user', content: PROMPT.repeat(Math.ceil(chars / PROMPT.length)).slice(0, chars) }],
+    stream,
+  });
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
@@ -90,7 +105,7 @@ async function main() {
       target: {
         url: `http://${LOOPBACK}:${upstream.port}/v1/chat/completions`,
         headers: { 'content-type': 'application/json' },
-        body: body(true),
+        body: body(true, opts.promptChars),
       },
     },
   };
@@ -103,7 +118,7 @@ async function main() {
       target: {
         url: `http://${LOOPBACK}:${proxy.port}/v1/chat/completions`,
         headers: { 'content-type': 'application/json' },
-        body: body(true),
+        body: body(true, opts.promptChars),
       },
     };
   }
@@ -115,6 +130,7 @@ async function main() {
   if (opts.targets.includes('hub'))
     arms.hub = await startHub(upstream.port, opts.hubStartTimeout, undefined, {
       ...hubOptions,
+      env: { ...hubOptions.env, ...opts.hubEnv },
       script: opts.hubScript,
     });
   let baselineGit;
@@ -133,7 +149,7 @@ async function main() {
     arm.target = {
       url: `${arm.base}/v1/chat/completions`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${arm.key}` },
-      body: body(true),
+      body: body(true, opts.promptChars),
     };
   }
 
@@ -153,11 +169,24 @@ async function main() {
     const pid = arm.child?.pid;
     const idle = pid ? rssMiB(pid) : Number.NaN;
     let peak = idle;
+    let peakAtS = 0;
+    const sampleStart = Date.now();
     const sampler = pid
       ? setInterval(() => {
           const v = rssMiB(pid);
-          if (v > peak) peak = v;
+          if (v > peak) {
+            peak = v;
+            peakAtS = (Date.now() - sampleStart) / 1000;
+          }
         }, 200)
+      : undefined;
+    // every stream open at once: the end of the ramp (the peak itself tends to come later, as the
+    // streams end and their records are metered, before a full collection)
+    let open = Number.NaN;
+    const openTimer = pid
+      ? setTimeout(() => {
+          open = rssMiB(pid);
+        }, opts.rampSeconds * 1000)
       : undefined;
     log(`${name}: ${opts.streams} streams over ${opts.rampSeconds} s`);
     const { results } = await jobs.run({
@@ -167,6 +196,7 @@ async function main() {
       deadlineMs,
     });
     clearInterval(sampler);
+    clearTimeout(openTimer);
     const delays = results
       .filter((r) => r.firstByteAt !== null)
       .map((r) => r.firstByteAt - r.supplierFirstAt)
@@ -190,7 +220,7 @@ async function main() {
         max: delays.at(-1) ?? Number.NaN,
       },
       firstByteMs: { p50: percentile(firstByte, 50), p99: percentile(firstByte, 99) },
-      rssMiB: pid ? { idle, peak } : undefined,
+      rssMiB: pid ? { idle, open, peak, peakAtS } : undefined,
     };
     log(`${name}: ${JSON.stringify(report[name])}`);
     await sleep(2000);
@@ -198,15 +228,21 @@ async function main() {
 
   const f = (v) => (Number.isFinite(v) ? v.toFixed(1) : '—');
   const lines = [
-    `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
+    `Hub ${hubGit ?? 'not run'}${opts.hubScript !== 'start' ? ` (npm run ${opts.hubScript})` : ''}${
+      Object.keys(opts.hubEnv).length > 0
+        ? ` (with ${Object.entries(opts.hubEnv)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')})`
+        : ''
+    }${baselineGit ? `; baseline ${opts.baseline} (${baselineGit})` : ''}; ${opts.streams} streams opened over ${opts.rampSeconds} s, ${opts.chunks} chunks one a second${opts.promptChars !== 5 ? `, prompts of ${opts.promptChars} characters` : ''}; Node ${process.version}; ${os.availableParallelism()} × ${os.cpus()[0]?.model ?? 'CPU'}.`,
     '',
-    '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → peak (MiB) | errors |',
+    '| arm | completed | first byte after the supplier’s: p50 / p99 / max (ms) | first byte after sending: p50 / p99 (ms) | RSS idle → all open → peak (MiB) | errors |',
     '| --- | ---: | --- | --- | --- | --- |',
   ];
   for (const name of opts.targets) {
     const r = report[name];
     lines.push(
-      `| ${name} | ${r.completed} / ${opts.streams} | ${f(r.afterSupplierMs.p50)} / ${f(r.afterSupplierMs.p99)} / ${f(r.afterSupplierMs.max)} | ${f(r.firstByteMs.p50)} / ${f(r.firstByteMs.p99)} | ${r.rssMiB ? `${f(r.rssMiB.idle)} → ${f(r.rssMiB.peak)}` : '—'} | ${
+      `| ${name} | ${r.completed} / ${opts.streams} | ${f(r.afterSupplierMs.p50)} / ${f(r.afterSupplierMs.p99)} / ${f(r.afterSupplierMs.max)} | ${f(r.firstByteMs.p50)} / ${f(r.firstByteMs.p99)} | ${r.rssMiB ? `${f(r.rssMiB.idle)} → ${f(r.rssMiB.open)} → ${f(r.rssMiB.peak)} (at ${f(r.rssMiB.peakAtS)} s)` : '—'} | ${
         Object.entries(r.errors)
           .map(([k, n]) => `${k}: ${n}`)
           .join(', ') || '0'

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-heap.ts';
 import { journalApplierModule } from './applier-bundle.ts';
 import { type RejectedUsage, recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
 
@@ -58,7 +59,8 @@ export class FileUsageJournal implements UsageJournal {
     this.current = this.newFileName();
     this.fd = openSync(join(dir, this.current), 'a');
     this.own.push(this.current);
-    this.worker = new Worker(journalApplierModule(), {
+    // V8's own young generation, not npm start's (src/worker-heap.ts)
+    this.worker = startWorker(journalApplierModule(), {
       workerData: { dir, databasePath, own: this.own, current: this.current, applyIntervalMs },
     });
     this.worker.on('message', (m: ApplierReply) => {

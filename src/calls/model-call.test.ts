@@ -242,3 +242,29 @@ test('the organisation concurrency cap refuses with 429 and frees its slots', as
   assert.equal(d.type, 'completed');
   assertAllClosed(kit, 4);
 });
+
+test('a stream handed over holds no messages, and still answers the usage the client asked for', async () => {
+  const kit = createKit([product('m', [deployment('d1')])]);
+  kit.adapter.scripts.push({ stream: ['a', 'b'] });
+  const call = kit.layer.create(
+    kit.input(chat({ stream: true, n: 1, stream_options: { include_usage: true } })),
+  );
+  const outcome = await call.run();
+  assert.equal(call.body.messages, undefined, 'the prompt is not held for the stream');
+  assert.equal(call.request.messages, undefined);
+  assert.deepEqual(call.body.stream_options, { include_usage: true }, 'what the end reads stays');
+  assert.equal(call.body.n, 1);
+  const { chunks, error } = await readAll(outcome);
+  assert.equal(error, undefined);
+  const last = chunks.at(-1) as { usage?: { completion_tokens?: number } };
+  assert.ok(last.usage !== undefined, 'the usage chunk the client asked for');
+  assertAllClosed(kit, 1);
+
+  // with the content log on, the request is written at the end: it stays whole
+  const logging = createKit([product('m', [deployment('d1')])], { logContent: true });
+  logging.adapter.scripts.push({ stream: ['a'] });
+  const kept = logging.layer.create(logging.input(chat({ stream: true })));
+  const logged = await kept.run();
+  assert.ok(Array.isArray(kept.body.messages));
+  await readAll(logged);
+});

@@ -102,7 +102,8 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
   readonly operation: CallOperation;
   readonly caller: Caller;
   readonly requestedModel: string;
-  readonly body: JsonObject;
+  /** The client's request; a handed-over stream keeps it without `messages` (`forgetMessages`). */
+  body: JsonObject;
   readonly stream: boolean;
   readonly startedAtMs: number;
   readonly traceparent: string | undefined;
@@ -318,6 +319,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     if (this.stream) {
       this.handedOver = true;
       this.pump = pumpStream(this, served.result as AsyncIterable<ChatStreamPart>);
+      if (!deps.settings.logContent) this.forgetMessages();
       return { type: 'stream', stream: this.pump };
     }
     return completePlainCall(this, served as Served<CompletedCall>);
@@ -371,6 +373,24 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     });
     this.release();
     this.ended(httpStatus, errorCode, record, null, null, null);
+  }
+
+  /**
+   * The upstream accepted the stream, so no retry or fallback will send the request again, and what the
+   * rest of the call reads of it (`n`, `stream_options`) is not the prompt: an open stream stops holding
+   * its messages, which with a real prompt are most of what it holds (a prompt of 4,000 characters at
+   * 2,000 streams: docs/benchmarks.md). Not with the content log, which writes the request at the end.
+   */
+  private forgetMessages(): void {
+    const guarded = this.request !== this.body;
+    const { messages: _messages, ...rest } = this.body;
+    this.body = rest;
+    if (guarded) {
+      const { messages: _guardedMessages, ...guardedRest } = this.request;
+      this.request = guardedRest;
+    } else {
+      this.request = rest;
+    }
   }
 
   // --- pieces the stream pump shares -----------------------------------------------------------

@@ -16,7 +16,11 @@ export interface ObservedCall {
   readonly caller: Caller;
   /** The `model` the client asked for. */
   readonly requestedModel: string;
-  /** The request as the client sent it (read only; never logged or exported unless the operator opts in). */
+  /**
+   * The request as the client sent it (read only; never logged or exported unless the operator opts in).
+   * Once a stream is handed over its `messages` are gone (`ModelCall.forgetMessages`): read them when
+   * the call starts.
+   */
   readonly body: JsonObject;
   readonly stream: boolean;
   /** Epoch milliseconds at arrival. */

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-heap.ts';
 import { type CallData, type EncodedCall, encodeCall, type UpstreamData } from './call-records.mjs';
 import type { CallRecordSink } from './call-tracer.ts';
 
@@ -70,7 +71,7 @@ export class WorkerCallExporter implements CallRecordSink {
     private readonly maxQueueSize: number,
     private readonly onProblem: (message: string, details: Record<string, unknown>) => void,
   ) {
-    this.worker = new Worker(new URL('./span-export-worker.mjs', import.meta.url), { workerData: settings });
+    this.worker = startWorker(new URL('./span-export-worker.mjs', import.meta.url), { workerData: settings });
     this.worker.unref();
     this.worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'exported') this.unexported -= m.spans;

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Agent } from 'undici';
 import { UpstreamError } from './adapter.ts';
-import { readJson } from './http.ts';
+import { postJson, readJson } from './http.ts';
 
 /** A loopback server answering each path its own way; counts the bytes it managed to send. */
 let server: Server;
@@ -30,6 +30,19 @@ before(async () => {
         if (!res.destroyed) res.end('"}');
       };
       pump();
+    } else if (req.url === '/echo') {
+      const pieces: Buffer[] = [];
+      req.on('data', (piece: Buffer) => pieces.push(piece));
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            contentLength: req.headers['content-length'] ?? null,
+            transferEncoding: req.headers['transfer-encoding'] ?? null,
+            body: Buffer.concat(pieces).toString('utf8'),
+          }),
+        );
+      });
     } else if (req.url === '/bom') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"안녕":"하세요"}')]));
@@ -72,4 +85,29 @@ test('under the cap: UTF-8 read whole (a byte order mark dropped); not an object
     readJson(await get('/array'), new AbortController().signal, 4096),
     (error: unknown) => UpstreamError.isInstance(error) && /not a JSON object/.test(error.message),
   );
+});
+
+test("a body is sent whole with its length, a stream's as a plain call's (never chunked)", async () => {
+  const text = JSON.stringify({
+    model: 'm',
+    messages: [{ role: 'user', content: '안녕하세요'.repeat(1000) }],
+  });
+  for (const streamed of [false, true]) {
+    const response = await postJson(
+      {
+        url: { origin, path: '/echo' },
+        headers: {},
+        body: text,
+        options: { signal: new AbortController().signal, headersTimeoutMs: 5_000 },
+        streamed,
+      },
+      agent,
+    );
+    const echo = await readJson(response, new AbortController().signal, 1024 * 1024);
+    assert.deepEqual(
+      echo,
+      { contentLength: String(Buffer.byteLength(text)), transferEncoding: null, body: text },
+      `streamed: ${streamed}`,
+    );
+  }
 });

@@ -83,6 +83,27 @@ export interface PostJson {
    * back to the OpenAI-style reading below.
    */
   readError?: (parsed: unknown) => { message: string; code?: string | null; type?: string } | null;
+  /** The answer is a stream: the request's bytes are let go of once written (`BytesOnce`). */
+  streamed?: boolean;
+}
+
+/**
+ * A request body that lets go of its bytes once undici has taken them. undici keeps the body it is
+ * given for as long as the answer lasts, which for a stream is its whole life: with prompts of 4,000
+ * characters that was ≈ 10 KB an open stream (heap snapshot at 2,000 streams, docs/benchmarks.md).
+ * Sent with its `content-length`, as bytes are: one write with the headers, never chunked.
+ */
+// undici's documentation lists iterables among request bodies (docs/api/Dispatcher.md, `body`); its
+// type declarations leave them out, hence the one cast where it is passed.
+class BytesOnce implements Iterable<Buffer> {
+  constructor(private bytes: Buffer | null) {}
+
+  [Symbol.iterator](): Iterator<Buffer> {
+    const bytes = this.bytes;
+    this.bytes = null;
+    // an array's iterator lets go of the array once it is done
+    return (bytes === null ? [] : [bytes])[Symbol.iterator]();
+  }
 }
 
 /**
@@ -115,18 +136,23 @@ export function toUpstreamError(error: unknown, signal: AbortSignal): UpstreamEr
 /** POSTs JSON; any error status becomes an `UpstreamError` carrying the upstream's own message. */
 export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<Dispatcher.ResponseData> {
   let response: Dispatcher.ResponseData;
+  // bytes, not the string: undici keeps what it is given for as long as the answer lasts, and from a
+  // string it makes bytes of its own besides, so a stream held its prompt twice
+  const bytes = Buffer.from(req.body);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...req.headers,
+    ...req.options.headers,
+  };
+  if (req.streamed === true) headers['content-length'] = String(bytes.byteLength);
   try {
     response = await dispatcher.request({
       origin: req.url.origin,
       path: req.url.path,
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        ...req.headers,
-        ...req.options.headers,
-      },
-      body: req.body,
+      headers,
+      body: req.streamed === true ? (new BytesOnce(bytes) as unknown as Uint8Array) : bytes,
       signal: req.options.signal,
       headersTimeout: req.options.headersTimeoutMs,
       // Between chunks a model may think for a while, but an upstream silent for longer than the idle

@@ -27,37 +27,99 @@ const EMPTY = Buffer.alloc(0);
 /**
  * Parses a byte stream into events as soon as each is complete: a partial event is held only until
  * its terminating blank line arrives, never longer. Handles CRLF, CR and LF line ends, comments,
- * multi-line data, and events split across chunks at any byte (UTF-8 included).
- *
- * Works on bytes, so every byte is looked at once: a line end is found with `indexOf` over the bytes
- * that arrived, the unfinished rest of a line is kept as the chunks it came in (never rescanned nor
- * copied until the line ends), and only a finished line's value is decoded. UTF-8 never uses the bytes
- * of CR or LF inside a character, so cutting lines on bytes is safe. What an upstream can make the hub
- * hold is bounded: a line, or the data of one event, longer than `maxEventBytes` ends the stream.
+ * multi-line data, and events split across chunks at any byte (UTF-8 included). What an upstream can
+ * make the hub hold is bounded: a line, or the data of one event, longer than `maxEventBytes` ends the
+ * stream. (`SseParser` is the same without a generator of its own.)
  */
 export async function* parseSse(
   body: AsyncIterable<Uint8Array | string>,
   limits: SseLimits = {},
 ): AsyncGenerator<SseEvent> {
-  const maxBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
-  const fields = new SseFields(maxBytes);
-  // the unfinished line: pieces of earlier chunks, in order
-  const partial: Buffer[] = [];
-  let partialBytes = 0;
-  // the last line ended with CR at the end of a chunk: a LF starting the next one belongs to it
-  let pendingCr = false;
-  let first = true;
-
+  const parser = new SseParser(limits);
+  const events = parser.events;
   for await (const piece of body) {
+    parser.push(piece);
+    for (let i = 0; i < events.length; i++) yield events[i]!;
+    events.length = 0;
+    parser.rethrow();
+  }
+  parser.end();
+  for (let i = 0; i < events.length; i++) yield events[i]!;
+  events.length = 0;
+  parser.rethrow();
+}
+
+/**
+ * `parseSse` for a reader that has its own loop over the body: `push` each chunk, then take the events
+ * it completed from `events` (and empty it), then `rethrow()`; `end()` when the body ends. A reader of
+ * chunk after chunk need not stack a generator of its own under its own for every open stream (each
+ * suspended generator holds its frame, promise and closures: ≈ 1 KB a stream, measured).
+ *
+ * Works on bytes, so every byte is looked at once: a line end is found with `indexOf` over the bytes
+ * that arrived, the unfinished rest of a line is kept as the chunks it came in (never rescanned nor
+ * copied until the line ends), and only a finished line's value is decoded. UTF-8 never uses the bytes
+ * of CR or LF inside a character, so cutting lines on bytes is safe.
+ */
+export class SseParser {
+  /** The events completed by the last `push` or `end`, in order; the reader empties it. */
+  readonly events: SseEvent[] = [];
+  private readonly maxBytes: number;
+  private readonly fields: SseFields;
+  // the unfinished line: pieces of earlier chunks, in order
+  private readonly partial: Buffer[] = [];
+  private partialBytes = 0;
+  // the last line ended with CR at the end of a chunk: a LF starting the next one belongs to it
+  private pendingCr = false;
+  private first = true;
+  /**
+   * An over-long line or event: kept until the events completed before it in the same chunk are
+   * taken, as a generator would have yielded them before it threw.
+   */
+  private failure: UpstreamError | null = null;
+
+  constructor(limits: SseLimits = {}) {
+    this.maxBytes = limits.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
+    this.fields = new SseFields(this.maxBytes);
+  }
+
+  /** Throws the failure of the last `push` or `end`, if any. */
+  rethrow(): void {
+    if (this.failure !== null) throw this.failure;
+  }
+
+  push(piece: Uint8Array | string): void {
+    if (this.failure !== null) return;
+    try {
+      this.scan(piece);
+    } catch (error) {
+      this.failure = error as UpstreamError;
+    }
+  }
+
+  /** The body ended without the last line end or blank line: takes what came. */
+  end(): void {
+    if (this.failure !== null) return;
+    try {
+      if (this.partialBytes > 0) this.fields.take(Buffer.concat(this.partial, this.partialBytes));
+      const last = this.fields.take(EMPTY);
+      if (last) this.events.push(last);
+    } catch (error) {
+      this.failure = error as UpstreamError;
+    }
+  }
+
+  private scan(piece: Uint8Array | string): void {
+    const maxBytes = this.maxBytes;
+    const partial = this.partial;
     let chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : toBuffer(piece);
-    if (first && chunk.length > 0) {
-      first = false;
+    if (this.first && chunk.length > 0) {
+      this.first = false;
       // a UTF-8 byte order mark at the very start is not part of the first field (the spec strips it)
       if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
     }
     let start = 0;
-    if (pendingCr) {
-      pendingCr = false;
+    if (this.pendingCr) {
+      this.pendingCr = false;
       if (chunk[0] === LF) start = 1;
     }
     // each searched once per chunk and again only once passed: a chunk with no CR costs one scan
@@ -66,35 +128,31 @@ export async function* parseSse(
     while (nextLf !== -1 || nextCr !== -1) {
       const end = nextCr === -1 || (nextLf !== -1 && nextLf < nextCr) ? nextLf : nextCr;
       let line: Buffer;
-      if (partialBytes === 0) {
+      if (this.partialBytes === 0) {
         line = chunk.subarray(start, end);
       } else {
         partial.push(chunk.subarray(start, end));
-        line = Buffer.concat(partial, partialBytes + end - start);
+        line = Buffer.concat(partial, this.partialBytes + end - start);
         partial.length = 0;
-        partialBytes = 0;
+        this.partialBytes = 0;
       }
       if (line.length > maxBytes) throw overLong('line', maxBytes);
       start = end + 1;
       if (end === nextCr) {
-        if (start === chunk.length) pendingCr = true;
+        if (start === chunk.length) this.pendingCr = true;
         else if (chunk[start] === LF) start++;
       }
-      const out = fields.take(line);
-      if (out) yield out;
+      const out = this.fields.take(line);
+      if (out) this.events.push(out);
       if (nextLf !== -1 && nextLf < start) nextLf = chunk.indexOf(LF, start);
       if (nextCr !== -1 && nextCr < start) nextCr = chunk.indexOf(CR, start);
     }
     if (start < chunk.length) {
-      partialBytes += chunk.length - start;
-      if (partialBytes > maxBytes) throw overLong('line', maxBytes);
+      this.partialBytes += chunk.length - start;
+      if (this.partialBytes > maxBytes) throw overLong('line', maxBytes);
       partial.push(start === 0 ? chunk : chunk.subarray(start));
     }
   }
-  // the stream ended without the last line end or blank line: take what came
-  if (partialBytes > 0) fields.take(Buffer.concat(partial, partialBytes));
-  const last = fields.take(EMPTY);
-  if (last) yield last;
 }
 
 /** The fields of the event being read, filled line by line. */

@@ -48,7 +48,13 @@ export async function writeOutcome(
     return;
   }
   if (outcome.type === 'completed') return sendCompleted(ctx, call, outcome.body);
-  return writeStream(deps, ctx, call, outcome.stream);
+  // The stream is written on its own: the handlers that led here return now rather than wait, each
+  // suspended with its frame, promise and closures, for as long as the stream lasts (heap snapshot at
+  // 2,000 open streams). writeStream answers its own failures; this catches only its last resort.
+  writeStream(deps, ctx, call, outcome.stream).catch((error: unknown) => {
+    deps.logger.error({ err: error, requestId: ctx.requestId }, 'unhandled error on /v1');
+    ctx.res.destroy();
+  });
 }
 
 /** The 200 answer of a plain call, with its length so keep-alive clients never wait for a close. */

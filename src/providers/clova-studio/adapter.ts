@@ -62,6 +62,7 @@ export class ClovaStudioAdapter implements ProviderAdapter {
         body: JSON.stringify(toClovaChatRequest(request, target.upstreamModel)),
         options,
         readError: readClovaError,
+        streamed: stream,
       },
       poolFor(target, this.dispatcher, this.supplierDispatcher),
     );

@@ -21,7 +21,7 @@ import {
   type UpstreamLimits,
 } from '../http.ts';
 import { allowedFields } from '../params.ts';
-import { parseSse } from '../sse.ts';
+import { type SseEvent, SseParser } from '../sse.ts';
 import { OPENAI_COMPATIBLE_PARAMS } from './params.ts';
 import { readOpenAIUsage } from './usage.ts';
 
@@ -85,6 +85,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
         headers: this.headers(target),
         body: JSON.stringify(body),
         options,
+        streamed: true,
       },
       poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
@@ -122,40 +123,45 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 }
 
+/**
+ * The upstream's events as chat parts, read straight off the body with the SSE parser inside this
+ * generator (not a generator of its own under it: one frame, promise and closures fewer per open
+ * stream, and one await fewer per chunk).
+ */
 async function* readChatStream(
   body: AsyncIterable<Uint8Array>,
   signal: AbortSignal,
   limits: UpstreamLimits,
 ): AsyncGenerator<ChatStreamPart> {
+  const parser = new SseParser(limits);
+  const events = parser.events;
   let done = false;
   try {
-    for await (const event of parseSse(body, limits)) {
-      if (event.data === '[DONE]') {
-        done = true;
-        break;
+    read: for await (const piece of body) {
+      parser.push(piece);
+      for (let i = 0; i < events.length; i++) {
+        const part = chatPart(events[i]!);
+        if (part === null) {
+          done = true;
+          break read;
+        }
+        yield part;
       }
-      let chunk: JsonObject;
-      try {
-        chunk = JSON.parse(event.data) as JsonObject;
-      } catch {
-        throw new UpstreamError(
-          'protocol',
-          `upstream sent an event that is not JSON: ${event.data.slice(0, 200)}`,
-        );
+      events.length = 0;
+      parser.rethrow();
+    }
+    if (!done) {
+      parser.end();
+      for (let i = 0; i < events.length; i++) {
+        const part = chatPart(events[i]!);
+        if (part === null) {
+          done = true;
+          break;
+        }
+        yield part;
       }
-      if (chunk.error && typeof chunk.error === 'object') {
-        const e = chunk.error as { message?: unknown; type?: unknown; code?: unknown };
-        throw new UpstreamError(
-          'http',
-          typeof e.message === 'string' ? e.message : 'upstream error in stream',
-          {
-            status: 502,
-            ...(typeof e.type === 'string' && { type: e.type }),
-          },
-        );
-      }
-      const usage = readOpenAIUsage(chunk.usage);
-      yield usage ? { type: 'usage', usage, chunk } : { type: 'chunk', chunk };
+      events.length = 0;
+      parser.rethrow();
     }
   } catch (error) {
     const failure = toUpstreamError(error, signal);
@@ -165,4 +171,27 @@ async function* readChatStream(
   }
   if (!done) throw new UpstreamError('protocol', 'upstream stream ended without [DONE]');
   yield { type: 'done' };
+}
+
+/** One event as a chat part; null for `[DONE]`. Throws what the upstream reported in the stream. */
+function chatPart(event: SseEvent): ChatStreamPart | null {
+  if (event.data === '[DONE]') return null;
+  let chunk: JsonObject;
+  try {
+    chunk = JSON.parse(event.data) as JsonObject;
+  } catch {
+    throw new UpstreamError(
+      'protocol',
+      `upstream sent an event that is not JSON: ${event.data.slice(0, 200)}`,
+    );
+  }
+  if (chunk.error && typeof chunk.error === 'object') {
+    const e = chunk.error as { message?: unknown; type?: unknown; code?: unknown };
+    throw new UpstreamError('http', typeof e.message === 'string' ? e.message : 'upstream error in stream', {
+      status: 502,
+      ...(typeof e.type === 'string' && { type: e.type }),
+    });
+  }
+  const usage = readOpenAIUsage(chunk.usage);
+  return usage ? { type: 'usage', usage, chunk } : { type: 'chunk', chunk };
 }
