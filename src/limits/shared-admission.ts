@@ -489,6 +489,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     if (allowance.exhausted && Date.now() - allowance.takenAt < this.allowanceSettings.sliceMs / 2)
       this.sizes.set(allowance.key, Math.min(maxCalls, size * 2));
     else if (allowance.calls * 4 < size) this.sizes.set(allowance.key, Math.max(2, Math.floor(size / 2)));
+    // its key and product stay recent: the next call asks for the next allowance at once, sized as above
+    if ((this.recent.get(allowance.key) ?? 0) < allowance.lastAdmitAt)
+      this.recent.set(allowance.key, allowance.lastAdmitAt);
     this.draining.add(allowance);
     allowance.retire();
     this.sweep();
