@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import OpenAI from 'openai';
+import { costOf, parseKrwAmount } from '../../src/billing/money.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
@@ -32,7 +33,7 @@ test('kill -9 under load: every request a client saw complete is metered and cha
     timeout: 10_000,
   });
 
-  const completed: { id: string; stream: boolean }[] = [];
+  const completed: { id: string; stream: boolean; content: string }[] = [];
   let stop = false;
   const deadline = Date.now() + 15_000;
   async function worker(n: number) {
@@ -40,22 +41,20 @@ test('kill -9 under load: every request a client saw complete is metered and cha
       const stream = (n + i) % 2 === 0;
       try {
         if (stream) {
+          const content = `스트림 ${n} ${i} 하나 둘 셋`;
           const { data, response } = await client.chat.completions
-            .create({
-              model: 'hcx-test',
-              messages: [{ role: 'user', content: `스트림 ${n} ${i} 하나 둘 셋` }],
-              stream: true,
-            })
+            .create({ model: 'hcx-test', messages: [{ role: 'user', content }], stream: true })
             .withResponse();
           let sawFinish = false;
           for await (const chunk of data) if (chunk.choices[0]?.finish_reason) sawFinish = true;
           // the openai client ends quietly when the connection drops; only a finished answer counts
-          if (sawFinish) completed.push({ id: response.headers.get('x-request-id')!, stream });
+          if (sawFinish) completed.push({ id: response.headers.get('x-request-id')!, stream, content });
         } else {
+          const content = `요청 ${n} ${i}`;
           const { response } = await client.chat.completions
-            .create({ model: 'hcx-test', messages: [{ role: 'user', content: `요청 ${n} ${i}` }] })
+            .create({ model: 'hcx-test', messages: [{ role: 'user', content }] })
             .withResponse();
-          completed.push({ id: response.headers.get('x-request-id')!, stream });
+          completed.push({ id: response.headers.get('x-request-id')!, stream, content });
         }
       } catch {
         if (stop) return;
@@ -77,7 +76,10 @@ test('kill -9 under load: every request a client saw complete is metered and cha
       `/usage/events?organizationId=${catalog.organizationId}&limit=1000`,
     );
     assert.equal(events.status, 200);
-    const byId = new Map<string, { status: string; costMicroKrw: string }>();
+    const byId = new Map<
+      string,
+      { status: string; costMicroKrw: string; promptTokens: number; completionTokens: number }
+    >();
     for (const e of events.body.data) {
       assert.ok(!byId.has(e.requestId), `request ${e.requestId} metered twice`);
       byId.set(e.requestId, e);
@@ -90,6 +92,33 @@ test('kill -9 under load: every request a client saw complete is metered and cha
     }
     const usage = await second.admin('GET', `/usage?organizationId=${catalog.organizationId}`);
     assert.equal(usage.body.totals.requests, byId.size);
+
+    // what the fake upstream says it served: each answer the client saw complete is metered with the
+    // upstream's own counts (its token rule: 3 + words of the prompt, 1 + words for "Echo: …"), and the
+    // ledger holds between what those answers cost and what everything the upstream answered cost
+    const prices = { inputMicroPer1M: parseKrwAmount('1000'), outputMicroPer1M: parseKrwAmount('3000') };
+    const words = (text: string) => text.trim().split(/\s+/).length;
+    const servedBy = new Map<string, number>();
+    let servedCost = 0n;
+    for (const r of fake!.requests) {
+      const content = (r.body as { messages?: { content?: unknown }[] } | undefined)?.messages?.[0]?.content;
+      if (r.path !== '/v1/chat/completions' || typeof content !== 'string' || r.status !== 200) continue;
+      servedBy.set(content, (servedBy.get(content) ?? 0) + 1);
+      servedCost += costOf(3 + words(content), 1 + words(content), prices);
+    }
+    let completedCost = 0n;
+    for (const c of completed) {
+      assert.equal(servedBy.get(c.content), 1, `the upstream answered "${c.content}" once`);
+      const e = byId.get(c.id)!;
+      assert.equal(e.promptTokens, 3 + words(c.content), 'prompt tokens as the upstream counted them');
+      assert.equal(
+        e.completionTokens,
+        1 + words(c.content),
+        'completion tokens as the upstream counted them',
+      );
+      assert.equal(BigInt(e.costMicroKrw), costOf(e.promptTokens, e.completionTokens, prices));
+      completedCost += BigInt(e.costMicroKrw);
+    }
 
     // the ledger: one charge per usage record that cost something, splitting exactly what usage says
     const db = await openDatabase(database.location);
@@ -110,6 +139,10 @@ test('kill -9 under load: every request a client saw complete is metered and cha
         [`voucher:${voucherId}`, `wallet:${catalog.organizationId}`],
       );
       assert.equal(BigInt(moved!.payable), total, 'suppliers are owed exactly what was used');
+      assert.ok(
+        total >= completedCost && total <= servedCost,
+        `charged ${total} µ₩: at least the ${completedCost} the client saw complete, at most the ${servedCost} the upstream answered`,
+      );
       assert.equal(-BigInt(moved!.voucher) - BigInt(moved!.wallet), total, 'voucher and wallet paid it all');
       // the voucher paid ⌊C·0.8⌋ of each charge (it never ran short here)
       const expectedVoucher = costly.reduce((sum, e) => sum + (BigInt(e.costMicroKrw) * 8000n) / 10_000n, 0n);
