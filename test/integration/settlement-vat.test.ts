@@ -4,7 +4,7 @@ import { costOf, parseKrwAmount } from '../../src/billing/money.ts';
 import { insertUsageRecords, type UsageRecord } from '../../src/billing/usage-journal.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /**
  * Settlement at a VAT other than the default 10 %, with amounts chosen so that each rounding rule of
@@ -18,6 +18,37 @@ const AUGUST = '2026-08';
 const SEPTEMBER = '2026-09';
 const AUGUST_DAY = Date.parse('2026-08-14T12:00:00+09:00');
 const SEPTEMBER_DAY = Date.parse('2026-09-14T12:00:00+09:00');
+
+/** RFC 4180 as the export writes it: commas, CRLF, double quotes doubled inside quoted cells. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (ch === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += ch;
+  }
+  assert.equal(cell, '', 'the file ends with CRLF');
+  assert.equal(row.length, 0);
+  return rows;
+}
 
 describe('settlement at another VAT rate', () => {
   let fake: FakeOpenAI;
@@ -200,5 +231,91 @@ describe('settlement at another VAT rate', () => {
     const months = (await must('GET', '/settlements')).data as { month: string; vatPercent: number | null }[];
     assert.equal(months.find((m) => m.month === AUGUST)?.vatPercent, 5);
     assert.equal(months.find((m) => m.month === SEPTEMBER)?.vatPercent, 0);
+  });
+  test('the CSV of a supplier statement and of an organisation statement say what the JSON says, to the won', async () => {
+    // reads the months the test above closed
+    const csvOf = async (path: string) => {
+      const res = await fetch(`${t.url}/admin/v1${path}?format=csv`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get('content-type') ?? '', /text\/csv/);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      // read as bytes: fetch's text() would drop the mark it is looking for
+      assert.deepEqual([...bytes.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'UTF-8 with a byte-order mark');
+      return parseCsv(bytes.subarray(3).toString('utf8'));
+    };
+    for (const path of [
+      `/settlements/${AUGUST}/suppliers/${catalog.supplierId}`,
+      `/settlements/${AUGUST}/organizations/${sme.id}`,
+      `/settlements/${SEPTEMBER}/organizations/${sme.id}`,
+    ]) {
+      const s = await must('GET', path);
+      const rows = await csvOf(path);
+      assert.ok(
+        rows.every((r) => r.length <= 11),
+        `${path}: no row wider than the header`,
+      );
+      assert.match(rows[0]![8]!, /^금액/, 'column 9 is the amount');
+
+      // the API lines: every line of the JSON, with its amount and parts to the µ₩
+      const end = rows.findIndex((r, i) => i > 0 && r.length === 1 && r[0] === '');
+      const lines = rows.slice(1, end);
+      assert.equal(lines.length, s.lines.length, `${path}: one row per line`);
+      if (s.month === AUGUST) assert.ok(lines.length >= 2, 'more than one line to add up');
+      const sum = (column: number) => lines.reduce((a, r) => a + parseKrwAmount(r[column]), 0n);
+      assert.equal(sum(8), BigInt(s.totals.amountMicroKrw), `${path}: the amounts add up to the exact total`);
+      const voucherLines = s.lines.reduce(
+        (a: bigint, l: { fromVouchersKrw: string }) => a + parseKrwAmount(l.fromVouchersKrw),
+        0n,
+      );
+      assert.equal(sum(9), voucherLines, `${path}: the voucher column`);
+      assert.equal(sum(8) - sum(9), sum(10), `${path}: voucher and organisation columns split each amount`);
+
+      // the totals, by their labels
+      const totals = new Map(rows.slice(end + 1).map((r) => [r[0]!, r[1]!]));
+      const total = (label: RegExp) => {
+        const hits = [...totals].filter(([k]) => label.test(k));
+        assert.equal(hits.length, 1, `${path}: one row ${label}`);
+        return hits[0]![1];
+      };
+      assert.equal(total(/^정산월/), s.month);
+      assert.equal(
+        total(/^(공급기업|수요기관) /),
+        `${s.partyName} (${s.partyId})`,
+        'a name with a comma and quotes',
+      );
+      assert.equal(total(/^금액 Amount/), s.totals.amountKrw);
+      assert.equal(total(/^공급가액/), s.totals.supplyValueKrw);
+      assert.equal(
+        total(new RegExp(`^부가세 VAT ${s.vatPercent}% `)),
+        s.totals.vatKrw,
+        'the month’s own rate',
+      );
+      assert.equal(total(/^합계/), s.totals.totalKrw);
+      assert.equal(total(/^(바우처|지원사업) 부담/), s.totals.voucherPartKrw);
+      assert.equal(total(/^기관 부담/), s.totals.organizationPartKrw);
+      // and they hold together as docs/billing.md says, from the CSV alone
+      const won = 1_000_000n;
+      assert.equal(BigInt(total(/^공급가액/)), (sum(8) + won / 2n) / won, '공급가액: the lines, half up');
+      assert.equal(
+        BigInt(total(/^공급가액/)) + BigInt(total(/^부가세/)),
+        BigInt(total(/^합계/)),
+        '합계 = 공급가액 + 부가세',
+      );
+      assert.equal(
+        BigInt(total(/^(바우처|지원사업) 부담/)) + BigInt(total(/^기관 부담/)),
+        BigInt(total(/^공급가액/)),
+      );
+      assert.equal(BigInt(total(/^(바우처|지원사업) 부담/)), (sum(9) + won / 2n) / won);
+      const claims = [...totals].filter(([k]) => k.startsWith('지원사업 청구'));
+      assert.equal(claims.length, s.programmes.length);
+      assert.equal(
+        claims.reduce((a, [, v]) => a + parseKrwAmount(v), 0n),
+        voucherLines,
+        'what is claimed from the programmes is what the vouchers paid',
+      );
+      if (s.subtotals) assert.equal(total(/^API 사용 금액/), s.subtotals.api.amountKrw);
+    }
   });
 });
