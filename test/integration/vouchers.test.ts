@@ -473,6 +473,44 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
     await assertLedgerInvariants(db);
   });
 
+  test('without max_tokens the hold is the context window left after the prompt: a prepaid wallet short of it is refused, max_tokens admits', async () => {
+    const org = await organization('prepaid');
+    // hcx-test: 32,768 tokens of context at 3,000 KRW per 1M output tokens, so the worst case of a short
+    // prompt without max_tokens is about 98 KRW; with max_tokens 50 it is under 0.2 KRW
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '10' });
+    const before = fake.requests.length;
+    const ask = (maxTokens?: number) =>
+      org.client.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        ...(maxTokens === undefined ? {} : { max_tokens: maxTokens }),
+      });
+    const refused = await ask().then(
+      () => assert.fail('admitted on a wallet of 10 KRW against a worst case of ~98 KRW'),
+      (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+    );
+    assert.ok(refused instanceof OpenAI.APIError);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'insufficient_quota');
+    assert.match(refused.message, /지갑|wallet/);
+    assert.equal(fake.requests.length, before, 'the upstream saw nothing');
+    assert.equal(
+      (await admin('GET', `/organizations/${org.id}/funds`)).heldKrw,
+      formatKrw(0n),
+      'nothing held',
+    );
+
+    const ok = await ask(50);
+    assert.ok(ok.choices[0]);
+    assert.equal(fake.requests.length, before + 1);
+
+    // and a wallet that covers the whole window is admitted without max_tokens
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+    const open = await ask();
+    assert.ok(open.choices[0]);
+    await assertLedgerInvariants(db);
+  });
+
   test('a fallback is charged at its own prices to the voucher; a fallback the voucher does not cover is skipped', async () => {
     const dead = `http://127.0.0.1:${await closedPort()}/v1`;
     const costly = await addProduct(t, catalog, 'voucher-fb-costly', [{ baseUrl: fake.url }], {
