@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createTcpServer,
+  type Socket,
+  type Server as TcpServer,
+} from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { formatKrw } from '../../src/billing/money.ts';
@@ -158,5 +163,140 @@ describe('voucher alerts: events at 80 % and 100 %, delivered to webhooks, signe
     // a disabled webhook gets nothing more
     await must('DELETE', `/webhooks/${webhook.id}`);
     assert.ok((await must('GET', `/organizations/${org.id}/webhooks`)).data[0].disabledAt);
+  });
+});
+
+describe('voucher alerts when the webhook never answers', () => {
+  let fake: FakeOpenAI;
+  let t: TestHub;
+  let receiver: TcpServer;
+  let receiverUrl: string;
+  const sockets = new Set<Socket>();
+  let bytesReceived = 0;
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    t = await startTestHub({ KAIHUB_SUPPLIER_NETWORKS: '127.0.0.0/8' });
+    await seedCatalog(t, fake.url);
+    // accepts, reads the request, and never says a word
+    receiver = createTcpServer((socket) => {
+      sockets.add(socket);
+      socket.on('data', (d) => {
+        bytesReceived += d.length;
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hangs`;
+  });
+  after(async () => {
+    // the hung delivery fails at once, so the hub's dispatcher stops without waiting out its timeout
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => receiver?.close(resolve));
+    await t?.close();
+    await fake?.close();
+  });
+
+  test('calls crossing 80 % and 100 % and after them answer promptly; the events are in the log, undelivered', async () => {
+    const must = async (method: string, path: string, body?: unknown) => {
+      const r = await t.admin(method, path, body);
+      assert.ok(
+        r.status >= 200 && r.status < 300,
+        `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`,
+      );
+      return r.body;
+    };
+    const client = async (organizationId: string) => {
+      const key = await must('POST', `/organizations/${organizationId}/keys`, { name: 'k' });
+      return new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+    };
+    const ask = (c: OpenAI) =>
+      c.chat.completions
+        .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 5 })
+        .withResponse();
+    fake.setReply('하나 둘 셋');
+
+    const twin = await must('POST', '/organizations', { name: '먹통 쌍둥이', class: 'sme' });
+    const probe = await ask(await client(twin.id));
+    const one = BigInt((await usageEvent(t, probe.response.headers.get('x-request-id')!, 5000)).costMicroKrw);
+
+    const org = await must('POST', '/organizations', {
+      name: '먹통 기업',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    const programme = await must('POST', '/programmes', {
+      name: '먹통 바우처',
+      startsOn: '2026-01-01',
+      endsOn: '2030-12-31',
+      budgetKrw: '1000000',
+      copayPercent: { sme: 0 },
+      onExhausted: 'self-pay',
+    });
+    const voucher = await must('POST', `/programmes/${programme.id}/vouchers`, {
+      organizationId: org.id,
+      amountKrw: formatKrw(one * 5n),
+    });
+    await must('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+    await must('POST', `/organizations/${org.id}/webhooks`, { url: receiverUrl });
+
+    const c = await client(org.id);
+    const settled = async () => {
+      const deadline = Date.now() + 10_000;
+      while ((await must('GET', `/organizations/${org.id}/funds`)).heldKrw !== formatKrw(0n)) {
+        if (Date.now() > deadline) assert.fail('a hold outlived its call by 10 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const timed = async () => {
+      const started = performance.now();
+      const { data } = await ask(c);
+      const ms = performance.now() - started;
+      assert.ok(data.choices[0]?.message.content);
+      assert.ok(ms < 1000, `a call took ${Math.round(ms)} ms`);
+      return ms;
+    };
+    const took: number[] = [];
+    // four calls: the fourth carries the voucher to 80 %
+    for (let i = 0; i < 4; i++) {
+      took.push(await timed());
+      await settled();
+    }
+    // the dispatcher has picked the event up and is stuck on the receiver
+    const deadline = Date.now() + 10_000;
+    while (sockets.size === 0 || bytesReceived === 0) {
+      if (Date.now() > deadline) assert.fail('the dispatcher never reached the receiver');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // calls while a delivery hangs, one crossing 100 %, then past it on the wallet
+    for (let i = 0; i < 3; i++) {
+      took.push(await timed());
+      await settled();
+    }
+    assert.ok(sockets.size > 0, 'the delivery still hangs');
+
+    const events = (await must('GET', `/organizations/${org.id}/events`)).data as {
+      kind: string;
+      data: { percentUsed: number; voucherId: string };
+      deliveries: { status: string }[];
+    }[];
+    assert.deepEqual(
+      events.map((e) => e.data.percentUsed).sort((a, b) => a - b),
+      [80, 100],
+      JSON.stringify(events),
+    );
+    for (const e of events) {
+      assert.equal(e.kind, 'voucher.threshold');
+      assert.equal(e.data.voucherId, voucher.id);
+      assert.deepEqual(
+        e.deliveries.map((d) => d.status),
+        ['pending'],
+        'not delivered, not given up',
+      );
+    }
+    process.stdout.write(
+      `[alerts] call times with a hung webhook (ms): ${took.map((ms) => Math.round(ms)).join(' ')}\n`,
+    );
   });
 });

@@ -437,6 +437,80 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
     await assertLedgerInvariants(db);
   });
 
+  test('the cap per organisation bounds the sum of its vouchers in a programme: above it is a 409 naming amountKrw', async () => {
+    const p = await programme({ budgetKrw: '10000', perOrganizationCapKrw: '1000' });
+    assert.equal(p.perOrganizationCapKrw, '1000');
+    const a = await organization('prepaid');
+    const b = await organization('prepaid');
+    const issue = (organizationId: string, amountKrw: string) =>
+      t.admin('POST', `/programmes/${p.id}/vouchers`, { organizationId, amountKrw });
+    const refusedAt = async (organizationId: string, amountKrw: string) => {
+      const r = await issue(organizationId, amountKrw);
+      assert.equal(r.status, 409, `${amountKrw}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.fields[0].field, 'amountKrw');
+      assert.match(JSON.stringify(r.body), /1000/, 'says what the cap is');
+    };
+
+    await refusedAt(a.id, '1000.000001');
+    assert.equal((await issue(a.id, '600')).status, 201);
+    // the cap is on what the organisation was granted in the programme, not on each voucher
+    await refusedAt(a.id, '400.000001');
+    assert.equal((await issue(a.id, '400')).status, 201, 'up to the cap exactly');
+    await refusedAt(a.id, '0.000001');
+    // per organisation: another one has its own
+    assert.equal((await issue(b.id, '1000')).status, 201);
+    assert.equal((await admin('GET', `/programmes/${p.id}`)).unissuedKrw, '8000', 'refusals issued nothing');
+    const vouchers = (await admin('GET', `/programmes/${p.id}/vouchers`)).data as {
+      organizationId: string;
+    }[];
+    assert.equal(vouchers.filter((v) => v.organizationId === a.id).length, 2);
+
+    // two operators issuing to one organisation at once cannot pass the cap together
+    const c = await organization('prepaid');
+    const race = await Promise.all([1, 2].map(() => issue(c.id, '600')));
+    assert.deepEqual(race.map((r) => r.status).sort(), [201, 409]);
+    assert.equal((await admin('GET', `/programmes/${p.id}`)).unissuedKrw, '7400');
+    await assertLedgerInvariants(db);
+  });
+
+  test('without max_tokens the hold is the context window left after the prompt: a prepaid wallet short of it is refused, max_tokens admits', async () => {
+    const org = await organization('prepaid');
+    // hcx-test: 32,768 tokens of context at 3,000 KRW per 1M output tokens, so the worst case of a short
+    // prompt without max_tokens is about 98 KRW; with max_tokens 50 it is under 0.2 KRW
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '10' });
+    const before = fake.requests.length;
+    const ask = (maxTokens?: number) =>
+      org.client.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        ...(maxTokens === undefined ? {} : { max_tokens: maxTokens }),
+      });
+    const refused = await ask().then(
+      () => assert.fail('admitted on a wallet of 10 KRW against a worst case of ~98 KRW'),
+      (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+    );
+    assert.ok(refused instanceof OpenAI.APIError);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'insufficient_quota');
+    assert.match(refused.message, /지갑|wallet/);
+    assert.equal(fake.requests.length, before, 'the upstream saw nothing');
+    assert.equal(
+      (await admin('GET', `/organizations/${org.id}/funds`)).heldKrw,
+      formatKrw(0n),
+      'nothing held',
+    );
+
+    const ok = await ask(50);
+    assert.ok(ok.choices[0]);
+    assert.equal(fake.requests.length, before + 1);
+
+    // and a wallet that covers the whole window is admitted without max_tokens
+    await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '100' });
+    const open = await ask();
+    assert.ok(open.choices[0]);
+    await assertLedgerInvariants(db);
+  });
+
   test('a fallback is charged at its own prices to the voucher; a fallback the voucher does not cover is skipped', async () => {
     const dead = `http://127.0.0.1:${await closedPort()}/v1`;
     const costly = await addProduct(t, catalog, 'voucher-fb-costly', [{ baseUrl: fake.url }], {
