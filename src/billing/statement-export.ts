@@ -1,5 +1,5 @@
 import type { Statement } from './settlement.ts';
-import { type Cell, writeXlsx } from './xlsx.ts';
+import { type Cell, decimalCell, writeCsv, writeXlsx } from './xlsx.ts';
 
 /**
  * A statement as rows: the API lines, then (on an organisation's statement with GPU time, decision 0026)
@@ -26,16 +26,16 @@ function rowsOf(s: Statement): Cell[][] {
   for (const l of s.lines) {
     rows.push([
       l.model,
-      Number(l.priceInputPer1M),
-      Number(l.priceOutputPer1M),
+      decimalCell(l.priceInputPer1M),
+      decimalCell(l.priceOutputPer1M),
       l.counterpartId,
       l.adjustment ? '이전 달 / earlier month' : '',
       l.requests,
       l.promptTokens,
       l.completionTokens,
-      Number(l.amountKrw),
-      Number(l.fromVouchersKrw),
-      Number(l.fromWalletKrw),
+      decimalCell(l.amountKrw),
+      decimalCell(l.fromVouchersKrw),
+      decimalCell(l.fromWalletKrw),
     ]);
   }
   const compute = s.computeLines ?? [];
@@ -61,12 +61,12 @@ function rowsOf(s: Statement): Cell[][] {
         `${l.computeSupplierName} (${l.computeSupplierId})`,
         `${l.callName} (${l.callId})`,
         l.programmeId === null ? '' : `${l.programmeName} (${l.programmeId})`,
-        Number(l.pricePerGpuHourKrw),
+        decimalCell(l.pricePerGpuHourKrw),
         l.adjustment ? '이전 달 / earlier month' : '',
-        Number(l.gpuHours),
-        Number(l.amountKrw),
-        Number(l.programmeKrw),
-        Number(l.organizationKrw),
+        decimalCell(l.gpuHours),
+        decimalCell(l.amountKrw),
+        decimalCell(l.programmeKrw),
+        decimalCell(l.organizationKrw),
       ]);
   }
   const t = s.totals;
@@ -82,29 +82,20 @@ function rowsOf(s: Statement): Cell[][] {
     rows.push(['GPU 시간 GPU-hours', s.subtotals.compute.gpuHours]);
   }
   rows.push(['금액 Amount (KRW, exact)', t.amountKrw]);
-  rows.push(['공급가액 Supply value (KRW)', Number(t.supplyValueKrw)]);
-  rows.push([`부가세 VAT ${s.vatPercent}% (KRW)`, Number(t.vatKrw)]);
-  rows.push(['합계 Total (KRW)', Number(t.totalKrw)]);
+  rows.push(['공급가액 Supply value (KRW)', decimalCell(t.supplyValueKrw)]);
+  rows.push([`부가세 VAT ${s.vatPercent}% (KRW)`, decimalCell(t.vatKrw)]);
+  rows.push(['합계 Total (KRW)', decimalCell(t.totalKrw)]);
   rows.push([
     s.subtotals ? '지원사업 부담 Programme part (KRW)' : '바우처 부담 Voucher part (KRW)',
-    Number(t.voucherPartKrw),
+    decimalCell(t.voucherPartKrw),
   ]);
-  rows.push(['기관 부담 Organization part (KRW)', Number(t.organizationPartKrw)]);
+  rows.push(['기관 부담 Organization part (KRW)', decimalCell(t.organizationPartKrw)]);
   for (const p of s.programmes) rows.push([`지원사업 청구 Claim from ${p.name} (KRW)`, p.amountKrw]);
   return rows;
 }
 
-function csvCell(value: Cell | undefined): string {
-  if (value === null || value === undefined) return '';
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** UTF-8 with a byte-order mark, so that Excel in Korea opens the Hangul as Hangul. */
 export function statementCsv(s: Statement): string {
-  return `\ufeff${rowsOf(s)
-    .map((row) => row.map(csvCell).join(','))
-    .join('\r\n')}\r\n`;
+  return writeCsv(rowsOf(s));
 }
 
 export function statementXlsx(s: Statement): Buffer {

@@ -1,12 +1,22 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 
 /**
- * A minimal XLSX writer for statements: one or more sheets of text and numbers, the first row bold.
+ * A minimal XLSX (and CSV) writer for statements: one or more sheets of text and numbers, the first row bold.
  * An XLSX file is a ZIP of a few XML parts (ECMA-376); writing them takes less code than a library's
  * dependencies would bring, and Excel, LibreOffice and every reader open it (a test reads it back with
  * an independent one). Numbers are written as numbers so the totals can be summed in the sheet.
  */
-export type Cell = string | number | null;
+export type Cell = string | number | Decimal | null;
+
+/** A number written as its exact decimal text: amounts in won with µ₩ fractions exceed a double's digits. */
+export interface Decimal {
+  readonly decimal: string;
+}
+
+/** `text` as a number cell when it is a plain decimal (`-12.5`), else as text. */
+export function decimalCell(text: string): Cell {
+  return /^-?\d+(\.\d+)?$/.test(text) ? { decimal: text } : text;
+}
 
 export interface Sheet {
   name: string;
@@ -37,6 +47,7 @@ function sheetXml(sheet: Sheet): string {
       const ref = `${columnName(c)}${r + 1}`;
       const style = r === 0 ? ' s="1"' : '';
       if (typeof value === 'number') return `<c r="${ref}"${style}><v>${value}</v></c>`;
+      if (typeof value === 'object') return `<c r="${ref}"${style}><v>${value.decimal}</v></c>`;
       return `<c r="${ref}" t="inlineStr"${style}><is><t xml:space="preserve">${xml(value)}</t></is></c>`;
     });
     return `<row r="${r + 1}">${cells.join('')}</row>`;
@@ -157,4 +168,18 @@ export function writeXlsx(sheets: readonly Sheet[]): Buffer {
   end.writeUInt32LE(directory.length, 12);
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, directory, end]);
+}
+
+function csvCell(value: Cell | undefined): string {
+  if (value === null || value === undefined) return '';
+  const text = typeof value === 'object' ? value.decimal : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * The same rows as CSV (RFC 4180), UTF-8 with a byte-order mark, so that Excel in Korea opens the
+ * Hangul as Hangul; decimals keep every digit.
+ */
+export function writeCsv(rows: readonly (readonly Cell[])[]): string {
+  return `\ufeff${rows.map((row) => row.map(csvCell).join(',')).join('\r\n')}\r\n`;
 }

@@ -1,6 +1,6 @@
 import { formatKrw } from '../billing/money.ts';
 import { roundToWon, vatOf } from '../billing/settlement.ts';
-import { type Cell, writeXlsx } from '../billing/xlsx.ts';
+import { type Cell, decimalCell, writeCsv, writeXlsx } from '../billing/xlsx.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Database } from '../storage/database.ts';
 import { gpuHoursText } from './units.ts';
@@ -182,12 +182,12 @@ function rowsOf(s: ComputeStatement): Cell[][] {
       l.gpuModel,
       l.organizationId,
       l.callId,
-      Number(l.pricePerGpuHourKrw),
+      decimalCell(l.pricePerGpuHourKrw),
       l.adjustment ? '이전 달 / earlier month' : '',
-      Number(l.gpuHours),
-      Number(l.amountKrw),
-      Number(l.programmeKrw),
-      Number(l.organizationKrw),
+      decimalCell(l.gpuHours),
+      decimalCell(l.amountKrw),
+      decimalCell(l.programmeKrw),
+      decimalCell(l.organizationKrw),
     ]);
   const t = s.totals;
   rows.push([]);
@@ -195,25 +195,16 @@ function rowsOf(s: ComputeStatement): Cell[][] {
   rows.push(['컴퓨팅 공급기업 Compute supplier', `${s.supplierName} (${s.supplierId})`]);
   rows.push(['GPU 시간 GPU-hours', t.gpuHours]);
   rows.push(['금액 Amount (KRW, exact)', t.amountKrw]);
-  rows.push(['공급가액 Supply value (KRW)', Number(t.supplyValueKrw)]);
-  rows.push([`부가세 VAT ${s.vatPercent}% (KRW)`, Number(t.vatKrw)]);
-  rows.push(['합계 Total (KRW)', Number(t.totalKrw)]);
-  rows.push(['사업 부담 Programme part (KRW)', Number(t.programmePartKrw)]);
-  rows.push(['기관 부담 Organization part (KRW)', Number(t.organizationPartKrw)]);
+  rows.push(['공급가액 Supply value (KRW)', decimalCell(t.supplyValueKrw)]);
+  rows.push([`부가세 VAT ${s.vatPercent}% (KRW)`, decimalCell(t.vatKrw)]);
+  rows.push(['합계 Total (KRW)', decimalCell(t.totalKrw)]);
+  rows.push(['사업 부담 Programme part (KRW)', decimalCell(t.programmePartKrw)]);
+  rows.push(['기관 부담 Organization part (KRW)', decimalCell(t.organizationPartKrw)]);
   return rows;
 }
 
-const csvCell = (value: Cell | undefined): string => {
-  if (value === null || value === undefined) return '';
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-};
-
-/** UTF-8 with a byte-order mark, so that Excel in Korea opens the Hangul as Hangul. */
 export function computeStatementCsv(s: ComputeStatement): string {
-  return `\ufeff${rowsOf(s)
-    .map((row) => row.map(csvCell).join(','))
-    .join('\r\n')}\r\n`;
+  return writeCsv(rowsOf(s));
 }
 
 export function computeStatementXlsx(s: ComputeStatement): Buffer {
