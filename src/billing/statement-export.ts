@@ -94,7 +94,7 @@ function rowsOf(s: Statement): Cell[][] {
   return rows;
 }
 
-function csvCell(value: Cell | undefined): string {
+export function csvCell(value: Cell | undefined): string {
   if (value === null || value === undefined) return '';
   const text = String(value);
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
