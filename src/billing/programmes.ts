@@ -96,6 +96,11 @@ const programmeInput = z
     onExhausted: z.enum(['block', 'self-pay']),
     /** Products its vouchers pay for; null or absent: every product. */
     eligibleProductIds: z.array(z.string().min(1).max(128)).min(1).max(1000).nullable().optional(),
+    /**
+     * Suppliers whose products its vouchers pay for; null or absent: every supplier. With both lists a
+     * product must be in both: each list is a limit the programme set, and neither widens the other.
+     */
+    eligibleSupplierIds: z.array(z.string().min(1).max(64)).min(1).max(1000).nullable().optional(),
     perOrganizationCapKrw: krw.nullable().optional(),
     capacity: capacityInput.optional(),
     reviewCriteria: reviewCriteriaInput.nullable().optional(),
@@ -129,6 +134,7 @@ export interface Programme {
   copayPercent: Record<string, number>;
   onExhausted: 'block' | 'self-pay';
   eligibleProductIds: string[] | null;
+  eligibleSupplierIds: string[] | null;
   perOrganizationCapKrw: string | null;
   /** How many organisations it selects; null: as many as the budget allows. */
   capacity: number | null;
@@ -163,7 +169,7 @@ export interface Voucher {
 }
 
 const PROGRAMME_COLUMNS = `id, name, starts_at, ends_at, CAST(budget_micro_krw AS TEXT) AS budget, copay_bp, on_exhausted,
-  eligible_products, CAST(per_organization_cap_micro_krw AS TEXT) AS cap, capacity, review_criteria, created_at`;
+  eligible_products, eligible_suppliers, CAST(per_organization_cap_micro_krw AS TEXT) AS cap, capacity, review_criteria, created_at`;
 const VOUCHER_COLUMNS = `id, programme_id, organization_id, CAST(amount_micro_krw AS TEXT) AS amount, copay_bp, valid_from,
   valid_until, created_at`;
 
@@ -179,6 +185,9 @@ function toProgramme(r: Record<string, unknown>, unissued: MicroKrw): Programme 
     copayPercent: Object.fromEntries(Object.entries(bp).map(([k, v]) => [k, v / 100])),
     onExhausted: r.on_exhausted as Programme['onExhausted'],
     eligibleProductIds: r.eligible_products ? (JSON.parse(r.eligible_products as string) as string[]) : null,
+    eligibleSupplierIds: r.eligible_suppliers
+      ? (JSON.parse(r.eligible_suppliers as string) as string[])
+      : null,
     perOrganizationCapKrw: r.cap === null || r.cap === undefined ? null : formatKrw(BigInt(r.cap as string)),
     capacity: r.capacity === null || r.capacity === undefined ? null : Number(r.capacity),
     reviewCriteria: r.review_criteria ? (JSON.parse(r.review_criteria as string) as ReviewCriterion[]) : [],
@@ -215,14 +224,16 @@ export class ProgrammeService {
   async create(input: unknown, trail: AuditTrail, actorId: string): Promise<Programme> {
     const v = parseInput(programmeInput, input);
     if (v.eligibleProductIds) await this.requireProducts(v.eligibleProductIds);
+    if (v.eligibleSupplierIds) await this.requireSuppliers(v.eligibleSupplierIds);
     const id = newId('prg');
     const now = Date.now();
     return this.db.transaction(async (tx) => {
       try {
         await tx.run(
           `INSERT INTO programmes (id, name, starts_at, ends_at, budget_micro_krw, copay_bp, on_exhausted,
-             eligible_products, per_organization_cap_micro_krw, capacity, review_criteria, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             eligible_products, eligible_suppliers, per_organization_cap_micro_krw, capacity, review_criteria,
+             created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
             id,
             v.name,
@@ -232,6 +243,7 @@ export class ProgrammeService {
             JSON.stringify(v.copayPercent),
             v.onExhausted,
             v.eligibleProductIds ? JSON.stringify(v.eligibleProductIds) : null,
+            v.eligibleSupplierIds ? JSON.stringify([...new Set(v.eligibleSupplierIds)]) : null,
             v.perOrganizationCapKrw ?? null,
             v.capacity ?? null,
             v.reviewCriteria ? JSON.stringify(v.reviewCriteria) : null,
@@ -470,5 +482,16 @@ export class ProgrammeService {
     const missing = ids.findIndex((id) => !known.has(id));
     if (missing !== -1)
       throw ValidationError.of(`eligibleProductIds.${missing}`, `no product ${ids[missing]}`);
+  }
+
+  private async requireSuppliers(ids: readonly string[]): Promise<void> {
+    const rows = await this.db.all<{ id: string }>(
+      `SELECT id FROM suppliers WHERE id IN (${ids.map(() => '?').join(', ')})`,
+      [...ids],
+    );
+    const known = new Set(rows.map((r) => r.id));
+    const missing = ids.findIndex((id) => !known.has(id));
+    if (missing !== -1)
+      throw ValidationError.of(`eligibleSupplierIds.${missing}`, `no supplier ${ids[missing]}`);
   }
 }

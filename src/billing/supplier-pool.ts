@@ -96,13 +96,22 @@ export class SupplierPoolService {
     const id = newId('pool');
     const now = Date.now();
     return this.db.transaction(async (tx) => {
-      const programme = await tx.get<{ eligible_products: string | null }>(
-        'SELECT eligible_products FROM programmes WHERE id = ?',
+      const programme = await tx.get<{ eligible_products: string | null; eligible_suppliers: string | null }>(
+        'SELECT eligible_products, eligible_suppliers FROM programmes WHERE id = ?',
         [programmeId],
       );
       if (!programme) throw new NotFoundError('programme', programmeId);
       if (!(await tx.get('SELECT 1 AS ok FROM suppliers WHERE id = ?', [v.supplierId])))
         throw ValidationError.of('supplierId', `no supplier ${v.supplierId}`);
+      // A supplier whose products the vouchers never pay for could only be matched to no effect.
+      if (
+        programme.eligible_suppliers &&
+        !(JSON.parse(programme.eligible_suppliers) as string[]).includes(v.supplierId)
+      )
+        throw ValidationError.of(
+          'supplierId',
+          `the programme's vouchers do not pay for supplier ${v.supplierId}`,
+        );
       await requireOwnProducts(tx, v.supplierId, v.productIds, programme.eligible_products);
       try {
         await tx.run(

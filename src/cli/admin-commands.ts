@@ -7,7 +7,14 @@ import { planApplications, planPool, planReviews } from './application-commands.
 import { COMPUTE_USAGE, planCompute } from './compute-commands.ts';
 import { EVAL_ROUND_COMMANDS, EVAL_ROUNDS_USAGE, planEvalRounds } from './eval-round-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
-import { planFunds, planSettlements, planVouchers } from './funding-commands.ts';
+import {
+  planEvents,
+  planFunds,
+  planProgrammeClose,
+  planSettlements,
+  planVouchers,
+  planWebhooks,
+} from './funding-commands.ts';
 import { AdminClient, ApiError, ConnectionError, DEFAULT_URL, resolveConnection } from './http-client.ts';
 import { planCatalog, planCredentials } from './operation-commands.ts';
 import { planAudit, planMemberships, planTokens, planWhoami } from './people-commands.ts';
@@ -171,6 +178,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'whoami') return planWhoami(args);
   if (command === 'audit') return planAudit(args);
   if (command === 'compute') return planCompute(args);
+  if (command === 'events') return planEvents(args);
   const [verb = '', ...rest] = args;
   if (command === 'keys' || command === 'key') return planKeys(verb, rest);
   if ((command === 'products' || command === 'product') && verb === 'prices') return planPrices(rest);
@@ -180,6 +188,12 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'credentials') return planCredentials(verb, rest);
   if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
   if (command === 'funds') return planFunds(verb, rest);
+  if (command === 'webhooks' || command === 'webhook') return planWebhooks(verb, rest);
+  if (
+    ['programmes', 'programme', 'programs', 'program'].includes(command) &&
+    (verb === 'close' || verb === 'final-report')
+  )
+    return planProgrammeClose(verb, rest);
   if (command === 'settlements' || command === 'settlement') return planSettlements(verb, rest);
   if (command === 'pool') return planPool(verb, rest);
   if (command === 'applications' || command === 'application') return planApplications(verb, rest);
@@ -286,10 +300,15 @@ export function adminUsage(): string {
   kaihub programmes  list | get <id> | create --name N --starts-on D --ends-on D --budget-krw N
                      --on-exhausted block|self-pay --data '{"copayPercent": {"sme": 20}}'   지원사업 / programmes
                      | update <id> [--capacity N] [--evaluator-ids a,b] [--data '{"reviewCriteria": [...]}']
+                     | close <id> [--tranche-percents 70,30] [--early --reason R]    지원사업 종료 / close
+                     | final-report <id> [--format csv|xlsx] [> file]       최종 정산 보고 / final report
   kaihub vouchers    issue <programmeId> --organization-id ID --amount-krw N [--valid-from D] [--valid-until D]
                      | list <programmeId>                                          바우처 / vouchers
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
                      지갑·바우처 잔액과 원장 / wallet, vouchers and ledger: docs/billing.md
+  kaihub webhooks    create <orgId> <receiverUrl> | list <orgId> | delete <webhookId>
+                     알림 웹훅(서명 비밀은 한 번만 표시) / alert webhooks (the secret shown once)
+  kaihub events      <orgId> [--limit N]            기관 알림 기록 / the organisation's alerts, newest first
   kaihub settlements close <YYYY-MM> [--vat-percent 10] | list | get <YYYY-MM>
                      | statement <YYYY-MM> --supplier-id ID|--organization-id ID [--format csv|xlsx] > file
                      월 정산과 명세서 / monthly settlement and statements

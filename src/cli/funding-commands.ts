@@ -181,3 +181,151 @@ export function planSettlements(verb: string, args: string[]): Plan {
     `kaihub settlements: close <YYYY-MM> | list | get <YYYY-MM> | statement <YYYY-MM> --supplier-id ID|--organization-id ID (got "${verb}")`,
   );
 }
+
+const CLOSE_FIELDS = fieldSpecs('tranchePercents:list early:boolean reason');
+
+const FINAL_REPORT_COLUMNS = [
+  { header: '바우처 Voucher', value: (r: Row) => r.voucherId },
+  { header: '수요기관 Org', value: (r: Row) => r.organizationId },
+  { header: '공급기업 Supplier', value: (r: Row) => r.supplierId ?? '' },
+  { header: '지원 Granted (KRW)', value: (r: Row) => r.grantedKrw, align: 'right' as const },
+  { header: '사용 Used (KRW)', value: (r: Row) => r.usedKrw, align: 'right' as const },
+  { header: '자부담 Co-paid (KRW)', value: (r: Row) => r.coPaidKrw, align: 'right' as const },
+  { header: '반환 Returned (KRW)', value: (r: Row) => r.returnedKrw, align: 'right' as const },
+  {
+    header: '분할 지급 Tranches (KRW)',
+    value: (r: Row) =>
+      (r.tranches as { percent: number; amountKrw: string }[])
+        .map((t) => `${t.percent}%: ${t.amountKrw}`)
+        .join(', '),
+  },
+];
+
+function renderFinalReport(result: unknown): string {
+  const r = result as {
+    programmeId: string;
+    closedAt: string;
+    early: boolean;
+    reason: string | null;
+    tranchePercents: number[];
+    vouchers: Row[];
+    totals: { grantedKrw: string; voucherPaidKrw: string; coPaidKrw: string; returnedKrw: string };
+  };
+  const head = [
+    `지원사업 programme: ${r.programmeId}, 종료 closed ${kst(r.closedAt)}${r.early ? ` (조기 early: ${r.reason ?? ''})` : ''}`,
+    `분할 지급 tranches: ${r.tranchePercents.join(' / ')} %`,
+    `지원 granted ${r.totals.grantedKrw} KRW · 바우처 부담 voucher paid ${r.totals.voucherPaidKrw} KRW · 자부담 co-paid ${r.totals.coPaidKrw} KRW · 반환 returned ${r.totals.returnedKrw} KRW`,
+  ].join('\n');
+  return `${head}\n${r.vouchers.length > 0 ? renderTable(FINAL_REPORT_COLUMNS, r.vouchers) : '바우처 없음 / no vouchers\n'}`;
+}
+
+/**
+ * `kaihub programmes close <id> [--tranche-percents 70,30] [--early --reason R]` and
+ * `kaihub programmes final-report <id> [--format csv|xlsx]` (a file's bytes go to standard output).
+ */
+export function planProgrammeClose(verb: string, args: string[]): Plan {
+  if (verb === 'close') {
+    const parsed = parse(args, flagSet(['data'], CLOSE_FIELDS), ['programmeId'], new Set(['early']));
+    const body = buildBody(CLOSE_FIELDS, parsed);
+    // percents are numbers to the hub; text that is not one goes as is, for the hub to name the field
+    if (Array.isArray(body.tranchePercents))
+      body.tranchePercents = (body.tranchePercents as unknown[]).map((p) =>
+        typeof p === 'string' && /^\d+$/.test(p) ? Number(p) : p,
+      );
+    return {
+      parsed,
+      method: 'POST',
+      path: `/programmes/${id(parsed.positionals[0])}/close`,
+      body,
+      render: renderFinalReport,
+      fields: CLOSE_FIELDS,
+    };
+  }
+  if (verb === 'final-report') {
+    const parsed = parse(args, flagSet(['format']), ['programmeId']);
+    const format = parsed.values.get('format');
+    return {
+      parsed,
+      method: 'GET',
+      path: `/programmes/${id(parsed.positionals[0])}/final-report${format ? `?format=${encodeURIComponent(format)}` : ''}`,
+      render: renderFinalReport,
+      raw: format === 'csv' || format === 'xlsx',
+    };
+  }
+  throw new UsageError(
+    `kaihub programmes: close <id> [--tranche-percents 70,30] [--early --reason R] | final-report <id> [--format csv|xlsx] (got "${verb}")`,
+  );
+}
+
+const WEBHOOK_COLUMNS = [
+  { header: 'ID', value: (r: Row) => r.id },
+  { header: '주소 URL', value: (r: Row) => r.url },
+  { header: '생성 Created (KST)', value: (r: Row) => kst(r.createdAt) },
+  { header: '중지 Disabled (KST)', value: (r: Row) => (r.disabledAt ? kst(r.disabledAt) : '') },
+];
+
+/**
+ * `kaihub webhooks create <orgId> <url> | list <orgId> | delete <webhookId>` (docs/billing.md#alerts).
+ * The receiver's address is an argument: `--url` is the hub's, on every command.
+ */
+export function planWebhooks(verb: string, args: string[]): Plan {
+  if (verb === 'create') {
+    const parsed = parse(args, flagSet(), ['orgId', 'url']);
+    return {
+      parsed,
+      method: 'POST',
+      path: `/organizations/${id(parsed.positionals[0])}/webhooks`,
+      body: { url: parsed.positionals[1] },
+      render: record,
+      notice:
+        '서명 비밀(secret)은 지금 한 번만 표시됩니다. 안전하게 보관하세요. / The signing secret is shown only this once: store it safely.\n',
+    };
+  }
+  if (verb === 'list') {
+    const parsed = parse(args, flagSet(), ['orgId']);
+    return {
+      parsed,
+      method: 'GET',
+      path: `/organizations/${id(parsed.positionals[0])}/webhooks`,
+      render: list(WEBHOOK_COLUMNS),
+    };
+  }
+  if (verb === 'delete' || verb === 'disable') {
+    const parsed = parse(args, flagSet(), ['webhookId']);
+    return {
+      parsed,
+      method: 'DELETE',
+      path: `/webhooks/${id(parsed.positionals[0])}`,
+      render: record,
+    };
+  }
+  throw new UsageError(
+    `kaihub webhooks: create <orgId> <url> | list <orgId> | delete <webhookId> (got "${verb}")`,
+  );
+}
+
+const EVENT_COLUMNS = [
+  { header: '시각 Time (KST)', value: (r: Row) => kst(r.createdAt) },
+  { header: '종류 Kind', value: (r: Row) => r.kind },
+  { header: '내용 Data', value: (r: Row) => JSON.stringify(r.data) },
+  {
+    header: '전송 Deliveries',
+    value: (r: Row) =>
+      (r.deliveries as { webhookId: string; status: string; attempts: number }[])
+        .map((d) => `${d.webhookId} ${d.status} ×${d.attempts}`)
+        .join(', '),
+  },
+];
+
+/** `kaihub events <orgId> [--limit N]`: the organisation's alerts, newest first, with their deliveries. */
+export function planEvents(args: string[]): Plan {
+  const limit = fieldSpecs('limit:number');
+  const parsed = parse(args, flagSet(limit), ['orgId']);
+  const n = parsed.values.get('limit');
+  return {
+    parsed,
+    method: 'GET',
+    path: `/organizations/${id(parsed.positionals[0])}/events${n ? `?limit=${encodeURIComponent(n)}` : ''}`,
+    render: list(EVENT_COLUMNS),
+  };
+}

@@ -148,7 +148,7 @@ export const RESOURCES: Resource[] = [
     verbs: ['list', 'get', 'create', 'update'],
     // copayPercent and reviewCriteria are objects: --data '{"copayPercent": {"sme": 20}}'
     fields: fieldSpecs(
-      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list perOrganizationCapKrw capacity:number evaluatorIds:list',
+      'name startsOn endsOn budgetKrw onExhausted eligibleProductIds:list eligibleSupplierIds:list perOrganizationCapKrw capacity:number evaluatorIds:list',
     ),
     filters: [],
     columns: [

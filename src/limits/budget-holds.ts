@@ -47,12 +47,15 @@ export class VoucherFunds {
     /** Product ids it pays for; null: every product. */
     readonly eligible: ReadonlySet<string> | null,
     readonly onExhausted: 'block' | 'self-pay',
+    /** Supplier ids whose products it pays for; null: every supplier. Both lists must allow a product. */
+    readonly eligibleSuppliers: ReadonlySet<string> | null = null,
   ) {}
   covers(product: RoutableProduct, at: number): boolean {
     return (
       at >= this.validFrom &&
       at < this.validUntil &&
-      (this.eligible === null || this.eligible.has(product.id))
+      (this.eligible === null || this.eligible.has(product.id)) &&
+      (this.eligibleSuppliers === null || this.eligibleSuppliers.has(product.supplierId))
     );
   }
 }
@@ -350,10 +353,11 @@ export async function readOrganizationFunds(
     valid_from: number;
     valid_until: number;
     eligible_products: string | null;
+    eligible_suppliers: string | null;
     on_exhausted: 'block' | 'self-pay';
     balance: string | null;
   }>(
-    `SELECT v.id, v.copay_bp, v.valid_from, v.valid_until, p.eligible_products, p.on_exhausted,
+    `SELECT v.id, v.copay_bp, v.valid_from, v.valid_until, p.eligible_products, p.eligible_suppliers, p.on_exhausted,
        CAST(a.balance_micro_krw AS TEXT) AS balance
      FROM vouchers v JOIN programmes p ON p.id = v.programme_id
      LEFT JOIN ledger_accounts a ON a.id = 'voucher:' || v.id
@@ -378,6 +382,7 @@ export async function readOrganizationFunds(
           Number(r.valid_until),
           r.eligible_products ? new Set(JSON.parse(r.eligible_products) as string[]) : null,
           r.on_exhausted,
+          r.eligible_suppliers ? new Set(JSON.parse(r.eligible_suppliers) as string[]) : null,
         ),
     ),
   );

@@ -25,6 +25,7 @@ import { migration026Compute } from './migrations/026-compute.ts';
 import { migration027BattleRuns } from './migrations/027-battle-runs.ts';
 import { migration028PrivateEvaluationRuns } from './migrations/028-private-evaluation-runs.ts';
 import { migration029ComputeUsageReads } from './migrations/029-compute-usage-reads.ts';
+import { migration030ProgrammeEligibleSuppliers } from './migrations/030-programme-eligible-suppliers.ts';
 
 export interface Migration {
   /** Sortable and never reused: `NNN-name`. */
@@ -62,6 +63,7 @@ export const migrations: readonly Migration[] = [
   migration027BattleRuns,
   migration028PrivateEvaluationRuns,
   migration029ComputeUsageReads,
+  migration030ProgrammeEligibleSuppliers,
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.

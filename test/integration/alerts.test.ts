@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { formatKrw } from '../../src/billing/money.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
+import { ADMIN_TOKEN, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { usageEvent } from '../helpers/v1.ts';
 
 interface Received {
@@ -27,6 +28,8 @@ describe('voucher alerts: events at 80 % and 100 %, delivered to webhooks, signe
   let receiverUrl: string;
   const received: Received[] = [];
   let failuresLeft = 2;
+  /** The organisation whose voucher raised events in the first test: the CLI test reads them. */
+  let alerted: { organizationId: string; voucherId: string } | undefined;
 
   before(async () => {
     fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
@@ -143,6 +146,7 @@ describe('voucher alerts: events at 80 % and 100 %, delivered to webhooks, signe
       assert.equal(e.kind, 'voucher.threshold');
       assert.equal(e.data.voucherId, voucher.id);
     }
+    alerted = { organizationId: org.id, voucherId: voucher.id };
 
     const ok = received.filter((r) => r.status === 204);
     assert.equal(ok.length, 2, 'each event delivered once');
@@ -163,6 +167,64 @@ describe('voucher alerts: events at 80 % and 100 %, delivered to webhooks, signe
     // a disabled webhook gets nothing more
     await must('DELETE', `/webhooks/${webhook.id}`);
     assert.ok((await must('GET', `/organizations/${org.id}/webhooks`)).data[0].disabledAt);
+  });
+
+  test('the CLI: an organisation’s webhooks created, listed and deleted, and its events listed', async () => {
+    assert.ok(alerted, 'the events of the test before');
+    const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
+    const run = (...args: string[]) => runAdminInProcess(args, env);
+    const org = await t.admin('POST', '/organizations', { name: '웹훅 CLI 기업', class: 'sme' });
+    assert.equal(org.status, 201);
+
+    const created = await run('webhooks', 'create', org.body.id, receiverUrl);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /whsec_/, 'the secret, shown this once');
+    assert.match(created.stderr, /한 번만.*only this once/);
+    const createdJson = await run('webhooks', 'create', org.body.id, `${receiverUrl}/2`, '--json');
+    assert.equal(createdJson.code, 0, createdJson.stderr);
+    const second = JSON.parse(createdJson.stdout);
+    assert.match(second.id, /^whk_/);
+    const refused = await run('webhooks', 'create', org.body.id, 'http://10.1.2.3/hook');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /- url: /, 'the field named');
+    const noUrl = await run('webhooks', 'create', org.body.id);
+    assert.equal(noUrl.code, 1);
+    assert.match(noUrl.stderr, /<orgId> <url>/);
+
+    const listed = await run('webhooks', 'list', org.body.id);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /주소 URL/);
+    assert.match(listed.stdout, new RegExp(second.id));
+    assert.doesNotMatch(listed.stdout, /whsec_/, 'never again');
+
+    const deleted = await run('webhooks', 'delete', second.id, '--json');
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.ok(JSON.parse(deleted.stdout).disabledAt);
+    const after = JSON.parse((await run('webhooks', 'list', org.body.id, '--json')).stdout);
+    type Listed = { id: string; disabledAt: string | null };
+    assert.equal(after.data.length, 2);
+    assert.ok(after.data.find((w: Listed) => w.id === second.id).disabledAt, 'the deleted one is disabled');
+    assert.equal(after.data.find((w: Listed) => w.id !== second.id).disabledAt, null, 'the other is not');
+    const missing = await run('webhooks', 'delete', 'whk_nope');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /404/);
+
+    const events = await run('events', alerted.organizationId);
+    assert.equal(events.code, 0, events.stderr);
+    assert.match(events.stdout, /종류 Kind/);
+    assert.equal(events.stdout.match(/voucher\.threshold/g)?.length, 2);
+    assert.match(events.stdout, /delivered/);
+    const limited = JSON.parse(
+      (await run('events', alerted.organizationId, '--limit', '1', '--json')).stdout,
+    );
+    assert.equal(limited.data.length, 1);
+    assert.equal(limited.data[0].data.voucherId, alerted.voucherId);
+    const none = await run('events', org.body.id);
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /없음 \/ none/);
+    const usage = await run('events');
+    assert.equal(usage.code, 1);
+    assert.match(usage.stderr, /orgId/);
   });
 });
 

@@ -5,7 +5,8 @@ import { voucherShare } from '../../src/billing/ledger.ts';
 import { formatKrw, parseKrwAmount } from '../../src/billing/money.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { usageEvent } from '../helpers/v1.ts';
 
 let fake: FakeOpenAI;
@@ -152,4 +153,88 @@ test('closing a programme returns every unspent voucher balance to its budget an
   );
   assert.deepEqual(await must('GET', `/programmes/${p.id}/final-report`), report);
   await assert.rejects(db.run('DELETE FROM programme_closures'));
+});
+
+test('the CLI: an operator closes a programme early and reads its final report as a table, JSON and CSV', async () => {
+  const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
+  const run = (...args: string[]) => runAdminInProcess(args, env);
+  const p = await must('POST', '/programmes', {
+    name: '종료 정산 CLI 바우처',
+    startsOn: '2026-01-01',
+    endsOn: '2030-12-31',
+    budgetKrw: '100000',
+    copayPercent: { sme: 20 },
+    onExhausted: 'block',
+  });
+  const org = await must('POST', '/organizations', { name: '종료 정산 CLI 기업', class: 'sme' });
+  const voucher = await must('POST', `/programmes/${p.id}/vouchers`, {
+    organizationId: org.id,
+    amountKrw: '10',
+  });
+
+  const noReason = await run('programmes', 'close', p.id, '--early');
+  assert.equal(noReason.code, 1);
+  assert.match(noReason.stderr, /reason \(--reason\)/, 'the field and its flag');
+  const badSplit = await run(
+    'programmes',
+    'close',
+    p.id,
+    '--early',
+    '--reason',
+    '조기 종료',
+    '--tranche-percents',
+    '70,20',
+  );
+  assert.equal(badSplit.code, 1);
+  assert.match(badSplit.stderr, /tranchePercents \(--tranche-percents\)/);
+  const notYet = await run('programmes', 'final-report', p.id);
+  assert.equal(notYet.code, 1, 'no report before the close');
+
+  const closed = await run(
+    'programmes',
+    'close',
+    p.id,
+    '--early',
+    '--reason',
+    '조기 종료',
+    '--tranche-percents',
+    '70,30',
+  );
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.match(closed.stdout, /조기 early: 조기 종료/);
+  assert.match(closed.stdout, /70 \/ 30 %/);
+  assert.match(closed.stdout, new RegExp(voucher.id));
+  assert.match(closed.stdout, /반환 returned 10 KRW/, 'the unused voucher comes back whole');
+
+  const table = await run('programme', 'final-report', p.id);
+  assert.equal(table.code, 0, table.stderr);
+  assert.equal(table.stdout, closed.stdout, 'the report as made at the close');
+  const json = JSON.parse((await run('programmes', 'final-report', p.id, '--json')).stdout);
+  assert.deepEqual(json, await must('GET', `/programmes/${p.id}/final-report`));
+  assert.equal(json.vouchers[0].returnedKrw, '10');
+  assert.deepEqual(json.tranchePercents, [70, 30]);
+
+  const csv = await run('programmes', 'final-report', p.id, '--format', 'csv');
+  assert.equal(csv.code, 0, csv.stderr);
+  assert.equal(csv.stdout.charCodeAt(0), 0xfeff, 'a BOM, for Excel in Korea');
+  const lines = csv.stdout.slice(1).split('\r\n');
+  assert.match(lines[0]!, /^바우처 Voucher,수요기관 Organization,/);
+  assert.match(lines[0]!, /선금 \/ advance 70% \(KRW\),잔금 \/ final payment 30% \(KRW\)$/);
+  const row = lines[1]!.split(',');
+  assert.equal(row[0], voucher.id);
+  assert.equal(row[1], org.id);
+  assert.equal(row[4], '10', 'granted');
+  assert.equal(row[8], '10', 'returned');
+  assert.deepEqual(row.slice(9), ['7', '-7'], '70 % advanced, all of it paid back (환수)');
+  assert.ok(lines.includes('반환 합계 Returned (KRW),10'));
+  const xlsx = await run('programmes', 'final-report', p.id, '--format', 'xlsx');
+  assert.equal(xlsx.code, 0, xlsx.stderr);
+  assert.equal(xlsx.bytes.subarray(0, 2).toString(), 'PK', 'a zip, as XLSX is');
+  const badFormat = await run('programmes', 'final-report', p.id, '--format', 'pdf');
+  assert.equal(badFormat.code, 1);
+  assert.match(badFormat.stderr, /format/);
+
+  const again = await run('programmes', 'close', p.id, '--early', '--reason', '다시');
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /409/);
 });

@@ -566,6 +566,114 @@ describe('vouchers with co-payment, wallets and budget holds', () => {
     assert.equal(after.heldKrw, '0', 'and nothing left held');
     await assertLedgerInvariants(db);
   });
+
+  test('a programme limited to supplier A pays for A’s products only: B’s is refused, or skipped as a fallback', async () => {
+    const other = await admin('POST', '/suppliers', { name: `공급기업 B ${++n}`, nameEn: `Supplier B ${n}` });
+    const dead = `http://127.0.0.1:${await closedPort()}/v1`;
+    const bModel = `supplier-b-${n}`;
+    const aModel = `supplier-a-dead-${n}`;
+    const bProduct = await addProduct(t, catalog, bModel, [{ baseUrl: fake.url }], { supplierId: other.id });
+    await addProduct(t, catalog, aModel, [{ baseUrl: dead }], { fallbackModels: [bModel] });
+    // no co-payment and an empty wallet: whatever the voucher does not pay for is refused
+    const p = await programme({ eligibleSupplierIds: [catalog.supplierId], copayPercent: { sme: 0 } });
+    assert.deepEqual(p.eligibleSupplierIds, [catalog.supplierId], 'shown in the programme');
+    assert.equal(p.eligibleProductIds, null);
+    assert.deepEqual((await admin('GET', `/programmes/${p.id}`)).eligibleSupplierIds, [catalog.supplierId]);
+
+    const org = await organization('prepaid');
+    await admin('POST', `/programmes/${p.id}/vouchers`, { organizationId: org.id, amountKrw: '100' });
+    // A's product: the voucher pays its share
+    const { response } = await org.client.chat.completions
+      .create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .withResponse();
+    const event = await usageEvent(t, response.headers.get('x-request-id')!, 5000);
+    const funds = await admin('GET', `/organizations/${org.id}/funds`);
+    assert.equal(funds.vouchers[0].balanceKrw, formatKrw(parseKrwAmount('100') - BigInt(event.costMicroKrw)));
+    assert.equal(funds.walletKrw, '0');
+
+    // B's product: no voucher covers it, and the empty wallet cannot pay
+    const before = fake.requests.length;
+    const refused = await org.client.chat.completions
+      .create({ model: bModel, messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .then(
+        () => assert.fail('B’s product was paid for by a voucher limited to A'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'insufficient_quota');
+    assert.match(refused.message, /no voucher covers this product/);
+    assert.equal(fake.requests.length, before, 'the upstream saw nothing');
+
+    // A's product failing over to B's: the fallback is skipped, A's failure stands
+    const failed = await org.client.chat.completions
+      .create({ model: aModel, messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .then(
+        () => assert.fail('served by B’s fallback'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.ok((failed.status ?? 0) >= 500, `the primary's failure stands (${failed.status})`);
+    assert.equal(fake.requests.length, before, 'the uncovered fallback was never called');
+
+    // both lists: a product must be in both (B's product is listed, its supplier is not)
+    const both = await programme({
+      copayPercent: { sme: 0 },
+      eligibleSupplierIds: [catalog.supplierId],
+      eligibleProductIds: [catalog.productId, bProduct.productId],
+    });
+    const org2 = await organization('prepaid');
+    await admin('POST', `/programmes/${both.id}/vouchers`, { organizationId: org2.id, amountKrw: '100' });
+    const refusedToo = await org2.client.chat.completions
+      .create({ model: bModel, messages: [{ role: 'user', content: '안녕' }], max_tokens: 20 })
+      .then(
+        () => assert.fail('a product listed but of an unlisted supplier was paid for'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.equal(refusedToo.status, 429);
+    assert.equal((await admin('GET', `/organizations/${org2.id}/funds`)).heldKrw, '0');
+
+    // B cannot join the pool of a programme whose vouchers never pay for it
+    const join = await t.admin('POST', `/programmes/${p.id}/pool`, {
+      supplierId: other.id,
+      productIds: [bProduct.productId],
+      services: [],
+    });
+    assert.equal(join.status, 400, JSON.stringify(join.body));
+    assert.equal(join.body.error.fields[0].field, 'supplierId');
+    await assertLedgerInvariants(db);
+  });
+
+  test('a programme naming an unknown supplier gets a field-named 400, and nothing is created', async () => {
+    const name = `AI 바우처 공급기업 오류 ${++n}`;
+    const bad = await t.admin('POST', '/programmes', {
+      name,
+      startsOn: '2026-01-01',
+      endsOn: '2026-12-31',
+      budgetKrw: '1000',
+      copayPercent: { sme: 20 },
+      onExhausted: 'block',
+      eligibleSupplierIds: [catalog.supplierId, 'sup_nope'],
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
+    assert.deepEqual(
+      bad.body.error.fields.map((f: { field: string }) => f.field),
+      ['eligibleSupplierIds.1'],
+    );
+    assert.match(JSON.stringify(bad.body), /sup_nope/);
+    const empty = await t.admin('POST', '/programmes', {
+      name,
+      startsOn: '2026-01-01',
+      endsOn: '2026-12-31',
+      budgetKrw: '1000',
+      copayPercent: { sme: 20 },
+      onExhausted: 'block',
+      eligibleSupplierIds: [],
+    });
+    assert.equal(empty.status, 400);
+    assert.equal(empty.body.error.fields[0].field, 'eligibleSupplierIds');
+    const list = await admin('GET', '/programmes');
+    const rows = (Array.isArray(list) ? list : list.data) as { name: string }[];
+    assert.ok(!rows.some((r) => r.name === name), 'no programme was created');
+  });
 });
 
 describe('a prepaid stream the client abandons halfway', () => {

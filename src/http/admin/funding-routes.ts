@@ -4,6 +4,7 @@ import {
   requireReadOrganization,
 } from '../../accounts/access.ts';
 import { mayReadOrganization } from '../../accounts/roles.ts';
+import { finalReportCsv, finalReportFilename, finalReportXlsx } from '../../billing/final-report-export.ts';
 import type { FundsService } from '../../billing/funds.ts';
 import type { MicroKrw } from '../../billing/money.ts';
 import { formatKrw } from '../../billing/money.ts';
@@ -12,6 +13,7 @@ import type { ProgrammeService } from '../../billing/programmes.ts';
 import type { UsageJournal } from '../../billing/usage-journal.ts';
 import type { WebhookService } from '../../billing/webhooks.ts';
 import { NotFoundError } from '../../errors.ts';
+import { inFormat } from './downloads.ts';
 import { created, list, ok } from './results.ts';
 import { EVERYONE, ORGANIZATION_PEOPLE } from './roles-of-routes.ts';
 import type { AdminRoute } from './router.ts';
@@ -190,7 +192,14 @@ export function programmeCloseRoutes({ programmeClose }: ProgrammeCloseDeps): Ad
       method: 'GET',
       path: '/programmes/:id/final-report',
       roles: [],
-      handle: async (r) => ok(await programmeClose.report(r.params.id!)),
+      // a document like a statement: ?format=csv|xlsx for the programme's own books
+      handle: async (r) =>
+        inFormat(r.query.format, {
+          body: await programmeClose.report(r.params.id!),
+          csv: finalReportCsv,
+          xlsx: finalReportXlsx,
+          filename: finalReportFilename,
+        }),
     },
   ];
 }
