@@ -24,6 +24,8 @@ export const DEFAULT_DISPATCHER_SETTINGS: DispatcherSettings = {
 
 const MAX_BACKOFF_MS = 3600_000;
 const BATCH = 50;
+/** Deliveries under way at once on one replica. */
+const SENDERS = 8;
 
 interface Due {
   event_id: string;
@@ -46,7 +48,10 @@ interface Due {
  */
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
+  /** The pass looking for due deliveries and claiming them (one at a time). */
   private running: Promise<void> | undefined;
+  /** Deliveries under way: a pass does not wait for them, so a hung receiver holds one sender only. */
+  private readonly sending = new Set<Promise<void>>();
   private stopped = false;
 
   constructor(
@@ -59,7 +64,8 @@ export class WebhookDispatcher {
 
   start(): void {
     this.timer = setInterval(() => {
-      this.running ??= this.tick()
+      this.running ??= this.claimDue(Date.now())
+        .then(() => {})
         .catch((error: unknown) => {
           // the database is down or closing: the deliveries stay due, the next pass tries again
           if (!this.stopped) this.logger.warn({ err: error }, 'webhook dispatch failed');
@@ -75,28 +81,50 @@ export class WebhookDispatcher {
     this.stopped = true;
     clearInterval(this.timer);
     await this.running;
+    await Promise.all(this.sending);
   }
 
-  /** One pass: every due delivery, claimed and sent. Exposed for tests. */
+  /** One pass: every due delivery there is room for, claimed and sent. Exposed for tests. */
   async tick(now = Date.now()): Promise<void> {
+    await Promise.all(await this.claimDue(now));
+  }
+
+  /**
+   * Claims due deliveries, up to `SENDERS` under way at once, and starts sending them; resolves with
+   * the deliveries it started once they are claimed, without waiting for the receivers.
+   */
+  private async claimDue(now: number): Promise<Promise<void>[]> {
+    const room = SENDERS - this.sending.size;
+    if (room <= 0) return [];
     const due = await this.db.all<Due>(
       `SELECT d.event_id, d.webhook_id, d.attempts, d.next_attempt_at, w.url, w.secret_sealed, e.organization_id,
          e.kind, e.payload_json, e.created_at
        FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN organization_events e ON e.id = d.event_id
-       WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ${BATCH}`,
+       WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ${Math.min(room, BATCH)}`,
       [now],
     );
+    const started: Promise<void>[] = [];
     for (const d of due) {
-      if (this.stopped) return;
-      // the claim: pushes the next attempt past this one's timeout; another replica's claim wins or loses whole
+      if (this.stopped) break;
+      // the claim: pushes the next attempt past this one's timeout, counted from now (not from the
+      // pass's start); another replica's claim wins or loses whole
+      const until = Math.max(now, Date.now()) + this.settings.timeoutMs * 2;
       const claimed = await this.db.run(
         `UPDATE webhook_deliveries SET next_attempt_at = ? WHERE event_id = ? AND webhook_id = ?
          AND status = 'pending' AND next_attempt_at = ?`,
-        [now + this.settings.timeoutMs * 2, d.event_id, d.webhook_id, Number(d.next_attempt_at)],
+        [until, d.event_id, d.webhook_id, Number(d.next_attempt_at)],
       );
       if (claimed === 0) continue;
-      await this.deliver(d);
+      const delivery: Promise<void> = this.deliver(d)
+        .catch((error: unknown) => {
+          // recording the outcome failed (the database is down): the claim runs out and it is sent again
+          if (!this.stopped) this.logger.warn({ err: error }, 'webhook delivery not recorded');
+        })
+        .finally(() => this.sending.delete(delivery));
+      this.sending.add(delivery);
+      started.push(delivery);
     }
+    return started;
   }
 
   private async deliver(d: Due): Promise<void> {

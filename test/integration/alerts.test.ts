@@ -361,4 +361,60 @@ describe('voucher alerts when the webhook never answers', () => {
       `[alerts] call times with a hung webhook (ms): ${took.map((ms) => Math.round(ms)).join(' ')}\n`,
     );
   });
+
+  test("another organisation's webhook is delivered while this one hangs", async () => {
+    assert.ok(sockets.size > 0, 'the first delivery still hangs');
+    const received: string[] = [];
+    const answering = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => answering.listen(0, '127.0.0.1', resolve));
+    try {
+      const must = async (method: string, path: string, body?: unknown) => {
+        const r = await t.admin(method, path, body);
+        assert.ok(r.status >= 200 && r.status < 300, `${method} ${path}: ${r.status}`);
+        return r.body;
+      };
+      const org = await must('POST', '/organizations', { name: '답하는 기업', class: 'sme' });
+      const programme = await must('POST', '/programmes', {
+        name: '답하는 바우처',
+        startsOn: '2026-01-01',
+        endsOn: '2030-12-31',
+        budgetKrw: '1000000',
+        copayPercent: { sme: 0 },
+        onExhausted: 'self-pay',
+      });
+      // a voucher the first call uses up past 80 %
+      await must('POST', `/programmes/${programme.id}/vouchers`, {
+        organizationId: org.id,
+        amountKrw: '0.01',
+      });
+      const port = (answering.address() as AddressInfo).port;
+      await must('POST', `/organizations/${org.id}/webhooks`, { url: `http://127.0.0.1:${port}/ok` });
+      const key = await must('POST', `/organizations/${org.id}/keys`, { name: 'k' });
+      const c = new OpenAI({ apiKey: key.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+      await c.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        max_tokens: 5,
+      });
+      // the hung delivery waits out its 10 s timeout; this one must not wait behind it
+      const started = Date.now();
+      while (received.length === 0 && Date.now() - started < 5_000)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.ok(received.length >= 1, 'delivered within 5 s, beside the hung one');
+      // one call took the voucher past 80 % and 100 %: one event each
+      for (const body of received) assert.equal(JSON.parse(body).organizationId, org.id);
+      assert.ok(sockets.size > 0, 'while the other still hangs');
+    } finally {
+      await new Promise((resolve) => answering.close(resolve));
+    }
+  });
 });
