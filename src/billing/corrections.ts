@@ -81,7 +81,7 @@ export class CorrectionService {
 
   constructor(
     private readonly db: Database,
-    /** Resolves once every usage record this replica wrote is in the ledger (usageRequestId checks). */
+    /** Resolves once every usage record, whichever replica wrote it, is in the ledger. */
     private readonly synced: () => Promise<void> = async () => {},
   ) {}
 
@@ -92,6 +92,9 @@ export class CorrectionService {
     actorId: string,
   ): Promise<Correction> {
     const v = parseInput(correctionInput, input);
+    // every call a client saw complete is charged first: the floor below sees it, and so does the
+    // request a correction names
+    await this.synced();
     const org = await this.db.get<{ spend_mode: string }>(
       'SELECT spend_mode FROM organizations WHERE id = ?',
       [organizationId],
@@ -111,7 +114,6 @@ export class CorrectionService {
     }
     const usageRequestId = v.usageRequestId ?? null;
     if (usageRequestId !== null) {
-      await this.synced();
       const usage = await this.db.get(
         'SELECT request_id FROM usage_events WHERE request_id = ? AND organization_id = ?',
         [usageRequestId, organizationId],
