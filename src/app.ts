@@ -11,6 +11,7 @@ import { createAuthenticator } from './accounts/principals.ts';
 import { UserService } from './accounts/users.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { ReviewService } from './billing/application-reviews.ts';
+import { CorrectionService } from './billing/corrections.ts';
 import { FileUsageJournal } from './billing/file-journal.ts';
 import { FundsService } from './billing/funds.ts';
 import { accountId } from './billing/ledger.ts';
@@ -218,6 +219,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   // closing sees every charge a client saw complete, whichever replica served it (decision 0021)
   const settlement = new SettlementService(db, () => usageJournal.syncAll());
   const programmeClose = new ProgrammeCloseService(db, () => usageJournal.syncAll());
+  const corrections = new CorrectionService(db, () => usageJournal.syncAll());
   const webhooks = new WebhookService(db, credentials, supplierNetworks);
   // evaluation arenas and rounds (docs/evaluation-rounds.md); scores come by value until runs are wired
   const arenas = new ArenaService(db);
@@ -308,6 +310,14 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     // a voucher brings its organisation under its programme's data policy
     policySnapshot.reload().catch(logError);
   };
+  // a correction moves one account outside a call, as a deposit or a close does: counters move once
+  if (sharedAdmission !== null)
+    corrections.beforeChange = (id, account) => sharedAdmission.prepareChange(id, account);
+  corrections.afterChange = async (id, account, amount, token) => {
+    forgetFunds(id);
+    if (sharedAdmission !== null) await sharedAdmission.changed(id, account, amount, token);
+    events?.fundsChanged(id);
+  };
   if (sharedAdmission !== null) funds.beforeDeposit = (id) => sharedAdmission.prepareDeposit(id);
   funds.onChange = async (id, deposit) => {
     forgetFunds(id);
@@ -394,6 +404,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     auditLog,
     programmes,
     funds,
+    corrections,
     supplierPool,
     applications,
     reviews,

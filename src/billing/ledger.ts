@@ -18,6 +18,7 @@ import type { MicroKrw } from './money.ts';
  *   payable:{supplierId} what the hub owes a supplier for calls served
  *   external:funding     where programme budgets come from (the government's side)
  *   external:deposits    where wallet deposits come from (the organisation's bank)
+ *   external:corrections the hub's side of operators' wallet corrections (billing/corrections.ts)
  */
 export type AccountKind = 'wallet' | 'voucher' | 'supplier_payable' | 'programme' | 'external';
 export type TransactionKind = 'charge' | 'deposit' | 'programme_funding' | 'voucher_issue' | 'correction';
@@ -29,6 +30,7 @@ export const accountId = {
   programme: (programmeId: string) => `programme:${programmeId}`,
   funding: 'external:funding',
   deposits: 'external:deposits',
+  corrections: 'external:corrections',
 } as const;
 
 const KIND_OF_PREFIX: Record<string, AccountKind> = {

@@ -8,6 +8,7 @@ import { COMPUTE_USAGE, planCompute } from './compute-commands.ts';
 import { EVAL_ROUND_COMMANDS, EVAL_ROUNDS_USAGE, planEvalRounds } from './eval-round-commands.ts';
 import { buildBody, buildQuery, type FieldSpec, type ParsedArgs, UsageError } from './flags.ts';
 import {
+  planCorrections,
   planEvents,
   planFunds,
   planProgrammeClose,
@@ -188,6 +189,7 @@ function plan(command: string, args: string[]): Plan {
   if (command === 'credentials') return planCredentials(verb, rest);
   if (command === 'vouchers' || command === 'voucher') return planVouchers(verb, rest);
   if (command === 'funds') return planFunds(verb, rest);
+  if (command === 'corrections' || command === 'correction') return planCorrections(verb, rest);
   if (command === 'webhooks' || command === 'webhook') return planWebhooks(verb, rest);
   if (
     ['programmes', 'programme', 'programs', 'program'].includes(command) &&
@@ -306,6 +308,8 @@ export function adminUsage(): string {
                      | list <programmeId>                                          바우처 / vouchers
   kaihub funds       <orgId> | deposit <orgId> --amount-krw N [--memo M] | ledger <orgId> [--limit N]
                      지갑·바우처 잔액과 원장 / wallet, vouchers and ledger: docs/billing.md
+  kaihub corrections create <orgId> --account wallet|voucher:<id> --amount-krw -1.5 --reason R
+                     [--usage-request-id ID]     원장 정정(운영자) / an operator's ledger correction
   kaihub webhooks    create <orgId> <receiverUrl> | list <orgId> | delete <webhookId>
                      알림 웹훅(서명 비밀은 한 번만 표시) / alert webhooks (the secret shown once)
   kaihub events      <orgId> [--limit N]            기관 알림 기록 / the organisation's alerts, newest first

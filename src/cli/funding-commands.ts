@@ -1,6 +1,6 @@
 /**
- * `kaihub vouchers issue | list` and `kaihub funds <orgId> | deposit | ledger`: programmes' vouchers
- * and organisations' money (docs/billing.md). `kaihub programmes` is a plain resource (resources.ts).
+ * `kaihub vouchers issue | list`, `kaihub funds <orgId> | deposit | ledger` and `kaihub corrections
+ * create`: programmes' vouchers and organisations' money (docs/billing.md). `kaihub programmes` is a plain resource (resources.ts).
  */
 import { buildBody, fieldSpecs, UsageError } from './flags.ts';
 import { flagSet, list, type Plan, parse, record } from './plan.ts';
@@ -9,6 +9,7 @@ import { renderTable } from './table.ts';
 
 const VOUCHER_FIELDS = fieldSpecs('organizationId amountKrw validFrom validUntil');
 const DEPOSIT_FIELDS = fieldSpecs('amountKrw memo');
+const CORRECTION_FIELDS = fieldSpecs('account amountKrw reason usageRequestId');
 
 const VOUCHER_COLUMNS = [
   { header: 'ID', value: (r: Row) => r.id },
@@ -99,6 +100,39 @@ export function planFunds(verb: string, args: string[]): Plan {
   }
   throw new UsageError(
     `kaihub funds: <orgId> | deposit <orgId> --amount-krw N | ledger <orgId> (got "${verb}")`,
+  );
+}
+
+const ENTRY_COLUMNS = [
+  { header: '계정 Account', value: (r: Row) => r.accountId },
+  { header: '금액 Amount (KRW)', value: (r: Row) => r.amountKrw, align: 'right' as const },
+];
+
+function renderCorrection(body: unknown): string {
+  const c = body as Row;
+  const head = [
+    `정정 Correction ${c.transactionId}  ${kst(c.createdAt)}`,
+    `계정 Account: ${c.accountId}  잔액 Balance: ${c.balanceKrw} KRW`,
+    `사유 Reason: ${c.reason}${c.usageRequestId ? `  (요청 Request ${c.usageRequestId})` : ''}`,
+  ].join('\n');
+  return `${head}\n${renderTable(ENTRY_COLUMNS, c.entries as Row[])}`;
+}
+
+/** `kaihub corrections create <orgId> --account wallet|voucher:<id> --amount-krw -1.5 --reason R`. */
+export function planCorrections(verb: string, args: string[]): Plan {
+  if (verb === 'create') {
+    const parsed = parse(args, flagSet(['data'], CORRECTION_FIELDS), ['orgId']);
+    return {
+      parsed,
+      method: 'POST',
+      path: `/organizations/${id(parsed.positionals[0])}/corrections`,
+      body: buildBody(CORRECTION_FIELDS, parsed),
+      render: renderCorrection,
+      fields: CORRECTION_FIELDS,
+    };
+  }
+  throw new UsageError(
+    `kaihub corrections: create <orgId> --account wallet|voucher:<id> --amount-krw N --reason R (got "${verb}")`,
   );
 }
 

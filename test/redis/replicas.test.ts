@@ -239,4 +239,38 @@ describe('three replicas sharing limits, holds and revocation through Redis', ()
     await admin('POST', `/organizations/${org.id}/deposits`, { amountKrw: '1' });
     for (let i = 0; i < 3; i++) assert.ok((await ask(i)).choices[0]);
   });
+
+  test('a wallet corrected up on one replica is spendable on the others at once; corrected back down, it is not', async () => {
+    const org = await organization({ spendMode: 'prepaid' });
+    const ask = (i: number) =>
+      org.clients[i]!.chat.completions.create({
+        model: 'hcx-test',
+        messages: [{ role: 'user', content: '안녕' }],
+        max_tokens: 10,
+      });
+    const refusedOn = async (i: number) =>
+      ask(i).then(
+        () => assert.fail(`admitted on replica ${i} with an empty wallet`),
+        (e: InstanceType<typeof OpenAI.APIError>) => assert.equal(e.code, 'insufficient_quota'),
+      );
+    // every replica reads the empty wallet and initialises its counter
+    for (let i = 0; i < 3; i++) await refusedOn(i);
+    const r = await replicas[1]!.admin('POST', `/organizations/${org.id}/corrections`, {
+      account: 'wallet',
+      amountKrw: '1',
+      reason: '입금 누락 정정',
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    for (let i = 0; i < 3; i++) assert.ok((await ask(i)).choices[0]);
+    // what is left goes back out: the counters move by the correction exactly once, down to nothing
+    const left = (await admin('GET', `/organizations/${org.id}/funds`)).walletKrw as string;
+    assert.ok(Number(left) > 0 && Number(left) < 1, left);
+    await admin('POST', `/organizations/${org.id}/corrections`, {
+      account: 'wallet',
+      amountKrw: `-${left}`,
+      reason: '정정 취소',
+    });
+    for (let i = 0; i < 3; i++) await refusedOn(i);
+    assert.equal(await balance(`wallet:${org.id}`), 0n);
+  });
 });

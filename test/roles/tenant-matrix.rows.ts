@@ -532,6 +532,15 @@ export const MATRIX: MatrixRow[] = [
     }),
   },
   {
+    method: 'POST',
+    route: '/organizations/:id/corrections',
+    expect: { ...all('404/404'), org_admin: '403/404', org_member: '403/404' },
+    request: async (_w, s) => ({
+      path: `/organizations/${s.organizationId}/corrections`,
+      body: { account: 'wallet', amountKrw: '1', reason: '매트릭스 정정' },
+    }),
+  },
+  {
     method: 'GET',
     route: '/organizations/:id/funds',
     expect: { ...all('404/404'), org_admin: 'ok/404', org_member: 'ok/404' },

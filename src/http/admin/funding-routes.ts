@@ -4,6 +4,7 @@ import {
   requireReadOrganization,
 } from '../../accounts/access.ts';
 import { mayReadOrganization } from '../../accounts/roles.ts';
+import type { CorrectionService } from '../../billing/corrections.ts';
 import { finalReportCsv, finalReportFilename, finalReportXlsx } from '../../billing/final-report-export.ts';
 import type { FundsService } from '../../billing/funds.ts';
 import type { MicroKrw } from '../../billing/money.ts';
@@ -21,6 +22,7 @@ import type { AdminRoute } from './router.ts';
 export interface FundingDeps {
   programmes: ProgrammeService;
   funds: FundsService;
+  corrections: CorrectionService;
   /** Budget holds, in memory (this replica's) or shared through Redis (every replica's). */
   budgetHolds?: { heldFor(organizationId: string): MicroKrw | Promise<MicroKrw> };
   /** Balances and ledgers show every call a client saw complete (decision 0021: charged just after). */
@@ -32,7 +34,13 @@ export interface FundingDeps {
  * to); the operator creates them, issues vouchers and records deposits; an organisation's people see
  * their own funds and ledger, nobody else's.
  */
-export function fundingRoutes({ programmes, funds, budgetHolds, usageJournal }: FundingDeps): AdminRoute[] {
+export function fundingRoutes({
+  programmes,
+  funds,
+  corrections,
+  budgetHolds,
+  usageJournal,
+}: FundingDeps): AdminRoute[] {
   return [
     {
       method: 'POST',
@@ -84,6 +92,19 @@ export function fundingRoutes({ programmes, funds, budgetHolds, usageJournal }: 
         requireManageOrganization(r.principal, r.params.id!);
         requireOperator(r.principal, 'record deposits');
         return created(await funds.deposit(r.params.id!, r.body, r.trail, r.principal.actorId));
+      },
+    },
+    {
+      method: 'POST',
+      path: '/organizations/:id/corrections',
+      roles: ORGANIZATION_PEOPLE,
+      // like a deposit: an organisation's admin learns it exists, an outsider that nothing does
+      hidden: true,
+      audit: { entityType: 'wallet', action: 'correct' },
+      handle: async (r) => {
+        requireManageOrganization(r.principal, r.params.id!);
+        requireOperator(r.principal, 'correct the ledger');
+        return created(await corrections.create(r.params.id!, r.body, r.trail, r.principal.actorId));
       },
     },
     {
