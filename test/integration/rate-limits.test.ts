@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+import { runAdminInProcess } from '../helpers/cli.ts';
+import { ADMIN_TOKEN, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 describe('rate limits per key and per organisation, with the x-ratelimit-* headers OpenAI clients read', () => {
   let fake: FakeOpenAI;
@@ -129,6 +130,32 @@ describe('rate limits per key and per organisation, with the x-ratelimit-* heade
     });
     assert.equal(beyond.status, 400);
     assert.equal(beyond.body.error.fields[0].field, 'rateLimits.tokensPerMinute');
+  });
+
+  test("the operator sets an organisation's limits from the CLI; the next calls are held to them", async () => {
+    const org = await organization(null);
+    const env = { KAIHUB_URL: t.url, KAIHUB_ADMIN_TOKEN: ADMIN_TOKEN };
+    const set = await runAdminInProcess(
+      ['orgs', 'update', org.id, '--data', '{"rateLimits": {"requestsPerMinute": 2}}', '--json'],
+      env,
+    );
+    assert.equal(set.code, 0, set.stderr);
+    assert.deepEqual(JSON.parse(set.stdout).rateLimits, { requestsPerMinute: 2, tokensPerMinute: null });
+    await ask(org.client);
+    const { response } = await ask(org.client);
+    assert.equal(response.headers.get('x-ratelimit-limit-requests'), '2');
+    const refused = await ask(org.client).then(
+      () => assert.fail('a third call in the minute was admitted'),
+      (e: InstanceType<typeof OpenAI.APIError>) => e,
+    );
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, 'rate_limit_exceeded');
+    const bad = await runAdminInProcess(
+      ['orgs', 'update', org.id, '--data', '{"rateLimits": {"requestsPerMinute": -1}}'],
+      env,
+    );
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /rateLimits/);
   });
 
   test('no limits set: no x-ratelimit headers', async () => {
