@@ -180,6 +180,8 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   /** Calls' worth the next allowance of each asks for. */
   private readonly sizes = new Map<string, number>();
   private readonly leasing = new Set<string>();
+  /** Organisations refused lately, and until when they are decided call by call. */
+  private readonly scarce = new Map<string, number>();
   private readonly allowanceSettings: AllowanceSettings;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly loading = new Map<string, Promise<SharedFunds>>();
@@ -389,8 +391,13 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     if (!money && limits === null) return FREE;
     const settings = this.allowanceSettings;
     if (settings.maxCalls < 2) return this.viaRedis(request, shared, money, limits, attempt, null, 1);
-    const key = `${request.caller.organizationId}\u0000${request.caller.keyId}\u0000${request.product.id}`;
     const now = Date.now();
+    const scarce = this.scarce.get(request.caller.organizationId);
+    if (scarce !== undefined) {
+      if (now < scarce) return this.viaRedis(request, shared, money, limits, attempt, null, 1);
+      this.scarce.delete(request.caller.organizationId);
+    }
+    const key = `${request.caller.organizationId}\u0000${request.caller.keyId}\u0000${request.product.id}`;
     const allowance = this.allowances.get(key);
     if (allowance !== undefined) {
       if (allowance.shared === shared && sameLimits(allowance.limits, limits)) {
@@ -514,6 +521,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         else a.flush();
       }
       for (const a of this.draining) a.flush();
+      for (const [organizationId, until] of this.scarce) if (now >= until) this.scarce.delete(organizationId);
       for (const [key, at] of this.recent)
         if (now - at >= sliceMs) {
           this.recent.delete(key);
@@ -524,6 +532,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         this.allowances.size === 0 &&
         this.draining.size === 0 &&
         this.recent.size === 0 &&
+        this.scarce.size === 0 &&
         this.leasing.size === 0
       ) {
         clearInterval(this.sweeper!);
@@ -551,8 +560,12 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       if (allowanceKey !== null) this.leasing.delete(allowanceKey);
     }
     const organizationId = request.caller.organizationId;
-    if (decision.admitted || decision.code === UNAVAILABLE.code || !this.holdsAllowances(organizationId))
-      return decision;
+    if (decision.admitted || decision.code === UNAVAILABLE.code) return decision;
+    // near the end of its funds or limits an organisation is decided call by call, exactly, for a while:
+    // allowances would keep money and requests that finished calls give back from the calls still coming
+    this.scarce.set(organizationId, Date.now() + this.allowanceSettings.sliceMs);
+    this.sweep();
+    if (!this.holdsAllowances(organizationId)) return decision;
     // this replica's own allowances may hold what the call needs: they give it back first, once
     this.retireAll(organizationId);
     await Promise.all(
