@@ -117,6 +117,30 @@ export function worstCaseOf(request: AdmissionRequest, product: RoutableProduct)
   return costOf(request.estimatedPromptTokens, completion, product.prices);
 }
 
+/** What a fallback's worst case needs held beyond what the call holds, split as the first product's was. */
+export function extraHold(
+  worst: MicroKrw,
+  voucher: VoucherFunds | null,
+  voucherHeld: MicroKrw,
+  walletHeld: MicroKrw,
+): { moreVoucher: MicroKrw; moreWallet: MicroKrw } {
+  const voucherNeed = voucher === null ? 0n : voucherShare(worst, voucher.copayBp);
+  const walletNeed = worst - voucherNeed;
+  return {
+    moreVoucher: voucherNeed > voucherHeld ? voucherNeed - voucherHeld : 0n,
+    moreWallet: walletNeed > walletHeld ? walletNeed - walletHeld : 0n,
+  };
+}
+
+/** As the ledger will: the voucher's share of a call's cost, when the call was made in its validity. */
+export function voucherPart(voucher: VoucherFunds | null, record: UsageRecord, cost: MicroKrw): MicroKrw {
+  return voucher !== null &&
+    record.createdAtMs >= voucher.validFrom &&
+    record.createdAtMs < voucher.validUntil
+    ? voucherShare(cost, voucher.copayBp)
+    : 0n;
+}
+
 /** One admitted call's hold: what is held where, until `settle` or `release`. */
 class Hold implements AdmissionTicket {
   constructor(
@@ -140,10 +164,7 @@ class Hold implements AdmissionTicket {
       return insufficient(
         `바우처가 ${product.model}을(를) 지원하지 않습니다. / The voucher does not cover ${product.model}.`,
       );
-    const voucherNeed = voucher === null ? 0n : voucherShare(worst, voucher.copayBp);
-    const walletNeed = worst - voucherNeed;
-    const moreVoucher = voucherNeed > this.voucherHeld ? voucherNeed - this.voucherHeld : 0n;
-    const moreWallet = walletNeed > this.walletHeld ? walletNeed - this.walletHeld : 0n;
+    const { moreVoucher, moreWallet } = extraHold(worst, voucher, this.voucherHeld, this.walletHeld);
     if (this.funds.prepaid) {
       if (voucher !== null && moreVoucher > voucher.account.available())
         return insufficient('바우처 잔액이 부족합니다. / The voucher cannot cover the fallback.');

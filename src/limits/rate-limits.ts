@@ -236,6 +236,28 @@ export function headersOf(
   return headers;
 }
 
+/** The same headers from each bucket's capacity, what it limits, and its level now (`levels[i]`). */
+export function headersOfLevels(
+  buckets: readonly { capacity: number; scope: Scope; kind: Kind }[],
+  levels: readonly number[],
+): Record<string, string> {
+  let keyRequests: Bucket | null = null;
+  let orgRequests: Bucket | null = null;
+  let keyTokens: Bucket | null = null;
+  let orgTokens: Bucket | null = null;
+  for (let i = 0; i < buckets.length; i++) {
+    const use = buckets[i]!;
+    const bucket = new Bucket(use.capacity, 0);
+    bucket.level = levels[i]!;
+    if (use.kind === 'requests') {
+      if (use.scope === 'key') keyRequests = bucket;
+      else orgRequests = bucket;
+    } else if (use.scope === 'key') keyTokens = bucket;
+    else orgTokens = bucket;
+  }
+  return headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
+}
+
 function tighter(a: Bucket | null, b: Bucket | null): Bucket | null {
   if (a === null) return b;
   if (b === null) return a;

@@ -14,15 +14,17 @@ import type {
   AdmissionTicket,
 } from './admission.ts';
 import {
+  extraHold,
   insufficient,
   type OrganizationFunds,
   readOrganizationFunds,
   type VoucherFunds,
+  voucherPart,
   voucherRefusal,
   walletRefusal,
   worstCaseOf,
 } from './budget-holds.ts';
-import { Bucket, headersOf, type Kind, rateRefusal, type Scope } from './rate-limits.ts';
+import { Bucket, headersOfLevels, type Kind, rateRefusal, type Scope } from './rate-limits.ts';
 import { runScript } from './redis-connection.ts';
 import { SCRIPTS } from './redis-scripts.ts';
 import {
@@ -142,12 +144,7 @@ class SharedTicket implements AdmissionTicket {
     if (!this.open) return;
     this.open = false;
     const cost = record.costMicroKrw > 0n ? record.costMicroKrw : 0n;
-    const voucher = this.voucher;
-    // as the ledger will: the voucher pays its share of a call made within its validity
-    const share =
-      voucher !== null && record.createdAtMs >= voucher.validFrom && record.createdAtMs < voucher.validUntil
-        ? voucherShare(cost, voucher.copayBp)
-        : 0n;
+    const share = voucherPart(this.voucher, record, cost);
     const tokens = this.tokens - (record.promptTokens + record.completionTokens);
     if (this.holdId === '' || cost === 0n) {
       this.owner.finish(this, share, cost, tokens);
@@ -317,14 +314,22 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       );
     if (ticket.holdId === '') return null;
     const worst = worstCaseOf(ticket.request, product);
-    const voucherNeed = voucher === null ? 0n : voucherShare(worst, voucher.copayBp);
-    const walletNeed = worst - voucherNeed;
-    const moreVoucher = voucherNeed > ticket.voucherHeld ? voucherNeed - ticket.voucherHeld : 0n;
-    const moreWallet = walletNeed > ticket.walletHeld ? walletNeed - ticket.walletHeld : 0n;
+    const { moreVoucher, moreWallet } = extraHold(worst, voucher, ticket.voucherHeld, ticket.walletHeld);
     if (moreVoucher === 0n && moreWallet === 0n) return null;
     ticket.voucherHeld += moreVoucher;
     ticket.walletHeld += moreWallet;
-    const shared = ticket.shared;
+    this.sendExtend(ticket.shared, ticket.holdId, voucher, moreVoucher, moreWallet);
+    return null;
+  }
+
+  /** Holds `more` on a hold in Redis (EXTEND), not awaited: the call goes on meanwhile. */
+  private sendExtend(
+    shared: SharedFunds,
+    holdId: string,
+    voucher: VoucherFunds | null,
+    moreVoucher: MicroKrw,
+    moreWallet: MicroKrw,
+  ): void {
     runScript(
       this.redis,
       SCRIPTS.extend,
@@ -335,7 +340,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         shared.walletKey,
       ],
       [
-        ticket.holdId,
+        holdId,
         voucher === null ? '' : voucher.account.id,
         exact(moreVoucher),
         shared.funds.wallet.id,
@@ -343,7 +348,6 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         '0',
       ],
     ).catch(this.onError);
-    return null;
   }
 
   /** The end of a call: one script call, not awaited (the client has its answer). */
@@ -462,26 +466,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   }
 
   extend(allowance: Allowance, moreVoucher: MicroKrw, moreWallet: MicroKrw): void {
-    const shared = allowance.shared;
-    const voucher = allowance.voucher;
-    runScript(
-      this.redis,
-      SCRIPTS.extend,
-      [
-        shared.holdsKey,
-        shared.holdKey,
-        voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
-        shared.walletKey,
-      ],
-      [
-        allowance.holdId,
-        voucher === null ? '' : voucher.account.id,
-        exact(moreVoucher),
-        shared.funds.wallet.id,
-        exact(moreWallet),
-        '0',
-      ],
-    ).catch(this.onError);
+    this.sendExtend(allowance.shared, allowance.holdId, allowance.voucher, moreVoucher, moreWallet);
   }
 
   done(allowance: Allowance): void {
@@ -892,18 +877,8 @@ function headersFrom(
   reply: (string | number)[],
   offset: number,
 ): Record<string, string> {
-  let keyRequests: Bucket | null = null;
-  let orgRequests: Bucket | null = null;
-  let keyTokens: Bucket | null = null;
-  let orgTokens: Bucket | null = null;
-  for (let i = 0; i < buckets.length; i++) {
-    const use = buckets[i]!;
-    const bucket = bucketAt(use, Number(reply[offset + i]));
-    if (use.kind === 'requests') {
-      if (use.scope === 'key') keyRequests = bucket;
-      else orgRequests = bucket;
-    } else if (use.scope === 'key') keyTokens = bucket;
-    else orgTokens = bucket;
-  }
-  return headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
+  return headersOfLevels(
+    buckets,
+    buckets.map((_, i) => Number(reply[offset + i])),
+  );
 }

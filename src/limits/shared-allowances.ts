@@ -4,8 +4,8 @@ import type { MicroKrw } from '../billing/money.ts';
 import type { UsageRecord } from '../billing/usage-journal.ts';
 import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { AdmissionRefusal, AdmissionRequest, AdmissionTicket } from './admission.ts';
-import { insufficient, type VoucherFunds, worstCaseOf } from './budget-holds.ts';
-import { Bucket, headersOf } from './rate-limits.ts';
+import { extraHold, insufficient, type VoucherFunds, voucherPart, worstCaseOf } from './budget-holds.ts';
+import { headersOfLevels } from './rate-limits.ts';
 import type { SharedFunds } from './shared-admission.ts';
 
 /**
@@ -174,23 +174,13 @@ export class Allowance {
     const buckets = this.buckets;
     if (buckets.length === 0) return null;
     const elapsed = now - this.takenAt;
-    let keyRequests: Bucket | null = null;
-    let orgRequests: Bucket | null = null;
-    let keyTokens: Bucket | null = null;
-    let orgTokens: Bucket | null = null;
+    const levels: number[] = [];
     for (let i = 0; i < buckets.length; i++) {
-      const use = buckets[i]!;
-      const bucket = new Bucket(use.capacity, 0);
+      const capacity = buckets[i]!.capacity;
       // Redis's level refills meanwhile, as a call alone would have seen it
-      const level = this.levels[i]! + (elapsed * use.capacity) / 60_000;
-      bucket.level = Math.min(use.capacity, level) + this.units[i]!;
-      if (use.kind === 'requests') {
-        if (use.scope === 'key') keyRequests = bucket;
-        else orgRequests = bucket;
-      } else if (use.scope === 'key') keyTokens = bucket;
-      else orgTokens = bucket;
+      levels.push(Math.min(capacity, this.levels[i]! + (elapsed * capacity) / 60_000) + this.units[i]!);
     }
-    return headersOf(keyRequests, orgRequests, keyTokens, orgTokens);
+    return headersOfLevels(buckets, levels);
   }
 
   /** No more calls from it: what no call holds goes back now, the rest as its calls end. */
@@ -218,10 +208,7 @@ export class Allowance {
       );
     if (this.holdId === '') return null;
     const worst = worstCaseOf(ticket.request, product);
-    const voucherNeed = voucher === null ? ZERO : voucherShare(worst, voucher.copayBp);
-    const walletNeed = worst - voucherNeed;
-    const moreVoucher = voucherNeed > ticket.voucherHeld ? voucherNeed - ticket.voucherHeld : ZERO;
-    const moreWallet = walletNeed > ticket.walletHeld ? walletNeed - ticket.walletHeld : ZERO;
+    const { moreVoucher, moreWallet } = extraHold(worst, voucher, ticket.voucherHeld, ticket.walletHeld);
     if (moreVoucher === ZERO && moreWallet === ZERO) return null;
     ticket.voucherHeld += moreVoucher;
     ticket.walletHeld += moreWallet;
@@ -366,12 +353,7 @@ export class SliceTicket implements AdmissionTicket {
     if (!this.open) return;
     this.open = false;
     const cost = record.costMicroKrw > ZERO ? record.costMicroKrw : ZERO;
-    const voucher = this.allowance.voucher;
-    // as the ledger will: the voucher pays its share of a call made within its validity
-    const share =
-      voucher !== null && record.createdAtMs >= voucher.validFrom && record.createdAtMs < voucher.validUntil
-        ? voucherShare(cost, voucher.copayBp)
-        : ZERO;
+    const share = voucherPart(this.allowance.voucher, record, cost);
     const tokensBack = this.tokens - (record.promptTokens + record.completionTokens);
     this.allowance.end(this, share, cost, tokensBack, record.requestId);
   }
