@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
@@ -22,6 +24,8 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
   let redis: Redis;
   let catalog: Catalog;
   let n = 0;
+  /** MONITOR connections, closed at the end even when a test fails before closing its own. */
+  const monitors = new Set<Socket>();
 
   const env = {
     REDIS_URL: TEST_REDIS_URL,
@@ -63,24 +67,34 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
     };
   }
 
-  /** Counts the admission scripts Redis runs for one organisation (MONITOR sees every command). */
+  /**
+   * Counts the admission scripts Redis runs for one organisation: MONITOR on a plain socket sees every
+   * command (ioredis's monitor mode can mistake a monitored line for a reply and then hang the test).
+   */
   async function countAdmissions(organizationId: string) {
-    const client = new Redis(TEST_REDIS_URL);
-    const monitor = await client.monitor();
+    const url = new URL(TEST_REDIS_URL);
+    const socket = connect(Number(url.port || 6379), url.hostname);
+    await once(socket, 'connect');
+    socket.write('MONITOR\r\n');
     let count = 0;
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      const command = String(args[0]).toLowerCase();
-      const admit =
-        (command === 'evalsha' && args[1] === SCRIPTS.admit.sha) ||
-        (command === 'eval' && args[1] === SCRIPTS.admit.lua);
-      if (admit && args.some((a) => a.includes(`{${organizationId}}`))) count++;
+    let pending = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      const lines = (pending + chunk).split('\r\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines)
+        if (
+          line.includes(`{${organizationId}}`) &&
+          /^\+\S+ \[[^\]]*\] "(evalsha|EVALSHA)"/.test(line) &&
+          line.includes(`"${SCRIPTS.admit.sha}"`)
+        )
+          count++;
     });
+    socket.on('error', () => {});
+    monitors.add(socket);
     return {
       count: () => count,
-      stop: () => {
-        monitor.disconnect();
-        client.disconnect();
-      },
+      stop: () => socket.destroy(),
     };
   }
 
@@ -127,6 +141,7 @@ describe('allowances: several calls per Redis round trip, exact afterwards', () 
     redis = new Redis(TEST_REDIS_URL);
   });
   after(async () => {
+    for (const m of monitors) m.destroy();
     redis?.disconnect();
     await db?.close();
     for (const r of [...(replicas ?? [])].reverse()) await r.close();
