@@ -4,11 +4,11 @@
  * settle), without an HTTP hop. The answer is its text, or why there is none and whether asking again
  * may help.
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Caller } from '../../accounts/key-cache.ts';
 import type { CallLayer } from '../../calls/call-layer.ts';
 import type { JsonObject } from '../../providers/adapter.ts';
+import { newRequestId } from '../../storage/ids.ts';
 import type { ChatMessage } from '../suites/prompts.ts';
 import type { CallParameters } from '../suites/suite-spec.ts';
 
@@ -78,7 +78,7 @@ export class CallLayerAsker implements ModelAsker {
   ) {}
 
   async ask(model: string, messages: readonly ChatMessage[], parameters: CallParameters): Promise<Answer> {
-    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const requestId = newRequestId();
     const body: JsonObject = { model, messages: messages.map((m) => ({ ...m })), ...parameters };
     const call = this.calls.create({
       requestId,

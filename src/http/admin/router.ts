@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
 import type { AuditEntryInput, AuditLog, AuditTrail } from '../../audit/audit-log.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { SqlExecutor } from '../../storage/database.ts';
+import { newRequestId } from '../../storage/ids.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
 import { sendJson } from '../respond.ts';
 
@@ -115,7 +115,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
   const { authenticate, auditLog, logger } = options;
   const compiled = routes.map(compile);
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const requestId = newRequestId();
     res.setHeader('x-request-id', requestId);
     const header = req.headers.authorization ?? '';
     const presented = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : '';

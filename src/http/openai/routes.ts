@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { internalError } from '../../calls/errors.ts';
+import { newRequestId } from '../../storage/ids.ts';
 import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
 import { invalidApiKey, type OpenAIError, sendOpenAIError } from './errors.ts';
@@ -58,7 +58,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
   }
 
   return async function handleOpenAI(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const requestId = `req_${randomUUID().replaceAll('-', '')}`;
+    const requestId = newRequestId();
     try {
       await serve(req, res, path, requestId);
     } catch (error) {
