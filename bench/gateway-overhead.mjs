@@ -219,8 +219,11 @@ function shuffled(list, rand) {
 
 // ------------------------------------------------------------- processes --
 
-// Set the priority of every thread of a process tree. setpriority() on Linux
-// acts per thread, and V8/libuv threads already exist when we get here.
+// Raise every thread of a process tree by `nice` (negative: more priority). setpriority() on Linux
+// acts per thread, and V8/libuv threads already exist when we get here. Each thread keeps its place
+// relative to the others: the hub's journal applier runs at nice 19 so that it yields to the event
+// loop, and setting every thread to the same value (as this did until 2026-11-30) made it compete with
+// the event loop as an equal, which a hub never does outside the benchmark.
 function reniceTree(rootPid, nice) {
   if (!nice) return;
   const pids = [rootPid];
@@ -237,7 +240,7 @@ function reniceTree(rootPid, nice) {
     } catch {}
     for (const tid of tids) {
       try {
-        os.setPriority(tid, nice);
+        os.setPriority(tid, Math.max(-20, Math.min(19, os.getPriority(tid) + nice)));
       } catch (err) {
         log(`cannot renice ${tid}: ${err.message}`);
       }

@@ -1,8 +1,8 @@
 import { closeSync, openSync, readdirSync, readSync, statSync, unlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqlite } from '../storage/sqlite.ts';
+import { runInTheGaps } from '../thread-priority.ts';
 import type { ApplierReply, ApplierRequest } from './file-journal.ts';
 import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from './usage-journal.ts';
 
@@ -12,13 +12,8 @@ import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from
  * the files of processes that are gone (a crash left them); a file is deleted once fully applied and
  * no longer written. Files of other live hubs on the same database are theirs to apply.
  */
-// Linux keeps nice values per thread: this lowers the applier only, so on a busy machine it runs in the
-// gaps instead of taking the core from the event loop that answers requests.
-try {
-  setPriority(19);
-} catch {
-  // not permitted or not supported: apply at normal priority
-}
+// the applier runs in the gaps instead of taking a core from the event loop that answers requests
+runInTheGaps();
 
 const data = workerData as {
   dir: string;
