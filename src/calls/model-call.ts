@@ -558,13 +558,11 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       responseId: null,
       finishReasons: null,
     };
-    deps.metrics.requests
-      .labels(
-        this.product?.model ?? '',
-        this.operation === 'chat' ? 'chat.completions' : 'embeddings',
-        String(end.httpStatus),
-      )
-      .inc();
+    deps.metrics.countRequest(
+      this.product?.model ?? '',
+      this.operation === 'chat' ? 'chat.completions' : 'embeddings',
+      end.httpStatus,
+    );
     deps.observer.callEnded(this, end);
   }
 
