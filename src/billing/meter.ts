@@ -49,9 +49,6 @@ export interface MeterOutcome {
  * response complete.
  */
 export class Meter {
-  /** Each product's metric series, looked up once (prom-client's `labels()` hashes on every call). */
-  private readonly series = new Map<string, ProductSeries>();
-
   constructor(
     private readonly journal: UsageJournal,
     private readonly metrics: Metrics,
@@ -101,16 +98,15 @@ export class Meter {
     startedAt: number,
     chargeable: boolean,
   ): void {
-    const series = this.seriesOf(record.model);
-    (record.endpoint === 'embeddings' ? series.embeddingsDuration : series.chatDuration).observe(
-      latencyMs / 1000,
-    );
-    if (firstTokenAt !== null) series.timeToFirstToken.observe((firstTokenAt - startedAt) / 1000);
+    const m = this.metrics;
+    const product = record.model;
+    m.requestDuration.labels(product, record.endpoint).observe(latencyMs / 1000);
+    if (firstTokenAt !== null) m.timeToFirstToken.labels(product).observe((firstTokenAt - startedAt) / 1000);
     if (chargeable) {
-      series.promptTokens.inc(record.promptTokens);
-      series.completionTokens.inc(record.completionTokens);
+      m.tokens.labels(product, 'prompt').inc(record.promptTokens);
+      m.tokens.labels(product, 'completion').inc(record.completionTokens);
       // prom-client counters are doubles: exact up to 2^53 µ₩ (9 billion KRW) per process lifetime
-      series.cost.inc(Number(record.costMicroKrw));
+      m.cost.labels(product).inc(Number(record.costMicroKrw));
     }
     if (this.logger.isLevelEnabled('info')) {
       this.logger.info(
@@ -134,30 +130,4 @@ export class Meter {
       );
     }
   }
-
-  private seriesOf(product: string): ProductSeries {
-    let series = this.series.get(product);
-    if (series === undefined) {
-      const m = this.metrics;
-      series = {
-        chatDuration: m.requestDuration.labels(product, 'chat.completions'),
-        embeddingsDuration: m.requestDuration.labels(product, 'embeddings'),
-        timeToFirstToken: m.timeToFirstToken.labels(product),
-        promptTokens: m.tokens.labels(product, 'prompt'),
-        completionTokens: m.tokens.labels(product, 'completion'),
-        cost: m.cost.labels(product),
-      };
-      this.series.set(product, series);
-    }
-    return series;
-  }
-}
-
-interface ProductSeries {
-  chatDuration: { observe(value: number): void };
-  embeddingsDuration: { observe(value: number): void };
-  timeToFirstToken: { observe(value: number): void };
-  promptTokens: { inc(value: number): void };
-  completionTokens: { inc(value: number): void };
-  cost: { inc(value: number): void };
 }

@@ -558,11 +558,13 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       responseId: null,
       finishReasons: null,
     };
-    deps.metrics.countRequest(
-      this.product?.model ?? '',
-      this.operation === 'chat' ? 'chat.completions' : 'embeddings',
-      end.httpStatus,
-    );
+    deps.metrics.requests
+      .labels(
+        this.product?.model ?? '',
+        this.operation === 'chat' ? 'chat.completions' : 'embeddings',
+        String(end.httpStatus),
+      )
+      .inc();
     deps.observer.callEnded(this, end);
   }
 

@@ -18,28 +18,14 @@ export function createMetrics() {
   const usageUncharged: { read: () => number } = { read: () => 0 };
   collectDefaultMetrics({ register: registry, prefix: 'kaihub_process_' });
   const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
-  const requests = new Counter({
-    name: 'kaihub_requests_total',
-    help: 'Requests on /v1 by product, endpoint and HTTP status',
-    labelNames: ['product', 'endpoint', 'status'] as const,
-    registers: [registry],
-  });
-  // prom-client's labels() builds, sorts and hashes a label object on every call: the few series a hub
-  // has are looked up once (products, endpoints and statuses are bounded)
-  const requestSeries = new Map<string, { inc: () => void }>();
   return {
     registry,
-    requests,
-    /** Counts one finished /v1 request. */
-    countRequest(product: string, endpoint: string, status: number): void {
-      const key = `${product}\u0000${endpoint}\u0000${status}`;
-      let series = requestSeries.get(key);
-      if (series === undefined) {
-        series = requests.labels(product, endpoint, String(status));
-        requestSeries.set(key, series);
-      }
-      series.inc();
-    },
+    requests: new Counter({
+      name: 'kaihub_requests_total',
+      help: 'Requests on /v1 by product, endpoint and HTTP status',
+      labelNames: ['product', 'endpoint', 'status'] as const,
+      registers: [registry],
+    }),
     requestDuration: new Histogram({
       name: 'kaihub_request_duration_seconds',
       help: 'Time from request received to response completed',

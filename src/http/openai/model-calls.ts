@@ -21,7 +21,9 @@ export async function handleModelCall(
 ): Promise<void> {
   const problem = operation === 'chat' ? checkChatRequest(body) : checkEmbeddingsRequest(body);
   if (problem) {
-    deps.metrics.countRequest('', operation === 'chat' ? 'chat.completions' : 'embeddings', problem.status);
+    deps.metrics.requests
+      .labels('', operation === 'chat' ? 'chat.completions' : 'embeddings', String(problem.status))
+      .inc();
     return sendOpenAIError(ctx.res, problem, ctx.requestId);
   }
   const call = deps.calls.create({

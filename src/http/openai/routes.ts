@@ -53,7 +53,7 @@ function bearer(req: IncomingMessage): string | undefined {
 export function createOpenAIHandler(deps: OpenAIDeps) {
   /** Refused before a product is known: counted under an empty product label, never metered. */
   function refuse(res: ServerResponse, path: string, requestId: string, error: OpenAIError): void {
-    deps.metrics.countRequest('', endpointLabel(path), error.status);
+    deps.metrics.requests.labels('', endpointLabel(path), String(error.status)).inc();
     sendOpenAIError(res, error, requestId);
   }
 
@@ -111,7 +111,7 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     }
     if (path === GUARDRAILS_CHECK) {
       handleGuardrailsCheck(ctx, body);
-      deps.metrics.countRequest('', 'guardrails.check', res.statusCode);
+      deps.metrics.requests.labels('', 'guardrails.check', String(res.statusCode)).inc();
       return;
     }
     await handleModelCall(deps, ctx, path === '/v1/chat/completions' ? 'chat' : 'embeddings', body);
