@@ -1,6 +1,7 @@
 import { kstMonth, nextMonth } from '../kst.ts';
 import type { Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
+import { insertNew } from '../storage/insert-new.ts';
 import { recordVoucherAlerts, type VoucherMovement } from './alerts.ts';
 import type { MicroKrw } from './money.ts';
 
@@ -332,18 +333,23 @@ export async function chargeUsage(
   const fresh = new Set<string>();
   for (let i = 0; i < charged.length; i += MAX_ENTRIES_PER_STATEMENT) {
     const batch = charged.slice(i, i + MAX_ENTRIES_PER_STATEMENT);
-    const rows = await tx.all<{ request_id: string }>(
-      `INSERT INTO ledger_transactions (id, kind, request_id, created_at, settlement_month)
-       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?, ?)").join(', ')}
-       ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+    const insert = `INSERT INTO ledger_transactions (id, kind, request_id, created_at, settlement_month)
+       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?, ?)").join(', ')}`;
+    const added = await insertNew(
+      tx,
+      dialect,
+      'request_id',
+      insert,
+      `${insert} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
       batch.flatMap((r) => [
         ids.get(r.requestId)!,
         r.requestId,
         r.createdAtMs,
         settledIn.get(kstMonth(r.createdAtMs))!,
       ]),
+      batch.map((r) => r.requestId),
     );
-    for (const row of rows) fresh.add(row.request_id);
+    for (const requestId of added) fresh.add(requestId);
   }
   const toCharge = charged.filter((r) => fresh.has(r.requestId));
   if (toCharge.length === 0) return;

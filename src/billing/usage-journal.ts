@@ -1,5 +1,6 @@
 import { dayIndex } from '../kst.ts';
 import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
+import { insertNew } from '../storage/insert-new.ts';
 import { chargeUsage } from './ledger.ts';
 import type { MicroKrw } from './money.ts';
 import { type ChargerSettings, Progress, UsageCharger } from './usage-charger.ts';
@@ -94,14 +95,14 @@ function values(r: UsageRecord): SqlValue[] {
 }
 
 export const MAX_BATCH = 200;
-const insertSql = new Map<number, string>();
-function batchInsertSql(rows: number): string {
+const insertSql = new Map<number, { insert: string; skipping: string }>();
+function batchInsertSql(rows: number): { insert: string; skipping: string } {
   let sql = insertSql.get(rows);
   if (!sql) {
     const tuple = `(${new Array(COLUMN_COUNT).fill('?').join(', ')})`;
+    const insert = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}`;
     // The request id is the key: appending the same request twice (a replay after a crash) is a no-op.
-    sql = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}
-           ON CONFLICT (request_id) DO NOTHING RETURNING request_id`;
+    sql = { insert, skipping: `${insert} ON CONFLICT (request_id) DO NOTHING RETURNING request_id` };
     insertSql.set(rows, sql);
   }
   return sql;
@@ -235,11 +236,18 @@ export async function insertUsageRecords(
   const added = new Set<string>();
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
-    for (const row of await db.all<{ request_id: string }>(
-      batchInsertSql(batch.length),
+    const sql = batchInsertSql(batch.length);
+    const keys = batch.map((r) => r.requestId);
+    for (const id of await insertNew(
+      db,
+      dialect,
+      'request_id',
+      sql.insert,
+      sql.skipping,
       batch.flatMap(values),
+      keys,
     ))
-      added.add(row.request_id);
+      added.add(id);
   }
   const attempts = attemptRows(records);
   for (let i = 0; i < attempts.length; i += MAX_BATCH) {
