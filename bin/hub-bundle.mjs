@@ -13,6 +13,19 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /**
+ * The source with every character beyond ASCII written as a `\uXXXX` escape. esbuild escapes them in
+ * strings and names but leaves them in regular expressions (a few match Korean), and one such character
+ * makes V8 keep the bundle's whole text — which it holds for as long as the hub runs — at two bytes a
+ * character: 4 MB instead of 2. An escape means the same in a string, a comment or a pattern, with or
+ * without the `u` flag (a surrogate pair escaped is still one code point with it); only a raw template
+ * (`String.raw`) would differ, and the hub has none with such text. Done on each source as it is read,
+ * not on the bundle: a 2 MB string and its bytes made and dropped at start leave malloc's main arena
+ * ≈ 6 MB larger for good. Stack traces keep their lines; a column after such a character moves.
+ */
+const asciiOnly = (text) =>
+  text.replace(/[^\0-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/**
  * Each module's `import.meta.url` is its own source file's, as when it runs unbundled: the hub finds
  * its workers and its shipped catalogue beside its sources.
  */
@@ -23,7 +36,7 @@ const ownImportMetaUrl = {
       if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
       const url = JSON.stringify(pathToFileURL(args.path).href);
       return {
-        contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', url),
+        contents: asciiOnly(readFileSync(args.path, 'utf8').replaceAll('import.meta.url', url)),
         loader: args.path.endsWith('.ts') ? 'ts' : 'js',
         resolveDir: path.dirname(args.path),
       };
@@ -67,8 +80,8 @@ export async function runBundled() {
       sourcemap: 'inline',
       sourcesContent: false,
       // No comments or indentation: V8 keeps a module's whole text for as long as it runs (functions
-      // compile lazily from it), held as two-byte characters since a few regular expressions are
-      // Korean — 2.0 M characters instead of 2.4 M. Stack traces still name the TypeScript lines.
+      // compile lazily from it) — 2.0 M characters instead of 2.4 M, one byte each (asciiOnly). Stack
+      // traces still name the TypeScript lines.
       minifyWhitespace: true,
       logLevel: 'silent',
       plugins: [ownImportMetaUrl],

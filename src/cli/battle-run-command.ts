@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../yaml.ts';
 import { UsageError } from './flags.ts';
 import { flagSet, type Plan, parse, pathOf } from './plan.ts';
 import type { Row } from './resources.ts';

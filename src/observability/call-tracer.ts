@@ -1,5 +1,6 @@
-import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapGetter, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type * as OtelApi from '@opentelemetry/api';
+import type { Attributes, TextMapGetter } from '@opentelemetry/api';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { Sampler } from '@opentelemetry/sdk-trace-base';
 import type { CallEnd, CallObserver, CallStage, ObservedCall } from '../calls/observer.ts';
 import type { RoutableDeployment, RoutableProduct } from '../catalog/catalog-snapshot.ts';
@@ -24,10 +25,21 @@ import { newSpanId, newTraceId } from './trace-ids.mjs';
  * sampler drops keeps only its trace id, for the `traceparent` sent upstream.
  *
  * The SDK's sampler still decides, and core's W3C propagator reads the incoming trace context.
- * Loaded only when tracing is on (observability/tracing.ts imports it lazily).
+ * Loaded only when tracing is on (observability/tracing.ts imports it lazily, through loadCallTracer).
  */
 
-const propagator = new W3CTraceContextPropagator();
+// OpenTelemetry's API and core are imported by loadCallTracer, not at the top: the hub's start bundle
+// hoists a bundled module's package imports to its own top, so a hub without tracing loaded them.
+let api: typeof OtelApi;
+let propagator: W3CTraceContextPropagator;
+
+/** CallTracer, once OpenTelemetry's API and core are loaded. */
+export async function loadCallTracer(): Promise<typeof CallTracer> {
+  const [otel, core] = await Promise.all([import('@opentelemetry/api'), import('@opentelemetry/core')]);
+  api = otel;
+  propagator ??= new core.W3CTraceContextPropagator();
+  return CallTracer;
+}
 
 const incomingTraceContext: TextMapGetter<ObservedCall> = {
   keys: () => ['traceparent', 'tracestate'],
@@ -203,7 +215,7 @@ export class CallTracer implements CallObserver {
     const host = hostOf(deployment.baseUrl);
     const data: Omit<UpstreamData, 'id'> = {
       // an in-process model is no remote call: INTERNAL, as the conventions allow
-      kind: deployment.adapter === 'local' || host === null ? SpanKind.INTERNAL : SpanKind.CLIENT,
+      kind: deployment.adapter === 'local' || host === null ? api.SpanKind.INTERNAL : api.SpanKind.CLIENT,
       spanModel: deployment.upstreamModel || product.model,
       providerName: providerNameOf(deployment, product),
       upstreamModel: deployment.upstreamModel,
@@ -226,11 +238,11 @@ export class CallTracer implements CallObserver {
   callStarted(call: ObservedCall): void {
     const parent =
       call.traceparent === undefined
-        ? ROOT_CONTEXT
-        : propagator.extract(ROOT_CONTEXT, call, incomingTraceContext);
+        ? api.ROOT_CONTEXT
+        : propagator.extract(api.ROOT_CONTEXT, call, incomingTraceContext);
     // as the SDK's tracer: a valid incoming context is the parent, else a new trace begins
-    const remote = parent === ROOT_CONTEXT ? undefined : trace.getSpanContext(parent);
-    const valid = remote !== undefined && trace.isSpanContextValid(remote);
+    const remote = parent === api.ROOT_CONTEXT ? undefined : api.trace.getSpanContext(parent);
+    const valid = remote !== undefined && api.trace.isSpanContextValid(remote);
     const traceId = valid ? remote.traceId : newTraceId();
     const model = boundedModel(call.requestedModel);
     // only what a sampler may look at is given to it
@@ -239,7 +251,7 @@ export class CallTracer implements CallObserver {
       parent,
       traceId,
       `${call.operation} ${model}`,
-      SpanKind.SERVER,
+      api.SpanKind.SERVER,
       attributes,
       NO_LINKS,
     );

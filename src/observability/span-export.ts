@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-heap.ts';
-import { type CallData, type EncodedCall, encodeCall, type UpstreamData } from './call-records.mjs';
+import { encodeCall } from './call-encoding.mjs';
+import type { CallData, EncodedCall, UpstreamData } from './call-records.mjs';
 import type { CallRecordSink } from './call-tracer.ts';
 
 /** What the exporter's thread needs: where and how to export, and the resource it reports. */

@@ -56,10 +56,10 @@ export async function createTracing(
   options: TracingOptions = {},
 ): Promise<Tracing | null> {
   if (settings === null) return null;
-  const [api, sdk, { CallTracer }, { WorkerCallExporter }] = await Promise.all([
+  const [api, sdk, CallTracer, { WorkerCallExporter }] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
-    import('./call-tracer.ts'),
+    import('./call-tracer.ts').then((m) => m.loadCallTracer()),
     import('./span-export.ts'),
   ]);
   const logger = options.logger;

@@ -1,13 +1,13 @@
-import pg from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
 // int8 (BIGINT, COUNT) as number: safe for ids, counts and millisecond timestamps. Money is always
 // selected as TEXT (see database.ts), so a value beyond 2^53 here is a bug we want to hear about.
-pg.types.setTypeParser(20, (value: string) => {
+function int8(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new Error(`int8 ${value} exceeds 2^53; select it as TEXT`);
   return n;
-});
+}
 
 const converted = new Map<string, string>();
 
@@ -22,7 +22,7 @@ function toPositional(sql: string): string {
   return out;
 }
 
-function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
+function executor(client: Pool | PoolClient): SqlExecutor {
   return {
     async all<T = Row>(sql: string, params: readonly SqlValue[] = []) {
       const result = await client.query(toPositional(sql), params as unknown[]);
@@ -43,7 +43,7 @@ class PostgresDatabase implements Database {
   readonly dialect = 'postgres' as const;
   private readonly base: SqlExecutor;
 
-  constructor(private readonly pool: pg.Pool) {
+  constructor(private readonly pool: Pool) {
     this.base = executor(pool);
   }
 
@@ -86,6 +86,10 @@ class PostgresDatabase implements Database {
 }
 
 export async function openPostgres(url: string): Promise<Database> {
+  // Imported here, not at the top: the hub's start bundle hoists a bundled module's package imports
+  // to its own top, so a hub on SQLite would load pg (≈ 3 MB of heap) for nothing.
+  const { default: pg } = await import('pg');
+  pg.types.setTypeParser(20, int8);
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   // An idle client that loses its server must not crash the hub; the next query reports the error.
   pool.on('error', () => {});

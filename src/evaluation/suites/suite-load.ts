@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../../errors.ts';
+import { parseYaml } from '../../yaml.ts';
 import type { ExtractionSettings } from '../scoring/extract.ts';
 import {
   DEFAULT_JUDGE_SYSTEM,
