@@ -99,13 +99,15 @@ try {
   const cpuBefore = process.cpuUsage();
   let applied = 0;
   let blockStart = performance.now();
+  let blockFrom = 0;
   while (applied < total) {
     await applyUsageRecords(db, Array.from({ length: batch }, record), 'bench');
     applied += batch;
-    if (applied % BLOCK === 0) {
+    if (applied - blockFrom >= BLOCK) {
       const t = performance.now();
-      blocks.push(((t - blockStart) * 1000) / BLOCK);
+      blocks.push(((t - blockStart) * 1000) / (applied - blockFrom));
       blockStart = t;
+      blockFrom = applied;
     }
   }
   const cpu = process.cpuUsage(cpuBefore);

@@ -26,9 +26,11 @@ let lastDate = '';
 
 /** The KST date of an instant, `2026-11-30`. */
 export function kstDate(ms: number): string {
-  const day = Math.floor((ms + KST_OFFSET_MS) / DAY_MS);
+  // whole milliseconds, as Date keeps them (toward zero), so the day and its text agree before 1970 too
+  const whole = Math.trunc(ms);
+  const day = Math.floor((whole + KST_OFFSET_MS) / DAY_MS);
   if (day !== lastDay) {
-    lastDate = seoulClock(ms).slice(0, 10);
+    lastDate = seoulClock(whole).slice(0, 10);
     lastDay = day;
   }
   return lastDate;

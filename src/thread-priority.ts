@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+
+const CHRT_PATHS = ['/usr/bin/chrt', '/bin/chrt'];
 
 /**
  * Lets the calling thread run only in the gaps the others leave. Linux keeps nice values and
@@ -8,9 +10,13 @@ import { setPriority } from 'node:os';
  *
  * Nice 19 first (every platform that has it), then, on Linux, SCHED_IDLE through `chrt`, which
  * Node cannot set itself: a nice-19 thread that has just been given a core keeps it for its slice
- * even when the event loop wakes up on that core, and on 2 cores the journal applier then delayed
- * the answers (docs/benchmarks.md); a SCHED_IDLE thread is preempted at once. Without `chrt` (or
+ * even when the event loop wakes up on that core, and on 2 cores the journal applier then took
+ * throughput from the event loop (docs/benchmarks.md); a SCHED_IDLE thread is preempted at once. Without `chrt` (or
  * permission), nice 19 stays.
+ *
+ * Threads a thread creates inherit its policy: call this before the thread starts anything that makes
+ * threads shared with the rest of the process (the applier's libsql and libuv pool are made by the main
+ * thread first).
  */
 export function runInTheGaps(): void {
   try {
@@ -25,7 +31,10 @@ export function runInTheGaps(): void {
   } catch {
     return;
   }
-  execFile('chrt', ['--idle', '--pid', '0', thread], { timeout: 5_000 }, () => {
-    // no chrt here, or not permitted: nice 19 it is
+  // by absolute path: under `npm start` PATH begins with node_modules/.bin, where a package could put a `chrt`
+  const chrt = CHRT_PATHS.find((path) => existsSync(path));
+  if (chrt === undefined) return;
+  execFile(chrt, ['--idle', '--pid', '0', thread], { timeout: 5_000 }, () => {
+    // not permitted: nice 19 it is
   });
 }
