@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { voucherShare } from '../../src/billing/ledger.ts';
 import { formatKrw } from '../../src/billing/money.ts';
-import { dayIndex, dayText } from '../../src/kst.ts';
+import { dayIndex, dayText, kstDateStart } from '../../src/kst.ts';
 import { as, call, computeSupplier, must, organization, person } from '../helpers/compute.ts';
 import { startTestHub, type TestHub } from '../helpers/hub.ts';
 import { type SlurmCluster, slurmMissing, startSlurm } from './cluster.ts';
@@ -164,7 +164,9 @@ describe('GPU allocations in a real Slurm cluster', { skip: missing }, () => {
       '-n',
       '-P',
       `--accounts=${account}`,
-      `--starttime=${today}T00:00:00`,
+      // the KST day's start as UTC wall-clock time (sacct reads it in TZ=UTC): from 15:00 UTC the KST date is
+      // already tomorrow's in UTC, and `${today}T00:00:00` asked for a window after now
+      `--starttime=${new Date(kstDateStart(today)).toISOString().slice(0, 19)}`,
       '--format=JobIDRaw,ElapsedRaw,AllocTRES',
     ]);
     let sacctSeconds = 0;
