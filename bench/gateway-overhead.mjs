@@ -132,7 +132,7 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
   --max-tool=undici             max-throughput generator: undici (default) or wrk
   --warmup-seconds=2            closed-loop warm-up per arm before measuring
   --hub-start-timeout=90        seconds to wait for the hub's /healthz
-  --nice=0                      scheduling priority for every benchmark process
+  --nice=0                      added to the nice value of every thread of every benchmark process
                                 (e.g. -10 as root, to be less at the mercy of
                                 other work on a shared machine)
   --wait-quiet=0                wait up to this many seconds for other work on the
