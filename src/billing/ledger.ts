@@ -333,14 +333,12 @@ export async function chargeUsage(
   const fresh = new Set<string>();
   for (let i = 0; i < charged.length; i += MAX_ENTRIES_PER_STATEMENT) {
     const batch = charged.slice(i, i + MAX_ENTRIES_PER_STATEMENT);
-    const insert = `INSERT INTO ledger_transactions (id, kind, request_id, created_at, settlement_month)
-       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?, ?)").join(', ')}`;
     const added = await insertNew(
       tx,
       dialect,
       'request_id',
-      insert,
-      `${insert} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+      `INSERT INTO ledger_transactions (id, kind, request_id, created_at, settlement_month)
+       VALUES ${new Array(batch.length).fill("(?, 'charge', ?, ?, ?)").join(', ')}`,
       batch.flatMap((r) => [
         ids.get(r.requestId)!,
         r.requestId,

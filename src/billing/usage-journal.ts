@@ -95,14 +95,13 @@ function values(r: UsageRecord): SqlValue[] {
 }
 
 export const MAX_BATCH = 200;
-const insertSql = new Map<number, { insert: string; skipping: string }>();
-function batchInsertSql(rows: number): { insert: string; skipping: string } {
+const insertSql = new Map<number, string>();
+function batchInsertSql(rows: number): string {
   let sql = insertSql.get(rows);
   if (!sql) {
     const tuple = `(${new Array(COLUMN_COUNT).fill('?').join(', ')})`;
-    const insert = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}`;
-    // The request id is the key: appending the same request twice (a replay after a crash) is a no-op.
-    sql = { insert, skipping: `${insert} ON CONFLICT (request_id) DO NOTHING RETURNING request_id` };
+    // The request id is the key: appending the same request twice (a replay after a crash) adds nothing.
+    sql = `INSERT INTO usage_events (${COLUMNS}) VALUES ${new Array(rows).fill(tuple).join(', ')}`;
     insertSql.set(rows, sql);
   }
   return sql;
@@ -236,16 +235,13 @@ export async function insertUsageRecords(
   const added = new Set<string>();
   for (let i = 0; i < records.length; i += MAX_BATCH) {
     const batch = records.slice(i, i + MAX_BATCH);
-    const sql = batchInsertSql(batch.length);
-    const keys = batch.map((r) => r.requestId);
     for (const id of await insertNew(
       db,
       dialect,
       'request_id',
-      sql.insert,
-      sql.skipping,
+      batchInsertSql(batch.length),
       batch.flatMap(values),
-      keys,
+      batch.map((r) => r.requestId),
     ))
       added.add(id);
   }

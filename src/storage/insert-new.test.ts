@@ -16,7 +16,6 @@ test('insertNew on SQLite: every key when all are new, only the new ones on a re
           'sqlite',
           'k',
           insert(rows.length),
-          `${insert(rows.length)} ON CONFLICT (k) DO NOTHING RETURNING k`,
           rows.flat(),
           rows.map(([k]) => k),
         ),
