@@ -5,6 +5,7 @@ import type {
   LeaderboardTeam,
 } from '../../evaluation/rounds/leaderboard.ts';
 import type { Estimate } from '../../evaluation/rounds/statistics.ts';
+import { kstMinute } from '../../kst.ts';
 import { escapeXml as esc, intervalChart, lineChart } from './svg-charts.ts';
 
 /**
@@ -18,21 +19,9 @@ const num = (n: number | null | undefined, digits = 1) => (typeof n === 'number'
 const withInterval = (e: Estimate | null) =>
   e ? `${num(e.value)} <small>[${num(e.lower)}–${num(e.upper)}]</small>` : '—';
 
-// Made at the first page, not when the hub starts: a formatter with a time zone reads ≈ 5 MB of the
-// node binary's ICU data, resident from then on.
-let KST: Intl.DateTimeFormat | undefined;
-const kst = (iso: string | null) => {
-  KST ??= new Intl.DateTimeFormat('ko-KR', {
-    timeZone: 'Asia/Seoul',
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hour12: false,
-  });
-  return iso ? `${KST.format(new Date(iso))} KST` : '—';
-};
+// the hub's own KST arithmetic, not an Intl formatter with a time zone: that reads ≈ 5 MB of the node
+// binary's ICU data, resident from then on
+const kst = (iso: string | null) => (iso ? `${kstMinute(Date.parse(iso))} KST` : '—');
 
 const STATUS: Record<string, [string, string]> = {
   survives: ['생존', 'Survives'],
