@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { log, median, rawOptions } from './cli.mjs';
 import {
+  CHAT_REQUEST_BODY,
   gitDescribe,
   httpJson,
   prepareBaseline,
@@ -308,12 +309,6 @@ function treeCpuSeconds(rootPid) {
 
 // ----------------------------------------------------------------- arms ----
 
-const REQUEST_BODY = JSON.stringify({
-  model: 'bench-model',
-  messages: [{ role: 'user', content: '안녕하세요' }],
-  max_tokens: 16,
-});
-
 /** A bench script that prints `{"ready":true,"port":N}` once listening: its process and port. */
 
 const startUpstream = () => startListening('upstream', 'fake-upstream.mjs', []);
@@ -328,7 +323,7 @@ async function startProxy(upstreamPort) {
       name: 'proxy',
       url: `http://${LOOPBACK}:${port}/v1/chat/completions`,
       headers: { 'content-type': 'application/json', authorization: 'Bearer upstream-key' },
-      body: REQUEST_BODY,
+      body: CHAT_REQUEST_BODY,
     },
   };
 }
@@ -371,7 +366,7 @@ async function startPortkey(upstreamPort) {
         'x-portkey-provider': 'openai',
         'x-portkey-custom-host': `http://${LOOPBACK}:${upstreamPort}/v1`,
       },
-      body: REQUEST_BODY,
+      body: CHAT_REQUEST_BODY,
     },
   };
 }
@@ -385,7 +380,7 @@ async function startHub(upstreamPort, timeoutS, cpuProfDir, options = {}) {
       name: options.name ?? 'hub',
       url: `${arm.base}/v1/chat/completions`,
       headers: { 'content-type': 'application/json', authorization: `Bearer ${arm.key}` },
-      body: REQUEST_BODY,
+      body: CHAT_REQUEST_BODY,
     },
   };
 }
@@ -534,7 +529,7 @@ async function main() {
         name: 'direct',
         url: `http://${LOOPBACK}:${upstream.port}/v1/chat/completions`,
         headers: { 'content-type': 'application/json', authorization: 'Bearer upstream-key' },
-        body: REQUEST_BODY,
+        body: CHAT_REQUEST_BODY,
       },
     },
   };

@@ -56,6 +56,38 @@ export function removeWorktrees() {
   }
 }
 
+/** The request every benchmark sends the hub: one short Korean chat turn. */
+export const CHAT_REQUEST_BODY = JSON.stringify({
+  model: 'bench-model',
+  messages: [{ role: 'user', content: '안녕하세요' }],
+  max_tokens: 16,
+});
+
+/**
+ * A closed loop on the hub's /v1/chat/completions through `pool` (an undici Pool on the hub): each of
+ * `connections` sends its next request when its last is answered, for as long as `going()` says.
+ * Resolves with how many were answered 200.
+ */
+export async function closedLoop(pool, key, connections, going) {
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+  let ok = 0;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (going()) {
+        const r = await pool.request({
+          path: '/v1/chat/completions',
+          method: 'POST',
+          headers,
+          body: CHAT_REQUEST_BODY,
+        });
+        await r.body.text();
+        if (r.statusCode === 200) ok++;
+      }
+    }),
+  );
+  return ok;
+}
+
 // An OTLP/HTTP collector that reads each export and answers 200: what the traced arm exports to.
 export async function startOtlpSink() {
   const port = await freePort();

@@ -9,12 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { AuditTrail } from '../src/audit/audit-log.ts';
-import { ProgrammeService } from '../src/billing/programmes.ts';
-import { applyUsageRecords, type UsageRecord } from '../src/billing/usage-journal.ts';
+import { applyUsageRecords } from '../src/billing/usage-journal.ts';
 import { newRequestId } from '../src/storage/ids.ts';
 import { migrate } from '../src/storage/migrator.ts';
 import { openSqlite } from '../src/storage/sqlite.ts';
+import { seedUsageAccounts, usageRecord } from './usage-fixture.ts';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -33,70 +32,9 @@ const db = openSqlite(join(dir, 'hub.sqlite'));
 try {
   await migrate(db);
   for (const pragma of pragmas) await db.exec(`PRAGMA ${pragma}`);
-  const now = Date.now();
-  await db.run(
-    `INSERT INTO suppliers (id, name, status, created_at, updated_at) VALUES ('sup', 'S', 'active', ?, ?)`,
-    [now, now],
-  );
-  await db.run(
-    `INSERT INTO products (id, supplier_id, model, display_name, purposes, modality, context_window,
-       price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
-     VALUES ('prd', 'sup', 'm', 'm', '["chat"]', 'text', 8192, 1, 1, 'domestic', 'active', ?, ?)`,
-    [now, now],
-  );
-  await db.run(
-    `INSERT INTO organizations (id, name, class, status, created_at, updated_at) VALUES ('org', 'o', 'sme', 'active', ?, ?)`,
-    [now, now],
-  );
-  let voucherId: string | null = null;
-  if (args.voucher) {
-    const noTrail: AuditTrail = async () => {};
-    const programmes = new ProgrammeService(db);
-    const programme = await programmes.create(
-      {
-        name: 'bench',
-        startsOn: '2026-01-01',
-        endsOn: '2099-12-31',
-        budgetKrw: '100000000',
-        copayPercent: { sme: 20 },
-        onExhausted: 'self-pay',
-      },
-      noTrail,
-      'bench',
-    );
-    voucherId = (
-      await programmes.issueVoucher(
-        programme.id,
-        { organizationId: 'org', amountKrw: '50000000' },
-        noTrail,
-        'bench',
-      )
-    ).id;
-  }
-  const record = (): UsageRecord => ({
-    requestId: ids === 'random' ? `req_${randomUUID().replaceAll('-', '')}` : newRequestId(),
-    createdAtMs: Date.now(),
-    organizationId: 'org',
-    apiKeyId: 'key',
-    productId: 'prd',
-    deploymentId: 'dep',
-    model: 'm',
-    endpoint: 'chat.completions',
-    stream: false,
-    status: 'ok',
-    httpStatus: 200,
-    errorCode: null,
-    promptTokens: 20,
-    completionTokens: 10,
-    usageSource: 'upstream',
-    priceInputMicroPer1M: 1_000_000_000n,
-    priceOutputMicroPer1M: 3_000_000_000n,
-    costMicroKrw: 50_000n,
-    latencyMs: 1,
-    ttftMs: null,
-    usageNote: null,
-    voucherId,
-  });
+  const voucherId = await seedUsageAccounts(db, { voucher: Boolean(args.voucher) });
+  const record = () =>
+    usageRecord(ids === 'random' ? `req_${randomUUID().replaceAll('-', '')}` : newRequestId(), voucherId);
   const blocks: number[] = [];
   const cpuBefore = process.cpuUsage();
   let applied = 0;

@@ -5,7 +5,7 @@
 // Run: node bench/thread-cpu.mjs [--seconds=8] [--rounds=3] [--connections=64] [--hub-script=start]
 import { readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import { startHub } from './hub-arm.mjs';
+import { closedLoop, startHub } from './hub-arm.mjs';
 import { startListening, stopAll } from './processes.mjs';
 
 const args = Object.fromEntries(
@@ -39,25 +39,9 @@ try {
   const upstream = await startListening('upstream', 'fake-upstream.mjs', []);
   const hub = await startHub(upstream.port, 90, null, { script: args['hub-script'] ?? 'start' });
   const pool = new Pool(hub.base, { connections, pipelining: 1 });
-  const body = JSON.stringify({
-    model: 'bench-model',
-    messages: [{ role: 'user', content: '안녕하세요' }],
-    max_tokens: 16,
-  });
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${hub.key}` };
-  const load = async (ms) => {
-    let ok = 0;
+  const load = (ms) => {
     const end = Date.now() + ms;
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (Date.now() < end) {
-          const r = await pool.request({ path: '/v1/chat/completions', method: 'POST', headers, body });
-          await r.body.text();
-          if (r.statusCode === 200) ok++;
-        }
-      }),
-    );
-    return ok;
+    return closedLoop(pool, hub.key, connections, () => Date.now() < end);
   };
   await load(3_000);
   for (let round = 1; round <= rounds; round++) {

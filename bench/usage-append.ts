@@ -4,8 +4,6 @@
 // this process on a database of their own, alternating, every record charged to a voucher with
 // co-payment. Run: node --import tsx bench/usage-append.ts [--rate=1000] [--seconds=6] [--rounds=3]
 import { performance } from 'node:perf_hooks';
-import type { AuditTrail } from '../src/audit/audit-log.ts';
-import { ProgrammeService } from '../src/billing/programmes.ts';
 import {
   applyUsageRecords,
   DatabaseUsageJournal,
@@ -15,6 +13,7 @@ import {
 import { type Database, openDatabase } from '../src/storage/database.ts';
 import { migrate } from '../src/storage/migrator.ts';
 import { createTestDatabase } from '../test/helpers/databases.ts';
+import { seedUsageAccounts, usageRecord } from './usage-fixture.ts';
 
 /** The group commit as it was before decision 0021: the record and its charge in one transaction. */
 class ChargeInTransaction {
@@ -62,66 +61,9 @@ const database = await createTestDatabase('postgres');
 const db = await openDatabase(database.location);
 try {
   await migrate(db);
-  const now = Date.now();
-  await db.run(
-    `INSERT INTO suppliers (id, name, status, created_at, updated_at) VALUES ('sup', 'S', 'active', ?, ?)`,
-    [now, now],
-  );
-  await db.run(
-    `INSERT INTO products (id, supplier_id, model, display_name, purposes, modality, context_window,
-       price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
-     VALUES ('prd', 'sup', 'm', 'm', '["chat"]', 'text', 8192, 1, 1, 'domestic', 'active', ?, ?)`,
-    [now, now],
-  );
-  await db.run(
-    `INSERT INTO organizations (id, name, class, status, created_at, updated_at) VALUES ('org', 'o', 'sme', 'active', ?, ?)`,
-    [now, now],
-  );
-  const noTrail: AuditTrail = async () => {};
-  const programmes = new ProgrammeService(db);
-  const p = await programmes.create(
-    {
-      name: 'bench',
-      startsOn: '2026-01-01',
-      endsOn: '2099-12-31',
-      budgetKrw: '100000000',
-      copayPercent: { sme: 20 },
-      onExhausted: 'self-pay',
-    },
-    noTrail,
-    'bench',
-  );
-  const voucher = await programmes.issueVoucher(
-    p.id,
-    { organizationId: 'org', amountKrw: '50000000' },
-    noTrail,
-    'bench',
-  );
+  const voucherId = await seedUsageAccounts(db, { voucher: true });
   let n = 0;
-  const record = (): UsageRecord => ({
-    requestId: `bench_${n++}`,
-    createdAtMs: Date.now(),
-    organizationId: 'org',
-    apiKeyId: 'key',
-    productId: 'prd',
-    deploymentId: 'dep',
-    model: 'm',
-    endpoint: 'chat.completions',
-    stream: false,
-    status: 'ok',
-    httpStatus: 200,
-    errorCode: null,
-    promptTokens: 20,
-    completionTokens: 10,
-    usageSource: 'upstream',
-    priceInputMicroPer1M: 1_000_000_000n,
-    priceOutputMicroPer1M: 3_000_000_000n,
-    costMicroKrw: 50_000n,
-    latencyMs: 1,
-    ttftMs: null,
-    usageNote: null,
-    voucherId: voucher.id,
-  });
+  const record = () => usageRecord(`bench_${n++}`, voucherId);
   const at = (sorted: number[], q: number) =>
     sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
   const results: Record<string, number[][]> = { before: [], after: [] };
