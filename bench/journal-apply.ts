@@ -13,14 +13,22 @@ import { applyUsageRecords } from '../src/billing/usage-journal.ts';
 import { newRequestId } from '../src/storage/ids.ts';
 import { migrate } from '../src/storage/migrator.ts';
 import { openSqlite } from '../src/storage/sqlite.ts';
+import { rawOptions } from './cli.mjs';
 import { seedUsageAccounts, usageRecord } from './usage-fixture.ts';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, ...v] = a.replace(/^--/, '').split('=');
-    return [k, v.join('=') || 'true'];
-  }),
+const args = rawOptions(
+  process.argv.slice(2),
+  `Usage: node --import tsx bench/journal-apply.ts [options]
+
+  --records=100000     records applied
+  --batch=200          records a transaction, as the applier gathers them
+  --ids=hub            hub: request ids as the hub makes them (time-ordered); random: random UUIDs
+  --voucher            charge every record through a voucher with co-payment
+  --pragma=…           SQLite settings to try, separated by ; (e.g. wal_autocheckpoint=8000)
+`,
 );
+if (args.ids !== undefined && args.ids !== 'hub' && args.ids !== 'random')
+  throw new Error(`--ids is hub or random, not ${args.ids}`);
 const total = Number(args.records ?? 100_000);
 const batch = Number(args.batch ?? 200);
 const ids = args.ids ?? 'hub';

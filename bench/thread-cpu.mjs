@@ -5,14 +5,19 @@
 // Run: node bench/thread-cpu.mjs [--seconds=8] [--rounds=3] [--connections=64] [--hub-script=start]
 import { readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'undici';
+import { rawOptions } from './cli.mjs';
 import { closedLoop, startHub } from './hub-arm.mjs';
 import { startListening, stopAll } from './processes.mjs';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, ...v] = a.replace(/^--/, '').split('=');
-    return [k, v.join('=') || 'true'];
-  }),
+const args = rawOptions(
+  process.argv.slice(2),
+  `Usage: node bench/thread-cpu.mjs [options]
+
+  --seconds=8          length of a measured round (after 3 s of warm-up)
+  --rounds=3           measured rounds
+  --connections=64     requests in flight, each sent when the one before it is answered
+  --hub-script=start   the npm script whose node flags the hub gets
+`,
 );
 const seconds = Number(args.seconds ?? 8);
 const rounds = Number(args.rounds ?? 3);

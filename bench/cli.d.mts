@@ -1,0 +1,5 @@
+/** `--a=1 --flag` → `{ a: '1', flag: 'true' }`; `--help` prints `help` and exits; an unknown option throws. */
+export function rawOptions(argv: readonly string[], help: string): Record<string, string | undefined>;
+export function log(msg: string): void;
+/** NaN for no values. */
+export function median(xs: readonly number[]): number;
