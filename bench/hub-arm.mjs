@@ -66,14 +66,15 @@ export const CHAT_REQUEST_BODY = JSON.stringify({
 /**
  * A closed loop on the hub's /v1/chat/completions through `pool` (an undici Pool on the hub): each of
  * `connections` sends its next request when its last is answered, for as long as `going()` says.
- * Resolves with how many were answered 200.
+ * Resolves with how many were answered 200; `latencies`, when given, receives each request's time (ms).
  */
-export async function closedLoop(pool, key, connections, going) {
+export async function closedLoop(pool, key, connections, going, latencies) {
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
   let ok = 0;
   await Promise.all(
     Array.from({ length: connections }, async () => {
       while (going()) {
+        const started = latencies ? performance.now() : 0;
         const r = await pool.request({
           path: '/v1/chat/completions',
           method: 'POST',
@@ -82,6 +83,7 @@ export async function closedLoop(pool, key, connections, going) {
         });
         await r.body.text();
         if (r.statusCode === 200) ok++;
+        latencies?.push(performance.now() - started);
       }
     }),
   );

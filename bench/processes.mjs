@@ -71,21 +71,28 @@ export function startProcess(name, cmd, args, options = {}) {
   return child;
 }
 
-/** SIGTERM to every child (its process group when it has one), then SIGKILL after 10 s. */
-export async function stopAll() {
-  const signal = (child, sig) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      if (child.benchGroup) process.kill(-child.pid, sig);
-      else child.kill(sig);
-    } catch {}
-  };
-  for (const child of children) signal(child, 'SIGTERM');
+const running = (child) => child.exitCode === null && child.signalCode === null;
+
+function signal(child, sig) {
+  if (!running(child)) return;
+  try {
+    if (child.benchGroup) process.kill(-child.pid, sig);
+    else child.kill(sig);
+  } catch {}
+}
+
+/** SIGTERM to each of `some` (its process group when it has one), then SIGKILL after 10 s. */
+export async function stop(some) {
+  for (const child of some) signal(child, 'SIGTERM');
   // Long enough for the hub to drain and write a --cpu-prof profile.
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && children.some((c) => c.exitCode === null && c.signalCode === null))
-    await sleep(50);
-  for (const child of children) signal(child, 'SIGKILL');
+  while (Date.now() < deadline && some.some(running)) await sleep(50);
+  for (const child of some) signal(child, 'SIGKILL');
+}
+
+/** Stops every child started so far. */
+export async function stopAll() {
+  await stop(children);
 }
 
 /**

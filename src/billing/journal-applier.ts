@@ -22,7 +22,8 @@ const data = workerData as {
   current: string;
   applyIntervalMs: number;
 };
-const db = openSqlite(data.databasePath);
+// a worker of its own: waiting on its thread for an admin write's lock stops nothing else
+const db = openSqlite(data.databasePath, { asyncWaitMs: 0 });
 let own = new Set(data.own);
 let current = data.current;
 const offsets = new Map<string, number>();

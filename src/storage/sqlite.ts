@@ -3,6 +3,17 @@ import { dirname } from 'node:path';
 import Sqlite from 'libsql';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
+/** How long a statement waits for another connection's write lock before it fails, as before (5 s). */
+const LOCK_WAIT_MS = 5000;
+/** How much of that wait is spent awaiting timers before the thread sleeps in SQLite's busy handler. */
+const ASYNC_WAIT_MS = 50;
+
+function isBusy(error: unknown): boolean {
+  return (
+    ((error as { code?: unknown } | null)?.code as string | undefined)?.startsWith('SQLITE_BUSY') ?? false
+  );
+}
+
 interface Statement {
   all(...params: unknown[]): unknown[];
   get(...params: unknown[]): unknown;
@@ -17,13 +28,24 @@ interface Statement {
  * The connection is shared by the whole process, so while an async transaction is open every other
  * query waits at `gate`; otherwise another request's write would join, and could be rolled back with,
  * a transaction it knows nothing about.
+ *
+ * Waiting for another connection's write lock (the journal applier's, decision 0030, or another
+ * process's) is asynchronous at first (`unlocked`): SQLite's busy handler sleeps on the calling thread,
+ * and an admin write stopped every `/v1` answer for as long as the applier's batch took. The lock is
+ * taken with `BEGIN IMMEDIATE`, with no busy timeout while the caller awaits timers. A plain write is a
+ * one-statement transaction for the same reason, and because a write refused in autocommit leaves its
+ * statement holding a read snapshot that makes the next write fail (libsql does not reset it).
  */
 class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   private readonly statements = new Map<string, Statement>();
   private gate: Promise<void> | null = null;
 
-  constructor(private readonly db: InstanceType<typeof Sqlite>) {}
+  constructor(
+    private readonly db: InstanceType<typeof Sqlite>,
+    private readonly lockWaitMs: number,
+    private readonly asyncWaitMs: number,
+  ) {}
 
   private prepare(sql: string): Statement {
     let stmt = this.statements.get(sql);
@@ -42,26 +64,54 @@ class SqliteDatabase implements Database {
     return this.prepare(sql).run(...params).changes;
   }
 
-  async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    while (this.gate) await this.gate;
-    return this.allSync<T>(sql, params);
+  /**
+   * Runs `attempt` once no transaction of this connection is open, again while another connection's
+   * lock refuses it (in WAL a reader is refused only while another connection recovers the log),
+   * until `lockWaitMs` has passed. For the first `asyncWaitMs` the caller awaits a timer between
+   * attempts and every other request goes on; after that the thread sleeps in SQLite's busy handler,
+   * as it always did. The holder is then most likely the journal applier starved of CPU (it runs
+   * SCHED_IDLE, decision 0030, and cannot let go of the lock before it has run), and a sleeping event
+   * loop is what frees a core for it: waiting on timers there left an admin write refused after 5 s
+   * with `/v1` saturated (decision 0032).
+   */
+  private async unlocked<T>(attempt: () => T): Promise<T> {
+    const started = performance.now();
+    for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
+      while (this.gate) await this.gate;
+      const waited = performance.now() - started;
+      const sleep = waited >= this.asyncWaitMs;
+      if (sleep) this.db.pragma(`busy_timeout = ${Math.max(1, Math.ceil(this.lockWaitMs - waited))}`);
+      try {
+        return attempt();
+      } catch (error) {
+        if (!isBusy(error) || sleep) throw error;
+      } finally {
+        if (sleep) this.db.pragma('busy_timeout = 0');
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, pause));
+    }
   }
 
-  async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    while (this.gate) await this.gate;
-    return this.prepare(sql).get(...params) as T | undefined;
+  all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    return this.unlocked(() => this.allSync<T>(sql, params));
   }
 
-  async run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
-    while (this.gate) await this.gate;
-    return this.runSync(sql, params);
+  get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    return this.unlocked(() => this.prepare(sql).get(...params) as T | undefined);
+  }
+
+  run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
+    return this.transaction(async () => this.runSync(sql, params));
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    while (this.gate) await this.gate;
     let open!: () => void;
-    this.gate = new Promise((resolve) => {
-      open = resolve;
+    await this.unlocked(() => {
+      this.db.exec('BEGIN IMMEDIATE');
+      // in the same turn as BEGIN: nothing else may run a statement inside this transaction
+      this.gate = new Promise((resolve) => {
+        open = resolve;
+      });
     });
     const tx: SqlExecutor = {
       all: async <R>(sql: string, params: readonly SqlValue[] = []) => this.allSync<R>(sql, params),
@@ -69,7 +119,6 @@ class SqliteDatabase implements Database {
         this.prepare(sql).get(...params) as R | undefined,
       run: async (sql: string, params: readonly SqlValue[] = []) => this.runSync(sql, params),
     };
-    this.db.exec('BEGIN IMMEDIATE');
     try {
       const result = await fn(tx);
       this.db.exec('COMMIT');
@@ -83,9 +132,10 @@ class SqliteDatabase implements Database {
     }
   }
 
-  async exec(sql: string): Promise<void> {
-    while (this.gate) await this.gate;
-    this.db.exec(sql);
+  exec(sql: string): Promise<void> {
+    return this.unlocked(() => {
+      this.db.exec(sql);
+    });
   }
 
   async ping(): Promise<void> {
@@ -97,12 +147,23 @@ class SqliteDatabase implements Database {
   }
 }
 
-export function openSqlite(path: string): Database {
+/**
+ * `lockWaitMs`: how long a statement waits for another connection's lock before it fails;
+ * `asyncWaitMs`: how much of it the thread goes on with other work (0 for a thread that serves
+ * nothing else, such as the journal applier).
+ */
+export function openSqlite(
+  path: string,
+  {
+    lockWaitMs = LOCK_WAIT_MS,
+    asyncWaitMs = ASYNC_WAIT_MS,
+  }: { lockWaitMs?: number; asyncWaitMs?: number } = {},
+): Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Sqlite(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  return new SqliteDatabase(db);
+  db.pragma(`busy_timeout = ${asyncWaitMs > 0 ? 0 : lockWaitMs}`);
+  return new SqliteDatabase(db, lockWaitMs, asyncWaitMs);
 }

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import Sqlite from 'libsql';
+import { openSqlite } from './sqlite.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'kaihub-sqlite-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let databases = 0;
+/**
+ * The hub's connection, and a second connection to the same file in the same thread, in the journal
+ * applier's place: it can only let go of its lock while the hub's thread turns.
+ */
+function twoConnections(lockWaitMs: number, asyncWaitMs = lockWaitMs) {
+  const path = join(dir, `hub-${++databases}.sqlite`);
+  const hub = openSqlite(path, { lockWaitMs, asyncWaitMs });
+  const applier = new Sqlite(path);
+  applier.exec('PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER NOT NULL)');
+  return { hub, applier };
+}
+
+/** Counts the event loop's turns until `stop` is called: how many a synchronous wait would have taken. */
+function countTurns(): () => number {
+  let turns = 0;
+  const timer = setInterval(() => turns++, 2);
+  return () => {
+    clearInterval(timer);
+    return turns;
+  };
+}
+
+const count = (applier: InstanceType<typeof Sqlite>) =>
+  (applier.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+
+test("a write waits for another connection's lock without stopping the event loop, then lands", async () => {
+  const { hub, applier } = twoConnections(5000);
+  try {
+    applier.exec('BEGIN IMMEDIATE');
+    applier.prepare('INSERT INTO t (n) VALUES (1)').run();
+    const stop = countTurns();
+    const started = performance.now();
+    const write = hub.run('INSERT INTO t (n) VALUES (2)');
+    // the applier's batch takes 150 ms to commit; the hub keeps turning meanwhile
+    await sleep(150);
+    applier.exec('COMMIT');
+    assert.equal(await write, 1);
+    const waited = performance.now() - started;
+    const turns = stop();
+    assert.ok(waited >= 140, `the write waited for the lock (${waited.toFixed(0)} ms)`);
+    assert.ok(turns >= 20, `the event loop kept turning while the write waited (${turns} turns of 2 ms)`);
+    assert.equal(count(applier), 2);
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});
+
+test('a transaction waits for the lock the same way; reads go on meanwhile; a write made while it is open does not join it', async () => {
+  const { hub, applier } = twoConnections(5000);
+  try {
+    applier.exec('INSERT INTO t (n) VALUES (1)');
+    applier.exec('BEGIN IMMEDIATE');
+    applier.prepare('INSERT INTO t (n) VALUES (2)').run();
+    let write: Promise<number> | undefined;
+    const stop = countTurns();
+    const transaction = hub.transaction(async (tx) => {
+      await tx.run('INSERT INTO t (n) VALUES (10)');
+      // another request's write while this transaction is open: it waits, and is not rolled back with it
+      write = hub.run('INSERT INTO t (n) VALUES (20)');
+      await sleep(20);
+      throw new Error('rolled back on purpose');
+    });
+    // WAL: a read needs no lock, so it answers (from before the applier's uncommitted batch) at once
+    assert.equal((await hub.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n, 1);
+    await sleep(150);
+    assert.equal(write, undefined, 'the transaction has not begun while the applier holds the lock');
+    applier.exec('COMMIT');
+    await assert.rejects(transaction, /rolled back on purpose/);
+    assert.ok(stop() >= 20, 'the event loop kept turning while the transaction waited');
+    assert.equal(await write, 1);
+    assert.deepEqual(
+      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
+      [1, 2, 20],
+    );
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});
+
+test('a lock held longer than the wait fails the write with SQLITE_BUSY, and the connection works after', async () => {
+  // 50 ms awaiting timers, then 150 ms asleep in SQLite's busy handler
+  const { hub, applier } = twoConnections(200, 50);
+  try {
+    applier.exec('BEGIN IMMEDIATE');
+    applier.prepare('INSERT INTO t (n) VALUES (1)').run();
+    const started = performance.now();
+    await assert.rejects(hub.run('INSERT INTO t (n) VALUES (2)'), (error: { code?: string }) => {
+      assert.equal(error.code, 'SQLITE_BUSY');
+      return true;
+    });
+    assert.ok(performance.now() - started >= 190, 'it waited for as long as it was told');
+    await assert.rejects(
+      hub.transaction(async (tx) => tx.run('INSERT INTO t (n) VALUES (3)')),
+      /database is locked/,
+    );
+    // reads meanwhile, then the applier commits: nothing of the refused attempts holds an old snapshot
+    assert.equal((await hub.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n, 0);
+    applier.exec('COMMIT');
+    assert.equal(await hub.run('INSERT INTO t (n) VALUES (4)'), 1);
+    await hub.transaction(async (tx) => {
+      await tx.run('INSERT INTO t (n) VALUES (5)');
+    });
+    assert.deepEqual(
+      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
+      [1, 4, 5],
+    );
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});
+
+test('after asyncWaitMs the thread sleeps until the holder, another process, lets go', async () => {
+  const path = join(dir, 'other-process.sqlite');
+  const hub = openSqlite(path, { asyncWaitMs: 150 });
+  await hub.exec('CREATE TABLE t (n INTEGER NOT NULL)');
+  // the holder: a process that takes the lock, says so, and commits 600 ms later
+  const holder = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const db = new (require('libsql'))(${JSON.stringify(path)});
+       db.exec('BEGIN IMMEDIATE'); db.exec('INSERT INTO t (n) VALUES (1)');
+       process.stdout.write('locked\\n');
+       setTimeout(() => { db.exec('COMMIT'); db.close(); }, 600);`,
+    ],
+    { cwd: dirname(fileURLToPath(import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    await once(holder.stdout!, 'data');
+    const started = performance.now();
+    const turnsAt = countTurns();
+    // how far the loop turned while the write waited on timers, sampled before the thread sleeps
+    let turnsBeforeSleep = 0;
+    const sample = countTurns();
+    setTimeout(() => {
+      turnsBeforeSleep = sample();
+    }, 100);
+    assert.equal(await hub.run('INSERT INTO t (n) VALUES (2)'), 1);
+    const waited = performance.now() - started;
+    const turns = turnsAt();
+    assert.ok(waited >= 450, `the write waited for the holder's commit (${waited.toFixed(0)} ms)`);
+    assert.ok(turnsBeforeSleep >= 5, `the loop turned at first (${turnsBeforeSleep} turns)`);
+    // 2 ms turns over the whole wait would be ≈ 300; asleep from 150 ms on, 75 at most
+    assert.ok(turns < waited / 2 / 2, `then the thread slept (${turns} turns in ${waited.toFixed(0)} ms)`);
+    assert.deepEqual(
+      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
+      [1, 2],
+    );
+  } finally {
+    holder.kill();
+    await hub.close();
+  }
+});
