@@ -30,16 +30,16 @@ interface Statement {
  * a transaction it knows nothing about.
  *
  * Waiting for another connection's write lock (the journal applier's, decision 0030, or another
- * process's) is asynchronous at first (`unlocked`): SQLite's busy handler sleeps on the calling thread,
- * and an admin write stopped every `/v1` answer for as long as the applier's batch took. The lock is
- * taken with `BEGIN IMMEDIATE`, with no busy timeout while the caller awaits timers. A plain write is a
- * one-statement transaction for the same reason, and because a write refused in autocommit leaves its
- * statement holding a read snapshot that makes the next write fail (libsql does not reset it).
+ * process's) is asynchronous at first (`begin`): SQLite's busy handler sleeps on the calling thread,
+ * and an admin write stopped every `/v1` answer for as long as the applier's batch took. A plain
+ * `run` is a one-statement transaction so that it waits the same way.
  */
 class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   private readonly statements = new Map<string, Statement>();
   private gate: Promise<void> | null = null;
+  /** Opens `gate` (set with it by `begin`). */
+  private open: () => void = () => {};
 
   constructor(
     private readonly db: InstanceType<typeof Sqlite>,
@@ -65,39 +65,52 @@ class SqliteDatabase implements Database {
   }
 
   /**
-   * Runs `attempt` once no transaction of this connection is open, again while another connection's
-   * lock refuses it (in WAL a reader is refused only while another connection recovers the log),
-   * until `lockWaitMs` has passed. For the first `asyncWaitMs` the caller awaits a timer between
-   * attempts and every other request goes on; after that the thread sleeps in SQLite's busy handler,
-   * as it always did. The holder is then most likely the journal applier starved of CPU (it runs
-   * SCHED_IDLE, decision 0030, and cannot let go of the lock before it has run), and a sleeping event
-   * loop is what frees a core for it: waiting on timers there left an admin write refused after 5 s
-   * with `/v1` saturated (decision 0032).
+   * `BEGIN IMMEDIATE` once no transaction of this connection is open, retried while another
+   * connection's lock refuses it, until `lockWaitMs` has passed. For the first `asyncWaitMs` the
+   * caller awaits a timer between attempts and every other request goes on; after that the thread
+   * sleeps in SQLite's busy handler, as it always did. The holder is then most likely the journal
+   * applier starved of CPU (it runs SCHED_IDLE, decision 0030, and cannot let go of the lock before it
+   * has run), and a sleeping event loop is what frees a core for it: waiting on timers there left an
+   * admin write refused after 5 s with `/v1` saturated (decision 0032).
+   *
+   * Only `BEGIN` waits this way: it is an `exec`, which leaves no statement behind when refused. A
+   * prepared statement refused by a lock is not reset by libsql, and until it runs again the
+   * connection can neither commit (`SQL statements in progress`) nor write (`SQLITE_BUSY_SNAPSHOT`); so
+   * reads and writes through `all` keep the busy handler (in WAL a reader is refused only while another
+   * connection recovers or resets the log: rare and short).
    */
-  private async unlocked<T>(attempt: () => T): Promise<T> {
+  private async begin(): Promise<void> {
     const started = performance.now();
     for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
       while (this.gate) await this.gate;
       const waited = performance.now() - started;
       const sleep = waited >= this.asyncWaitMs;
-      if (sleep) this.db.pragma(`busy_timeout = ${Math.max(1, Math.ceil(this.lockWaitMs - waited))}`);
+      const timeout = sleep ? Math.max(1, Math.ceil(this.lockWaitMs - waited)) : 0;
+      if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${timeout}`);
       try {
-        return attempt();
+        this.db.exec('BEGIN IMMEDIATE');
+        // in the same turn as BEGIN: nothing else may run a statement inside this transaction
+        this.gate = new Promise((resolve) => {
+          this.open = resolve;
+        });
+        return;
       } catch (error) {
         if (!isBusy(error) || sleep) throw error;
       } finally {
-        if (sleep) this.db.pragma('busy_timeout = 0');
+        if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
       }
       await new Promise<void>((resolve) => setTimeout(resolve, pause));
     }
   }
 
-  all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
-    return this.unlocked(() => this.allSync<T>(sql, params));
+  async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    while (this.gate) await this.gate;
+    return this.allSync<T>(sql, params);
   }
 
-  get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    return this.unlocked(() => this.prepare(sql).get(...params) as T | undefined);
+  async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    while (this.gate) await this.gate;
+    return this.prepare(sql).get(...params) as T | undefined;
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
@@ -105,14 +118,8 @@ class SqliteDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    let open!: () => void;
-    await this.unlocked(() => {
-      this.db.exec('BEGIN IMMEDIATE');
-      // in the same turn as BEGIN: nothing else may run a statement inside this transaction
-      this.gate = new Promise((resolve) => {
-        open = resolve;
-      });
-    });
+    await this.begin();
+    const open = this.open;
     const tx: SqlExecutor = {
       all: async <R>(sql: string, params: readonly SqlValue[] = []) => this.allSync<R>(sql, params),
       get: async <R>(sql: string, params: readonly SqlValue[] = []) =>
@@ -132,10 +139,9 @@ class SqliteDatabase implements Database {
     }
   }
 
-  exec(sql: string): Promise<void> {
-    return this.unlocked(() => {
-      this.db.exec(sql);
-    });
+  async exec(sql: string): Promise<void> {
+    while (this.gate) await this.gate;
+    this.db.exec(sql);
   }
 
   async ping(): Promise<void> {
@@ -164,6 +170,6 @@ export function openSqlite(
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma(`busy_timeout = ${asyncWaitMs > 0 ? 0 : lockWaitMs}`);
+  db.pragma(`busy_timeout = ${lockWaitMs}`);
   return new SqliteDatabase(db, lockWaitMs, asyncWaitMs);
 }
