@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Caller } from '../../src/accounts/key-cache.ts';
-import type { AuditTrail } from '../../src/audit/audit-log.ts';
 import { FundsService } from '../../src/billing/funds.ts';
-import { accountId, splitCharge } from '../../src/billing/ledger.ts';
+import { accountId } from '../../src/billing/ledger.ts';
 import { costOf, formatKrw } from '../../src/billing/money.ts';
 import { ProgrammeService } from '../../src/billing/programmes.ts';
 import { SettlementService } from '../../src/billing/settlement.ts';
@@ -16,7 +15,14 @@ import { BudgetHolds } from '../../src/limits/budget-holds.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { migrate } from '../../src/storage/migrator.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.ts';
-import { seededRandom } from '../helpers/seeded-random.ts';
+import {
+  insertLedgerParties,
+  LEDGER_PRODUCT_IDS,
+  LEDGER_PRODUCTS,
+  type LedgerProductId,
+  LedgerRun,
+  noTrail,
+} from '../helpers/ledger-model.ts';
 
 /**
  * The ledger's life around the calls (issue 13): random deposits, vouchers, calls admitted with budget
@@ -35,13 +41,10 @@ import { seededRandom } from '../helpers/seeded-random.ts';
  * runs in months that have.
  */
 
-const noTrail: AuditTrail = async () => {};
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const START = Date.parse('2026-01-01T00:00:00+09:00');
 const LAST = Date.parse('2026-10-31T23:00:00+09:00');
-const PRODUCTS = { prd_1: 'sup_a', prd_2: 'sup_a', prd_3: 'sup_b' } as const;
-type ProductId = keyof typeof PRODUCTS;
 const ORGS = [
   { id: 'org_1', cls: 'sme', prepaid: true },
   { id: 'org_2', cls: 'midsize', prepaid: false },
@@ -54,46 +57,18 @@ before(async () => {
   database = await createTestDatabase();
   db = await openDatabase(database.location);
   await migrate(db);
-  const now = Date.now();
-  await db.run(
-    `INSERT INTO suppliers (id, name, status, created_at, updated_at) VALUES ('sup_a', 'A', 'active', ?, ?),
-       ('sup_b', 'B', 'active', ?, ?)`,
-    [now, now, now, now],
-  );
-  for (const [id, supplier] of Object.entries(PRODUCTS)) {
-    await db.run(
-      `INSERT INTO products (id, supplier_id, model, display_name, purposes, modality, context_window,
-         price_input_micro_per_1m, price_output_micro_per_1m, residency, status, created_at, updated_at)
-       VALUES (?, ?, ?, ?, '["chat"]', 'text', 8192, 1, 1, 'domestic', 'active', ?, ?)`,
-      [id, supplier, id, id, now, now],
-    );
-  }
-  for (const o of ORGS) {
-    await db.run(
-      `INSERT INTO organizations (id, name, class, status, spend_mode, created_at, updated_at)
-       VALUES (?, ?, ?, 'active', ?, ?, ?)`,
-      [o.id, o.id, o.cls, o.prepaid ? 'prepaid' : 'postpaid', now, now],
-    );
-  }
+  await insertLedgerParties(db, ORGS);
 });
 after(async () => {
   await db?.close();
   await database?.drop();
 });
 
-interface ModelVoucher {
-  id: string;
-  organizationId: string;
-  copayBp: number;
-  validFrom: number;
-  validUntil: number;
-}
-
 interface InFlight {
   ticket: AdmissionTicket;
   requestId: string;
   organizationId: string;
-  productId: ProductId;
+  productId: LedgerProductId;
   /** The virtual time the call was made: the price in force then is the one it is charged at. */
   at: number;
   prompt: number;
@@ -109,23 +84,14 @@ const randomPrice = (random: () => number, free: boolean): bigint =>
     : BigInt(1 + Math.floor(random() * 5_000)) * (random() < 0.5 ? 1_000_000n : 1_777n);
 
 test('random holds, releases, deposits, price changes, month closes and late charges keep every ledger invariant', async () => {
-  const seed = Number(process.env.KAIHUB_LEDGER_SEED ?? Date.now() % 1_000_000);
+  const run = new LedgerRun(db);
+  const { seed, random, pick, model } = run;
   const steps = Number(process.env.KAIHUB_LEDGER_STEPS ?? 400);
-  const random = seededRandom(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
-  const programmes = new ProgrammeService(db);
-  const funds = new FundsService(db, programmes);
   const settlement = new SettlementService(db);
   // every record is inserted (and charged) before the next admission: nothing to wait for
   const holds = new BudgetHolds(db, async () => {});
 
-  // the model, from the rules alone (docs/billing.md)
-  const expected = new Map<string, bigint>();
-  const move = (account: string, amount: bigint) =>
-    expected.set(account, (expected.get(account) ?? 0n) + amount);
-  const vouchers: ModelVoucher[] = [];
-  const programmeIds: string[] = [];
-  const schedules = new Map<ProductId, PriceRow[]>();
+  const schedules = new Map<LedgerProductId, PriceRow[]>();
   const inserted: UsageRecord[] = [];
   /** request id → the cost it was charged and the settlement month it must land in */
   const charges = new Map<string, { cost: bigint; month: string }>();
@@ -138,7 +104,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
   let released = 0;
   let late = 0;
 
-  for (const productId of Object.keys(PRODUCTS) as ProductId[]) {
+  for (const productId of LEDGER_PRODUCT_IDS) {
     const row: PriceRow = {
       productId,
       effectiveFrom: Date.parse('2025-01-01T00:00:00+09:00'),
@@ -151,14 +117,14 @@ test('random holds, releases, deposits, price changes, month closes and late cha
     schedules.set(productId, [row]);
   }
 
-  const productAt = (productId: ProductId, at: number): RoutableProduct => {
+  const productAt = (productId: LedgerProductId, at: number): RoutableProduct => {
     const row = inForce(schedules.get(productId)!, at)!;
     return {
       id: productId,
       model: productId,
       displayName: productId,
-      supplierId: PRODUCTS[productId],
-      supplierName: PRODUCTS[productId],
+      supplierId: LEDGER_PRODUCTS[productId],
+      supplierName: LEDGER_PRODUCTS[productId],
       modality: 'text',
       residency: 'domestic',
       contextWindow: 8192,
@@ -173,7 +139,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
   /** A call admitted at the virtual now on the price in force then; null when refused. */
   const admitCall = async (
     o: (typeof ORGS)[number],
-    productId: ProductId,
+    productId: LedgerProductId,
     prompt: number,
     maxCompletion: number,
   ): Promise<InFlight | null> => {
@@ -223,18 +189,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
       while (closed.has(month)) month = nextMonth(month);
       if (month !== kstMonth(r.createdAtMs)) late++;
       charges.set(r.requestId, { cost: r.costMicroKrw, month });
-      let fromVoucher = 0n;
-      const v = r.voucherId ? vouchers.find((x) => x.id === r.voucherId) : undefined;
-      if (v !== undefined && r.createdAtMs >= v.validFrom && r.createdAtMs < v.validUntil) {
-        fromVoucher = splitCharge(
-          r.costMicroKrw,
-          v.copayBp,
-          expected.get(accountId.voucher(v.id)) ?? 0n,
-        ).voucher;
-        move(accountId.voucher(v.id), -fromVoucher);
-      }
-      move(accountId.wallet(r.organizationId), -(r.costMicroKrw - fromVoucher));
-      move(accountId.payable(PRODUCTS[r.productId as ProductId]), r.costMicroKrw);
+      model.charge(r);
     }
   };
 
@@ -276,21 +231,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
   };
 
   const check = async (): Promise<void> => {
-    const unbalanced = await db.all(
-      'SELECT transaction_id FROM ledger_entries GROUP BY transaction_id HAVING SUM(amount_micro_krw) <> 0',
-    );
-    assert.deepEqual(unbalanced, [], 'every transaction sums to zero');
-    const rows = await db.all<{ id: string; balance: string; summed: string }>(
-      `SELECT a.id, CAST(a.balance_micro_krw AS TEXT) AS balance,
-         CAST(COALESCE((SELECT SUM(e.amount_micro_krw) FROM ledger_entries e WHERE e.account_id = a.id), 0) AS TEXT) AS summed
-       FROM ledger_accounts a`,
-    );
-    for (const r of rows) {
-      assert.equal(r.balance, r.summed, `${r.id}: the balance is the sum of its entries`);
-      if (/^(voucher|programme):/.test(r.id)) assert.ok(BigInt(r.balance) >= 0n, `${r.id} below zero`);
-    }
-    const actual = new Map(rows.map((r) => [r.id, BigInt(r.balance)]));
-    for (const [id, amount] of expected) assert.equal(actual.get(id) ?? 0n, amount, `${id} as the rules say`);
+    const actual = await run.assertLedgerAgrees();
     for (const o of ORGS) {
       if (o.prepaid)
         assert.ok((actual.get(accountId.wallet(o.id)) ?? 0n) >= 0n, `prepaid ${o.id}: wallet below zero`);
@@ -323,68 +264,33 @@ test('random holds, releases, deposits, price changes, month closes and late cha
     summary: await settlement.month(month),
   });
 
-  try {
+  await run.property(async () => {
     for (let step = 0; step < steps; step++) {
       now = Math.min(LAST, now + Math.floor(random() < 0.3 ? random() * 5 * DAY : random() * 2 * HOUR));
       const r = random();
-      if (r < 0.03 || programmeIds.length === 0) {
-        const budget = BigInt(1 + Math.floor(random() * 5000)) * 1_000_000n;
-        const p = await programmes.create(
-          {
-            name: `P${seed}-${step}`,
-            startsOn: '2026-01-01',
-            endsOn: '2099-12-31',
-            budgetKrw: (budget / 1_000_000n).toString(),
-            copayPercent: { sme: Math.floor(random() * 10000) / 100, midsize: 50, public: 0 },
-            onExhausted: pick(['block', 'self-pay'] as const),
-          },
-          noTrail,
-          'operator-token',
-        );
-        programmeIds.push(p.id);
-        move(accountId.funding, -budget);
-        move(accountId.programme(p.id), budget);
+      if (r < 0.03 || model.programmeIds.length === 0) {
+        await run.createProgramme(step, '2099-12-31');
       } else if (r < 0.1) {
-        const programmeId = pick(programmeIds);
+        const programmeId = pick(model.programmeIds);
         const organizationId = pick(ORGS).id;
         const amount = BigInt(1 + Math.floor(random() * 200_000_000));
-        if (amount > (expected.get(accountId.programme(programmeId)) ?? 0n)) continue;
-        const v = await programmes.issueVoucher(
+        if (amount > model.balance(accountId.programme(programmeId))) continue;
+        // valid for the whole virtual year and by the real clock too, which admission reads
+        await run.issueVoucher(
           programmeId,
-          {
-            organizationId,
-            amountKrw: `${amount / 1_000_000n}.${(amount % 1_000_000n).toString().padStart(6, '0')}`,
-            // valid for the whole virtual year and by the real clock too, which admission reads
-            validFrom: '2026-01-01',
-            validUntil: pick(['2098-12-31', '2099-12-31']),
-          },
-          noTrail,
-          'operator-token',
-        );
-        const row = await db.get<{ copay_bp: number; valid_from: number; valid_until: number }>(
-          'SELECT copay_bp, valid_from, valid_until FROM vouchers WHERE id = ?',
-          [v.id],
-        );
-        vouchers.push({
-          id: v.id,
           organizationId,
-          copayBp: Number(row!.copay_bp),
-          validFrom: Number(row!.valid_from),
-          validUntil: Number(row!.valid_until),
-        });
-        move(accountId.programme(programmeId), -amount);
-        move(accountId.voucher(v.id), amount);
+          amount,
+          '2026-01-01',
+          pick(['2098-12-31', '2099-12-31']),
+        );
         holds.forget(organizationId);
       } else if (r < 0.2) {
         const organizationId = random() < 0.6 ? 'org_1' : pick(ORGS).id;
-        const won = 1 + Math.floor(random() * 50);
-        await funds.deposit(organizationId, { amountKrw: String(won) }, noTrail, 'operator-token');
-        move(accountId.deposits, -BigInt(won) * 1_000_000n);
-        move(accountId.wallet(organizationId), BigInt(won) * 1_000_000n);
+        await run.deposit(organizationId, 1 + Math.floor(random() * 50));
         holds.forget(organizationId);
       } else if (r < 0.25) {
         // a price change from now or later on: never in the past
-        const productId = pick(Object.keys(PRODUCTS) as ProductId[]);
+        const productId = pick(LEDGER_PRODUCT_IDS);
         const schedule = schedules.get(productId)!;
         const effectiveFrom = Math.max(
           now + Math.floor(random() * 10 * DAY),
@@ -415,7 +321,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
         const o = pick(ORGS);
         const call = await admitCall(
           o,
-          pick(Object.keys(PRODUCTS) as ProductId[]),
+          pick(LEDGER_PRODUCT_IDS),
           Math.floor(random() * 4000),
           pick([1, 16, 256, 2000]),
         );
@@ -435,7 +341,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
     await check();
     // October ends with one call still in flight: every month still open is closed, then the call
     // ends and its charge is late, so every run has at least one
-    const last = await admitCall(ORGS[1], pick(Object.keys(PRODUCTS) as ProductId[]), 1_000, 2_000);
+    const last = await admitCall(ORGS[1], pick(LEDGER_PRODUCT_IDS), 1_000, 2_000);
     for (let month = kstMonth(START); month <= kstMonth(LAST); month = nextMonth(month)) {
       if (closed.has(month)) continue;
       await settlement.close({ month }, noTrail, 'operator-token');
@@ -498,11 +404,7 @@ test('random holds, releases, deposits, price changes, month closes and late cha
     console.log(
       `seed ${seed}: ${admitted} admitted, ${refused} refused, ${released} released, ${charges.size} charged, ${late} late, ${closed.size} months closed`,
     );
-  } catch (error) {
-    throw new Error(`ledger property failed with KAIHUB_LEDGER_SEED=${seed}: ${String(error)}`, {
-      cause: error,
-    });
-  }
+  });
 });
 
 test('the database refuses to change or delete ledger transactions and entries', async () => {
