@@ -643,26 +643,25 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       const voucher = chosen >= 2 ? candidates[chosen - 2]! : null;
       const taken = Number(reply[4]);
       if (allowanceKey !== null && taken >= 2) {
-        const allowance = new Allowance(
-          this,
-          request.requestId,
-          allowanceKey,
-          caller.organizationId,
+        const allowance = new Allowance(this, this.allowanceSettings, {
+          id: request.requestId,
+          key: allowanceKey,
+          organizationId: caller.organizationId,
           shared,
           limits,
-          money ? request.requestId : '',
+          holdId: money ? request.requestId : '',
           voucher,
-          BigInt(reply[2]!),
-          BigInt(reply[3]!),
-          buckets === null
-            ? []
-            : buckets.map((b) => ({ key: b.key, capacity: b.capacity, scope: b.scope, kind: b.kind })),
-          buckets === null ? [] : buckets.map((b) => b.amount * taken),
-          buckets === null ? [] : buckets.map((_, i) => Number(reply[5 + i])),
-          calls,
+          voucherHeld: BigInt(reply[2]!),
+          walletHeld: BigInt(reply[3]!),
+          buckets:
+            buckets === null
+              ? []
+              : buckets.map((b) => ({ key: b.key, capacity: b.capacity, scope: b.scope, kind: b.kind })),
+          units: buckets === null ? [] : buckets.map((b) => b.amount * taken),
+          levels: buckets === null ? [] : buckets.map((_, i) => Number(reply[5 + i])),
+          size: calls,
           takenAt,
-          this.allowanceSettings,
-        );
+        });
         const previous = this.allowances.get(allowanceKey);
         if (previous !== undefined) this.retire(previous);
         this.allowances.set(allowanceKey, allowance);

@@ -78,9 +78,49 @@ export interface AllowanceOwner {
   done(allowance: Allowance): void;
 }
 
+/**
+ * An allowance as it was taken: whose calls it admits, and what the admit script held and took for it
+ * (shared-admission.ts builds it from the script's reply).
+ */
+export interface TakenAllowance {
+  /** Names its give-backs' sequence in Redis: the request id of the call that took it. */
+  id: string;
+  /** The organisation, key and product whose calls it admits (its owner's map key). */
+  key: string;
+  organizationId: string;
+  /** The organisation's funds as read when the allowance was taken (a re-read retires it). */
+  shared: SharedFunds;
+  limits: CallerRateLimits | null;
+  /** The hold in Redis ('' when no money is held: rate limits alone), and on which voucher if any. */
+  holdId: string;
+  voucher: VoucherFunds | null;
+  /** What the hold holds on the voucher and on the wallet. */
+  voucherHeld: MicroKrw;
+  walletHeld: MicroKrw;
+  buckets: readonly AllowanceBucket[];
+  /** Per bucket, the units the allowance took. */
+  units: readonly number[];
+  /** Per bucket, its level in Redis right after the allowance was taken. */
+  levels: readonly number[];
+  /** Calls' worth it was asked for (the next one of its key is sized from how this one went). */
+  size: number;
+  takenAt: number;
+}
+
 const ZERO = 0n;
 
 export class Allowance {
+  // fixed when it is taken: see TakenAllowance
+  readonly id: string;
+  readonly key: string;
+  readonly organizationId: string;
+  readonly shared: SharedFunds;
+  readonly limits: CallerRateLimits | null;
+  readonly holdId: string;
+  readonly voucher: VoucherFunds | null;
+  readonly buckets: readonly AllowanceBucket[];
+  readonly size: number;
+  readonly takenAt: number;
   /** What no call holds now: admitted calls take from it and give back what they did not use. */
   voucherFree: MicroKrw;
   walletFree: MicroKrw;
@@ -113,31 +153,25 @@ export class Allowance {
 
   constructor(
     readonly owner: AllowanceOwner,
-    /** Names its give-backs' sequence in Redis: the request id of the call that took it. */
-    readonly id: string,
-    readonly key: string,
-    readonly organizationId: string,
-    /** The organisation's funds as read when the allowance was taken (a re-read retires it). */
-    readonly shared: SharedFunds,
-    readonly limits: CallerRateLimits | null,
-    readonly holdId: string,
-    readonly voucher: VoucherFunds | null,
-    voucherHeld: MicroKrw,
-    walletHeld: MicroKrw,
-    readonly buckets: readonly AllowanceBucket[],
-    /** Per bucket, what the allowance took. */
-    taken: readonly number[],
-    levels: readonly number[],
-    readonly size: number,
-    readonly takenAt: number,
     readonly settings: AllowanceSettings,
+    taken: TakenAllowance,
   ) {
-    this.voucherFree = voucherHeld;
-    this.walletFree = walletHeld;
-    this.units = [...taken];
-    this.levels = [...levels];
-    this.unitsBack = taken.map(() => 0);
-    this.lastAdmitAt = takenAt;
+    this.id = taken.id;
+    this.key = taken.key;
+    this.organizationId = taken.organizationId;
+    this.shared = taken.shared;
+    this.limits = taken.limits;
+    this.holdId = taken.holdId;
+    this.voucher = taken.voucher;
+    this.buckets = taken.buckets;
+    this.size = taken.size;
+    this.takenAt = taken.takenAt;
+    this.voucherFree = taken.voucherHeld;
+    this.walletFree = taken.walletHeld;
+    this.units = [...taken.units];
+    this.levels = [...taken.levels];
+    this.unitsBack = taken.units.map(() => 0);
+    this.lastAdmitAt = taken.takenAt;
   }
 
   /**
