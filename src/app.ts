@@ -563,6 +563,7 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
       (message) => logger.error(message),
       200,
       onRejected,
+      db.lockWaiters ?? null,
     );
   }
   // PostgreSQL: charges posted right after the record, off the response path (decision 0021)

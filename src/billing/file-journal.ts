@@ -54,6 +54,8 @@ export class FileUsageJournal implements UsageJournal {
     private readonly onError: (message: string) => void,
     applyIntervalMs = 200,
     private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
+    /** The hub connection's waiting writers, for the applier to step aside for (storage/sqlite.ts). */
+    lockWaiters: Int32Array | null = null,
   ) {
     mkdirSync(dir, { recursive: true });
     this.current = this.newFileName();
@@ -61,7 +63,7 @@ export class FileUsageJournal implements UsageJournal {
     this.own.push(this.current);
     // V8's own young generation, not npm start's (src/worker-heap.ts)
     this.worker = startWorker(journalApplierModule(), {
-      workerData: { dir, databasePath, own: this.own, current: this.current, applyIntervalMs },
+      workerData: { dir, databasePath, own: this.own, current: this.current, applyIntervalMs, lockWaiters },
     });
     this.worker.on('message', (m: ApplierReply) => {
       if (m.type === 'error') this.onError(m.message);

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readdirSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSqlite } from '../storage/sqlite.ts';
+import { openSqlite, stepAsideFor } from '../storage/sqlite.ts';
 import { runInTheGaps } from '../thread-priority.ts';
 import type { ApplierReply, ApplierRequest } from './file-journal.ts';
 import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from './usage-journal.ts';
@@ -21,6 +21,8 @@ const data = workerData as {
   own: string[];
   current: string;
   applyIntervalMs: number;
+  /** The hub connection's transactions waiting for the write lock (storage/sqlite.ts `lockWaiters`). */
+  lockWaiters: Int32Array | null;
 };
 // a worker of its own: waiting on its thread for an admin write's lock stops nothing else
 const db = openSqlite(data.databasePath, { asyncWaitMs: 0 });
@@ -28,6 +30,13 @@ let own = new Set(data.own);
 let current = data.current;
 const offsets = new Map<string, number>();
 const READ_CHUNK = 4 * 1024 * 1024;
+/**
+ * Records a transaction. Between transactions the applier steps aside for an admin write waiting on
+ * the hub's connection (decision 0032), which so waits for at most one of them (≈ 7–11 ms of CPU)
+ * instead of everything that arrived in an interval (≈ 1,000 records under load).
+ */
+const RECORDS_A_TRANSACTION = 250;
+const STEP_ASIDE_MAX_MS = 100;
 
 function processAlive(pid: number): boolean {
   try {
@@ -99,9 +108,15 @@ async function applyFile(name: string, finished: boolean): Promise<void> {
     await setAsideUsage(db, requestId, `journal ${name}`, u.reason, u.line.slice(0, 100_000));
     report({ type: 'rejected', requestId, reason: u.reason });
   }
-  if (records.length > 0) {
-    // a record the database refuses is set aside inside; a database failure throws: retried next time
-    const rejected = await applyUsageRecords(db, records, `journal ${name}`);
+  // a record the database refuses is set aside inside; a database failure throws: retried next time
+  // from the file's last offset, and what was applied before it is skipped (by request id)
+  for (let i = 0; i < records.length; i += RECORDS_A_TRANSACTION) {
+    if (data.lockWaiters) stepAsideFor(data.lockWaiters, STEP_ASIDE_MAX_MS);
+    const rejected = await applyUsageRecords(
+      db,
+      records.slice(i, i + RECORDS_A_TRANSACTION),
+      `journal ${name}`,
+    );
     for (const r of rejected) report({ type: 'rejected', requestId: r.requestId, reason: r.reason });
   }
   offsets.set(name, next);

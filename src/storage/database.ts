@@ -23,6 +23,11 @@ export interface SqlExecutor {
 
 export interface Database extends SqlExecutor {
   readonly dialect: Dialect;
+  /**
+   * SQLite: how many of this connection's transactions wait for another connection's write lock,
+   * shared with the journal applier's thread, which steps aside while it is above 0 (decision 0032).
+   */
+  readonly lockWaiters?: Int32Array;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Executes several statements (DDL); no parameters. */

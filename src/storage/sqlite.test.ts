@@ -49,8 +49,10 @@ test("a write waits for another connection's lock without stopping the event loo
     const write = hub.run('INSERT INTO t (n) VALUES (2)');
     // the applier's batch takes 150 ms to commit; the hub keeps turning meanwhile
     await sleep(150);
+    assert.equal(hub.lockWaiters?.[0], 1, 'the waiting write is counted for the applier to see');
     applier.exec('COMMIT');
     assert.equal(await write, 1);
+    assert.equal(hub.lockWaiters?.[0], 0);
     const waited = performance.now() - started;
     const turns = stop();
     assert.ok(waited >= 140, `the write waited for the lock (${waited.toFixed(0)} ms)`);
@@ -107,6 +109,7 @@ test('a lock held longer than the wait fails the write with SQLITE_BUSY, and the
       return true;
     });
     assert.ok(performance.now() - started >= 190, 'it waited for as long as it was told');
+    assert.equal(hub.lockWaiters?.[0], 0, 'a write that gave up is no longer counted');
     await assert.rejects(
       hub.transaction(async (tx) => tx.run('INSERT INTO t (n) VALUES (3)')),
       /database is locked/,

@@ -38,6 +38,7 @@ class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   private readonly statements = new Map<string, Statement>();
   private gate: Promise<void> | null = null;
+  readonly lockWaiters = new Int32Array(new SharedArrayBuffer(4));
   /** Opens `gate` (set with it by `begin`). */
   private open: () => void = () => {};
 
@@ -81,25 +82,37 @@ class SqliteDatabase implements Database {
    */
   private async begin(): Promise<void> {
     const started = performance.now();
-    for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
-      while (this.gate) await this.gate;
-      const waited = performance.now() - started;
-      const sleep = waited >= this.asyncWaitMs;
-      const timeout = sleep ? Math.max(1, Math.ceil(this.lockWaitMs - waited)) : 0;
-      if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${timeout}`);
-      try {
-        this.db.exec('BEGIN IMMEDIATE');
-        // in the same turn as BEGIN: nothing else may run a statement inside this transaction
-        this.gate = new Promise((resolve) => {
-          this.open = resolve;
-        });
-        return;
-      } catch (error) {
-        if (!isBusy(error) || sleep) throw error;
-      } finally {
-        if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
+    let waiting = false;
+    try {
+      for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
+        while (this.gate) await this.gate;
+        const waited = performance.now() - started;
+        const sleep = waited >= this.asyncWaitMs;
+        const timeout = sleep ? Math.max(1, Math.ceil(this.lockWaitMs - waited)) : 0;
+        if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${timeout}`);
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          // in the same turn as BEGIN: nothing else may run a statement inside this transaction
+          this.gate = new Promise((resolve) => {
+            this.open = resolve;
+          });
+          return;
+        } catch (error) {
+          if (!isBusy(error) || sleep) throw error;
+        } finally {
+          if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
+        }
+        if (!waiting) {
+          waiting = true;
+          Atomics.add(this.lockWaiters, 0, 1);
+        }
+        await new Promise<void>((resolve) => setTimeout(resolve, pause));
       }
-      await new Promise<void>((resolve) => setTimeout(resolve, pause));
+    } finally {
+      if (waiting) {
+        Atomics.sub(this.lockWaiters, 0, 1);
+        Atomics.notify(this.lockWaiters, 0);
+      }
     }
   }
 
@@ -150,6 +163,20 @@ class SqliteDatabase implements Database {
 
   async close(): Promise<void> {
     this.db.close();
+  }
+}
+
+/**
+ * Blocks the calling thread (a worker's, never the event loop's) while a hub connection waits for
+ * the write lock, for at most `maxMs`: what the journal applier does between its batches.
+ */
+export function stepAsideFor(waiters: Int32Array, maxMs: number): void {
+  const deadline = performance.now() + maxMs;
+  for (;;) {
+    const waiting = Atomics.load(waiters, 0);
+    const left = deadline - performance.now();
+    if (waiting === 0 || left <= 0) return;
+    Atomics.wait(waiters, 0, waiting, left);
   }
 }
 

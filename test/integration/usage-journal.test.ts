@@ -248,6 +248,55 @@ test('an unreadable journal line is set aside; the lines after it are applied an
   await journal.close();
 });
 
+test('the applier steps aside between its transactions while the hub waits for the write lock, and goes on after', {
+  skip: testEngine() !== 'sqlite' && 'the file journal is for SQLite',
+}, async () => {
+  const waiters = db.lockWaiters!;
+  const applied = async () =>
+    Number(
+      (
+        await db.get<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM usage_events WHERE request_id LIKE 'req_stepaside_%'",
+        )
+      )?.n,
+    );
+  // applied only when asked (sync), so that all 600 records are read at once
+  const journal = new FileUsageJournal(
+    journalDir(),
+    database.location,
+    (m) => assert.fail(m),
+    60_000,
+    undefined,
+    waiters,
+  );
+  try {
+    // past the applier's first look at the files, which could otherwise read the appends half-written
+    await journal.sync();
+    const ids = Array.from({ length: 600 }, (_, i) => `req_stepaside_${String(i).padStart(4, '0')}`);
+    await Promise.all(ids.map((id) => journal.append(record(id, 0n))));
+    // as while an admin write waits for the lock (storage/sqlite.ts counts it there)
+    Atomics.store(waiters, 0, 1);
+    const synced = journal.sync();
+    // the applier waits up to 100 ms before each transaction of 250 records: the first lands, then it
+    // steps aside again before the second
+    const deadline = Date.now() + 10_000;
+    while ((await applied()) === 0) {
+      assert.ok(Date.now() < deadline, 'the applier still applies, 100 ms at most after each step aside');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(await applied(), 250, 'one transaction of 250 records');
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    assert.equal(await applied(), 250, 'then it steps aside again while the writer waits');
+    Atomics.store(waiters, 0, 0);
+    Atomics.notify(waiters, 0);
+    await synced;
+    assert.equal(await applied(), 600, 'every record applied once the writer has gone');
+  } finally {
+    Atomics.store(waiters, 0, 0);
+    await journal.close();
+  }
+});
+
 test('migration 005 from the 004 schema: bad rows move aside whole, then the database refuses negative amounts', async () => {
   const fresh = await createTestDatabase();
   const old = await openDatabase(fresh.location);
