@@ -91,6 +91,15 @@ function errorEvent(error: CallError): string {
   return `data: ${JSON.stringify({ error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? null } })}\n\n`;
 }
 
+/** A stream's headers, made in a function of their own so that the stream's writer does not keep them. */
+function streamHeaders(ctx: RequestContext, call: ModelCall): Record<string, string | number> {
+  const headers = headersOf(ctx, call, 'text/event-stream; charset=utf-8');
+  headers['cache-control'] = 'no-cache';
+  headers.connection = 'keep-alive';
+  headers['x-accel-buffering'] = 'no';
+  return headers;
+}
+
 async function writeStream(
   deps: OpenAIDeps,
   ctx: RequestContext,
@@ -98,20 +107,31 @@ async function writeStream(
   stream: AsyncGenerator<JsonObject, void, undefined>,
 ): Promise<void> {
   const { res } = ctx;
-  const headers = headersOf(ctx, call, 'text/event-stream; charset=utf-8');
-  headers['cache-control'] = 'no-cache';
-  headers.connection = 'keep-alive';
-  headers['x-accel-buffering'] = 'no';
   try {
     if (!res.destroyed) {
-      res.writeHead(200, headers);
+      res.writeHead(200, streamHeaders(ctx, call));
       res.flushHeaders();
     }
-    // leaving the loop early (the client is gone) returns the stream: the call drains and meters
-    for await (const chunk of stream) {
-      if (res.destroyed) break;
-      const wait = write(res, `data: ${JSON.stringify(chunk)}\n\n`, call.signal);
-      if (wait) await wait;
+    // by hand rather than `for await`, its variables emptied before each wait: a suspended function
+    // keeps them, and the last chunk and its text would stay alive for as long as the next one takes
+    let next: IteratorResult<JsonObject, void> | null = null;
+    let wait: Promise<void> | undefined;
+    for (;;) {
+      next = null;
+      next = await stream.next();
+      if (next.done === true) break;
+      // leaving early (the client is gone) returns the stream: the call drains and meters
+      if (res.destroyed) {
+        next = null;
+        await stream.return(undefined);
+        break;
+      }
+      wait = write(res, `data: ${JSON.stringify(next.value)}\n\n`, call.signal);
+      next = null;
+      if (wait) {
+        await wait;
+        wait = undefined;
+      }
     }
     if (!res.destroyed) res.end('data: [DONE]\n\n');
   } catch (error) {
