@@ -50,11 +50,8 @@ export async function writeOutcome(
   if (outcome.type === 'completed') return sendCompleted(ctx, call, outcome.body);
   // The stream is written on its own: the handlers that led here return now rather than wait, each
   // suspended with its frame, promise and closures, for as long as the stream lasts (heap snapshot at
-  // 2,000 open streams). writeStream answers its own failures; this catches only its last resort.
-  writeStream(deps, ctx, call, outcome.stream).catch((error: unknown) => {
-    deps.logger.error({ err: error, requestId: ctx.requestId }, 'unhandled error on /v1');
-    ctx.res.destroy();
-  });
+  // 2,000 open streams). writeStream answers its own failures and never rejects.
+  void writeStream(deps, ctx, call, outcome.stream);
 }
 
 /** The 200 answer of a plain call, with its length so keep-alive clients never wait for a close. */
@@ -135,14 +132,21 @@ async function writeStream(
     }
     if (!res.destroyed) res.end('data: [DONE]\n\n');
   } catch (error) {
-    if (!(error instanceof CallStreamError)) {
-      deps.logger.error({ err: error, requestId: ctx.requestId }, 'stream writer failed');
+    try {
+      if (!(error instanceof CallStreamError)) {
+        deps.logger.error({ err: error, requestId: ctx.requestId }, 'stream writer failed');
+        res.destroy();
+        return;
+      }
+      if (res.destroyed) return;
+      // a client that stopped reading would hold the connection for ever: its time is up
+      if (res.writableNeedDrain) res.destroy();
+      else res.end(errorEvent(error.error));
+    } catch (lastError) {
+      // the last resort, here rather than in a `.catch` on this function's promise: that handler and
+      // its closure would be held for as long as the stream lasts
+      deps.logger.error({ err: lastError, requestId: ctx.requestId }, 'unhandled error on /v1');
       res.destroy();
-      return;
     }
-    if (res.destroyed) return;
-    // a client that stopped reading would hold the connection for ever: its time is up
-    if (res.writableNeedDrain) res.destroy();
-    else res.end(errorEvent(error.error));
   }
 }
