@@ -29,6 +29,28 @@ test('aborts once, with the given reason or an AbortError; onabort and listeners
   assert.equal((plain.reason as DOMException).name, 'AbortError');
 });
 
+test('listeners: objects with handleEvent, added twice, removed, removed during the abort, added after it', () => {
+  const call = new CallAbort();
+  const calls: string[] = [];
+  const object = { handleEvent: () => calls.push('object') };
+  const removed = () => calls.push('removed');
+  const laterRemoved = () => calls.push('later removed');
+  call.signal.addEventListener('abort', () => {
+    calls.push('first');
+    call.signal.removeEventListener('abort', laterRemoved);
+  });
+  call.signal.addEventListener('abort', object);
+  call.signal.addEventListener('abort', object);
+  call.signal.addEventListener('abort', removed);
+  call.signal.addEventListener('abort', laterRemoved);
+  call.signal.addEventListener('abort', () => calls.push('last'));
+  call.signal.removeEventListener('abort', removed);
+  call.abort();
+  call.signal.addEventListener('abort', () => calls.push('after'));
+  call.abort();
+  assert.deepEqual(calls, ['first', 'object', 'last']);
+});
+
 test('timers/promises accepts it and is cancelled by it', async () => {
   const call = new CallAbort();
   const waiting = sleep(10_000, undefined, { signal: call.signal });

@@ -7,8 +7,9 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { ProviderAdapter } from '../providers/adapter.ts';
 import type { Router } from '../routing/router.ts';
+import { Deadlines } from './deadlines.ts';
 import type { Guard } from './guard.ts';
-import { type CallInput, ModelCall } from './model-call.ts';
+import { type CallInput, ModelCall, onTotalTimeout } from './model-call.ts';
 import type { CallObserver } from './observer.ts';
 
 export interface CallSettings {
@@ -60,7 +61,12 @@ export interface CallLayerDeps {
  * from outside.
  */
 export class CallLayer {
-  constructor(readonly deps: CallLayerDeps) {}
+  /** Every call's total time (`upstreamTotalTimeoutMs`), with one timer for all of them. */
+  readonly deadlines: Deadlines<ModelCall>;
+
+  constructor(readonly deps: CallLayerDeps) {
+    this.deadlines = new Deadlines(deps.settings.upstreamTotalTimeoutMs, onTotalTimeout);
+  }
 
   create(input: CallInput): ModelCall {
     return new ModelCall(this, input);

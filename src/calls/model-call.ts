@@ -18,6 +18,7 @@ import { CapacityError } from '../routing/load.ts';
 import type { Attempt, RoutedCall, Served } from '../routing/router.ts';
 import { CallAbort } from './call-abort.ts';
 import type { CallLayer } from './call-layer.ts';
+import type { DeadlineEntry } from './deadlines.ts';
 import {
   type CallError,
   capacityExhausted,
@@ -71,7 +72,8 @@ export type CallOutcome =
 /** 499 as nginx uses it: the client closed the connection before the answer. */
 export const CLIENT_CLOSED = 499;
 
-function onTotalTimeout(call: ModelCall): void {
+/** The call's total time is up (`CallLayer.deadlines`). */
+export function onTotalTimeout(call: ModelCall): void {
   call.abortUpstream(new DOMException('total upstream time exceeded', 'TimeoutError'));
   if (call.handedOver)
     call.watchForAbandonedStream(call.layer.deps.settings.abandonedStreamGraceMs ?? 10_000);
@@ -142,8 +144,13 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
   /** What admission sends with the answer (`x-ratelimit-*`); null: nothing. */
   admissionHeaders: Readonly<Record<string, string>> | null = null;
   drainTimer: NodeJS.Timeout | undefined = undefined;
+  // the total time's deadline (DeadlineEntry): linked into the layer's list while it runs
+  deadlineAt = 0;
+  deadlinePrev: DeadlineEntry | null = null;
+  deadlineNext: DeadlineEntry | null = null;
   private readonly abort: CallAbort;
   private readonly options: CallOptions;
+  /** After the total time, the grace a stream's consumer has to take its failure (watchForAbandonedStream). */
   private timer: NodeJS.Timeout | undefined = undefined;
   private ticket: AdmissionTicket | null = null;
   private holdsOrganizationSlot = false;
@@ -307,7 +314,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
       this.request = guarded.request;
     }
 
-    this.timer = setTimeout(onTotalTimeout, deps.settings.upstreamTotalTimeoutMs, this);
+    this.layer.deadlines.add(this);
     let served: Served<unknown>;
     try {
       served = await deps.router.route(this, product);
@@ -533,6 +540,7 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     if (this.closed) return;
     this.closed = true;
     const deps = this.layer.deps;
+    this.layer.deadlines.remove(this);
     clearTimeout(this.timer);
     clearTimeout(this.drainTimer);
     if (this.openStage !== null) this.endStage('interrupted');

@@ -76,9 +76,14 @@ export async function* pumpStream(
       const clientWantsUsage = streamOptions?.include_usage === true;
       const guard = call.guardSession;
       const logContent = deps.settings.logContent;
+      // declared out here and emptied before each wait: a suspended generator keeps its variables, and
+      // the last chunk (≈ 0.3 KB) would stay alive, and be promoted, for as long as the next one takes
+      let next: IteratorResult<ChatStreamPart> | null = null;
+      let out: JsonObject | null = null;
       for (;;) {
         if (call.clientGone) break;
-        let next: IteratorResult<ChatStreamPart>;
+        next = null;
+        out = null;
         try {
           next = await iterator.next();
         } catch (error) {
@@ -95,7 +100,7 @@ export async function* pumpStream(
           }
           break;
         }
-        const out = forwarded(next.value, state, guard, clientWantsUsage, model);
+        out = forwarded(next.value, state, guard, clientWantsUsage, model);
         if (out === null) continue;
         if (call.clientGone) break;
         delivering(call, state, out, logContent);

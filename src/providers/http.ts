@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, errors } from 'undici';
+import { Agent, type Dispatcher, errors, util } from 'undici';
 import { abortedCallError } from './abort.ts';
 import { type CallOptions, UpstreamError, type UpstreamTarget } from './adapter.ts';
 import { DEFAULT_MAX_EVENT_BYTES } from './sse.ts';
@@ -139,13 +139,7 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
   // bytes, not the string: undici keeps what it is given for as long as the answer lasts, and from a
   // string it makes bytes of its own besides, so a stream held its prompt twice
   const bytes = Buffer.from(req.body);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    ...req.headers,
-    ...req.options.headers,
-  };
-  if (req.streamed === true) headers['content-length'] = String(bytes.byteLength);
+  const headers = requestHeaders(req, bytes, req.streamed === true);
   try {
     response = await dispatcher.request({
       origin: req.url.origin,
@@ -167,6 +161,372 @@ export async function postJson(req: PostJson, dispatcher: Dispatcher): Promise<D
   return response;
 }
 
+function requestHeaders(req: PostJson, bytes: Buffer, withLength: boolean): Record<string, string> {
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    ...req.headers,
+    ...req.options.headers,
+  };
+  if (withLength) headers['content-length'] = String(bytes.byteLength);
+  return headers;
+}
+
+/**
+ * How much of a streamed answer is held unread before the upstream is paused: the high-water mark of
+ * undici's own body stream, which streams were read through before, so a slow client holds back the
+ * upstream exactly as it did.
+ */
+const STREAM_HIGH_WATER_BYTES = 64 * 1024;
+
+const NOTHING_WAITS = 0;
+const HEADERS_WAIT = 1;
+const PART_WAITS = 2;
+
+// `new Promise` hands its settling functions to an executor; this one, made once, puts them on the
+// answer being waited for, so a wait costs no closure of its own (one wait per chunk of every stream)
+let settling: StreamedAnswer<unknown> | null = null;
+function takeSettlers(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  settling!.resolveWait = resolve as (value: unknown) => void;
+  settling!.rejectWait = reject;
+}
+
+// what arrived for answers whose reader waits is handed to them a microtask later, after undici has
+// finished with the bytes it read (the end of an answer usually comes in the same read as its last
+// chunk), as its body stream did: one queue and one task for all of them
+const toWake: StreamedAnswer<unknown>[] = [];
+function wakeAll(): void {
+  for (let i = 0; i < toWake.length; i++) toWake[i]!.wakeNow();
+  toWake.length = 0;
+}
+
+const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A streamed answer, read off undici's dispatch interface and handed out as an async iterator of the
+ * items a subclass decodes from its bytes (`decode`, `take`, `end`): what `request()` and `for await`
+ * over its body did, without a body stream, its async iterator and its request handler under every
+ * open stream (≈ 1.2 KB of heap a stream, and a promise or two more per chunk: heap snapshots at 2,000
+ * streams, docs/benchmarks.md). The same behaviour as that pair:
+ * - `open()` resolves once the upstream answered 2xx with its headers; an error status is read (at
+ *   most 64 KB) into an `UpstreamError` with the upstream's message, as `postJson` does;
+ * - the body is decoded as it is read, never ahead: at most `STREAM_HIGH_WATER_BYTES` are held unread
+ *   before the upstream is paused (a slow client's backpressure), resumed as they are read;
+ * - the call's signal stops it at any point (mapped as `toUpstreamError` maps it); a failure, the
+ *   reader's `return()`, or the answer's own end (`finish()`) before the body ended closes the
+ *   connection, as destroying the body did;
+ * - after a failure or the end, `next()` answers done. One `next()` at a time (as `for await` calls it).
+ */
+export abstract class StreamedAnswer<T> implements AsyncIterableIterator<T> {
+  statusCode = 0;
+  /** The answer's `content-type` ('' when it gave none). */
+  contentType = '';
+  resolveWait: ((value: unknown) => void) | null = null;
+  rejectWait: ((error: unknown) => void) | null = null;
+  private waiting = NOTHING_WAITS;
+  private wakeQueued = false;
+  private readonly signal: AbortSignal;
+  private readonly readError: PostJson['readError'];
+  private abortRequest: ((reason?: unknown) => void) | null = null;
+  private resumeBody: (() => void) | null = null;
+  private pieces: Buffer[] = [];
+  private head = 0;
+  private heldBytes = 0;
+  private paused = false;
+  private headersIn = false;
+  /** An error answer's body, read for its message; null while none is read. */
+  private errorText: string | null = null;
+  private retryAfter: string | undefined = undefined;
+  private bodyEnded = false;
+  private bodyError: unknown = null;
+  private endDecoded = false;
+  private finished = false;
+  /** The reader is done (its end, a failure, `return()`): nothing more is read or decoded. */
+  private settled = false;
+  /** The signal fired before the request had a connection: it is aborted as soon as it has one. */
+  private abortOnConnect = false;
+
+  constructor(signal: AbortSignal, readError?: PostJson['readError']) {
+    this.signal = signal;
+    this.readError = readError;
+  }
+
+  /** Decodes one piece of the body (the subclass keeps what it completed for `take`). */
+  protected abstract decode(piece: Buffer): void;
+  /** The next item decoded, or undefined when it needs more of the body. Throws what the answer reports. */
+  protected abstract take(): T | undefined;
+  /** The body ended: decodes what it held back. */
+  protected abstract end(): void;
+  /** The body ended and the last item was taken without the answer's own end (`finish()`). */
+  protected abstract incomplete(): Error;
+
+  /** Sends the request; resolves once a 2xx answer's headers are in. */
+  open(req: PostJson, dispatcher: Dispatcher): Promise<void> {
+    const bytes = Buffer.from(req.body);
+    const options = req.options;
+    if (this.signal.aborted) this.abortOnConnect = true;
+    else this.signal.addEventListener('abort', this);
+    const wait = this.wait(HEADERS_WAIT) as Promise<void>;
+    try {
+      dispatcher.dispatch(
+        {
+          origin: req.url.origin,
+          path: req.url.path,
+          method: 'POST',
+          headers: requestHeaders(req, bytes, true),
+          // undici keeps the body it is given for as long as the answer lasts (`BytesOnce`)
+          body: new BytesOnce(bytes) as unknown as Uint8Array,
+          headersTimeout: options.headersTimeoutMs,
+          bodyTimeout: options.idleTimeoutMs ?? 0,
+        },
+        this as unknown as Dispatcher.DispatchHandler,
+      );
+    } catch (error) {
+      this.onError(error);
+    }
+    return wait;
+  }
+
+  /** Drops the rest of the answer unread (closing its connection). */
+  drop(): void {
+    this.settle();
+  }
+
+  /**
+   * The answer's own end (an end-of-stream event), seen while the reader takes an item: nothing after
+   * it is read, and a body still coming is closed now, as leaving the loop over a body stream did.
+   */
+  protected finish(): void {
+    this.finished = true;
+    this.pieces.length = 0;
+    this.head = 0;
+    this.heldBytes = 0;
+    this.stopListening();
+    this.abortQuietly();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T, undefined>> {
+    if (this.waiting !== NOTHING_WAITS) return Promise.reject(new TypeError('one next() at a time'));
+    let result: IteratorResult<T, undefined> | null;
+    try {
+      result = this.step();
+    } catch (error) {
+      return Promise.reject(this.failed(error));
+    }
+    if (result !== null) return Promise.resolve(result);
+    return this.wait(PART_WAITS) as Promise<IteratorResult<T, undefined>>;
+  }
+
+  return(): Promise<IteratorResult<T, undefined>> {
+    this.settle();
+    return Promise.resolve(DONE);
+  }
+
+  // --- undici's dispatch handler ---------------------------------------------------------------
+
+  onConnect(abort: (reason?: unknown) => void): void {
+    if (this.abortOnConnect) {
+      abort(this.signal.reason);
+      return;
+    }
+    this.abortRequest = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.statusCode = statusCode;
+    this.resumeBody = resume;
+    const headers = util.parseHeaders(rawHeaders);
+    const contentType = headers['content-type'];
+    this.contentType = contentType === undefined ? '' : String(contentType);
+    if (statusCode >= 400) {
+      const retryAfter = headers['retry-after'];
+      this.retryAfter = typeof retryAfter === 'string' ? retryAfter : undefined;
+      this.errorText = '';
+      return true;
+    }
+    this.headersIn = true;
+    this.settleWait(undefined, null);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.errorText !== null) {
+      this.errorText += chunk.toString();
+      if (this.errorText.length > MAX_ERROR_BODY_BYTES) {
+        this.errorAnswered();
+        this.abortQuietly();
+      }
+      return true;
+    }
+    if (this.settled || this.finished) return true;
+    this.pieces.push(chunk);
+    this.heldBytes += chunk.length;
+    this.wake();
+    if (this.heldBytes < STREAM_HIGH_WATER_BYTES) return true;
+    this.paused = true;
+    return false;
+  }
+
+  onComplete(): void {
+    this.bodyEnded = true;
+    if (this.errorText !== null) this.errorAnswered();
+    else this.wake();
+  }
+
+  onError(error: unknown): void {
+    this.abortRequest = null;
+    if (!this.headersIn) {
+      this.stopListening();
+      if (this.waiting === HEADERS_WAIT) this.settleWait(null, toUpstreamError(error, this.signal));
+      return;
+    }
+    this.bodyFailed(error);
+  }
+
+  /** The call's signal fired (an `EventTarget` listener object: no closure a stream). */
+  handleEvent(): void {
+    const abort = this.abortRequest;
+    if (abort === null) {
+      if (!this.headersIn) this.abortOnConnect = true;
+      return;
+    }
+    abort(this.signal.reason);
+    // an answer already received whole is failed all the same, as its body stream was destroyed
+    if (this.headersIn) this.bodyFailed(this.signal.reason);
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  /** What the reader gets next: an item, done, or null (wait); throws the stream's failure. */
+  private step(): IteratorResult<T, undefined> | null {
+    for (;;) {
+      if (this.settled) return DONE;
+      const item = this.take();
+      if (item !== undefined) return { done: false, value: item };
+      if (this.finished) {
+        this.settle();
+        return DONE;
+      }
+      if (this.head < this.pieces.length) {
+        this.decode(this.shift());
+        continue;
+      }
+      if (this.bodyError !== null) throw this.bodyError;
+      if (!this.bodyEnded) return null;
+      if (this.endDecoded) throw this.incomplete();
+      this.endDecoded = true;
+      this.end();
+    }
+  }
+
+  private shift(): Buffer {
+    const piece = this.pieces[this.head]!;
+    this.pieces[this.head++] = EMPTY_PIECE;
+    if (this.head === this.pieces.length) {
+      this.pieces.length = 0;
+      this.head = 0;
+    }
+    this.heldBytes -= piece.length;
+    if (this.paused && this.heldBytes < STREAM_HIGH_WATER_BYTES) {
+      this.paused = false;
+      this.resumeBody?.();
+    }
+    return piece;
+  }
+
+  /** The stream failed: settled, and the failure as the reader gets it. */
+  private failed(error: unknown): UpstreamError {
+    this.settle();
+    const failure = toUpstreamError(error, this.signal);
+    return failure.kind === 'connect'
+      ? new UpstreamError('protocol', `upstream stream broke off: ${failure.message}`)
+      : failure;
+  }
+
+  private bodyFailed(error: unknown): void {
+    if (this.settled || this.finished || this.bodyError !== null) return;
+    this.bodyError = error ?? new UpstreamError('connect', 'the upstream answer was aborted');
+    // what was held unread is dropped, as a destroyed body stream dropped it
+    this.pieces.length = 0;
+    this.head = 0;
+    this.heldBytes = 0;
+    this.wake();
+  }
+
+  private errorAnswered(): void {
+    const text = this.errorText!;
+    this.errorText = null;
+    this.stopListening();
+    this.settleWait(null, errorAnswer(this.statusCode, this.retryAfter, text, this.readError));
+  }
+
+  /** Nothing more is read: the connection is closed if the answer is still coming. */
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.pieces.length = 0;
+    this.head = 0;
+    this.heldBytes = 0;
+    this.stopListening();
+    this.abortQuietly();
+  }
+
+  private abortQuietly(): void {
+    const abort = this.abortRequest;
+    this.abortRequest = null;
+    if (abort !== null && !this.bodyEnded && this.bodyError === null) abort();
+  }
+
+  private stopListening(): void {
+    this.signal.removeEventListener('abort', this);
+  }
+
+  private wait(what: number): Promise<unknown> {
+    this.waiting = what;
+    settling = this as StreamedAnswer<unknown>;
+    const promise = new Promise(takeSettlers);
+    settling = null;
+    return promise;
+  }
+
+  private settleWait(value: unknown, error: unknown): void {
+    const resolve = this.resolveWait;
+    const reject = this.rejectWait;
+    this.waiting = NOTHING_WAITS;
+    this.resolveWait = null;
+    this.rejectWait = null;
+    if (error !== null) reject?.(error);
+    else resolve?.(value);
+  }
+
+  private wake(): void {
+    if (this.waiting !== PART_WAITS || this.wakeQueued) return;
+    this.wakeQueued = true;
+    if (toWake.push(this as StreamedAnswer<unknown>) === 1) queueMicrotask(wakeAll);
+  }
+
+  /** The reader waits and something arrived (`wake`): it gets its item, the end, or the failure. */
+  wakeNow(): void {
+    this.wakeQueued = false;
+    if (this.waiting !== PART_WAITS) return;
+    let result: IteratorResult<T, undefined> | null;
+    try {
+      result = this.step();
+    } catch (error) {
+      this.settleWait(null, this.failed(error));
+      return;
+    }
+    if (result !== null) this.settleWait(result, null);
+  }
+}
+
+const EMPTY_PIECE = Buffer.alloc(0);
+
 async function readErrorResponse(
   response: Dispatcher.ResponseData,
   signal: AbortSignal,
@@ -183,8 +543,22 @@ async function readErrorResponse(
   } finally {
     dropBody(response);
   }
-  const status = response.statusCode;
   const retryAfter = response.headers['retry-after'];
+  return errorAnswer(
+    response.statusCode,
+    typeof retryAfter === 'string' ? retryAfter : undefined,
+    text,
+    readError,
+  );
+}
+
+/** An error answer (`status` ≥ 400) as an `UpstreamError` carrying the upstream's own message. */
+function errorAnswer(
+  status: number,
+  retryAfter: string | undefined,
+  text: string,
+  readError?: PostJson['readError'],
+): UpstreamError {
   let message = text.trim().slice(0, 2000) || `upstream answered HTTP ${status}`;
   let type: string | undefined;
   let code: string | null | undefined;
@@ -218,7 +592,7 @@ async function readErrorResponse(
     ...(type !== undefined && { type }),
     ...(code !== undefined && { code }),
     ...(param !== undefined && { param }),
-    ...(typeof retryAfter === 'string' && { retryAfter }),
+    ...(retryAfter !== undefined && { retryAfter }),
   });
 }
 

@@ -50,11 +50,8 @@ export async function writeOutcome(
   if (outcome.type === 'completed') return sendCompleted(ctx, call, outcome.body);
   // The stream is written on its own: the handlers that led here return now rather than wait, each
   // suspended with its frame, promise and closures, for as long as the stream lasts (heap snapshot at
-  // 2,000 open streams). writeStream answers its own failures; this catches only its last resort.
-  writeStream(deps, ctx, call, outcome.stream).catch((error: unknown) => {
-    deps.logger.error({ err: error, requestId: ctx.requestId }, 'unhandled error on /v1');
-    ctx.res.destroy();
-  });
+  // 2,000 open streams). writeStream answers its own failures and never rejects.
+  void writeStream(deps, ctx, call, outcome.stream);
 }
 
 /** The 200 answer of a plain call, with its length so keep-alive clients never wait for a close. */
@@ -91,6 +88,15 @@ function errorEvent(error: CallError): string {
   return `data: ${JSON.stringify({ error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code ?? null } })}\n\n`;
 }
 
+/** A stream's headers, made in a function of their own so that the stream's writer does not keep them. */
+function streamHeaders(ctx: RequestContext, call: ModelCall): Record<string, string | number> {
+  const headers = headersOf(ctx, call, 'text/event-stream; charset=utf-8');
+  headers['cache-control'] = 'no-cache';
+  headers.connection = 'keep-alive';
+  headers['x-accel-buffering'] = 'no';
+  return headers;
+}
+
 async function writeStream(
   deps: OpenAIDeps,
   ctx: RequestContext,
@@ -98,31 +104,49 @@ async function writeStream(
   stream: AsyncGenerator<JsonObject, void, undefined>,
 ): Promise<void> {
   const { res } = ctx;
-  const headers = headersOf(ctx, call, 'text/event-stream; charset=utf-8');
-  headers['cache-control'] = 'no-cache';
-  headers.connection = 'keep-alive';
-  headers['x-accel-buffering'] = 'no';
   try {
     if (!res.destroyed) {
-      res.writeHead(200, headers);
+      res.writeHead(200, streamHeaders(ctx, call));
       res.flushHeaders();
     }
-    // leaving the loop early (the client is gone) returns the stream: the call drains and meters
-    for await (const chunk of stream) {
-      if (res.destroyed) break;
-      const wait = write(res, `data: ${JSON.stringify(chunk)}\n\n`, call.signal);
-      if (wait) await wait;
+    // by hand rather than `for await`, its variables emptied before each wait: a suspended function
+    // keeps them, and the last chunk and its text would stay alive for as long as the next one takes
+    let next: IteratorResult<JsonObject, void> | null = null;
+    let wait: Promise<void> | undefined;
+    for (;;) {
+      next = null;
+      next = await stream.next();
+      if (next.done === true) break;
+      // leaving early (the client is gone) returns the stream: the call drains and meters
+      if (res.destroyed) {
+        next = null;
+        await stream.return(undefined);
+        break;
+      }
+      wait = write(res, `data: ${JSON.stringify(next.value)}\n\n`, call.signal);
+      next = null;
+      if (wait) {
+        await wait;
+        wait = undefined;
+      }
     }
     if (!res.destroyed) res.end('data: [DONE]\n\n');
   } catch (error) {
-    if (!(error instanceof CallStreamError)) {
-      deps.logger.error({ err: error, requestId: ctx.requestId }, 'stream writer failed');
+    try {
+      if (!(error instanceof CallStreamError)) {
+        deps.logger.error({ err: error, requestId: ctx.requestId }, 'stream writer failed');
+        res.destroy();
+        return;
+      }
+      if (res.destroyed) return;
+      // a client that stopped reading would hold the connection for ever: its time is up
+      if (res.writableNeedDrain) res.destroy();
+      else res.end(errorEvent(error.error));
+    } catch (lastError) {
+      // the last resort, here rather than in a `.catch` on this function's promise: that handler and
+      // its closure would be held for as long as the stream lasts
+      deps.logger.error({ err: lastError, requestId: ctx.requestId }, 'unhandled error on /v1');
       res.destroy();
-      return;
     }
-    if (res.destroyed) return;
-    // a client that stopped reading would hold the connection for ever: its time is up
-    if (res.writableNeedDrain) res.destroy();
-    else res.end(errorEvent(error.error));
   }
 }

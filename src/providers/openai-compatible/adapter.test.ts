@@ -94,3 +94,113 @@ test('an over-long event received whole, and an over-long error body: clean erro
   });
   assert.deepEqual(uncaught, []);
 });
+
+/** An upstream that sends `count` chunks of `size` characters as fast as its socket takes them. */
+async function fastUpstream(count: number, size: number) {
+  const state = { written: 0, blocked: false };
+  const chunk = `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: 'y'.repeat(size) } }] })}\n\n`;
+  const fast = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let sent = 0;
+    const pump = () => {
+      while (sent < count) {
+        sent++;
+        state.written += chunk.length;
+        if (!res.write(chunk)) {
+          state.blocked = true;
+          res.once('drain', () => {
+            state.blocked = false;
+            pump();
+          });
+          return;
+        }
+      }
+      res.end('data: [DONE]\n\n');
+    };
+    pump();
+  });
+  await new Promise<void>((resolve) => fast.listen(0, '127.0.0.1', resolve));
+  const fastTarget: UpstreamTarget = {
+    deploymentId: 'd',
+    baseUrl: `http://127.0.0.1:${(fast.address() as AddressInfo).port}/v1`,
+    apiKey: null,
+    upstreamModel: 'm',
+  };
+  return { state, target: fastTarget, close: () => new Promise((resolve) => fast.close(resolve)) };
+}
+
+test('a reader that stops holds the upstream back (at most 64 KiB unread), and reading on ends with done', async () => {
+  const upstream = await fastUpstream(20_000, 900);
+  const adapter = new OpenAICompatibleAdapter(agent);
+  const parts = await adapter.chatStream(upstream.target, request, {
+    signal: new AbortController().signal,
+    headersTimeoutMs: 5000,
+    idleTimeoutMs: 2000,
+  });
+  const iterator = parts[Symbol.asyncIterator]();
+  assert.equal((await iterator.next()).done, false);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.ok(upstream.state.blocked, 'the upstream waits for its socket');
+  // what the kernel's socket buffers take, not the 18 MB the upstream had to send
+  assert.ok(upstream.state.written < 8_000_000, `${upstream.state.written} bytes written`);
+  let count = 1;
+  let last: unknown;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) break;
+    last = next.value;
+    count++;
+  }
+  assert.equal(count, 20_001);
+  assert.deepEqual(last, { type: 'done' });
+  await upstream.close();
+});
+
+test('held back longer than the idle timeout: no timeout, the hub is the one waiting', async () => {
+  const upstream = await fastUpstream(3000, 2000);
+  const adapter = new OpenAICompatibleAdapter(agent);
+  const parts = await adapter.chatStream(upstream.target, request, {
+    signal: new AbortController().signal,
+    headersTimeoutMs: 5000,
+    idleTimeoutMs: 200,
+  });
+  const iterator = parts[Symbol.asyncIterator]();
+  await iterator.next();
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  let count = 1;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) break;
+    count++;
+  }
+  assert.equal(count, 3001);
+  await upstream.close();
+});
+
+test('the call aborted while the reader waits: the reader gets the abort, the connection is dropped', async () => {
+  const slow = createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: {"id":"x","choices":[]}\n\n');
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const adapter = new OpenAICompatibleAdapter(agent);
+  const controller = new AbortController();
+  const parts = await adapter.chatStream(
+    { ...target, baseUrl: `http://127.0.0.1:${(slow.address() as AddressInfo).port}/v1` },
+    request,
+    { signal: controller.signal, headersTimeoutMs: 5000, idleTimeoutMs: 0 },
+  );
+  const iterator = parts[Symbol.asyncIterator]();
+  assert.equal((await iterator.next()).done, false);
+  const waiting = iterator.next();
+  controller.abort(new DOMException('total upstream time exceeded', 'TimeoutError'));
+  await assert.rejects(
+    waiting,
+    (error: unknown) => UpstreamError.isInstance(error) && error.kind === 'timeout',
+  );
+  assert.equal((await iterator.next()).done, true);
+  slow.closeAllConnections();
+  await new Promise((resolve) => slow.close(resolve));
+});

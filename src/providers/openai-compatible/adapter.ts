@@ -12,12 +12,11 @@ import {
 import { ALL_FEATURES } from '../features.ts';
 import {
   DEFAULT_UPSTREAM_LIMITS,
-  dropBody,
   endpoint,
   poolFor,
   postJson,
   readJson,
-  toUpstreamError,
+  StreamedAnswer,
   type UpstreamLimits,
 } from '../http.ts';
 import { allowedFields } from '../params.ts';
@@ -79,25 +78,24 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     body.stream_options = Object.assign({}, request.stream_options as JsonObject | undefined, {
       include_usage: true,
     });
-    const response = await postJson(
+    const parts = new ChatParts(options.signal, this.limits);
+    await parts.open(
       {
         url: endpoint(target.baseUrl, '/chat/completions'),
         headers: this.headers(target),
         body: JSON.stringify(body),
         options,
-        streamed: true,
       },
       poolFor(target, this.dispatcher, this.supplierDispatcher),
     );
-    const contentType = String(response.headers['content-type'] ?? '');
-    if (!contentType.includes('text/event-stream')) {
-      dropBody(response);
+    if (!parts.contentType.includes('text/event-stream')) {
+      parts.drop();
       throw new UpstreamError(
         'protocol',
-        `upstream answered ${contentType || 'no content type'} to a stream request`,
+        `upstream answered ${parts.contentType || 'no content type'} to a stream request`,
       );
     }
-    return readChatStream(response.body, options.signal, this.limits);
+    return parts;
   }
 
   async embeddings(
@@ -123,55 +121,60 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 }
 
+const DONE_PART: ChatStreamPart = Object.freeze({ type: 'done' });
+
 /**
- * The upstream's events as chat parts, read straight off the body with the SSE parser inside this
- * generator (not a generator of its own under it: one frame, promise and closures fewer per open
- * stream, and one await fewer per chunk).
+ * The upstream's events as chat parts, parsed as the reader takes them, straight off the answer
+ * (`StreamedAnswer`: no body stream, iterator or generator of its own under every open stream). Ends
+ * with a `done` part at `[DONE]`; a body that ends without it is a protocol error.
  */
-async function* readChatStream(
-  body: AsyncIterable<Uint8Array>,
-  signal: AbortSignal,
-  limits: UpstreamLimits,
-): AsyncGenerator<ChatStreamPart> {
-  const parser = new SseParser(limits);
-  const events = parser.events;
-  let done = false;
-  try {
-    read: for await (const piece of body) {
-      parser.push(piece);
-      for (let i = 0; i < events.length; i++) {
-        const part = chatPart(events[i]!);
-        if (part === null) {
-          done = true;
-          break read;
-        }
-        yield part;
-      }
-      events.length = 0;
-      parser.rethrow();
-    }
-    if (!done) {
-      parser.end();
-      for (let i = 0; i < events.length; i++) {
-        const part = chatPart(events[i]!);
-        if (part === null) {
-          done = true;
-          break;
-        }
-        yield part;
-      }
-      events.length = 0;
-      parser.rethrow();
-    }
-  } catch (error) {
-    const failure = toUpstreamError(error, signal);
-    if (failure.kind === 'connect')
-      throw new UpstreamError('protocol', `upstream stream broke off: ${failure.message}`);
-    throw failure;
+class ChatParts extends StreamedAnswer<ChatStreamPart> {
+  private readonly parser: SseParser;
+  private readonly events: SseEvent[];
+  private index = 0;
+
+  constructor(signal: AbortSignal, limits: UpstreamLimits) {
+    super(signal);
+    this.parser = new SseParser(limits);
+    this.events = this.parser.events;
   }
-  if (!done) throw new UpstreamError('protocol', 'upstream stream ended without [DONE]');
-  yield { type: 'done' };
+
+  protected decode(piece: Buffer): void {
+    this.parser.push(piece);
+  }
+
+  protected take(): ChatStreamPart | undefined {
+    const events = this.events;
+    if (this.index < events.length) {
+      const event = events[this.index]!;
+      // taken before it is read: an event that throws is not read again
+      events[this.index++] = NO_EVENT;
+      const part = chatPart(event);
+      if (part !== null) return part;
+      events.length = 0;
+      this.index = 0;
+      this.finish();
+      return DONE_PART;
+    }
+    if (events.length > 0) {
+      events.length = 0;
+      this.index = 0;
+    }
+    // an over-long line or event: after the events completed before it
+    this.parser.rethrow();
+    return undefined;
+  }
+
+  protected end(): void {
+    this.parser.end();
+  }
+
+  protected incomplete(): Error {
+    return new UpstreamError('protocol', 'upstream stream ended without [DONE]');
+  }
 }
+
+const NO_EVENT: SseEvent = Object.freeze({ event: '', data: '' });
 
 /** One event as a chat part; null for `[DONE]`. Throws what the upstream reported in the stream. */
 function chatPart(event: SseEvent): ChatStreamPart | null {
