@@ -7,6 +7,7 @@
 // TypeScript lines (a source map beside the bundle, read when it is loaded).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -95,6 +96,9 @@ export async function runBundled() {
     await esbuild.stop();
     process.setSourceMapsEnabled(true);
     await import(pathToFileURL(outfile).href);
+    // the map is read now, before the file goes: a Node that reads a linked map at first use would
+    // otherwise find it deleted and name the bundle's lines in stack traces
+    findSourceMap(pathToFileURL(outfile).href);
   } finally {
     rmSync(outfile, { force: true });
     rmSync(`${outfile}.map`, { force: true });

@@ -196,8 +196,9 @@ function takeSettlers(resolve: (value: never) => void, reject: (error: unknown) 
 // chunk), as its body stream did: one queue and one task for all of them
 const toWake: StreamedAnswer<unknown>[] = [];
 function wakeAll(): void {
-  for (let i = 0; i < toWake.length; i++) toWake[i]!.wakeNow();
-  toWake.length = 0;
+  // emptied first: were a reader's wake to throw, the next answers must still queue a task of their own
+  const woken = toWake.splice(0);
+  for (let i = 0; i < woken.length; i++) woken[i]!.wakeNow();
 }
 
 const DONE: IteratorResult<never, undefined> = Object.freeze({ done: true, value: undefined });
@@ -323,6 +324,8 @@ export abstract class StreamedAnswer<T> implements AsyncIterableIterator<T> {
 
   return(): Promise<IteratorResult<T, undefined>> {
     this.settle();
+    // a `next()` still waiting (a reader returning the stream from elsewhere) ends with it
+    if (this.waiting === PART_WAITS) this.settleWait(DONE, null);
     return Promise.resolve(DONE);
   }
 

@@ -136,6 +136,9 @@ async function writeStream(
       if (!(error instanceof CallStreamError)) {
         deps.logger.error({ err: error, requestId: ctx.requestId }, 'stream writer failed');
         res.destroy();
+        // as `for await` would: the call's stream is returned, so that it drains, meters and lets go
+        // of its slots now rather than at the total-time backstop
+        stream.return(undefined).catch(() => {});
         return;
       }
       if (res.destroyed) return;

@@ -204,3 +204,32 @@ test('the call aborted while the reader waits: the reader gets the abort, the co
   slow.closeAllConnections();
   await new Promise((resolve) => slow.close(resolve));
 });
+
+test('return() while a next() waits: the waiting next() ends done, and the upstream connection is cut', async () => {
+  let closed: (how: string) => void;
+  const upstreamClosed = new Promise<string>((resolve) => {
+    closed = resolve;
+  });
+  const silent = createServer((req, res) => {
+    req.resume();
+    res.on('close', () => closed(res.writableFinished ? 'finished' : 'cut'));
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: {"id":"x","choices":[]}\n\n');
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const adapter = new OpenAICompatibleAdapter(agent);
+  const parts = await adapter.chatStream(
+    { ...target, baseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1` },
+    request,
+    { signal: new AbortController().signal, headersTimeoutMs: 5000, idleTimeoutMs: 0 },
+  );
+  const iterator = parts[Symbol.asyncIterator]();
+  assert.equal((await iterator.next()).done, false);
+  const waiting = iterator.next();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(await iterator.return!(), { done: true, value: undefined });
+  assert.deepEqual(await waiting, { done: true, value: undefined });
+  assert.equal(await upstreamClosed, 'cut');
+  silent.closeAllConnections();
+  await new Promise((resolve) => silent.close(resolve));
+});
