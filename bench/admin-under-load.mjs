@@ -5,7 +5,7 @@
 // meanwhile one organisation created every 100 ms for 15 s; /v1's latency is measured in that window.
 // Run: node bench/admin-under-load.mjs [--baseline=<git ref>] [--rounds=2]
 import { Pool } from 'undici';
-import { rawOptions } from './cli.mjs';
+import { positiveOption, rawOptions } from './cli.mjs';
 import { closedLoop, httpJson, prepareBaseline, removeWorktrees, startHub } from './hub-arm.mjs';
 import { startListening, stop, stopAll } from './processes.mjs';
 
@@ -17,7 +17,7 @@ const args = rawOptions(
   --rounds=2             measurements of each arm
 `,
 );
-const rounds = Number(args.rounds ?? 2);
+const rounds = positiveOption(args, 'rounds', 2);
 
 /** One measurement of one hub: 2 s of load alone, then 15 s with an admin write every 100 ms. */
 async function measure(upstreamPort, name, root) {

@@ -19,6 +19,14 @@ export function rawOptions(argv, help) {
   return raw;
 }
 
+/** `raw[key]` as a positive number, `fallback` when absent; anything else is an error naming the option. */
+export function positiveOption(raw, key, fallback) {
+  if (raw[key] === undefined) return fallback;
+  const v = Number(raw[key]);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${key} must be a positive number, not ${raw[key]}`);
+  return v;
+}
+
 export function log(msg) {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }

@@ -30,7 +30,7 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log, median, rawOptions } from './cli.mjs';
+import { log, median, positiveOption, rawOptions } from './cli.mjs';
 import {
   CHAT_REQUEST_BODY,
   gitDescribe,
@@ -152,12 +152,7 @@ const HELP = `Usage: node bench/gateway-overhead.mjs [options]
 function parseArgs(argv) {
   const raw = rawOptions(argv, HELP);
   const quick = raw.quick === 'true';
-  const num = (k, d) => {
-    if (raw[k] === undefined) return d;
-    const v = Number(raw[k]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
-    return v;
-  };
+  const num = (k, d) => positiveOption(raw, k, d);
   const targets = (raw.targets ?? ALL_TARGETS.join(','))
     .split(',')
     .map((s) => s.trim())

@@ -13,7 +13,7 @@ import { applyUsageRecords } from '../src/billing/usage-journal.ts';
 import { newRequestId } from '../src/storage/ids.ts';
 import { migrate } from '../src/storage/migrator.ts';
 import { openSqlite } from '../src/storage/sqlite.ts';
-import { rawOptions } from './cli.mjs';
+import { positiveOption, rawOptions } from './cli.mjs';
 import { seedUsageAccounts, usageRecord } from './usage-fixture.ts';
 
 const args = rawOptions(
@@ -29,8 +29,8 @@ const args = rawOptions(
 );
 if (args.ids !== undefined && args.ids !== 'hub' && args.ids !== 'random')
   throw new Error(`--ids is hub or random, not ${args.ids}`);
-const total = Number(args.records ?? 100_000);
-const batch = Number(args.batch ?? 200);
+const total = positiveOption(args, 'records', 100_000);
+const batch = positiveOption(args, 'batch', 200);
 const ids = args.ids ?? 'hub';
 const BLOCK = 20_000;
 const pragmas = (args.pragma ?? '').split(';').filter(Boolean);

@@ -17,7 +17,7 @@ import { fork } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log, rawOptions } from './cli.mjs';
+import { log, positiveOption, rawOptions } from './cli.mjs';
 import { gitDescribe, prepareBaseline, removeWorktrees, startHub } from './hub-arm.mjs';
 import {
   BENCH_DIR,
@@ -48,7 +48,7 @@ const HELP = `Usage: node bench/streams.mjs [options]
 
 function parseArgs(argv) {
   const raw = rawOptions(argv, HELP);
-  const num = (k, d) => (raw[k] === undefined ? d : Number(raw[k]));
+  const num = (k, d) => positiveOption(raw, k, d);
   const targets = (raw.targets ?? 'direct,hub').split(',').filter(Boolean);
   if (raw.baseline !== undefined && !targets.includes('baseline')) targets.push('baseline');
   if (targets.includes('baseline') && (raw.baseline === undefined || raw.baseline === 'true'))

@@ -5,7 +5,7 @@
 // Run: node bench/thread-cpu.mjs [--seconds=8] [--rounds=3] [--connections=64] [--hub-script=start]
 import { readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'undici';
-import { rawOptions } from './cli.mjs';
+import { positiveOption, rawOptions } from './cli.mjs';
 import { closedLoop, startHub } from './hub-arm.mjs';
 import { startListening, stopAll } from './processes.mjs';
 
@@ -19,9 +19,9 @@ const args = rawOptions(
   --hub-script=start   the npm script whose node flags the hub gets
 `,
 );
-const seconds = Number(args.seconds ?? 8);
-const rounds = Number(args.rounds ?? 3);
-const connections = Number(args.connections ?? 64);
+const seconds = positiveOption(args, 'seconds', 8);
+const rounds = positiveOption(args, 'rounds', 3);
+const connections = positiveOption(args, 'connections', 64);
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
 /** CPU milliseconds so far of every thread of `pid`, keyed `tid:name`. */

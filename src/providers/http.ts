@@ -299,11 +299,7 @@ export abstract class StreamedAnswer<T> implements AsyncIterableIterator<T> {
    */
   protected finish(): void {
     this.finished = true;
-    this.pieces.length = 0;
-    this.head = 0;
-    this.heldBytes = 0;
-    this.stopListening();
-    this.abortQuietly();
+    this.letGo();
   }
 
   [Symbol.asyncIterator](): this {
@@ -472,6 +468,11 @@ export abstract class StreamedAnswer<T> implements AsyncIterableIterator<T> {
   private settle(): void {
     if (this.settled) return;
     this.settled = true;
+    this.letGo();
+  }
+
+  /** What is held is dropped, the signal no longer heard, and a body still coming closed. */
+  private letGo(): void {
     this.pieces.length = 0;
     this.head = 0;
     this.heldBytes = 0;

@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'libsql';
+import type { Database } from './database.ts';
 import { openSqlite } from './sqlite.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kaihub-sqlite-'));
@@ -35,6 +36,10 @@ function countTurns(): () => number {
     return turns;
   };
 }
+
+/** The table's values in order, as the hub's connection reads them. */
+const values = async (hub: Database) =>
+  (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n);
 
 const count = (applier: InstanceType<typeof Sqlite>) =>
   (applier.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
@@ -87,10 +92,7 @@ test('a transaction waits for the lock the same way; reads go on meanwhile; a wr
     await assert.rejects(transaction, /rolled back on purpose/);
     assert.ok(stop() >= 20, 'the event loop kept turning while the transaction waited');
     assert.equal(await write, 1);
-    assert.deepEqual(
-      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
-      [1, 2, 20],
-    );
+    assert.deepEqual(await values(hub), [1, 2, 20]);
   } finally {
     applier.close();
     await hub.close();
@@ -121,10 +123,7 @@ test('a lock held longer than the wait fails the write with SQLITE_BUSY, and the
     await hub.transaction(async (tx) => {
       await tx.run('INSERT INTO t (n) VALUES (5)');
     });
-    assert.deepEqual(
-      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
-      [1, 4, 5],
-    );
+    assert.deepEqual(await values(hub), [1, 4, 5]);
   } finally {
     applier.close();
     await hub.close();
@@ -164,10 +163,7 @@ test('after asyncWaitMs the thread sleeps until the holder, another process, let
     assert.ok(turnsBeforeSleep >= 5, `the loop turned at first (${turnsBeforeSleep} turns)`);
     // 2 ms turns over the whole wait would be ≈ 300; asleep from 150 ms on, 75 at most
     assert.ok(turns < waited / 2 / 2, `then the thread slept (${turns} turns in ${waited.toFixed(0)} ms)`);
-    assert.deepEqual(
-      (await hub.all<{ n: number }>('SELECT n FROM t ORDER BY n')).map((r) => r.n),
-      [1, 2],
-    );
+    assert.deepEqual(await values(hub), [1, 2]);
   } finally {
     holder.kill();
     await hub.close();
