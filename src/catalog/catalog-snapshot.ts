@@ -75,6 +75,11 @@ export class CatalogSnapshot {
   /** Scheduled price changes not yet in force, by model, soonest first (product_prices). */
   private pending = new Map<string, PriceRow[]>();
   private priceTimer: NodeJS.Timeout | undefined;
+  /**
+   * When the soonest pending change comes due. Lookups check it too: a timer fires on the event
+   * loop's turn, after a call that arrived at or past the change may already have been admitted.
+   */
+  private nextDueAt = Number.POSITIVE_INFINITY;
   private stopped = false;
 
   constructor(
@@ -85,10 +90,12 @@ export class CatalogSnapshot {
   ) {}
 
   byModel(model: string): RoutableProduct | undefined {
+    if (Date.now() >= this.nextDueAt) this.applyDuePrices();
     return this.products.get(model);
   }
 
   all(): IterableIterator<RoutableProduct> {
+    if (Date.now() >= this.nextDueAt) this.applyDuePrices();
     return this.products.values();
   }
 
@@ -131,6 +138,7 @@ export class CatalogSnapshot {
       if (changes.length === 0) this.pending.delete(model);
       else soonest = Math.min(soonest, changes[0]!.effectiveFrom);
     }
+    this.nextDueAt = soonest;
     if (soonest === Number.POSITIVE_INFINITY || this.stopped) return;
     this.priceTimer = setTimeout(
       () => {

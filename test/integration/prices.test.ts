@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import OpenAI from 'openai';
 import { CATALOG_REVISION_SETTING } from '../../src/catalog/catalog-service.ts';
+import { CatalogSnapshot } from '../../src/catalog/catalog-snapshot.ts';
+import { CredentialBox } from '../../src/catalog/credentials.ts';
 import { openDatabase } from '../../src/storage/database.ts';
 import { migrate, migrations } from '../../src/storage/migrator.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
@@ -123,6 +126,46 @@ test('a change scheduled ahead is not used before its time, is used after it on 
     ],
   );
   assert.equal(history[1].effectiveFrom, effectiveFrom);
+});
+
+test('a change that has come due is in force for the next lookup, before its timer has had a turn', async () => {
+  const r = await a.admin('POST', '/products', {
+    supplierId: catalog.supplierId,
+    model: 'due-test',
+    displayName: 'Due',
+    purposes: ['chat'],
+    modality: 'text',
+    contextWindow: 4096,
+    priceInputPer1M: '10',
+    priceOutputPer1M: '20',
+    residency: 'domestic',
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const effectiveAt = Date.now() + 400;
+  const patched = await a.admin('PATCH', `/products/${r.body.id}`, {
+    priceInputPer1M: '30',
+    pricesEffectiveFrom: new Date(effectiveAt).toISOString(),
+  });
+  assert.equal(patched.status, 200, JSON.stringify(patched.body));
+  // A snapshot of its own over the hub's database: its timer is armed for the change.
+  const snapshot = new CatalogSnapshot(a.hub.db, new CredentialBox(randomBytes(32)), {
+    featuresOf: () => 0,
+    defaultMaxConcurrent: 1,
+  });
+  await snapshot.reload();
+  try {
+    assert.equal(snapshot.byModel('due-test')?.prices.inputMicroPer1M, 10_000_000n);
+    // A busy event loop: the time passes while no timer can fire. A call admitted now (its
+    // start time at or after the change) must not be priced at the old row.
+    while (Date.now() <= effectiveAt) {}
+    assert.equal(snapshot.byModel('due-test')?.prices.inputMicroPer1M, 30_000_000n);
+    assert.equal(
+      [...snapshot.all()].find((p) => p.model === 'due-test')?.prices.inputMicroPer1M,
+      30_000_000n,
+    );
+  } finally {
+    snapshot.stop();
+  }
 });
 
 describe('scheduling prices over /admin/v1', () => {
