@@ -4,12 +4,12 @@
 // `keepNames`, which makes every named closure redefine its name. Still no build step between
 // `npm install` and `npm start`: the bundle is made in a moment at each start, into this package's
 // node_modules (where its packages resolve), and deleted once loaded. Stack traces point at the
-// TypeScript lines (a source map beside the bundle, read when it is loaded).
+// TypeScript lines (bin/stack-map.mjs: the source map's text is kept, and a stack mapped when read).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { LineMap, mapStackTraces } from './stack-map.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -62,8 +62,10 @@ function removeStaleBundles(dir) {
   }
 }
 
-/** Builds the hub into one module and imports it (which runs `src/main.ts`). */
-export async function runBundled() {
+/**
+ * Builds the hub into one module and imports it (which runs `src/main.ts`; a test gives another entry).
+ */
+export async function runBundled(entry = path.join(ROOT, 'src', 'main.ts')) {
   const esbuild = await import('esbuild');
   const dir = path.join(ROOT, 'node_modules', '.cache', 'kaihub');
   mkdirSync(dir, { recursive: true });
@@ -71,7 +73,7 @@ export async function runBundled() {
   const outfile = path.join(dir, `hub-${process.pid}-${randomBytes(4).toString('hex')}.mjs`);
   try {
     await esbuild.build({
-      entryPoints: [path.join(ROOT, 'src', 'main.ts')],
+      entryPoints: [entry],
       outfile,
       bundle: true,
       platform: 'node',
@@ -79,9 +81,8 @@ export async function runBundled() {
       target: `node${process.versions.node}`,
       packages: 'external',
       // a map file of its own, not inline: V8 keeps a module's whole text, so an inline map (1 MB of
-      // base64) stayed in memory twice — in the bundle's text and as the data URL Node took out of it
-      // (a heap snapshot at idle). Node reads the file when the bundle is loaded and keeps the parsed map.
-      sourcemap: 'linked',
+      // base64) would stay in memory with it. Read below, not by Node (which would keep it parsed).
+      sourcemap: 'external',
       sourcesContent: false,
       // No comments or indentation: V8 keeps a module's whole text for as long as it runs (functions
       // compile lazily from it) — 2.0 M characters instead of 2.4 M, one byte each (asciiOnly). Stack
@@ -94,11 +95,10 @@ export async function runBundled() {
     });
     // esbuild's service process would otherwise live as long as the hub
     await esbuild.stop();
-    process.setSourceMapsEnabled(true);
+    const map = JSON.parse(readFileSync(`${outfile}.map`, 'utf8'));
+    const sources = map.sources.map((source) => path.resolve(dir, source));
+    mapStackTraces(pathToFileURL(outfile).href, new LineMap(map.mappings, sources));
     await import(pathToFileURL(outfile).href);
-    // the map is read now, before the file goes: a Node that reads a linked map at first use would
-    // otherwise find it deleted and name the bundle's lines in stack traces
-    findSourceMap(pathToFileURL(outfile).href);
   } finally {
     rmSync(outfile, { force: true });
     rmSync(`${outfile}.map`, { force: true });
