@@ -115,7 +115,19 @@ if (pgUp && redisUp) {
     KAIHUB_TEST_DATABASE: 'postgres',
     KAIHUB_TEST_REDIS_URL: redisUrl,
   });
+}
+// One hub on SQLite may use Redis too (its evaluation queue brings it): its limits and holds then go
+// through Redis as well. Replicas sharing limits need PostgreSQL (README), so replicas.test is not here.
+if (redisUp) {
+  runTests(
+    'Redis with one hub on SQLite',
+    files('test/redis', '.test.ts').filter((f) => !f.endsWith('replicas.test.ts')),
+    { KAIHUB_TEST_DATABASE: 'sqlite', KAIHUB_TEST_REDIS_URL: redisUrl },
+  );
 } else {
+  skippedSuites.push(`Redis with one hub on SQLite: nothing listens on 127.0.0.1:${redisPort} (${redisUrl})`);
+}
+if (!(pgUp && redisUp)) {
   const missing = [
     ...(pgUp ? [] : [`PostgreSQL (nothing listens on 127.0.0.1:${pgPort})`]),
     ...(redisUp ? [] : [`Redis (nothing listens on 127.0.0.1:${redisPort}, ${redisUrl})`]),

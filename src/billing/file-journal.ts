@@ -47,6 +47,8 @@ export class FileUsageJournal implements UsageJournal {
   private readonly waiting = new Map<number, () => void>();
   private nextId = 1;
   private closed = false;
+  /** The apply every settle waiting for its charge shares (whenCharged). */
+  private charging: Promise<void> | undefined;
 
   constructor(
     private readonly dir: string,
@@ -147,11 +149,19 @@ export class FileUsageJournal implements UsageJournal {
   }
 
   /**
-   * At once: on SQLite a record is charged in the transaction that applies it (decision 0021 keeps this
-   * path); budget holds in memory count the charge themselves from the moment the record is durable.
+   * Once the applier has applied everything written so far, this call's record with it: on SQLite a
+   * record is charged in the transaction that applies it (decision 0021). Budget holds shared through
+   * Redis wait for it before a hold becomes a charge; every settle that asks before the apply starts
+   * shares it, so a busy hub asks the applier once per turn, not once per call.
    */
   whenCharged(_requestId: string): Promise<void> {
-    return Promise.resolve();
+    if (this.charging === undefined) {
+      this.charging = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.charging = undefined;
+        return this.sync().catch(() => {}); // never rejects: an unapplied charge leaves the hold to its lease
+      });
+    }
+    return this.charging;
   }
 
   async close(): Promise<void> {
