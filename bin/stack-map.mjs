@@ -1,7 +1,7 @@
 // Stack traces of the bundled hub name the TypeScript lines, without holding a parsed source map.
 // Node's own source-map support (`--enable-source-maps`, `process.setSourceMapsEnabled`) parses the whole
-// map when the bundle loads and keeps it: one array per mapping segment, ≈ 44 MB of the hub's memory
-// for its whole life (docs/decisions/0033-stack-traces-mapped-when-read.md). Here the map's `mappings`
+// map when the bundle loads and keeps it: one array per mapping segment, ≈ 37 MiB of the idle hub's
+// RSS for its whole life (docs/decisions/0033-stack-traces-mapped-when-read.md). Here the map's `mappings`
 // text (≈ 0.75 MB) is all that is kept; a stack is mapped when it is read (`error.stack`, which V8
 // formats lazily), by decoding only the generated lines its frames are on.
 
@@ -166,7 +166,7 @@ function decodeSegment(text, pos, end, state) {
 export function mapStackTraces(bundleUrl, map) {
   const cache = new Map();
   const place = (line, column) => {
-    const key = line * 1_000_000 + column;
+    const key = line * 2 ** 32 + column;
     let text = cache.get(key);
     if (text === undefined) {
       const original = map.lookup(line, column);
