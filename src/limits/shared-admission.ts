@@ -116,6 +116,15 @@ const UNAVAILABLE: AdmissionRefusal = {
     'Budget checks are unavailable right now (Redis unreachable); please retry shortly.',
 };
 
+/** A settle script's keys and arguments, kept until Redis confirms it. */
+interface UnsentSettle {
+  readonly keys: string[];
+  readonly args: (string | number)[];
+  /** Sent again until then; 0: never (no hold, so no settled mark). */
+  readonly until: number;
+  sending: boolean;
+}
+
 class SharedTicket implements AdmissionTicket {
   private open = true;
   constructor(
@@ -172,6 +181,8 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   private readonly allowances = new Map<string, Allowance>();
   /** Retired allowances whose calls are still running or whose charges are not in the ledger yet. */
   private readonly draining = new Set<Allowance>();
+  /** Settles Redis has not confirmed, sent again by the sweeper (sendSettle). */
+  private readonly unsettled = new Set<UnsentSettle>();
   /** When each organisation, key and product last asked: a second ask within a slice takes an allowance. */
   private readonly recent = new Map<string, number>();
   /** Calls' worth the next allowance of each asks for. */
@@ -229,8 +240,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   async close(ms = 2_000): Promise<void> {
     this.retireAll(null);
     const until = Date.now() + ms;
-    while (this.draining.size > 0 && Date.now() < until) {
+    while ((this.draining.size > 0 || this.unsettled.size > 0) && Date.now() < until) {
       for (const a of this.draining) a.flush();
+      for (const settle of this.unsettled) if (!settle.sending) this.sendSettle(settle);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     if (this.sweeper !== null) clearInterval(this.sweeper);
@@ -363,17 +375,53 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       shared.verKey,
       voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
       shared.walletKey,
+      `${shared.base}st:${ticket.holdId}`,
     ];
     if (buckets !== null) for (const b of buckets) keys.push(b);
-    runScript(this.redis, SCRIPTS.settle, keys, [
-      ticket.holdId,
-      held && voucher !== null ? voucher.account.id : '',
-      held ? shared.funds.wallet.id : '',
-      exact(share),
-      exact(cost),
-      this.idleTtlMs,
-      tokens,
-    ]).catch(this.onError);
+    const settle: UnsentSettle = {
+      keys,
+      args: [
+        ticket.holdId,
+        held && voucher !== null ? voucher.account.id : '',
+        held ? shared.funds.wallet.id : '',
+        exact(share),
+        exact(cost),
+        this.idleTtlMs,
+        tokens,
+      ],
+      // the settled mark lives idleTtlMs (two leases and a minute): sent again for one lease at most
+      until: held ? Date.now() + this.settings.leaseMs : 0,
+      sending: false,
+    };
+    this.sendSettle(settle);
+  }
+
+  /**
+   * A settle whose reply did not come (a timeout, a lost connection: it may or may not have run) is
+   * sent again by the sweeper until Redis answers; the script applies a hold's settle once. Otherwise
+   * its hold would count against the organisation's funds until its lease ran out (minutes), on every
+   * replica. Rate limits alone (no hold) have no mark to tell a second run: not sent again.
+   */
+  private sendSettle(settle: UnsentSettle): void {
+    settle.sending = true;
+    runScript(this.redis, SCRIPTS.settle, settle.keys, settle.args).then(
+      () => {
+        settle.sending = false;
+        this.unsettled.delete(settle);
+      },
+      (error: unknown) => {
+        settle.sending = false;
+        this.onError(error);
+        // Redis's own refusal (a script error) would refuse again: only an unanswered one is resent
+        const answered = error instanceof Error && error.name === 'ReplyError';
+        if (!answered && settle.until > Date.now()) {
+          this.unsettled.add(settle);
+          this.sweep();
+        } else {
+          this.unsettled.delete(settle);
+        }
+      },
+    );
   }
 
   private base(organizationId: string): string {
@@ -506,6 +554,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         else a.flush();
       }
       for (const a of this.draining) a.flush();
+      for (const settle of this.unsettled) if (!settle.sending) this.sendSettle(settle);
       for (const [organizationId, until] of this.scarce) if (now >= until) this.scarce.delete(organizationId);
       for (const [key, at] of this.recent)
         if (now - at >= sliceMs) {
@@ -516,6 +565,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       if (
         this.allowances.size === 0 &&
         this.draining.size === 0 &&
+        this.unsettled.size === 0 &&
         this.recent.size === 0 &&
         this.scarce.size === 0 &&
         this.leasing.size === 0

@@ -100,7 +100,14 @@ async function settle(
   return (await runScript(
     redis,
     SCRIPTS.settle,
-    [o.holds, o.hold, o.ver, voucher === '' ? o.counter(wallet) : o.counter(voucher), o.counter(wallet)],
+    [
+      o.holds,
+      o.hold,
+      o.ver,
+      voucher === '' ? o.counter(wallet) : o.counter(voucher),
+      o.counter(wallet),
+      `${o.base}st:${holdId}`,
+    ],
     [holdId, voucher, wallet, share.toString(), cost.toString(), 600_000, 0],
   )) as string;
 }
@@ -260,6 +267,11 @@ describe('shared holds: the Lua scripts', () => {
     assert.equal(await counter(o.counter('wallet:o')), '9700');
     // a live hold settles: held − real given back
     assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n), '400');
+    assert.equal(await counter(o.counter('voucher:v')), '9200');
+    assert.equal(await counter(o.counter('wallet:o')), '9800');
+    // the same settle sent again (its reply lost to a timeout) is applied once: not a second charge
+    assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n), 'dup');
+    assert.equal(await settle(o, 'short', 'voucher:v', 'wallet:o', 400n, 500n), 'dup');
     assert.equal(await counter(o.counter('voucher:v')), '9200');
     assert.equal(await counter(o.counter('wallet:o')), '9800');
     assert.equal(await redis.zcard(o.holds), 0);

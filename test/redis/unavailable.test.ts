@@ -170,6 +170,45 @@ describe('with Redis that stops answering while connected', () => {
     await dropRedisPrefix(prefix);
   });
 
+  test('a settle Redis did not answer is sent again once it does: its hold goes then, not at its lease', async () => {
+    const org = await t.admin('POST', '/organizations', {
+      name: '끊긴 정산',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    assert.equal(org.status, 201, JSON.stringify(org.body));
+    await t.admin('POST', `/organizations/${org.body.id}/deposits`, { amountKrw: '1000' });
+    const key = await t.admin('POST', `/organizations/${org.body.id}/keys`, { name: 'k' });
+    const client = new OpenAI({ apiKey: key.body.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+    const held = async () => (await t.admin('GET', `/organizations/${org.body.id}/funds`)).body.heldKrw;
+
+    // admitted (its hold is in Redis), then Redis stops answering while the upstream thinks: the call's
+    // settle is sent during the stall and its reply comes after the command timeout
+    const seen = fake.requests.length;
+    fake.queueBehaviors('slow:300');
+    const answer = client.chat.completions.create({
+      model: 'hcx-test',
+      messages: [{ role: 'user', content: '안녕' }],
+      max_tokens: 5,
+    });
+    await fake.waitForRequests(seen + 1);
+    redis.stall(true);
+    assert.ok((await answer).choices[0], 'the client has its answer');
+    await new Promise((r) => setTimeout(r, 700));
+    redis.stall(false);
+
+    // the lease is minutes away (KAIHUB_HOLD_LEASE_MS's default): the hold must go long before it
+    let left: unknown;
+    for (const deadline = Date.now() + 3_000; ; await new Promise((r) => setTimeout(r, 50))) {
+      left = await held();
+      if (left === '0' || Date.now() > deadline) break;
+    }
+    assert.equal(left, '0', 'the settle was sent again once Redis answered');
+    // and applied once: the wallet's counter holds what the ledger says is left
+    const funds = (await t.admin('GET', `/organizations/${org.body.id}/funds`)).body;
+    assert.ok(Number(funds.walletKrw) < 1000 && Number(funds.walletKrw) > 999, JSON.stringify(funds));
+  });
+
   test('a prepaid call gets 503 within the command timeout, nothing reaches the supplier, and calls are admitted again once Redis answers', async () => {
     const org = await t.admin('POST', '/organizations', {
       name: '느린 레디스',
