@@ -163,19 +163,19 @@ return out
 /**
  * The call ended: charge its real cost, as the ledger will split it, and give back the rest of the hold;
  * a hold already reaped (lease expired) gave everything back, so the cost is taken. Cost 0: a release.
- * A settle of a hold marks it settled (for `idle ttl ms`), so one sent again after a timeout (it may have
- * run) is applied once: it returns 'dup'.
- * KEYS: holds, hold, ver, voucher counter, wallet counter, the hold's settled mark, then the token buckets.
+ * A settle sent again after a timeout (it may have run) is sent before its hold's lease ends, so a hold
+ * that is gone then was settled by it: it answers 'dup' and changes nothing.
+ * KEYS: holds, hold, ver, voucher counter, wallet counter, then the token buckets.
  * ARGV: hold id, voucher id ('' = none), wallet id ('' = no money: rate limits only), the voucher's share of the cost, cost, idle ttl ms,
- * tokens to give back to the buckets.
+ * tokens to give back to the buckets, '1' when sent again.
  */
 const SETTLE = `
 local holdId, voucherId, walletId = ARGV[1], ARGV[2], ARGV[3]
 local share, cost, ttl, tokens = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local heldV, heldW = 0, 0
-if holdId ~= '' and not redis.call('SET', KEYS[6], '1', 'NX', 'PX', ttl) then return 'dup' end
 if holdId ~= '' then
   local rec = redis.call('HGET', KEYS[2], holdId)
+  if not rec and ARGV[8] == '1' then return 'dup' end
   if rec then
     for account, amount in string.gmatch(rec, '([^=;]+)=(-?%d+)') do
       if account == voucherId then heldV = tonumber(amount) elseif account == walletId then heldW = tonumber(amount) end
@@ -205,7 +205,7 @@ if walletId ~= '' then
   adjust(KEYS[5], walletId, heldW, cost - fromVoucher)
 end
 if tokens ~= 0 then
-  for i = 7, #KEYS do
+  for i = 6, #KEYS do
     if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBYFLOAT', KEYS[i], 'level', tokens) end
   end
 end

@@ -120,13 +120,18 @@ const UNAVAILABLE: AdmissionRefusal = {
 interface UnsentSettle {
   readonly keys: string[];
   readonly args: (string | number)[];
-  /** Sent again until then; 0: never (no hold, so no settled mark). */
+  /** Sent again until then (before its hold's lease ends); 0: never (no hold). */
   readonly until: number;
   sending: boolean;
 }
 
+/** How long before its lease a hold's settle stops being sent again: the hub's and Redis's clocks differ. */
+const RESEND_MARGIN_MS = 10_000;
+
 class SharedTicket implements AdmissionTicket {
   private open = true;
+  /** Until when a settle Redis did not answer is sent again: 0 without a hold (SharedAdmission.sendSettle). */
+  readonly resendUntil: number;
   constructor(
     readonly owner: SharedAdmission,
     readonly shared: SharedFunds,
@@ -139,7 +144,9 @@ class SharedTicket implements AdmissionTicket {
     readonly tokenBuckets: string[] | null,
     readonly tokens: number,
     readonly responseHeaders: Readonly<Record<string, string>> | null,
-  ) {}
+  ) {
+    this.resendUntil = holdId === '' ? 0 : Date.now() + owner.leaseMs - RESEND_MARGIN_MS;
+  }
 
   get voucherId(): string | null {
     return this.voucher?.id ?? null;
@@ -375,7 +382,6 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       shared.verKey,
       voucher === null ? shared.walletKey : shared.counterPrefix + voucher.account.id,
       shared.walletKey,
-      `${shared.base}st:${ticket.holdId}`,
     ];
     if (buckets !== null) for (const b of buckets) keys.push(b);
     const settle: UnsentSettle = {
@@ -388,9 +394,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         exact(cost),
         this.idleTtlMs,
         tokens,
+        '0',
       ],
-      // the settled mark lives idleTtlMs (two leases and a minute): sent again for one lease at most
-      until: held ? Date.now() + this.settings.leaseMs : 0,
+      until: ticket.resendUntil,
       sending: false,
     };
     this.sendSettle(settle);
@@ -398,9 +404,10 @@ export class SharedAdmission implements Admission, AllowanceOwner {
 
   /**
    * A settle whose reply did not come (a timeout, a lost connection: it may or may not have run) is
-   * sent again by the sweeper until Redis answers; the script applies a hold's settle once. Otherwise
-   * its hold would count against the organisation's funds until its lease ran out (minutes), on every
-   * replica. Rate limits alone (no hold) have no mark to tell a second run: not sent again.
+   * sent again by the sweeper until Redis answers, while its hold's lease runs; then a hold that is
+   * gone was settled by the first, and the script answers 'dup'. Otherwise the hold would count against
+   * the organisation's funds until its lease ran out (minutes), on every replica. Rate limits alone (no
+   * hold) leave nothing to tell a second run by: not sent again.
    */
   private sendSettle(settle: UnsentSettle): void {
     settle.sending = true;
@@ -415,6 +422,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         // Redis's own refusal (a script error) would refuse again: only an unanswered one is resent
         const answered = error instanceof Error && error.name === 'ReplyError';
         if (!answered && settle.until > Date.now()) {
+          settle.args[7] = '1';
           this.unsettled.add(settle);
           this.sweep();
         } else {
@@ -422,6 +430,11 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         }
       },
     );
+  }
+
+  /** How long a single call's hold lives unless settled (its ticket's resend window ends before). */
+  get leaseMs(): number {
+    return this.settings.leaseMs;
   }
 
   private base(organizationId: string): string {

@@ -96,19 +96,13 @@ async function settle(
   wallet: string,
   share: bigint,
   cost: bigint,
+  sentAgain = false,
 ): Promise<string> {
   return (await runScript(
     redis,
     SCRIPTS.settle,
-    [
-      o.holds,
-      o.hold,
-      o.ver,
-      voucher === '' ? o.counter(wallet) : o.counter(voucher),
-      o.counter(wallet),
-      `${o.base}st:${holdId}`,
-    ],
-    [holdId, voucher, wallet, share.toString(), cost.toString(), 600_000, 0],
+    [o.holds, o.hold, o.ver, voucher === '' ? o.counter(wallet) : o.counter(voucher), o.counter(wallet)],
+    [holdId, voucher, wallet, share.toString(), cost.toString(), 600_000, 0, sentAgain ? '1' : '0'],
   )) as string;
 }
 
@@ -269,11 +263,17 @@ describe('shared holds: the Lua scripts', () => {
     assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n), '400');
     assert.equal(await counter(o.counter('voucher:v')), '9200');
     assert.equal(await counter(o.counter('wallet:o')), '9800');
-    // the same settle sent again (its reply lost to a timeout) is applied once: not a second charge
-    assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n), 'dup');
-    assert.equal(await settle(o, 'short', 'voucher:v', 'wallet:o', 400n, 500n), 'dup');
+    // the same settle sent again (its reply lost to a timeout, within the lease) finds its hold gone:
+    // it had run, and it is not a second charge
+    assert.equal(await settle(o, 'next', 'voucher:v', 'wallet:o', 400n, 500n, true), 'dup');
     assert.equal(await counter(o.counter('voucher:v')), '9200');
     assert.equal(await counter(o.counter('wallet:o')), '9800');
+    // one whose first sending never ran finds its hold and settles it
+    assert.equal((await admit(o, 'lost', accounts))[0], 'ok');
+    assert.equal(await counter(o.counter('voucher:v')), '8400');
+    assert.equal(await settle(o, 'lost', 'voucher:v', 'wallet:o', 400n, 500n, true), '400');
+    assert.equal(await counter(o.counter('voucher:v')), '8800');
+    assert.equal(await counter(o.counter('wallet:o')), '9700');
     assert.equal(await redis.zcard(o.holds), 0);
     const held = await runScript(redis, SCRIPTS.held, [o.holds, o.hold], [`${o.base}a:`]);
     assert.equal(held, '0');
