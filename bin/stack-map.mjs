@@ -9,6 +9,22 @@ const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/
 const DIGIT = new Int8Array(128).fill(-1);
 for (let i = 0; i < BASE64.length; i++) DIGIT[BASE64.charCodeAt(i)] = i;
 
+/**
+ * Node marks its own errors (by a symbol on their prototypes); its stack header names their code,
+ * `TypeError [ERR_INVALID_ARG_TYPE]: …`, and so does ours.
+ */
+const kIsNodeError = (() => {
+  try {
+    Buffer.alloc(-1);
+  } catch (error) {
+    for (let p = error; p; p = Object.getPrototypeOf(p)) {
+      const symbol = Object.getOwnPropertySymbols(p).find((s) => s.description === 'kIsNodeError');
+      if (symbol !== undefined) return symbol;
+    }
+  }
+  return undefined;
+})();
+
 /** Mapped frames remembered: a stack repeats the same few places; bounded, so never a leak. */
 const CACHE_LIMIT = 4096;
 
@@ -42,7 +58,14 @@ export class LineMap {
    * @returns {{ source: string, line: number, column: number } | undefined}
    */
   lookup(line, column) {
-    if (this.index === undefined) this.index = this.buildIndex();
+    if (this.index === undefined) {
+      try {
+        this.index = this.buildIndex();
+      } catch {
+        // a map that cannot be read maps nothing, and is not read again at every frame
+        this.index = { offset: new Int32Array(0), state: new Int32Array(0) };
+      }
+    }
     const i = line - 1;
     if (i < 0 || i >= this.index.offset.length) return undefined;
     const segments = this.line(i);
@@ -190,7 +213,10 @@ export function mapStackTraces(bundleUrl, map) {
   Error.prepareStackTrace = (error, sites) => {
     let header;
     try {
-      header = Error.prototype.toString.call(error);
+      header =
+        kIsNodeError !== undefined && typeof error === 'object' && error !== null && kIsNodeError in error
+          ? `${error.name} [${error.code}]: ${error.message}`
+          : Error.prototype.toString.call(error);
     } catch {
       header = '<error>';
     }

@@ -29,7 +29,11 @@ test('a bundled start names the TypeScript file, line and column in every frame 
     { encoding: 'utf8', timeout: 60_000 },
   );
   assert.equal(child.status, 0, child.stderr);
-  const out = JSON.parse(child.stdout) as { stacks: string[]; sourceMapsEnabled: boolean | null };
+  const out = JSON.parse(child.stdout) as {
+    stacks: string[];
+    nodeError: string;
+    sourceMapsEnabled: boolean | null;
+  };
   const source = readFileSync(ENTRY, 'utf8').split('\n');
   const at = (mark: string, token: string) => {
     const line = source.findIndex((l) => l.includes(`// mark:${mark}`));
@@ -41,6 +45,8 @@ test('a bundled start names the TypeScript file, line and column in every frame 
   assert.ok(made.includes(`at outer (${at('outer', 'inner()')})`), made);
   assert.match(thrown, /^TypeError: thrown after an await\n/);
   assert.ok(thrown.includes(`at Thrower.later (${at('async', 'new TypeError')})`), thrown);
+  // Node's own errors keep their code in the header, as Node writes it
+  assert.match(out.nodeError, /^RangeError \[ERR_OUT_OF_RANGE\]: The value of "size" is out of range/);
   for (const stack of out.stacks)
     assert.doesNotMatch(stack, /hub-\d+-[0-9a-f]+\.mjs/, 'no bundle position left');
   assert.equal(out.sourceMapsEnabled, false, "Node's own source maps stay off: they keep the map parsed");
