@@ -47,8 +47,9 @@ export class FileUsageJournal implements UsageJournal {
   private readonly waiting = new Map<number, () => void>();
   private nextId = 1;
   private closed = false;
-  /** The apply every settle waiting for its charge shares (whenCharged). */
+  /** The apply under way for settles waiting for their charges, and the one after it (whenCharged). */
   private charging: Promise<void> | undefined;
+  private chargingNext: Promise<void> | undefined;
 
   constructor(
     private readonly dir: string,
@@ -151,17 +152,26 @@ export class FileUsageJournal implements UsageJournal {
   /**
    * Once the applier has applied everything written so far, this call's record with it: on SQLite a
    * record is charged in the transaction that applies it (decision 0021). Budget holds shared through
-   * Redis wait for it before a hold becomes a charge; every settle that asks before the apply starts
-   * shares it, so a busy hub asks the applier once per turn, not once per call.
+   * Redis wait for it before a hold becomes a charge. One apply at a time: every settle that asks while
+   * one runs shares the next, which starts when it ends — a busy hub asks the applier for one apply
+   * after another, never for one per call.
    */
   whenCharged(_requestId: string): Promise<void> {
     if (this.charging === undefined) {
-      this.charging = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.charging = undefined;
-        return this.sync().catch(() => {}); // never rejects: an unapplied charge leaves the hold to its lease
+      this.charging = this.sync()
+        .catch(() => {}) // never rejects: an unapplied charge leaves the hold to its lease
+        .finally(() => {
+          this.charging = undefined;
+        });
+      return this.charging;
+    }
+    if (this.chargingNext === undefined) {
+      this.chargingNext = this.charging.then(() => {
+        this.chargingNext = undefined;
+        return this.whenCharged(_requestId);
       });
     }
-    return this.charging;
+    return this.chargingNext;
   }
 
   async close(): Promise<void> {

@@ -125,8 +125,18 @@ interface UnsentSettle {
   sending: boolean;
 }
 
-/** How long before its lease a hold's settle stops being sent again: the hub's and Redis's clocks differ. */
-const RESEND_MARGIN_MS = 10_000;
+/**
+ * How long before its lease a hold's settle stops being sent again (the hub's and Redis's clocks
+ * differ): 10 s, or a quarter of a shorter lease.
+ */
+const resendMarginMs = (leaseMs: number): number => Math.min(10_000, leaseMs / 4);
+
+/**
+ * Redis's refusals of a command it did not run (a busy script, a restart loading its data, a replica,
+ * memory, a cluster moving): a settle refused so is sent again. Any other reply error is the script's
+ * own, which would fail again.
+ */
+const NOT_RUN = /^(BUSY|LOADING|READONLY|MASTERDOWN|OOM|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 
 class SharedTicket implements AdmissionTicket {
   private open = true;
@@ -145,7 +155,7 @@ class SharedTicket implements AdmissionTicket {
     readonly tokens: number,
     readonly responseHeaders: Readonly<Record<string, string>> | null,
   ) {
-    this.resendUntil = holdId === '' ? 0 : Date.now() + owner.leaseMs - RESEND_MARGIN_MS;
+    this.resendUntil = holdId === '' ? 0 : Date.now() + owner.leaseMs - resendMarginMs(owner.leaseMs);
   }
 
   get voucherId(): string | null {
@@ -190,6 +200,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   private readonly draining = new Set<Allowance>();
   /** Settles Redis has not confirmed, sent again by the sweeper (sendSettle). */
   private readonly unsettled = new Set<UnsentSettle>();
+  /** A PING asked before the unconfirmed settles are sent again (resendUnsettled). */
+  private probing = false;
+  private closed = false;
   /** When each organisation, key and product last asked: a second ask within a slice takes an allowance. */
   private readonly recent = new Map<string, number>();
   /** Calls' worth the next allowance of each asks for. */
@@ -249,9 +262,12 @@ export class SharedAdmission implements Admission, AllowanceOwner {
     const until = Date.now() + ms;
     while ((this.draining.size > 0 || this.unsettled.size > 0) && Date.now() < until) {
       for (const a of this.draining) a.flush();
-      for (const settle of this.unsettled) if (!settle.sending) this.sendSettle(settle);
+      this.resendUnsettled();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    // what Redis has not confirmed by now is left to its lease; nothing starts the sweeper again
+    this.closed = true;
+    this.unsettled.clear();
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
   }
@@ -404,9 +420,9 @@ export class SharedAdmission implements Admission, AllowanceOwner {
 
   /**
    * A settle whose reply did not come (a timeout, a lost connection: it may or may not have run) is
-   * sent again by the sweeper until Redis answers, while its hold's lease runs; then a hold that is
-   * gone was settled by the first, and the script answers 'dup'. Otherwise the hold would count against
-   * the organisation's funds until its lease ran out (minutes), on every replica. Rate limits alone (no
+   * sent again until Redis answers, while its hold's lease runs; then a hold that is gone was settled
+   * by the first, and the script answers 'dup'. Otherwise the hold would count against the
+   * organisation's funds until its lease ran out (minutes), on every replica. Rate limits alone (no
    * hold) leave nothing to tell a second run by: not sent again.
    */
   private sendSettle(settle: UnsentSettle): void {
@@ -419,15 +435,39 @@ export class SharedAdmission implements Admission, AllowanceOwner {
       (error: unknown) => {
         settle.sending = false;
         this.onError(error);
-        // Redis's own refusal (a script error) would refuse again: only an unanswered one is resent
-        const answered = error instanceof Error && error.name === 'ReplyError';
-        if (!answered && settle.until > Date.now()) {
+        const failedToRun =
+          error instanceof Error && error.name === 'ReplyError' && !NOT_RUN.test(error.message);
+        if (!failedToRun && !this.closed && settle.until > Date.now()) {
           settle.args[7] = '1';
           this.unsettled.add(settle);
           this.sweep();
         } else {
           this.unsettled.delete(settle);
         }
+      },
+    );
+  }
+
+  /**
+   * Sends the unconfirmed settles again once Redis has answered a PING sent after them: on one
+   * connection replies come in order, so a copy still queued in a stalled Redis has run by then (and
+   * the next answers 'dup'); a stall therefore never piles up copies, one PING a sweep at most.
+   */
+  private resendUnsettled(): void {
+    if (this.unsettled.size === 0 || this.probing || this.closed) return;
+    this.probing = true;
+    this.redis.ping().then(
+      () => {
+        this.probing = false;
+        const now = Date.now();
+        for (const settle of this.unsettled) {
+          if (settle.sending) continue;
+          if (settle.until > now) this.sendSettle(settle);
+          else this.unsettled.delete(settle);
+        }
+      },
+      () => {
+        this.probing = false;
       },
     );
   }
@@ -558,7 +598,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
 
   /** Allowances retire when old or idle and send what their calls used meanwhile. */
   private sweep(): void {
-    if (this.sweeper !== null) return;
+    if (this.sweeper !== null || this.closed) return;
     this.sweeper = setInterval(() => {
       const now = Date.now();
       const { sliceMs, idleMs } = this.allowanceSettings;
@@ -567,7 +607,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         else a.flush();
       }
       for (const a of this.draining) a.flush();
-      for (const settle of this.unsettled) if (!settle.sending) this.sendSettle(settle);
+      this.resendUnsettled();
       for (const [organizationId, until] of this.scarce) if (now >= until) this.scarce.delete(organizationId);
       for (const [key, at] of this.recent)
         if (now - at >= sliceMs) {

@@ -204,9 +204,19 @@ describe('with Redis that stops answering while connected', () => {
       if (left === '0' || Date.now() > deadline) break;
     }
     assert.equal(left, '0', 'the settle was sent again once Redis answered');
-    // and applied once: the wallet's counter holds what the ledger says is left
+    // and applied once: the wallet's counter in Redis (what replicas admit against) is what the ledger
+    // says is left — a settle applied twice would have taken the cost twice from it
     const funds = (await t.admin('GET', `/organizations/${org.body.id}/funds`)).body;
     assert.ok(Number(funds.walletKrw) < 1000 && Number(funds.walletKrw) > 999, JSON.stringify(funds));
+    const direct = new Redis(TEST_REDIS_URL);
+    try {
+      const wallet = `wallet:${org.body.id}`;
+      const counter = await direct.get(`${prefix}{${org.body.id}}:a:${wallet}`);
+      const [whole, fraction = ''] = String(funds.walletKrw).split('.');
+      assert.equal(counter, (BigInt(whole!) * 1_000_000n + BigInt(fraction.padEnd(6, '0'))).toString());
+    } finally {
+      direct.disconnect();
+    }
   });
 
   test('a prepaid call gets 503 within the command timeout, nothing reaches the supplier, and calls are admitted again once Redis answers', async () => {
@@ -241,9 +251,8 @@ describe('with Redis that stops answering while connected', () => {
     const first = await askWithHeaders();
     assert.equal(first.response.headers.get('x-ratelimit-remaining-requests'), '2');
     // The first call settles once its charge is in the ledger, a moment after its answer (on SQLite
-    // once the applier has applied it). Its settle must reach Redis before the stall: a script whose
-    // reply comes after the command timeout is not sent again (it may have run), so a settle lost to
-    // the stall leaves its hold to the lease — which is not what this test is about.
+    // once the applier has applied it): let it, so that the stall below meets only the refused call
+    // (a settle the stall catches is sent again once Redis answers: the test before this one).
     const heldNow = async () => (await t.admin('GET', `/organizations/${org.body.id}/funds`)).body.heldKrw;
     for (const deadline = Date.now() + 5_000; (await heldNow()) !== '0' && Date.now() < deadline; )
       await new Promise((r) => setTimeout(r, 20));
