@@ -19,8 +19,13 @@ export type ApplierRequest =
   | { type: 'apply'; id: number }
   | { type: 'files'; own: string[]; current: string }
   | { type: 'close'; id: number };
+/** How long settles wait for their charges to be applied on SQLite before their holds wait for leases. */
+const CHARGE_WAIT_MS = 60_000;
+const noop = (): void => {};
+
 export type ApplierReply =
-  | { type: 'applied'; id: number }
+  /** `ok`: everything in the files when the request came is applied (false: an apply failed, retried later). */
+  | { type: 'applied'; id: number; ok: boolean }
   | { type: 'error'; message: string }
   /** A line set aside in `usage_rejected`: reported, never retried. */
   | { type: 'rejected'; requestId: string; reason: string };
@@ -44,7 +49,9 @@ export class FileUsageJournal implements UsageJournal {
   private pending: Pending[] = [];
   private scheduled = false;
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, () => void>();
+  private readonly waiting = new Map<number, (ok: boolean) => void>();
+  /** The applier thread has exited: nothing will answer a request again. */
+  private workerGone = false;
   private nextId = 1;
   private closed = false;
   /** The apply under way for settles waiting for their charges, and the one after it (whenCharged). */
@@ -55,7 +62,7 @@ export class FileUsageJournal implements UsageJournal {
     private readonly dir: string,
     databasePath: string,
     private readonly onError: (message: string) => void,
-    applyIntervalMs = 200,
+    private readonly applyIntervalMs = 200,
     private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
     /** The hub connection's waiting writers, for the applier to step aside for (storage/sqlite.ts). */
     lockWaiters: Int32Array | null = null,
@@ -72,11 +79,17 @@ export class FileUsageJournal implements UsageJournal {
       if (m.type === 'error') this.onError(m.message);
       else if (m.type === 'rejected') this.onRejected({ requestId: m.requestId, reason: m.reason });
       else {
-        this.waiting.get(m.id)?.();
+        this.waiting.get(m.id)?.(m.ok);
         this.waiting.delete(m.id);
       }
     });
     this.worker.on('error', (error) => this.onError(String(error)));
+    // a request the worker will never answer must not wait for ever (a settle, /funds, close)
+    this.worker.on('exit', () => {
+      this.workerGone = true;
+      for (const resolve of this.waiting.values()) resolve(false);
+      this.waiting.clear();
+    });
   }
 
   private newFileName(): string {
@@ -128,7 +141,8 @@ export class FileUsageJournal implements UsageJournal {
     this.worker.postMessage(message);
   }
 
-  private request(type: 'apply' | 'close'): Promise<void> {
+  private request(type: 'apply' | 'close'): Promise<boolean> {
+    if (this.workerGone) return Promise.resolve(false);
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
@@ -137,8 +151,13 @@ export class FileUsageJournal implements UsageJournal {
   }
 
   async sync(): Promise<void> {
+    await this.applyWritten();
+  }
+
+  /** Everything written so far applied (true), or an apply failed or the applier is gone (false). */
+  private applyWritten(): Promise<boolean> {
     if (this.scheduled) this.write();
-    await this.request('apply');
+    return this.request('apply');
   }
 
   /**
@@ -158,20 +177,34 @@ export class FileUsageJournal implements UsageJournal {
    */
   whenCharged(_requestId: string): Promise<void> {
     if (this.charging === undefined) {
-      this.charging = this.sync()
-        .catch(() => {}) // never rejects: an unapplied charge leaves the hold to its lease
-        .finally(() => {
-          this.charging = undefined;
-        });
+      this.charging = this.applyForCharges().finally(() => {
+        this.charging = undefined;
+      });
       return this.charging;
     }
     if (this.chargingNext === undefined) {
-      this.chargingNext = this.charging.then(() => {
+      // after the one under way, whether it applied or not: these records need an apply of their own
+      this.chargingNext = this.charging.then(noop, noop).then(() => {
         this.chargingNext = undefined;
         return this.whenCharged(_requestId);
       });
     }
     return this.chargingNext;
+  }
+
+  /**
+   * Resolves once an apply succeeds, asked again every `applyIntervalMs` for a minute at most; rejects
+   * then, or once the applier is gone: the charge is not in the ledger, and the hold waits for its lease
+   * rather than becoming a charge the ledger does not have.
+   */
+  private async applyForCharges(): Promise<void> {
+    const until = Date.now() + CHARGE_WAIT_MS;
+    for (;;) {
+      if (await this.applyWritten()) return;
+      if (this.workerGone || this.closed || Date.now() >= until)
+        throw new Error('usage journal: the charges could not be applied');
+      await new Promise((resolve) => setTimeout(resolve, this.applyIntervalMs));
+    }
   }
 
   async close(): Promise<void> {

@@ -142,14 +142,22 @@ function report(reply: ApplierReply): void {
   parentPort!.postMessage(reply);
 }
 
-let running: Promise<void> = Promise.resolve();
-function schedule(closing = false): Promise<void> {
-  running = running
-    .then(() => applyAll(closing))
-    .catch((error: unknown) => {
-      const reply: ApplierReply = { type: 'error', message: `usage journal apply failed: ${String(error)}` };
-      parentPort!.postMessage(reply);
-    });
+let running: Promise<boolean> = Promise.resolve(true);
+/** One apply after the ones before it; false when it failed (reported, and retried at the next one). */
+function schedule(closing = false): Promise<boolean> {
+  running = running.then(() =>
+    applyAll(closing).then(
+      () => true,
+      (error: unknown) => {
+        const reply: ApplierReply = {
+          type: 'error',
+          message: `usage journal apply failed: ${String(error)}`,
+        };
+        parentPort!.postMessage(reply);
+        return false;
+      },
+    ),
+  );
   return running;
 }
 
@@ -162,11 +170,11 @@ parentPort!.on('message', async (m: ApplierRequest) => {
     current = m.current;
     return;
   }
-  await schedule(m.type === 'close');
+  const ok = await schedule(m.type === 'close');
   if (m.type === 'close') {
     clearInterval(timer);
     await db.close();
   }
-  const reply: ApplierReply = { type: 'applied', id: m.id };
+  const reply: ApplierReply = { type: 'applied', id: m.id, ok };
   parentPort!.postMessage(reply);
 });

@@ -297,6 +297,31 @@ test('the applier steps aside between its transactions while the hub waits for t
   }
 });
 
+test('a settle waiting for its charge on SQLite: told once it is applied, and told so if the applier is gone instead of waiting for ever', {
+  skip: testEngine() !== 'sqlite' && 'the file journal is for SQLite',
+}, async () => {
+  const count = async (id: string) =>
+    Number(
+      (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM usage_events WHERE request_id = ?', [id]))?.n,
+    );
+  // applied only when asked
+  const journal = new FileUsageJournal(journalDir(), database.location, () => {}, 60_000);
+  try {
+    await journal.append(record('req_charged_1', 5n));
+    await journal.whenCharged('req_charged_1');
+    assert.equal(await count('req_charged_1'), 1, 'in the ledger when the settle is told');
+    await journal.append(record('req_charged_2', 5n));
+    // the applier thread dies (as on a crash of its own): nothing will answer
+    await (journal as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await assert.rejects(journal.whenCharged('req_charged_2'), /could not be applied/);
+    assert.equal(await count('req_charged_2'), 0);
+    // a sync (GET /funds) answers rather than hanging
+    await journal.sync();
+  } finally {
+    await journal.close();
+  }
+});
+
 test('migration 005 from the 004 schema: bad rows move aside whole, then the database refuses negative amounts', async () => {
   const fresh = await createTestDatabase();
   const old = await openDatabase(fresh.location);
