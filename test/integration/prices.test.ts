@@ -128,11 +128,12 @@ test('a change scheduled ahead is not used before its time, is used after it on 
   assert.equal(history[1].effectiveFrom, effectiveFrom);
 });
 
-test('a change that has come due is in force for the next lookup, before its timer has had a turn', async () => {
+/** A chat product of the seeded supplier at 10 / 20 KRW per 1M tokens; its id. */
+async function createProduct(model: string, displayName: string): Promise<string> {
   const r = await a.admin('POST', '/products', {
     supplierId: catalog.supplierId,
-    model: 'due-test',
-    displayName: 'Due',
+    model,
+    displayName,
     purposes: ['chat'],
     modality: 'text',
     contextWindow: 4096,
@@ -141,8 +142,13 @@ test('a change that has come due is in force for the next lookup, before its tim
     residency: 'domestic',
   });
   assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.id;
+}
+
+test('a change that has come due is in force for the next lookup, before its timer has had a turn', async () => {
+  const id = await createProduct('due-test', 'Due');
   const effectiveAt = Date.now() + 400;
-  const patched = await a.admin('PATCH', `/products/${r.body.id}`, {
+  const patched = await a.admin('PATCH', `/products/${id}`, {
     priceInputPer1M: '30',
     pricesEffectiveFrom: new Date(effectiveAt).toISOString(),
   });
@@ -171,19 +177,7 @@ test('a change that has come due is in force for the next lookup, before its tim
 describe('scheduling prices over /admin/v1', () => {
   let productId: string;
   before(async () => {
-    const r = await a.admin('POST', '/products', {
-      supplierId: catalog.supplierId,
-      model: 'schedule-test',
-      displayName: 'Schedule',
-      purposes: ['chat'],
-      modality: 'text',
-      contextWindow: 4096,
-      priceInputPer1M: '10',
-      priceOutputPer1M: '20',
-      residency: 'domestic',
-    });
-    assert.equal(r.status, 201, JSON.stringify(r.body));
-    productId = r.body.id;
+    productId = await createProduct('schedule-test', 'Schedule');
   });
 
   const patch = (body: unknown) => a.admin('PATCH', `/products/${productId}`, body);

@@ -130,28 +130,38 @@ async function fastUpstream(count: number, size: number) {
   return { state, target: fastTarget, close: () => new Promise((resolve) => fast.close(resolve)) };
 }
 
-test('a reader that stops holds the upstream back (at most 64 KiB unread), and reading on ends with done', async () => {
-  const upstream = await fastUpstream(20_000, 900);
+/** A stream from `target` with this idle timeout, as an iterator of its parts. */
+async function streamParts(target: UpstreamTarget, idleTimeoutMs: number) {
   const adapter = new OpenAICompatibleAdapter(agent);
-  const parts = await adapter.chatStream(upstream.target, request, {
+  const parts = await adapter.chatStream(target, request, {
     signal: new AbortController().signal,
     headersTimeoutMs: 5000,
-    idleTimeoutMs: 2000,
+    idleTimeoutMs,
   });
-  const iterator = parts[Symbol.asyncIterator]();
+  return parts[Symbol.asyncIterator]();
+}
+
+/** Reads a stream to its end: how many parts there were, counting `before` already read, and the last. */
+async function readRest(iterator: AsyncIterator<unknown>, before: number) {
+  let count = before;
+  let last: unknown;
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done) return { count, last };
+    last = next.value;
+    count++;
+  }
+}
+
+test('a reader that stops holds the upstream back (at most 64 KiB unread), and reading on ends with done', async () => {
+  const upstream = await fastUpstream(20_000, 900);
+  const iterator = await streamParts(upstream.target, 2000);
   assert.equal((await iterator.next()).done, false);
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.ok(upstream.state.blocked, 'the upstream waits for its socket');
   // what the kernel's socket buffers take, not the 18 MB the upstream had to send
   assert.ok(upstream.state.written < 8_000_000, `${upstream.state.written} bytes written`);
-  let count = 1;
-  let last: unknown;
-  for (;;) {
-    const next = await iterator.next();
-    if (next.done) break;
-    last = next.value;
-    count++;
-  }
+  const { count, last } = await readRest(iterator, 1);
   assert.equal(count, 20_001);
   assert.deepEqual(last, { type: 'done' });
   await upstream.close();
@@ -159,21 +169,10 @@ test('a reader that stops holds the upstream back (at most 64 KiB unread), and r
 
 test('held back longer than the idle timeout: no timeout, the hub is the one waiting', async () => {
   const upstream = await fastUpstream(3000, 2000);
-  const adapter = new OpenAICompatibleAdapter(agent);
-  const parts = await adapter.chatStream(upstream.target, request, {
-    signal: new AbortController().signal,
-    headersTimeoutMs: 5000,
-    idleTimeoutMs: 200,
-  });
-  const iterator = parts[Symbol.asyncIterator]();
+  const iterator = await streamParts(upstream.target, 200);
   await iterator.next();
   await new Promise((resolve) => setTimeout(resolve, 700));
-  let count = 1;
-  for (;;) {
-    const next = await iterator.next();
-    if (next.done) break;
-    count++;
-  }
+  const { count } = await readRest(iterator, 1);
   assert.equal(count, 3001);
   await upstream.close();
 });
