@@ -1,7 +1,8 @@
 import { kstMonth, nextMonth } from '../kst.ts';
-import type { Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
+import type { Dialect, SqlExecutor } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
 import { insertNew } from '../storage/insert-new.ts';
+import { rowBatches } from '../storage/row-batches.ts';
 import { recordVoucherAlerts, type VoucherMovement } from './alerts.ts';
 import type { MicroKrw } from './money.ts';
 
@@ -93,22 +94,22 @@ export function balancedEntries(entries: readonly Posting[]): Posting[] {
   return merged;
 }
 
+/** Rows (or ids of an `IN` list) a statement, in the shapes `rowBatches` gives. */
+const MAX_ROWS_PER_STATEMENT = 200;
+
 /** Creates the accounts that do not exist yet (ids are fixed: see `accountId`). */
 async function ensureAccounts(tx: SqlExecutor, ids: Iterable<string>, now: number): Promise<void> {
-  const rows: SqlValue[] = [];
-  let count = 0;
   // in id order, like the locks: two transactions creating the same new accounts queue, not deadlock
-  for (const id of [...new Set(ids)].sort()) {
-    const d = describeAccount(id);
-    rows.push(id, d.kind, d.ownerId, d.neverNegative ? 1 : 0, now);
-    count++;
+  for (const batch of rowBatches([...new Set(ids)].sort(), MAX_ROWS_PER_STATEMENT)) {
+    await tx.run(
+      `INSERT INTO ledger_accounts (id, kind, owner_id, never_negative, created_at)
+       VALUES ${new Array(batch.length).fill('(?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (id) DO NOTHING`,
+      batch.flatMap((id) => {
+        const d = describeAccount(id);
+        return [id, d.kind, d.ownerId, d.neverNegative ? 1 : 0, now];
+      }),
+    );
   }
-  if (count === 0) return;
-  await tx.run(
-    `INSERT INTO ledger_accounts (id, kind, owner_id, never_negative, created_at)
-     VALUES ${new Array(count).fill('(?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (id) DO NOTHING`,
-    rows,
-  );
 }
 
 /**
@@ -122,14 +123,15 @@ export async function lockBalances(
   ids: readonly string[],
 ): Promise<Map<string, MicroKrw>> {
   const balances = new Map<string, MicroKrw>();
-  if (ids.length === 0) return balances;
-  const sorted = [...new Set(ids)].sort();
-  const rows = await tx.all<{ id: string; balance: string }>(
-    `SELECT id, CAST(balance_micro_krw AS TEXT) AS balance FROM ledger_accounts
-     WHERE id IN (${sorted.map(() => '?').join(', ')}) ORDER BY id${dialect === 'postgres' ? ' FOR UPDATE' : ''}`,
-    sorted,
-  );
-  for (const r of rows) balances.set(r.id, BigInt(r.balance));
+  // batches in id order keep the locks in id order
+  for (const batch of rowBatches([...new Set(ids)].sort(), MAX_ROWS_PER_STATEMENT)) {
+    const rows = await tx.all<{ id: string; balance: string }>(
+      `SELECT id, CAST(balance_micro_krw AS TEXT) AS balance FROM ledger_accounts
+       WHERE id IN (${batch.map(() => '?').join(', ')}) ORDER BY id${dialect === 'postgres' ? ' FOR UPDATE' : ''}`,
+      batch,
+    );
+    for (const r of rows) balances.set(r.id, BigInt(r.balance));
+  }
   return balances;
 }
 
@@ -147,14 +149,12 @@ async function moveBalances(tx: SqlExecutor, entries: readonly Posting[]): Promi
 }
 
 const ENTRY_TUPLE = '(?, ?, ?, ?)';
-const MAX_ENTRIES_PER_STATEMENT = 200;
 
 async function insertEntries(
   tx: SqlExecutor,
   rows: readonly { transactionId: string; posting: Posting; createdAtMs: number }[],
 ): Promise<void> {
-  for (let i = 0; i < rows.length; i += MAX_ENTRIES_PER_STATEMENT) {
-    const batch = rows.slice(i, i + MAX_ENTRIES_PER_STATEMENT);
+  for (const batch of rowBatches(rows, MAX_ROWS_PER_STATEMENT)) {
     await tx.run(
       `INSERT INTO ledger_entries (transaction_id, account_id, amount_micro_krw, created_at)
        VALUES ${new Array(batch.length).fill(ENTRY_TUPLE).join(', ')}`,
@@ -331,8 +331,7 @@ export async function chargeUsage(
   const ids = new Map<string, string>();
   for (const r of charged) ids.set(r.requestId, newId('ltx'));
   const fresh = new Set<string>();
-  for (let i = 0; i < charged.length; i += MAX_ENTRIES_PER_STATEMENT) {
-    const batch = charged.slice(i, i + MAX_ENTRIES_PER_STATEMENT);
+  for (const batch of rowBatches(charged, MAX_ROWS_PER_STATEMENT)) {
     const added = await insertNew(
       tx,
       dialect,
@@ -354,15 +353,15 @@ export async function chargeUsage(
 
   const productIds = [...new Set(toCharge.map((r) => r.productId))];
   const suppliers = new Map<string, string>();
-  for (const row of await tx.all<{ id: string; supplier_id: string }>(
-    `SELECT id, supplier_id FROM products WHERE id IN (${productIds.map(() => '?').join(', ')})`,
-    productIds,
-  )) {
-    suppliers.set(row.id, row.supplier_id);
-  }
+  for (const batch of rowBatches(productIds, MAX_ROWS_PER_STATEMENT))
+    for (const row of await tx.all<{ id: string; supplier_id: string }>(
+      `SELECT id, supplier_id FROM products WHERE id IN (${batch.map(() => '?').join(', ')})`,
+      batch,
+    ))
+      suppliers.set(row.id, row.supplier_id);
   const voucherIds = [...new Set(toCharge.flatMap((r) => (r.voucherId === null ? [] : [r.voucherId])))];
   const terms = new Map<string, VoucherTerms>();
-  if (voucherIds.length > 0) {
+  for (const batch of rowBatches(voucherIds, MAX_ROWS_PER_STATEMENT)) {
     for (const row of await tx.all<{
       id: string;
       copay_bp: number;
@@ -372,8 +371,8 @@ export async function chargeUsage(
       amount: string;
     }>(
       `SELECT id, copay_bp, valid_from, valid_until, organization_id, CAST(amount_micro_krw AS TEXT) AS amount
-       FROM vouchers WHERE id IN (${voucherIds.map(() => '?').join(', ')})`,
-      voucherIds,
+       FROM vouchers WHERE id IN (${batch.map(() => '?').join(', ')})`,
+      batch,
     )) {
       terms.set(row.id, {
         copayBp: Number(row.copay_bp),

@@ -1,6 +1,7 @@
 import { dayIndex } from '../kst.ts';
 import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { insertNew } from '../storage/insert-new.ts';
+import { rowBatches } from '../storage/row-batches.ts';
 import { chargeUsage } from './ledger.ts';
 import type { MicroKrw } from './money.ts';
 import { type ChargerSettings, Progress, UsageCharger } from './usage-charger.ts';
@@ -178,8 +179,7 @@ async function addToDailyUsage(db: SqlExecutor, records: readonly PostableUsage[
     s.cost += r.costMicroKrw;
   }
   const rows = [...sums.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, s]) => s);
-  for (let i = 0; i < rows.length; i += MAX_BATCH) {
-    const batch = rows.slice(i, i + MAX_BATCH);
+  for (const batch of rowBatches(rows, MAX_BATCH)) {
     await db.run(
       `INSERT INTO usage_daily (day_number, organization_id, product_id, model, api_key_id, requests, prompt_tokens,
          completion_tokens, cost_micro_krw) VALUES ${new Array(batch.length).fill(DAILY_TUPLE).join(', ')}
@@ -233,8 +233,7 @@ export async function insertUsageRecords(
 ): Promise<void> {
   // only what this insert added is posted: a replayed record was posted by the insert that added it
   const added = new Set<string>();
-  for (let i = 0; i < records.length; i += MAX_BATCH) {
-    const batch = records.slice(i, i + MAX_BATCH);
+  for (const batch of rowBatches(records, MAX_BATCH)) {
     for (const id of await insertNew(
       db,
       dialect,
@@ -246,8 +245,7 @@ export async function insertUsageRecords(
       added.add(id);
   }
   const attempts = attemptRows(records);
-  for (let i = 0; i < attempts.length; i += MAX_BATCH) {
-    const batch = attempts.slice(i, i + MAX_BATCH);
+  for (const batch of rowBatches(attempts, MAX_BATCH)) {
     await db.run(
       `INSERT INTO usage_attempts (request_id, attempt, created_at, product_id, model, deployment_id, outcome,
          http_status, duration_ms) VALUES ${new Array(batch.length).fill(ATTEMPT_TUPLE).join(', ')}

@@ -1,4 +1,5 @@
 import type { SqlExecutor, SqlValue } from '../storage/database.ts';
+import { rowBatches } from '../storage/row-batches.ts';
 import type { CallTerms } from './calls.ts';
 import type { PoolRow } from './pools.ts';
 import { accountFor } from './provisioners/registry.ts';
@@ -50,8 +51,7 @@ export async function insertAllocations(
   list: readonly NewAllocation[],
   now: number,
 ): Promise<void> {
-  for (let i = 0; i < list.length; i += 100) {
-    const batch = list.slice(i, i + 100);
+  for (const batch of rowBatches(list, 100)) {
     await tx.run(
       `INSERT INTO compute_allocations (${ALLOCATION_COLUMNS}) VALUES ${batch.map(() => ALLOCATION_TUPLE).join(', ')}`,
       batch.flatMap((a): SqlValue[] => [

@@ -5,6 +5,7 @@ import { ConflictError, ValidationError } from '../errors.ts';
 import { DAY_MS, dayIndex, dayStartMs, kstDate, kstDateStart } from '../kst.ts';
 import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { newId } from '../storage/ids.ts';
+import { rowBatches } from '../storage/row-batches.ts';
 import { parseInput } from '../validation.ts';
 import type { ComputeApplication, ComputeApplicationService } from './applications.ts';
 import type { CallService, Track } from './calls.ts';
@@ -420,8 +421,7 @@ async function recordDecisions(
   now: number,
   from: readonly string[] = ['submitted', 'waitlisted'],
 ): Promise<void> {
-  for (let i = 0; i < decisions.length; i += 200) {
-    const batch = decisions.slice(i, i + 200);
+  for (const batch of rowBatches(decisions, 200)) {
     const changed = await tx.run(
       `UPDATE compute_applications SET status = v.column2, decision_reason = v.column3,
          rank = CAST(v.column4 AS INTEGER), score_centipoints = CAST(v.column5 AS INTEGER), decided_at = ?, updated_at = ?

@@ -4,6 +4,7 @@ import { formatKrw } from '../billing/money.ts';
 import { ConflictError, ValidationError } from '../errors.ts';
 import { DAY_MS, dayIndex, dayOfText, dayStartMs, dayText } from '../kst.ts';
 import type { Database, SqlExecutor, SqlValue } from '../storage/database.ts';
+import { rowBatches } from '../storage/row-batches.ts';
 import { parseInput } from '../validation.ts';
 import { ALLOCATION_COLUMNS, type AllocationRow, toAllocationRow } from './allocations.ts';
 import { type ChargeOutcome, type ChargeTarget, chargeDays } from './charges.ts';
@@ -157,18 +158,7 @@ export class UsageService {
       let total = 0;
       let unattributedJobs = 0;
       let unattributedSeconds = 0;
-      const rows: SqlValue[] = [];
-      let count = 0;
-      const flush = async () => {
-        if (count === 0) return;
-        await tx.run(
-          `INSERT INTO compute_jobs (pool_id, job_id, day, account, username, allocation_id, gpus, gpu_seconds, state)
-           VALUES ${new Array(count).fill(JOB_TUPLE).join(', ')}`,
-          rows,
-        );
-        rows.length = 0;
-        count = 0;
-      };
+      const rows: SqlValue[][] = [];
       await tx.run('DELETE FROM compute_jobs WHERE pool_id = ? AND day = ?', [poolId, day]);
       for (const job of jobs) {
         const owner = byAccount
@@ -185,7 +175,7 @@ export class UsageService {
           unattributedJobs += 1;
           unattributedSeconds += job.gpuSeconds;
         }
-        rows.push(
+        rows.push([
           poolId,
           job.jobId,
           day,
@@ -195,10 +185,14 @@ export class UsageService {
           job.gpus,
           job.gpuSeconds,
           job.state,
-        );
-        if (++count === JOBS_PER_STATEMENT) await flush();
+        ]);
       }
-      await flush();
+      for (const batch of rowBatches(rows, JOBS_PER_STATEMENT))
+        await tx.run(
+          `INSERT INTO compute_jobs (pool_id, job_id, day, account, username, allocation_id, gpus, gpu_seconds, state)
+           VALUES ${new Array(batch.length).fill(JOB_TUPLE).join(', ')}`,
+          batch.flat(),
+        );
       const source = pool.provisioner;
       for (const [allocationId, s] of sums)
         await tx.run(

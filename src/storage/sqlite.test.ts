@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'libsql';
 import type { Database } from './database.ts';
-import { openSqlite } from './sqlite.ts';
+import { openSqlite, STATEMENT_CACHE_CHARS } from './sqlite.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kaihub-sqlite-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -167,5 +167,24 @@ test('after asyncWaitMs the thread sleeps until the holder, another process, let
   } finally {
     holder.kill();
     await hub.close();
+  }
+});
+
+test('the prepared statements a connection keeps stay within their budget, and an evicted one is prepared again', async () => {
+  const db = openSqlite(join(dir, `cache-${++databases}.sqlite`));
+  try {
+    // distinct texts of ≈ 2 KB each: 3 × the budget in all
+    const pad = (n: number) => `${'0 + '.repeat(500)}${n}`;
+    const count = Math.ceil((3 * STATEMENT_CACHE_CHARS) / pad(0).length);
+    for (let n = 0; n < count; n++) {
+      const row = await db.get<{ v: number }>(`SELECT ${pad(n)} + ? AS v`, [1]);
+      assert.equal(row?.v, n + 1);
+      assert.ok(db.preparedStatements.chars <= STATEMENT_CACHE_CHARS, `${n}: ${db.preparedStatements.chars}`);
+    }
+    assert.ok(db.preparedStatements.count < count / 2, `kept ${db.preparedStatements.count} of ${count}`);
+    // the first, long evicted, answers again
+    assert.equal((await db.get<{ v: number }>(`SELECT ${pad(0)} + ? AS v`, [1]))?.v, 1);
+  } finally {
+    await db.close();
   }
 });

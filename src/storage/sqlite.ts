@@ -7,6 +7,13 @@ import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 const LOCK_WAIT_MS = 5000;
 /** How much of that wait is spent awaiting timers before the thread sleeps in SQLite's busy handler. */
 const ASYNC_WAIT_MS = 50;
+/**
+ * The SQL text whose prepared statements a connection keeps: their memory is native (≈ 30–55 bytes a
+ * character of SQL, measured), unseen by V8, so a count alone would not bound it — 250 cached shapes of
+ * one multi-row insert held 62 MiB (decision 0036). Callers batch rows in few shapes (row-batches.ts);
+ * this is the bound for every statement whatever its caller does.
+ */
+export const STATEMENT_CACHE_CHARS = 256 * 1024;
 
 function isBusy(error: unknown): boolean {
   return (
@@ -34,9 +41,11 @@ interface Statement {
  * and an admin write stopped every `/v1` answer for as long as the applier's batch took. A plain
  * `run` is a one-statement transaction so that it waits the same way.
  */
-class SqliteDatabase implements Database {
+export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
+  /** In the order first prepared: past the budget the oldest go (a hot one is prepared again, ≈ 40 µs). */
   private readonly statements = new Map<string, Statement>();
+  private statementChars = 0;
   private gate: Promise<void> | null = null;
   readonly lockWaiters = new Int32Array(new SharedArrayBuffer(4));
   /** Opens `gate` (set with it by `begin`). */
@@ -52,9 +61,21 @@ class SqliteDatabase implements Database {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       stmt = this.db.prepare(sql) as unknown as Statement;
+      // a dropped statement is finalized when V8 collects it: libsql has no explicit finalize
+      for (const oldest of this.statements.keys()) {
+        if (this.statementChars + sql.length <= STATEMENT_CACHE_CHARS) break;
+        this.statements.delete(oldest);
+        this.statementChars -= oldest.length;
+      }
       this.statements.set(sql, stmt);
+      this.statementChars += sql.length;
     }
     return stmt;
+  }
+
+  /** What the connection keeps prepared: how many statements, and their SQL text's length. */
+  get preparedStatements(): { count: number; chars: number } {
+    return { count: this.statements.size, chars: this.statementChars };
   }
 
   allSync<T>(sql: string, params: readonly SqlValue[]): T[] {
@@ -191,7 +212,7 @@ export function openSqlite(
     lockWaitMs = LOCK_WAIT_MS,
     asyncWaitMs = ASYNC_WAIT_MS,
   }: { lockWaitMs?: number; asyncWaitMs?: number } = {},
-): Database {
+): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Sqlite(path);
   db.pragma('journal_mode = WAL');

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { FileUsageJournal } from '../../src/billing/file-journal.ts';
 import {
+  applyUsageRecords,
   DatabaseUsageJournal,
   recordToLine,
   type UsageJournal,
@@ -11,6 +12,7 @@ import {
 } from '../../src/billing/usage-journal.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { migrate, migrations } from '../../src/storage/migrator.ts';
+import { openSqlite, STATEMENT_CACHE_CHARS } from '../../src/storage/sqlite.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 
 let database: TestDatabase;
@@ -371,5 +373,34 @@ test('migration 005 from the 004 schema: bad rows move aside whole, then the dat
   } finally {
     await old.close();
     await fresh.drop();
+  }
+});
+
+test('applying batches of every size keeps a few prepared shapes of each statement, not one a size', {
+  skip: testEngine() !== 'sqlite' && 'prepared statements are kept by the SQLite connection',
+}, async () => {
+  // the journal applier's own connection to the file, fresh: what it keeps is what applying made
+  const applier = openSqlite(database.location, { asyncWaitMs: 0 });
+  try {
+    let n = 0;
+    const apply = async (size: number) => {
+      const batch = Array.from({ length: size }, () => record(`req_shapes_${++n}`, 3n));
+      assert.deepEqual(await applyUsageRecords(applier, batch, 'test'), []);
+    };
+    for (let size = 1; size <= 200; size++) await apply(size);
+    const shapes = applier.preparedStatements;
+    // sizes 1…200 meet every shape rowBatches gives (200 and each power of two below it)
+    for (const size of [201, 250, 333, 77, 150, 3, 199]) await apply(size);
+    assert.deepEqual(applier.preparedStatements, shapes, 'no new statement for sizes met before in pieces');
+    // one statement per size was ≈ 200 × the kinds of multi-row statement; this is ≈ 9 × them
+    assert.ok(shapes.count < 100, `${shapes.count} statements, ${shapes.chars} characters of SQL`);
+    assert.ok(shapes.chars < STATEMENT_CACHE_CHARS / 2, `${shapes.chars} characters of SQL`);
+    const landed = await db.get<{ n: number; cost: string }>(
+      `SELECT COUNT(*) AS n, CAST(SUM(cost_micro_krw) AS TEXT) AS cost FROM usage_events WHERE request_id LIKE 'req_shapes_%'`,
+    );
+    assert.equal(Number(landed?.n), n);
+    assert.equal(landed?.cost, String(3 * n));
+  } finally {
+    await applier.close();
   }
 });

@@ -3,6 +3,7 @@ import type { AuditTrail } from '../../audit/audit-log.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type Database, isUniqueViolation, type SqlExecutor, type SqlValue } from '../../storage/database.ts';
 import { newId } from '../../storage/ids.ts';
+import { rowBatches } from '../../storage/row-batches.ts';
 import { parseInput } from '../../validation.ts';
 import { modelName } from '../rounds/definition.ts';
 import {
@@ -249,8 +250,7 @@ export class ArenaService {
 }
 
 export async function insertBattles(tx: SqlExecutor, rows: SqlValue[][]): Promise<void> {
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-    const chunk = rows.slice(i, i + INSERT_CHUNK);
+  for (const chunk of rowBatches(rows, INSERT_CHUNK)) {
     await tx.run(
       `INSERT INTO eval_battles (id, arena_id, model_a, model_b, outcome, source, judge_model, voter_id,
          prompt_id, batch_id, created_at)

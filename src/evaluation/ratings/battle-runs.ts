@@ -13,6 +13,7 @@ import { NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Database, SqlExecutor } from '../../storage/database.ts';
 import { newId } from '../../storage/ids.ts';
+import { rowBatches } from '../../storage/row-batches.ts';
 import { parseInput } from '../../validation.ts';
 import { modelName } from '../rounds/definition.ts';
 import { type Answer, askWithRetries, type ModelAsker, type RetrySettings } from '../runs/model-asker.ts';
@@ -534,8 +535,7 @@ async function insertItems(tx: SqlExecutor, runId: string, spec: BattleRunSpec, 
       for (let j = i + 1; j < spec.models.length; j++)
         rows.push([runId, rows.length, p, prompt.id, spec.models[i]!, spec.models[j]!, 'pending', now]);
   });
-  for (let i = 0; i < rows.length; i += ITEM_CHUNK) {
-    const chunk = rows.slice(i, i + ITEM_CHUNK);
+  for (const chunk of rowBatches(rows, ITEM_CHUNK)) {
     await tx.run(
       `INSERT INTO eval_battle_run_items (run_id, seq, prompt_seq, prompt_id, model_a, model_b, status, updated_at)
        VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,

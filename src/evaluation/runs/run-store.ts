@@ -5,6 +5,7 @@
  * run killed at any moment resumes without asking any answered item again.
  */
 import type { Database, SqlExecutor, SqlValue } from '../../storage/database.ts';
+import { rowBatches } from '../../storage/row-batches.ts';
 import { aggregate, type ScoredItem } from '../scoring/aggregate.ts';
 import type { ItemRequest, PreparedItem } from '../suites/prompts.ts';
 import {
@@ -61,8 +62,8 @@ export class RunStore {
         now,
       ],
     );
-    for (let start = 0; start < items.length; start += INSERT_BATCH) {
-      const batch = items.slice(start, start + INSERT_BATCH);
+    let start = 0;
+    for (const batch of rowBatches(items, INSERT_BATCH)) {
       const params: SqlValue[] = [];
       for (let i = 0; i < batch.length; i++) {
         const item = batch[i]!;
@@ -80,6 +81,7 @@ export class RunStore {
          VALUES ${batch.map(() => "(?, ?, ?, ?, ?, ?, 'pending', 0)").join(', ')}`,
         params,
       );
+      start += batch.length;
     }
   }
 
