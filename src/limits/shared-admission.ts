@@ -764,6 +764,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
           levels: buckets === null ? [] : buckets.map((_, i) => Number(reply[5 + i])),
           size: calls,
           takenAt,
+          levelsAt: Date.now(),
         });
         const previous = this.allowances.get(allowanceKey);
         if (previous !== undefined) this.retire(previous);

@@ -105,6 +105,11 @@ export interface TakenAllowance {
   /** Calls' worth it was asked for (the next one of its key is sized from how this one went). */
   size: number;
   takenAt: number;
+  /**
+   * When the script's reply came (this replica's clock): the levels are Redis's at some moment between
+   * `takenAt` and then, so they may already hold what refilled until then.
+   */
+  levelsAt: number;
 }
 
 const ZERO = 0n;
@@ -121,6 +126,7 @@ export class Allowance {
   readonly buckets: readonly AllowanceBucket[];
   readonly size: number;
   readonly takenAt: number;
+  readonly levelsAt: number;
   /** What no call holds now: admitted calls take from it and give back what they did not use. */
   voucherFree: MicroKrw;
   walletFree: MicroKrw;
@@ -166,6 +172,7 @@ export class Allowance {
     this.buckets = taken.buckets;
     this.size = taken.size;
     this.takenAt = taken.takenAt;
+    this.levelsAt = taken.levelsAt;
     this.voucherFree = taken.voucherHeld;
     this.walletFree = taken.walletHeld;
     this.units = [...taken.units];
@@ -200,19 +207,27 @@ export class Allowance {
     this.inFlight++;
     this.calls++;
     this.lastAdmitAt = now;
-    return new SliceTicket(this, share, walletPart, tokens, request, this.headers(now));
+    return new SliceTicket(this, share, walletPart, tokens, request, this.headers(now, tokens));
   }
 
-  /** OpenAI's `x-ratelimit-*` headers: the bucket as Redis left it plus what this allowance still has. */
-  headers(now: number): Readonly<Record<string, string>> | null {
+  /**
+   * OpenAI's `x-ratelimit-*` headers after a call of `tokens` tokens, as the call alone would have seen
+   * them: the bucket as Redis left it, refilled since, plus what this allowance still has.
+   */
+  headers(now: number, tokens: number): Readonly<Record<string, string>> | null {
     const buckets = this.buckets;
     if (buckets.length === 0) return null;
-    const elapsed = now - this.takenAt;
+    // counted from the reply, not from `takenAt`: Redis's levels may hold the refill until then already,
+    // and a call alone after this allowance would not see it twice
+    const elapsed = Math.max(0, now - this.levelsAt);
     const levels: number[] = [];
     for (let i = 0; i < buckets.length; i++) {
       const capacity = buckets[i]!.capacity;
-      // Redis's level refills meanwhile, as a call alone would have seen it
-      levels.push(Math.min(capacity, this.levels[i]! + (elapsed * capacity) / 60_000) + this.units[i]!);
+      const amount = buckets[i]!.kind === 'requests' ? 1 : tokens;
+      // what the allowance still has is the bucket's too: together they refill up to the capacity, less
+      // this call's own share (as a call alone, and as Redis caps what an allowance gives back)
+      const level = this.levels[i]! + (elapsed * capacity) / 60_000 + this.units[i]! + amount;
+      levels.push(Math.min(capacity, level) - amount);
     }
     return headersOfLevels(buckets, levels);
   }
