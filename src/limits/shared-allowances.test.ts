@@ -22,8 +22,15 @@ const call = { estimatedPromptTokens: 10, maxCompletionTokens: 5 } as never;
  * a key's buckets of 6,000 requests and 60,000 tokens a minute that held `requests` and `tokens` when
  * the script ran; its reply came at `levelsAt`.
  */
-function allowance(calls: number, requests: number, tokens: number, takenAt: number, levelsAt: number) {
-  return new Allowance(owner, DEFAULT_ALLOWANCE_SETTINGS, {
+function allowance(
+  calls: number,
+  requests: number,
+  tokens: number,
+  takenAt: number,
+  levelsAt: number,
+  of: AllowanceOwner = owner,
+) {
+  return new Allowance(of, DEFAULT_ALLOWANCE_SETTINGS, {
     id: 'req_a',
     key: 'o\u0000k\u0000p',
     organizationId: 'o',
@@ -62,4 +69,33 @@ test('the headers count the refill from when the levels came back from Redis, no
   assert.deepEqual(remaining(a, 1_000), [2_999, 29_985]);
   // 10 ms after the reply: at most one request and 10 tokens refilled since the levels were read
   assert.deepEqual(remaining(a, 1_060), [2_999, 29_980]);
+});
+
+test('a charge the ledger could not take (the journal gave up) leaves the hold to its lease, with no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const sent: boolean[] = [];
+    const a = allowance(8, 6_000, 60_000, 1_000, 1_000, {
+      ...owner,
+      giveBack: async (_allowance, r) => {
+        sent.push(r.last);
+        return true;
+      },
+      charged: () => Promise.reject(new Error('usage journal: the charges could not be applied')),
+    });
+    a.admit(call, 1_000)!.settle({
+      requestId: 'req_b',
+      costMicroKrw: 100n,
+      promptTokens: 10,
+      completionTokens: 5,
+    } as never);
+    a.retire();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(unhandled, []);
+    assert.ok(sent.length > 0 && !sent.includes(true), 'the hold is not removed: its call was never charged');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });

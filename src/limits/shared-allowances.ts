@@ -303,15 +303,21 @@ export class Allowance {
       const excessVoucher = share - inVoucher;
       const excessWallet = walletCost - inWallet;
       // the hold turns into the charge only once the charge is in the ledger (as SharedTicket.settle)
-      this.owner.charged(requestId).then(() => {
-        this.pendingCharges--;
-        this.usedVoucher += inVoucher;
-        this.usedWallet += inWallet;
-        this.excessShare += excessVoucher;
-        this.excessCost += excessVoucher + excessWallet;
-        this.dirty = true;
-        if (this.retired) this.flush();
-      });
+      this.owner.charged(requestId).then(
+        () => {
+          this.pendingCharges--;
+          this.usedVoucher += inVoucher;
+          this.usedWallet += inWallet;
+          this.excessShare += excessVoucher;
+          this.excessCost += excessVoucher + excessWallet;
+          this.dirty = true;
+          if (this.retired) this.flush();
+        },
+        // the journal gave up (a minute without an apply, or closed): the charge is not known to be in
+        // the ledger, so the hold stays to its lease (as SharedTicket.settle); unhandled, the rejection
+        // would end the process
+        () => {},
+      );
     } else if (this.retired) this.flush();
   }
 
