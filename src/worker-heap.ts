@@ -2,10 +2,10 @@ import v8 from 'node:v8';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /**
- * `npm start` gives node `--max-semi-space-size=32 --min-semi-space-size=16` for the request path on
- * the main thread (fewer scavenges at 1,000 requests/s). V8's flags are process-wide, and they win over
- * a worker's `resourceLimits`: every worker thread started its young generation at 16 MB and could grow
- * it to 2 × 32 MB, for a journal applier that allocates a few kilobytes a record (measured: 16 MB of
+ * `npm start` gives node `--max-semi-space-size=16 --min-semi-space-size=16` for the request path on
+ * the main thread (fewer scavenges at 1,000 requests/s; `start:throughput` lets it grow to 32, decision
+ * 0037). V8's flags are process-wide, and they win over a worker's `resourceLimits`: every worker thread
+ * started its young generation at 16 MB and could grow it to 2 × 32 MB, for a journal applier that allocates a few kilobytes a record (measured: 16 MB of
  * new space committed in the applier at idle, in a hub of 125–155 MB). A worker's heap is sized when
  * its isolate is created on its own thread, from the flags as they are then; so the semi-space flags
  * are set aside until the worker is online and put back as they were. The main isolate's heap was
