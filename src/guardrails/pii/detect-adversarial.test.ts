@@ -104,6 +104,15 @@ test('random mixes: spans inside the text, sorted, never overlapping; the same a
   }
 });
 
+/**
+ * The process's CPU time in ms: what catastrophic backtracking would cost shows in it, and other work
+ * on a loaded machine does not (a wall-clock bound failed in CI with two busy loops beside it: 244 ms).
+ */
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
 test('adversarial inputs finish quickly and never throw', () => {
   const next = prng(7);
   const inputs: Array<[string, string]> = [
@@ -132,19 +141,19 @@ test('adversarial inputs finish quickly and never throw', () => {
     ['random mix', randomText(next, 100_000)],
   ];
   for (const [name, text] of inputs) {
-    const started = performance.now();
+    const started = cpuMs();
     const findings = detectPii(text);
-    const elapsed = performance.now() - started;
+    const elapsed = cpuMs() - started;
     assertWellFormed(text, findings);
-    assert.ok(elapsed < 200, `${name}: ${elapsed.toFixed(1)} ms`);
+    assert.ok(elapsed < 200, `${name}: ${elapsed.toFixed(1)} ms of CPU`);
   }
 });
 
 test('a long list of values is found in full, in linear time', () => {
   const text = '01012345678 '.repeat(20_000);
-  const started = performance.now();
+  const started = cpuMs();
   const findings = detectPii(text);
-  assert.ok(performance.now() - started < 200);
+  assert.ok(cpuMs() - started < 200);
   assert.equal(findings.length, 20_000);
   assert.deepEqual(findings[19_999], { type: 'phone', start: 19_999 * 12, end: 19_999 * 12 + 11 });
   const masked = maskPii(text, findings);
