@@ -60,6 +60,7 @@ import { HubAdmission } from './limits/hub-admission.ts';
 import { RateLimits } from './limits/rate-limits.ts';
 import { connectRedis, firstConnection } from './limits/redis-connection.ts';
 import { SharedAdmission } from './limits/shared-admission.ts';
+import type { AllowanceSettings } from './limits/shared-allowances.ts';
 import { SharedEvents } from './limits/shared-events.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -95,6 +96,12 @@ export interface HubOptions {
   runResults?: RunResults;
   /** GPU compute's clock (tests move it across months) and scheduler clients (tests record them). */
   compute?: { clock?: Clock; provisioners?: ProvisionerOverrides };
+  /**
+   * With Redis: how allowances (decision 0027) are timed and sized, over the defaults. Tests that look
+   * at an allowance while it admits give it a slice and an idle time longer than the test, so that its
+   * 200 ms idle retirement does not race a charge the journal posts later under load.
+   */
+  allowances?: Partial<AllowanceSettings>;
   /**
    * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
    * in-process through the same call layer); no port is opened, no operator token generated.
@@ -242,7 +249,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
           {
             prefix: config.redisPrefix,
             leaseMs: config.holdLeaseMs,
-            allowances: { maxCalls: config.allowanceCalls },
+            allowances: { maxCalls: config.allowanceCalls, ...options.allowances },
           },
           logger,
           (requestId) => usageJournal.whenCharged(requestId),
