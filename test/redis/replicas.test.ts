@@ -4,13 +4,20 @@ import OpenAI from 'openai';
 import { formatKrw } from '../../src/billing/money.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { testEngine } from '../helpers/databases.ts';
 import { seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 import { dropRedisPrefix, TEST_REDIS_URL, testRedisPrefix } from '../helpers/redis.ts';
 import { usageEvent } from '../helpers/v1.ts';
 
 // Three replicas on one PostgreSQL database and one Redis (scripts/test.mjs runs this suite on
 // PostgreSQL when Redis is up): limits, holds and revocation are shared, not per replica.
-describe('three replicas sharing limits, holds and revocation through Redis', () => {
+// Replicas sharing limits need PostgreSQL (README, REDIS_URL): on SQLite each hub's journal applier
+// posts its own hub's records only, so what one replica reads misses the charges of calls the others
+// have just answered. Run on SQLite under load, a wallet's funds read on one replica and corrected
+// down by that much were refused with 409, and a voucher sized for 100 calls served 62–77 of them.
+const skip = testEngine() === 'postgres' ? false : 'replicas sharing limits need PostgreSQL (README)';
+
+describe('three replicas sharing limits, holds and revocation through Redis', { skip }, () => {
   const prefix = testRedisPrefix();
   let fake: FakeOpenAI;
   let replicas: TestHub[];
