@@ -19,16 +19,16 @@ export type ApplierRequest =
   | { type: 'apply'; id: number }
   | { type: 'files'; own: string[]; current: string }
   | { type: 'close'; id: number };
-/** How long settles wait for their charges to be applied on SQLite before their holds wait for leases. */
-const CHARGE_WAIT_MS = 60_000;
-const noop = (): void => {};
-
 export type ApplierReply =
   /** `ok`: everything in the files when the request came is applied (false: an apply failed, retried later). */
   | { type: 'applied'; id: number; ok: boolean }
   | { type: 'error'; message: string }
   /** A line set aside in `usage_rejected`: reported, never retried. */
   | { type: 'rejected'; requestId: string; reason: string };
+
+/** How long settles wait for their charges to be applied on SQLite before their holds wait for leases. */
+const CHARGE_WAIT_MS = 60_000;
+const noop = (): void => {};
 
 /**
  * SQLite: usage records are appended to a journal file (JSON lines, one `write(2)` per turn of the

@@ -77,8 +77,12 @@ test('a charge the ledger could not take (the journal gave up) leaves the hold t
   process.on('unhandledRejection', onUnhandled);
   try {
     const sent: boolean[] = [];
+    let done = false;
     const a = allowance(8, 6_000, 60_000, 1_000, 1_000, {
       ...owner,
+      done: () => {
+        done = true;
+      },
       giveBack: async (_allowance, r) => {
         sent.push(r.last);
         return true;
@@ -95,6 +99,8 @@ test('a charge the ledger could not take (the journal gave up) leaves the hold t
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.deepEqual(unhandled, []);
     assert.ok(sent.length > 0 && !sent.includes(true), 'the hold is not removed: its call was never charged');
+    // and the allowance ends: it does not stay among the draining ones, flushed by the sweeper for ever
+    assert.ok(done, 'the allowance is done once its last give-back is sent');
   } finally {
     process.off('unhandledRejection', onUnhandled);
   }

@@ -141,6 +141,13 @@ export class Allowance {
   /** A call did not fit in what was left (the next allowance of this kind may be larger). */
   exhausted = false;
   private pendingCharges = 0;
+  /**
+   * A call's charge the journal gave up on: its cost stays in the hold, which the last give-back then
+   * keeps for its lease (as SharedTicket.settle leaves a single call's hold), instead of removing it.
+   */
+  private unconfirmedCharges = false;
+  /** The give-back being sent is this allowance's last from this replica. */
+  private sendingEnds = false;
   private finished = false;
   /** The give-back Redis has not confirmed yet (sent again until it does), and its number. */
   private sending: AllowanceReturn | null = null;
@@ -314,9 +321,12 @@ export class Allowance {
           if (this.retired) this.flush();
         },
         // the journal gave up (a minute without an apply, or closed): the charge is not known to be in
-        // the ledger, so the hold stays to its lease (as SharedTicket.settle); unhandled, the rejection
-        // would end the process
-        () => {},
+        // the ledger, so its cost stays held to the lease; the allowance still ends
+        () => {
+          this.pendingCharges--;
+          this.unconfirmedCharges = true;
+          if (this.retired) this.flush();
+        },
       );
     } else if (this.retired) this.flush();
   }
@@ -328,9 +338,10 @@ export class Allowance {
   flush(): void {
     if (this.finished || this.sendingNow) return;
     if (this.sending === null) {
-      const last = this.retired && this.inFlight === 0 && this.pendingCharges === 0;
-      if (!this.dirty && !last) return;
+      const ends = this.retired && this.inFlight === 0 && this.pendingCharges === 0;
+      if (!this.dirty && !ends) return;
       this.dirty = false;
+      this.sendingEnds = ends;
       this.sending = {
         holdId: this.holdId,
         voucherAccount: this.voucher?.account.id ?? '',
@@ -340,7 +351,7 @@ export class Allowance {
         usedWallet: this.usedWallet,
         excessShare: this.excessShare,
         excessCost: this.excessCost,
-        last,
+        last: ends && !this.unconfirmedCharges,
         unitsBack: [...this.unitsBack],
       };
       this.seq++;
@@ -360,7 +371,7 @@ export class Allowance {
       // script then charges what was used to the counters ('gone')
       if (sent) {
         this.sending = null;
-        if (r.last) {
+        if (this.sendingEnds) {
           this.finished = true;
           this.owner.done(this);
         } else if (this.dirty || this.retired) {
