@@ -138,10 +138,11 @@ const resendMarginMs = (leaseMs: number): number => Math.min(10_000, leaseMs / 4
  */
 const NOT_RUN = /^(BUSY|LOADING|READONLY|MASTERDOWN|OOM|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 
+/** The settle script's argument (ARGV[8]) telling it a copy may have run before: '1' when sent again. */
+const SETTLE_RESENT = 7;
+
 class SharedTicket implements AdmissionTicket {
   private open = true;
-  /** Until when a settle Redis did not answer is sent again: 0 without a hold (SharedAdmission.sendSettle). */
-  readonly resendUntil: number;
   constructor(
     readonly owner: SharedAdmission,
     readonly shared: SharedFunds,
@@ -154,9 +155,9 @@ class SharedTicket implements AdmissionTicket {
     readonly tokenBuckets: string[] | null,
     readonly tokens: number,
     readonly responseHeaders: Readonly<Record<string, string>> | null,
-  ) {
-    this.resendUntil = holdId === '' ? 0 : Date.now() + owner.leaseMs - resendMarginMs(owner.leaseMs);
-  }
+    /** Until when a settle Redis did not answer is sent again: 0 without a hold (SharedAdmission.sendSettle). */
+    readonly resendUntil: number,
+  ) {}
 
   get voucherId(): string | null {
     return this.voucher?.id ?? null;
@@ -410,7 +411,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         exact(cost),
         this.idleTtlMs,
         tokens,
-        '0',
+        '0', // SETTLE_RESENT
       ],
       until: ticket.resendUntil,
       sending: false,
@@ -438,7 +439,7 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         const failedToRun =
           error instanceof Error && error.name === 'ReplyError' && !NOT_RUN.test(error.message);
         if (!failedToRun && !this.closed && settle.until > Date.now()) {
-          settle.args[7] = '1';
+          settle.args[SETTLE_RESENT] = '1';
           this.unsettled.add(settle);
           this.sweep();
         } else {
@@ -470,11 +471,6 @@ export class SharedAdmission implements Admission, AllowanceOwner {
         this.probing = false;
       },
     );
-  }
-
-  /** How long a single call's hold lives unless settled (its ticket's resend window ends before). */
-  get leaseMs(): number {
-    return this.settings.leaseMs;
   }
 
   private base(organizationId: string): string {
@@ -789,6 +785,8 @@ export class SharedAdmission implements Admission, AllowanceOwner {
           tokenBucketsOf(buckets),
           request.estimatedPromptTokens + (request.maxCompletionTokens ?? 0),
           buckets === null ? null : headersFrom(buckets, reply, 5),
+          // the lease began after `takenAt`, when the script ran: stop resending before it can end
+          money ? takenAt + this.settings.leaseMs - resendMarginMs(this.settings.leaseMs) : 0,
         ),
       };
     }
