@@ -9,6 +9,8 @@
  *   because a JS number cannot hold every int64 and the two drivers disagree on how to return them;
  * - booleans are INTEGER 0/1.
  */
+import type { SqliteLockWaits } from './sqlite.ts';
+
 export type SqlValue = string | number | bigint | null;
 export type Row = Record<string, unknown>;
 
@@ -40,13 +42,17 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-export async function openDatabase(location: string): Promise<Database> {
+/** `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); the defaults if none. */
+export async function openDatabase(
+  location: string,
+  { sqlite }: { sqlite?: SqliteLockWaits } = {},
+): Promise<Database> {
   if (isPostgresUrl(location)) {
     const { openPostgres } = await import('./postgres.ts');
     return openPostgres(location);
   }
   const { openSqlite } = await import('./sqlite.ts');
-  return openSqlite(location);
+  return openSqlite(location, sqlite);
 }
 
 /** A unique-constraint violation, whichever engine raised it. */

@@ -201,17 +201,19 @@ export function stepAsideFor(waiters: Int32Array, maxMs: number): void {
   }
 }
 
-/**
- * `lockWaitMs`: how long a statement waits for another connection's lock before it fails;
- * `asyncWaitMs`: how much of it the thread goes on with other work (0 for a thread that serves
- * nothing else, such as the journal applier).
- */
+export interface SqliteLockWaits {
+  /** How long a statement waits for another connection's lock before it fails (5 s). */
+  lockWaitMs?: number;
+  /**
+   * How much of it the thread goes on with other work (50 ms; 0 for a thread that serves nothing else,
+   * such as the journal applier).
+   */
+  asyncWaitMs?: number;
+}
+
 export function openSqlite(
   path: string,
-  {
-    lockWaitMs = LOCK_WAIT_MS,
-    asyncWaitMs = ASYNC_WAIT_MS,
-  }: { lockWaitMs?: number; asyncWaitMs?: number } = {},
+  { lockWaitMs = LOCK_WAIT_MS, asyncWaitMs = ASYNC_WAIT_MS }: SqliteLockWaits = {},
 ): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Sqlite(path);
