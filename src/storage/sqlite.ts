@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Sqlite from 'libsql';
+import { StorageBusyError } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
 /** How long a statement waits for another connection's write lock before it fails, as before (5 s). */
@@ -119,7 +120,8 @@ export class SqliteDatabase implements Database {
           });
           return;
         } catch (error) {
-          if (!isBusy(error) || sleep) throw error;
+          if (!isBusy(error)) throw error;
+          if (sleep) throw new StorageBusyError(error);
         } finally {
           if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
         }
