@@ -571,14 +571,17 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
     logger.error(rejected, 'usage record set aside in usage_rejected');
   };
   if (db.dialect === 'sqlite' && config.database !== ':memory:') {
-    return new FileUsageJournal(
+    const journal = new FileUsageJournal(
       join(config.dataDir, 'journal'),
       config.database,
       (message) => logger.error(message),
       200,
       onRejected,
       db.lockWaiters ?? null,
+      (message) => logger.info(message),
     );
+    db.lockWaitHook = (sleeping) => journal.hubWaiting(sleeping);
+    return journal;
   }
   // PostgreSQL: charges posted right after the record, off the response path (decision 0021)
   const journal = new DatabaseUsageJournal(db, onRejected, (message, error) =>

@@ -30,6 +30,12 @@ export interface Database extends SqlExecutor {
    * shared with the journal applier's thread, which steps aside while it is above 0 (decision 0032).
    */
   readonly lockWaiters?: Int32Array;
+  /**
+   * SQLite: called (`true`) when one of this connection's transactions has waited `asyncWaitMs` for
+   * another connection's write lock and its thread is about to sleep for the rest of the wait, and
+   * (`false`) when that sleep ends. The hub lifts the journal applier meanwhile (decision 0038).
+   */
+  lockWaitHook?: ((sleeping: boolean) => void) | null;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Executes several statements (DDL); no parameters. */
