@@ -101,13 +101,16 @@ export class FileUsageJournal implements UsageJournal {
     // a request the worker will never answer must not wait for ever (a settle, /funds, close)
     this.worker.on('exit', () => {
       this.workerGone = true;
+      // its thread id may be another thread's next
+      this.lift?.close();
+      this.lift = undefined;
       for (const resolve of this.waiting.values()) resolve(false);
       this.waiting.clear();
     });
   }
 
   private liftable(thread: number): void {
-    if (this.closed) return;
+    if (this.closed || this.workerGone) return;
     const waiters = this.lockWaiters;
     this.lift = liftThread(thread, {
       quietMs: LIFT_QUIET_MS,
