@@ -2,9 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Sqlite from 'libsql';
 import OpenAI from 'openai';
+import pg from 'pg';
 import type { Admission } from '../../src/limits/admission.ts';
+import { isStorageBusy } from '../../src/storage/busy.ts';
+import { openDatabase } from '../../src/storage/database.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
-import { testEngine } from '../helpers/databases.ts';
+import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 /** An /admin/v1 call with the operator token: status, Retry-After and body. */
@@ -130,5 +133,51 @@ describe('a call whose storage is busy', () => {
       client.chat.completions.create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }] }),
       (error: InstanceType<typeof OpenAI.APIError>) => error.status === 503 && error.code === 'storage_busy',
     );
+  });
+});
+
+describe('on PostgreSQL, a statement refused its lock', {
+  skip: testEngine() !== 'postgres' ? 'PostgreSQL: lock_not_available (55P03)' : false,
+}, () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase();
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  test("is storage busy, through the hub's own connection pool", async () => {
+    const db = await openDatabase(database.location);
+    const holder = new pg.Client({ connectionString: database.location });
+    await holder.connect();
+    try {
+      await db.exec('CREATE TABLE t (n INTEGER NOT NULL)');
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+      let refused: unknown;
+      try {
+        await db.transaction(async (tx) => {
+          await tx.run("SET LOCAL lock_timeout = '100ms'");
+          await tx.run('INSERT INTO t (n) VALUES (1)');
+        });
+      } catch (error) {
+        refused = error;
+      }
+      assert.equal((refused as { code?: string } | undefined)?.code, '55P03', String(refused));
+      assert.ok(isStorageBusy(refused));
+      await holder.query('ROLLBACK');
+      assert.deepEqual(await db.all('SELECT n FROM t'), [], 'nothing of it was applied');
+      let other: unknown;
+      try {
+        await db.run('INSERT INTO missing (n) VALUES (1)');
+      } catch (error) {
+        other = error;
+      }
+      assert.ok(other !== undefined && !isStorageBusy(other), String(other));
+    } finally {
+      await holder.end();
+      await db.close();
+    }
   });
 });
