@@ -72,6 +72,7 @@ import { DeploymentHealth } from './routing/health.ts';
 import { Router } from './routing/router.ts';
 import { type Database, openDatabase } from './storage/database.ts';
 import { migrate } from './storage/migrator.ts';
+import type { SqliteLockWaits } from './storage/sqlite.ts';
 
 export interface Hub {
   server: Server;
@@ -103,6 +104,12 @@ export interface HubOptions {
    */
   allowances?: Partial<AllowanceSettings>;
   /**
+   * On SQLite: how long the hub's connection waits for another connection's write lock, over the
+   * defaults (5 s, the first 50 ms on timers; storage/sqlite.ts). Tests that hold the lock from outside
+   * use a short wait instead of holding it for 5 s.
+   */
+  sqliteLockWaits?: SqliteLockWaits;
+  /**
    * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
    * in-process through the same call layer); no port is opened, no operator token generated.
    */
@@ -113,7 +120,7 @@ export interface HubOptions {
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const listen = options.listen ?? true;
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { sqlite: options.sqliteLockWaits });
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
@@ -564,14 +571,17 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
     logger.error(rejected, 'usage record set aside in usage_rejected');
   };
   if (db.dialect === 'sqlite' && config.database !== ':memory:') {
-    return new FileUsageJournal(
+    const journal = new FileUsageJournal(
       join(config.dataDir, 'journal'),
       config.database,
       (message) => logger.error(message),
       200,
       onRejected,
       db.lockWaiters ?? null,
+      (message) => logger.info(message),
     );
+    db.lockWaitHook = (sleeping) => journal.hubWaiting(sleeping);
+    return journal;
   }
   // PostgreSQL: charges posted right after the record, off the response path (decision 0021)
   const journal = new DatabaseUsageJournal(db, onRejected, (message, error) =>

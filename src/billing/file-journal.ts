@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
+import { liftThread, type ThreadLift } from '../thread-priority.ts';
 import { startWorker } from '../worker-heap.ts';
 import { journalApplierModule } from './applier-bundle.ts';
 import { type RejectedUsage, recordToLine, type UsageJournal, type UsageRecord } from './usage-journal.ts';
@@ -24,11 +25,19 @@ export type ApplierReply =
   | { type: 'applied'; id: number; ok: boolean }
   | { type: 'error'; message: string }
   /** A line set aside in `usage_rejected`: reported, never retried. */
-  | { type: 'rejected'; requestId: string; reason: string };
+  | { type: 'rejected'; requestId: string; reason: string }
+  /** The applier's thread, in the gaps now (thread-priority.ts `runInTheGaps`). */
+  | { type: 'thread'; id: number };
 
 /** How long settles wait for their charges to be applied on SQLite before their holds wait for leases. */
 const CHARGE_WAIT_MS = 60_000;
 const noop = (): void => {};
+/**
+ * How long the applier stays lifted after the hub's last wait for its lock: under repeated contention
+ * it stays up instead of a `chrt` for each wait, and a second of it at normal priority costs the event
+ * loop a share of one core at most.
+ */
+const LIFT_QUIET_MS = 1_000;
 
 /**
  * SQLite: usage records are appended to a journal file (JSON lines, one `write(2)` per turn of the
@@ -50,6 +59,8 @@ export class FileUsageJournal implements UsageJournal {
   private scheduled = false;
   private readonly worker: Worker;
   private readonly waiting = new Map<number, (ok: boolean) => void>();
+  /** The applier's thread, lifted while the hub waits for its lock (once its id is known). */
+  private lift: ThreadLift | undefined;
   /** The applier thread has exited: nothing will answer a request again. */
   private workerGone = false;
   private nextId = 1;
@@ -65,7 +76,9 @@ export class FileUsageJournal implements UsageJournal {
     private readonly applyIntervalMs = 200,
     private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
     /** The hub connection's waiting writers, for the applier to step aside for (storage/sqlite.ts). */
-    lockWaiters: Int32Array | null = null,
+    private readonly lockWaiters: Int32Array | null = null,
+    /** What is worth knowing once, not an error (the applier cannot be lifted). */
+    private readonly onNotice: (message: string) => void = () => {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.current = this.newFileName();
@@ -78,6 +91,7 @@ export class FileUsageJournal implements UsageJournal {
     this.worker.on('message', (m: ApplierReply) => {
       if (m.type === 'error') this.onError(m.message);
       else if (m.type === 'rejected') this.onRejected({ requestId: m.requestId, reason: m.reason });
+      else if (m.type === 'thread') this.liftable(m.id);
       else {
         this.waiting.get(m.id)?.(m.ok);
         this.waiting.delete(m.id);
@@ -87,9 +101,37 @@ export class FileUsageJournal implements UsageJournal {
     // a request the worker will never answer must not wait for ever (a settle, /funds, close)
     this.worker.on('exit', () => {
       this.workerGone = true;
+      // its thread id may be another thread's next
+      this.lift?.close();
+      this.lift = undefined;
       for (const resolve of this.waiting.values()) resolve(false);
       this.waiting.clear();
     });
+  }
+
+  private liftable(thread: number): void {
+    if (this.closed || this.workerGone) return;
+    const waiters = this.lockWaiters;
+    this.lift = liftThread(thread, {
+      quietMs: LIFT_QUIET_MS,
+      // transactions still waiting on timers wait for the applier too
+      stillWaited: waiters ? () => Atomics.load(waiters, 0) > 0 : undefined,
+      onRefused: (reason) =>
+        this.onNotice(
+          `the journal applier stays SCHED_IDLE while the hub waits for its lock: lifting it needs CAP_SYS_NICE (${reason})`,
+        ),
+    });
+  }
+
+  /**
+   * A transaction of the hub's connection has begun (`true`) or ended (`false`) sleeping for another
+   * connection's write lock (storage/database.ts `lockWaitHook`): most likely the applier's, held inside
+   * a transaction while the applier, SCHED_IDLE, waits for a core that a load from elsewhere does not
+   * leave it. It is lifted meanwhile, so that it finishes and lets go — priority inheritance, by hand
+   * (decision 0038).
+   */
+  hubWaiting(sleeping: boolean): void {
+    this.lift?.waiting(sleeping);
   }
 
   private newFileName(): string {
@@ -210,6 +252,7 @@ export class FileUsageJournal implements UsageJournal {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.lift?.close();
     if (this.scheduled) this.write();
     closeSync(this.fd);
     await this.request('close');

@@ -12,8 +12,11 @@ import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from
  * the files of processes that are gone (a crash left them); a file is deleted once fully applied and
  * no longer written. Files of other live hubs on the same database are theirs to apply.
  */
-// the applier runs in the gaps instead of taking a core from the event loop that answers requests
-runInTheGaps();
+// the applier runs in the gaps instead of taking a core from the event loop that answers requests;
+// the hub lifts it by its thread id while a hub transaction waits for its lock (decision 0038)
+void runInTheGaps().then((thread) => {
+  if (thread !== undefined) report({ type: 'thread', id: thread });
+});
 
 const data = workerData as {
   dir: string;

@@ -47,6 +47,18 @@ export const internalError = (requestId: string): CallError => ({
   message: `내부 오류입니다 (요청 ID ${requestId}). / Internal server error (request ${requestId}).`,
 });
 
+/**
+ * The database did not give the call a lock in time (storage/busy.ts `isStorageBusy`): nothing was
+ * applied or charged, and the same request can be sent again — a 503 that says when, not a 500.
+ */
+export const storageBusy = (): CallError => ({
+  status: 503,
+  type: 'server_error',
+  code: 'storage_busy',
+  message: '저장소가 잠시 바쁩니다. 잠시 후 다시 시도하세요. / Storage is busy; retry shortly.',
+  headers: { 'retry-after': '1' },
+});
+
 /** No deployment of the product can express what the request asks for (`needs` bits it lacks). */
 export function unsupportedFeatures(model: string, missing: number): CallError {
   const names = featureNames(missing);

@@ -16,6 +16,7 @@ import {
 import { chatRequestFeatures } from '../providers/features.ts';
 import { CapacityError } from '../routing/load.ts';
 import type { Attempt, RoutedCall, Served } from '../routing/router.ts';
+import { isStorageBusy } from '../storage/busy.ts';
 import { CallAbort } from './call-abort.ts';
 import type { CallLayer } from './call-layer.ts';
 import type { DeadlineEntry } from './deadlines.ts';
@@ -26,6 +27,7 @@ import {
   internalError,
   modelNotFound,
   residencyRestricted,
+  storageBusy,
   tooManyConcurrentCalls,
   unsupportedFeatures,
 } from './errors.ts';
@@ -510,11 +512,15 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
     );
   }
 
-  /** An internal failure (a bug, a journal that cannot be written): 500, nothing charged. */
+  /**
+   * An internal failure (a bug, a journal that cannot be written): 500, nothing charged; a lock the
+   * database did not give in time: 503, to be sent again.
+   */
   internalFailure(error: unknown): CallOutcome {
-    this.layer.deps.logger.error({ err: error, requestId: this.requestId }, 'call failed');
+    const busy = isStorageBusy(error);
+    this.layer.deps.logger[busy ? 'warn' : 'error']({ err: error, requestId: this.requestId }, 'call failed');
     this.release();
-    const failure = internalError(this.requestId);
+    const failure = busy ? storageBusy() : internalError(this.requestId);
     this.ended(failure.status, failure.code ?? 'internal_error', null, null, null, null);
     return { type: 'error', error: failure };
   }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { storageBusy } from '../calls/errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { isStorageBusy } from '../storage/busy.ts';
 import { sendJson } from './respond.ts';
 
 export type PathHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> | void;
@@ -178,21 +180,28 @@ function warnIfTooFewFileDescriptors(
   );
 }
 
+/**
+ * What a handler threw, in the shape of its surface: a lock the database did not give in time is a 503
+ * the client may retry (nothing was applied); anything else a 500.
+ */
 function internalError(res: ServerResponse, path: string, error: unknown, logger: Logger): void {
-  logger.error({ err: error, path }, 'unhandled error');
+  const busy = isStorageBusy(error);
+  if (busy) logger.warn({ err: error, path }, 'request refused: storage busy');
+  else logger.error({ err: error, path }, 'unhandled error');
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  const failure = busy
+    ? storageBusy()
+    : {
+        status: 500,
+        type: 'server_error',
+        code: 'internal_error',
+        message: '내부 오류입니다. / Internal server error.',
+      };
   const body = path.startsWith('/v1/')
-    ? {
-        error: {
-          message: '내부 오류입니다. / Internal server error.',
-          type: 'server_error',
-          param: null,
-          code: 'internal_error',
-        },
-      }
-    : { error: { code: 'internal_error', message: '내부 오류입니다. / Internal server error.' } };
-  sendJson(res, 500, body);
+    ? { error: { message: failure.message, type: failure.type, param: null, code: failure.code } }
+    : { error: { code: failure.code, message: failure.message } };
+  sendJson(res, failure.status, body, failure.headers);
 }

@@ -9,6 +9,8 @@
  *   because a JS number cannot hold every int64 and the two drivers disagree on how to return them;
  * - booleans are INTEGER 0/1.
  */
+import type { SqliteLockWaits } from './sqlite.ts';
+
 export type SqlValue = string | number | bigint | null;
 export type Row = Record<string, unknown>;
 
@@ -28,6 +30,12 @@ export interface Database extends SqlExecutor {
    * shared with the journal applier's thread, which steps aside while it is above 0 (decision 0032).
    */
   readonly lockWaiters?: Int32Array;
+  /**
+   * SQLite: called (`true`) when one of this connection's transactions has waited `asyncWaitMs` for
+   * another connection's write lock and its thread is about to sleep for the rest of the wait, and
+   * (`false`) when that sleep ends. The hub lifts the journal applier meanwhile (decision 0038).
+   */
+  lockWaitHook?: ((sleeping: boolean) => void) | null;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Executes several statements (DDL); no parameters. */
@@ -40,13 +48,17 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-export async function openDatabase(location: string): Promise<Database> {
+/** `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); the defaults if none. */
+export async function openDatabase(
+  location: string,
+  { sqlite }: { sqlite?: SqliteLockWaits } = {},
+): Promise<Database> {
   if (isPostgresUrl(location)) {
     const { openPostgres } = await import('./postgres.ts');
     return openPostgres(location);
   }
   const { openSqlite } = await import('./sqlite.ts');
-  return openSqlite(location);
+  return openSqlite(location, sqlite);
 }
 
 /** A unique-constraint violation, whichever engine raised it. */

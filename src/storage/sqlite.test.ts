@@ -130,6 +130,36 @@ test('a lock held longer than the wait fails the write with SQLITE_BUSY, and the
   }
 });
 
+test('a transaction that waits past asyncWaitMs tells the lock-wait hook before its thread sleeps and after; one that gets the lock on timers does not', async () => {
+  const { hub, applier } = twoConnections(200, 40);
+  const calls: { sleeping: boolean; waiters: number }[] = [];
+  hub.lockWaitHook = (sleeping) => calls.push({ sleeping, waiters: hub.lockWaiters[0]! });
+  try {
+    // let go within the timers' phase: no hook
+    applier.exec('BEGIN IMMEDIATE');
+    const quick = hub.run('INSERT INTO t (n) VALUES (1)');
+    await sleep(10);
+    applier.exec('COMMIT');
+    assert.equal(await quick, 1);
+    assert.deepEqual(calls, [], 'a wait that ends on timers does not call the hook');
+    // held past the whole wait: the hook before the thread sleeps, and once the sleep ends
+    applier.exec('BEGIN IMMEDIATE');
+    await assert.rejects(hub.run('INSERT INTO t (n) VALUES (2)'), /database is locked/);
+    applier.exec('ROLLBACK');
+    assert.deepEqual(calls, [
+      { sleeping: true, waiters: 1 },
+      { sleeping: false, waiters: 1 },
+    ]);
+    // no hook: nothing to call
+    hub.lockWaitHook = null;
+    assert.equal(await hub.run('INSERT INTO t (n) VALUES (3)'), 1);
+    assert.deepEqual(await values(hub), [1, 3]);
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});
+
 test('after asyncWaitMs the thread sleeps until the holder, another process, lets go', async () => {
   const path = join(dir, 'other-process.sqlite');
   const hub = openSqlite(path, { asyncWaitMs: 150 });

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Sqlite from 'libsql';
+import { StorageBusyError } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
 /** How long a statement waits for another connection's write lock before it fails, as before (5 s). */
@@ -48,6 +49,8 @@ export class SqliteDatabase implements Database {
   private statementChars = 0;
   private gate: Promise<void> | null = null;
   readonly lockWaiters = new Int32Array(new SharedArrayBuffer(4));
+  /** Told when a transaction's thread sleeps for another connection's lock, and when it wakes (`begin`). */
+  lockWaitHook: ((sleeping: boolean) => void) | null = null;
   /** Opens `gate` (set with it by `begin`). */
   private open: () => void = () => {};
 
@@ -93,7 +96,10 @@ export class SqliteDatabase implements Database {
    * sleeps in SQLite's busy handler, as it always did. The holder is then most likely the journal
    * applier starved of CPU (it runs SCHED_IDLE, decision 0030, and cannot let go of the lock before it
    * has run), and a sleeping event loop is what frees a core for it: waiting on timers there left an
-   * admin write refused after 5 s with `/v1` saturated (decision 0032).
+   * admin write refused after 5 s with `/v1` saturated (decision 0032). A sleeping event loop frees a
+   * core only if no other process takes it, so `lockWaitHook` hears of the sleep and the hub lifts the
+   * applier out of SCHED_IDLE meanwhile (decision 0038). A lock still not had after `lockWaitMs` is a
+   * `StorageBusyError`: the transaction never began.
    *
    * Only `BEGIN` waits this way: it is an `exec`, which leaves no statement behind when refused. A
    * prepared statement refused by a lock is not reset by libsql, and until it runs again the
@@ -111,6 +117,10 @@ export class SqliteDatabase implements Database {
         const sleep = waited >= this.asyncWaitMs;
         const timeout = sleep ? Math.max(1, Math.ceil(this.lockWaitMs - waited)) : 0;
         if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${timeout}`);
+        // refused before and about to sleep, never sooner: a wait that ends on timers (the applier
+        // committing a batch it is running) costs nothing more
+        const hook = sleep && waiting ? this.lockWaitHook : null;
+        hook?.(true);
         try {
           this.db.exec('BEGIN IMMEDIATE');
           // in the same turn as BEGIN: nothing else may run a statement inside this transaction
@@ -119,9 +129,11 @@ export class SqliteDatabase implements Database {
           });
           return;
         } catch (error) {
-          if (!isBusy(error) || sleep) throw error;
+          if (!isBusy(error)) throw error;
+          if (sleep) throw new StorageBusyError(error);
         } finally {
           if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
+          hook?.(false);
         }
         if (!waiting) {
           waiting = true;
@@ -201,17 +213,19 @@ export function stepAsideFor(waiters: Int32Array, maxMs: number): void {
   }
 }
 
-/**
- * `lockWaitMs`: how long a statement waits for another connection's lock before it fails;
- * `asyncWaitMs`: how much of it the thread goes on with other work (0 for a thread that serves
- * nothing else, such as the journal applier).
- */
+export interface SqliteLockWaits {
+  /** How long a statement waits for another connection's lock before it fails (5 s). */
+  lockWaitMs?: number;
+  /**
+   * How much of it the thread goes on with other work (50 ms; 0 for a thread that serves nothing else,
+   * such as the journal applier).
+   */
+  asyncWaitMs?: number;
+}
+
 export function openSqlite(
   path: string,
-  {
-    lockWaitMs = LOCK_WAIT_MS,
-    asyncWaitMs = ASYNC_WAIT_MS,
-  }: { lockWaitMs?: number; asyncWaitMs?: number } = {},
+  { lockWaitMs = LOCK_WAIT_MS, asyncWaitMs = ASYNC_WAIT_MS }: SqliteLockWaits = {},
 ): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Sqlite(path);

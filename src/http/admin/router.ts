@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
 import type { AuditEntryInput, AuditLog, AuditTrail } from '../../audit/audit-log.ts';
+import { storageBusy } from '../../calls/errors.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
+import { isStorageBusy } from '../../storage/busy.ts';
 import type { SqlExecutor } from '../../storage/database.ts';
 import { newRequestId } from '../../storage/ids.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
@@ -94,8 +96,9 @@ function sendError(
   code: string,
   message: string,
   fields?: unknown,
+  headers?: Record<string, string>,
 ): void {
-  sendJson(res, status, { error: { code, message, ...(fields !== undefined && { fields }) } });
+  sendJson(res, status, { error: { code, message, ...(fields !== undefined && { fields }) } }, headers);
 }
 
 const notFoundMessage = (path: string) => `찾을 수 없습니다. / Not found: ${path}`;
@@ -247,6 +250,12 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           return sendError(res, 409, 'conflict', `${error.korean ?? '이미 존재합니다.'} / ${error.message}`, [
             { field: error.field, message: error.message },
           ]);
+        }
+        if (isStorageBusy(error)) {
+          // the transaction never began: nothing to undo, and the same request can be sent again
+          logger.warn({ err: error, path, requestId }, 'admin request refused: storage busy');
+          const busy = storageBusy();
+          return sendError(res, busy.status, 'storage_busy', busy.message, undefined, busy.headers);
         }
         logger.error({ err: error, path, requestId }, 'admin request failed');
         throw error;

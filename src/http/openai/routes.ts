@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { internalError } from '../../calls/errors.ts';
+import { internalError, storageBusy } from '../../calls/errors.ts';
+import { isStorageBusy } from '../../storage/busy.ts';
 import { newRequestId } from '../../storage/ids.ts';
 import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
@@ -62,9 +63,10 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     try {
       await serve(req, res, path, requestId);
     } catch (error) {
-      deps.logger.error({ err: error, requestId, path }, 'unhandled error on /v1');
+      const busy = isStorageBusy(error);
+      deps.logger[busy ? 'warn' : 'error']({ err: error, requestId, path }, 'unhandled error on /v1');
       if (res.headersSent) res.destroy();
-      else refuse(res, path, requestId, internalError(requestId));
+      else refuse(res, path, requestId, busy ? storageBusy() : internalError(requestId));
     }
   };
 

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import Sqlite from 'libsql';
+import OpenAI from 'openai';
+import pg from 'pg';
+import type { Admission } from '../../src/limits/admission.ts';
+import { isStorageBusy } from '../../src/storage/busy.ts';
+import { openDatabase } from '../../src/storage/database.ts';
+import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
+import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
+import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
+
+/** An /admin/v1 call with the operator token: status, Retry-After and body. */
+async function adminCall(t: TestHub, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${t.url}/admin/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: text ? JSON.parse(text) : undefined,
+  };
+}
+
+describe('a write that cannot have the database lock', {
+  skip:
+    testEngine() !== 'sqlite'
+      ? "SQLite: the hub waits for another connection's write lock for a bounded time"
+      : false,
+}, () => {
+  let t: TestHub;
+
+  before(async () => {
+    // 150 ms in all, as after the hub's 5 s: 30 on timers, the rest asleep in the busy handler
+    t = await startTestHub({}, { hub: { sqliteLockWaits: { lockWaitMs: 150, asyncWaitMs: 30 } } });
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  test('is refused with 503, Retry-After and storage_busy on /admin/v1, applies nothing, and succeeds once the lock is free', async () => {
+    const org = await adminCall(t, 'POST', '/organizations', {
+      name: '잠금기업',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    assert.equal(org.status, 201, JSON.stringify(org.body));
+    const deposit = `/organizations/${org.body.id}/deposits`;
+
+    // another connection to the file holds the write lock, as a journal applier starved mid-batch would
+    const holder = new Sqlite(t.database.location);
+    try {
+      holder.exec('BEGIN IMMEDIATE');
+      const refused = await adminCall(t, 'POST', deposit, { amountKrw: '700', memo: '잠금 중 입금' });
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal(refused.retryAfter, '1');
+      assert.equal(refused.body.error.code, 'storage_busy');
+      assert.match(
+        refused.body.error.message,
+        /^저장소가 잠시 바쁩니다\. .* \/ Storage is busy; retry shortly\.$/,
+      );
+      holder.exec('ROLLBACK');
+    } finally {
+      holder.close();
+    }
+
+    const again = await adminCall(t, 'POST', deposit, { amountKrw: '700', memo: '잠금 뒤 입금' });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    const funds = await adminCall(t, 'GET', `/organizations/${org.body.id}/funds`);
+    assert.equal(funds.body.walletKrw, '700', 'the deposit was applied once: the refused one not at all');
+    const reader = new Sqlite(t.database.location);
+    try {
+      const deposits = reader
+        .prepare("SELECT memo FROM ledger_transactions WHERE kind = 'deposit' ORDER BY created_at")
+        .all() as { memo: string }[];
+      assert.deepEqual(
+        deposits.map((d) => d.memo),
+        ['잠금 뒤 입금'],
+      );
+      const audited = reader
+        .prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'deposit' AND entity_id = ?")
+        .get(org.body.id) as { n: number };
+      assert.equal(audited.n, 1, 'one audit entry: the refused deposit left none');
+    } finally {
+      reader.close();
+    }
+  });
+});
+
+describe('a call whose storage is busy', () => {
+  let fake: FakeOpenAI;
+  let t: TestHub;
+  let catalog: Catalog;
+
+  before(async () => {
+    fake = await startFakeOpenAI({ apiKey: 'upstream-secret' });
+    // what the driver reports when a lock is not had in time (PostgreSQL's lock_not_available)
+    const admission: Admission = {
+      admit: () => {
+        throw Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+      },
+    };
+    t = await startTestHub({}, { hub: { admission } });
+    catalog = await seedCatalog(t, fake.url);
+  });
+  after(async () => {
+    await t?.close();
+    await fake?.close();
+  });
+
+  test('is refused on /v1 with 503, Retry-After and an OpenAI-shaped storage_busy', async () => {
+    const res = await fetch(`${t.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${catalog.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }] }),
+    });
+    const body = (await res.json()) as { error: Record<string, unknown> };
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.equal(body.error.type, 'server_error');
+    assert.equal(body.error.code, 'storage_busy');
+    assert.equal(body.error.param, null);
+    assert.match(
+      String(body.error.message),
+      /^저장소가 잠시 바쁩니다\. .* \/ Storage is busy; retry shortly\.$/,
+    );
+    // the OpenAI client reads the same
+    const client = new OpenAI({ apiKey: catalog.key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+    await assert.rejects(
+      client.chat.completions.create({ model: 'hcx-test', messages: [{ role: 'user', content: '안녕' }] }),
+      (error: InstanceType<typeof OpenAI.APIError>) => error.status === 503 && error.code === 'storage_busy',
+    );
+  });
+});
+
+describe('on PostgreSQL, a statement refused its lock', {
+  skip: testEngine() !== 'postgres' ? 'PostgreSQL: lock_not_available (55P03)' : false,
+}, () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase();
+  });
+  after(async () => {
+    await database?.drop();
+  });
+
+  test("is storage busy, through the hub's own connection pool", async () => {
+    const db = await openDatabase(database.location);
+    const holder = new pg.Client({ connectionString: database.location });
+    await holder.connect();
+    try {
+      await db.exec('CREATE TABLE t (n INTEGER NOT NULL)');
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+      let refused: unknown;
+      try {
+        await db.transaction(async (tx) => {
+          await tx.run("SET LOCAL lock_timeout = '100ms'");
+          await tx.run('INSERT INTO t (n) VALUES (1)');
+        });
+      } catch (error) {
+        refused = error;
+      }
+      assert.equal((refused as { code?: string } | undefined)?.code, '55P03', String(refused));
+      assert.ok(isStorageBusy(refused));
+      await holder.query('ROLLBACK');
+      assert.deepEqual(await db.all('SELECT n FROM t'), [], 'nothing of it was applied');
+      let other: unknown;
+      try {
+        await db.run('INSERT INTO missing (n) VALUES (1)');
+      } catch (error) {
+        other = error;
+      }
+      assert.ok(other !== undefined && !isStorageBusy(other), String(other));
+    } finally {
+      await holder.end();
+      await db.close();
+    }
+  });
+});
