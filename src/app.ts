@@ -443,7 +443,12 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
     evaluationJobs: evaluation.jobs,
     scores: evaluation.scores,
   });
-  const admin = createAdminHandler(routes, { authenticate, auditLog, logger });
+  const admin = createAdminHandler(routes, {
+    authenticate,
+    auditLog,
+    logger,
+    commits: () => db.commits,
+  });
   const mayScrape = createMetricsAccess(config.metricsToken, authenticate);
 
   const server = createHttpServer(

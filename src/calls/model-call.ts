@@ -514,7 +514,10 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
 
   /**
    * An internal failure (a bug, a journal that cannot be written): 500, nothing charged; a lock the
-   * database did not give in time: 503, to be sent again.
+   * database did not give in time: 503, to be sent again. Nothing of the call was applied then: its one
+   * write is its usage record (on SQLite a line in the journal file, applied by the worker's own
+   * connection, never refused a lock on the hub's; on PostgreSQL or in-memory SQLite one group-commit
+   * transaction, the one refused); everything else it does with the database reads.
    */
   internalFailure(error: unknown): CallOutcome {
     const busy = isStorageBusy(error);

@@ -182,7 +182,10 @@ function warnIfTooFewFileDescriptors(
 
 /**
  * What a handler threw, in the shape of its surface: a lock the database did not give in time is a 503
- * the client may retry (nothing was applied); anything else a 500.
+ * the client may retry (nothing was applied); anything else a 500. Nothing that reaches here has
+ * committed before such a refusal: `/v1` answers its own (its only write is its usage record), and
+ * `/admin/v1` answers storage-busy itself, with a 500 when the handler had committed something
+ * (router.ts); the leaderboard, readyz and metrics only read.
  */
 function internalError(res: ServerResponse, path: string, error: unknown, logger: Logger): void {
   const busy = isStorageBusy(error);

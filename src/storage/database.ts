@@ -26,6 +26,13 @@ export interface SqlExecutor {
 export interface Database extends SqlExecutor {
   readonly dialect: Dialect;
   /**
+   * How many times this database has committed something, counted since it was opened: a transaction's
+   * COMMIT, and a statement that may have written outside one. Never decreases; may count a statement
+   * that wrote nothing. Unchanged across a request's handling means the request applied nothing, on
+   * this database; changed means it may have (another request committing meanwhile changes it too).
+   */
+  readonly commits: number;
+  /**
    * SQLite: how many of this connection's transactions wait for another connection's write lock,
    * shared with the journal applier's thread, which steps aside while it is above 0 (decision 0032).
    */

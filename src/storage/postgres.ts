@@ -1,6 +1,9 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
+/** A statement that cannot write: anything else run on the pool outside a transaction counts as a commit. */
+const READ_ONLY = /^\s*SELECT\b/i;
+
 // int8 (BIGINT, COUNT) as number: safe for ids, counts and millisecond timestamps. Money is always
 // selected as TEXT (see database.ts), so a value beyond 2^53 here is a bug we want to hear about.
 function int8(value: string): number {
@@ -41,20 +44,31 @@ function executor(client: Pool | PoolClient): SqlExecutor {
 
 class PostgresDatabase implements Database {
   readonly dialect = 'postgres' as const;
+  /**
+   * `Database.commits`: every COMMIT of `transaction`, and every statement but a SELECT that succeeded
+   * on the pool outside one (autocommit: one that failed applied nothing). `exec` counts before it runs.
+   */
+  commits = 0;
   private readonly base: SqlExecutor;
 
   constructor(private readonly pool: Pool) {
     this.base = executor(pool);
   }
 
-  all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
-    return this.base.all<T>(sql, params);
+  async all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    const rows = await this.base.all<T>(sql, params);
+    if (!READ_ONLY.test(sql)) this.commits++;
+    return rows;
   }
-  get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
-    return this.base.get<T>(sql, params);
+  async get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
+    const row = await this.base.get<T>(sql, params);
+    if (!READ_ONLY.test(sql)) this.commits++;
+    return row;
   }
-  run(sql: string, params?: readonly SqlValue[]): Promise<number> {
-    return this.base.run(sql, params);
+  async run(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    const changed = await this.base.run(sql, params);
+    this.commits++;
+    return changed;
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
@@ -63,6 +77,7 @@ class PostgresDatabase implements Database {
       await client.query('BEGIN');
       const result = await fn(executor(client));
       await client.query('COMMIT');
+      this.commits++;
       return result;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
@@ -73,6 +88,7 @@ class PostgresDatabase implements Database {
   }
 
   async exec(sql: string): Promise<void> {
+    this.commits++;
     await this.pool.query(sql);
   }
 

@@ -218,3 +218,31 @@ test('the prepared statements a connection keeps stay within their budget, and a
     await db.close();
   }
 });
+
+test('commits counts what the connection committed: not a read, a rollback or a refused BEGIN', async () => {
+  const { hub, applier } = twoConnections(40, 20);
+  try {
+    assert.equal(hub.commits, 0);
+    await hub.all('SELECT n FROM t');
+    await hub.get('  select count(*) AS c FROM t');
+    assert.equal(hub.commits, 0, 'reads');
+    await hub.run('INSERT INTO t (n) VALUES (1)');
+    assert.equal(hub.commits, 1, 'a run is a transaction');
+    await assert.rejects(
+      hub.transaction(async (tx) => {
+        await tx.run('INSERT INTO t (n) VALUES (2)');
+        throw new Error('undone');
+      }),
+    );
+    assert.equal(hub.commits, 1, 'rolled back');
+    applier.exec('BEGIN IMMEDIATE');
+    await assert.rejects(hub.run('INSERT INTO t (n) VALUES (3)'), { name: 'StorageBusyError' });
+    applier.exec('ROLLBACK');
+    assert.equal(hub.commits, 1, 'refused');
+    await hub.all('INSERT INTO t (n) VALUES (4) RETURNING n');
+    assert.equal(hub.commits, 2, 'a write in autocommit through all');
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});

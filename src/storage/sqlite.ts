@@ -16,6 +16,9 @@ const ASYNC_WAIT_MS = 50;
  */
 export const STATEMENT_CACHE_CHARS = 256 * 1024;
 
+/** A statement that cannot write: anything else through `all`/`get` in autocommit counts as a commit. */
+const READ_ONLY = /^\s*(SELECT|PRAGMA)\b/i;
+
 function isBusy(error: unknown): boolean {
   return (
     ((error as { code?: unknown } | null)?.code as string | undefined)?.startsWith('SQLITE_BUSY') ?? false
@@ -44,6 +47,12 @@ interface Statement {
  */
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
+  /**
+   * `Database.commits`: every COMMIT of `transaction` (and so of `run`), every `all`/`get` in
+   * autocommit that is not a SELECT (an INSERT … RETURNING; libsql's statements do not say whether they
+   * write: `reader` is true of RETURNING too) and every `exec`.
+   */
+  commits = 0;
   /** In the order first prepared: past the budget the oldest go (a hot one is prepared again, ≈ 40 µs). */
   private readonly statements = new Map<string, Statement>();
   private statementChars = 0;
@@ -151,12 +160,17 @@ export class SqliteDatabase implements Database {
 
   async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     while (this.gate) await this.gate;
-    return this.allSync<T>(sql, params);
+    const rows = this.allSync<T>(sql, params);
+    // after it: a statement that failed in autocommit applied nothing
+    if (!READ_ONLY.test(sql)) this.commits++;
+    return rows;
   }
 
   async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
     while (this.gate) await this.gate;
-    return this.prepare(sql).get(...params) as T | undefined;
+    const row = this.prepare(sql).get(...params) as T | undefined;
+    if (!READ_ONLY.test(sql)) this.commits++;
+    return row;
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
@@ -175,6 +189,7 @@ export class SqliteDatabase implements Database {
     try {
       const result = await fn(tx);
       this.db.exec('COMMIT');
+      this.commits++;
       return result;
     } catch (error) {
       this.db.exec('ROLLBACK');
@@ -187,6 +202,8 @@ export class SqliteDatabase implements Database {
 
   async exec(sql: string): Promise<void> {
     while (this.gate) await this.gate;
+    // before it: of several statements, those before a failing one are applied
+    this.commits++;
     this.db.exec(sql);
   }
 

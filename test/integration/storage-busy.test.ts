@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import Sqlite from 'libsql';
 import OpenAI from 'openai';
 import pg from 'pg';
+import { AuditLog } from '../../src/audit/audit-log.ts';
+import { type AdminRoute, createAdminHandler } from '../../src/http/admin/router.ts';
 import type { Admission } from '../../src/limits/admission.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { isStorageBusy } from '../../src/storage/busy.ts';
 import { openDatabase } from '../../src/storage/database.ts';
+import { openSqlite, type SqliteDatabase } from '../../src/storage/sqlite.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
 import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
@@ -87,6 +94,130 @@ describe('a write that cannot have the database lock', {
     } finally {
       reader.close();
     }
+  });
+});
+
+describe('an admin request refused the lock after it committed something', () => {
+  let dir: TestDatabase;
+  let db: SqliteDatabase;
+  let holder: InstanceType<typeof Sqlite>;
+  let server: Server;
+  let url: string;
+  const logged: { level: number; msg: string }[] = [];
+
+  before(async () => {
+    dir = await createTestDatabase('sqlite');
+    db = openSqlite(dir.location, { lockWaitMs: 150, asyncWaitMs: 30 });
+    await db.exec('CREATE TABLE t (n INTEGER NOT NULL)');
+    holder = new Sqlite(dir.location);
+    const routes: AdminRoute[] = [
+      {
+        // two transactions: the first commits, then another connection takes the lock
+        method: 'POST',
+        path: '/twice',
+        roles: [],
+        audit: 'handler',
+        handle: async () => {
+          await db.run('INSERT INTO t (n) VALUES (1)');
+          holder.exec('BEGIN IMMEDIATE');
+          await db.run('INSERT INTO t (n) VALUES (2)');
+          return { status: 204 };
+        },
+      },
+      {
+        // one transaction, refused (the test holds the lock before the request)
+        method: 'POST',
+        path: '/once',
+        roles: [],
+        audit: 'handler',
+        handle: async () => {
+          await db.run('INSERT INTO t (n) VALUES (3)');
+          return { status: 204 };
+        },
+      },
+    ];
+    const log = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logged.push(JSON.parse(line));
+        done();
+      },
+    });
+    const handle = createAdminHandler(routes, {
+      authenticate: async () => ({
+        actorId: 'operator-token',
+        userId: null,
+        tokenId: null,
+        operator: true,
+        evaluator: false,
+        supplierAdminOf: new Set(),
+        orgAdminOf: new Set(),
+        orgMemberOf: new Set(),
+      }),
+      auditLog: new AuditLog(db),
+      logger: createLogger('info', log),
+      commits: () => db.commits,
+    });
+    server = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      handle(req, res, path).catch(() => {
+        // what the router left to the server's fallback, which answers busy errors with 503 too
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'thrown' } }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    holder?.close();
+    await db?.close();
+    await dir?.drop();
+  });
+
+  const post = async (path: string) => {
+    const res = await fetch(`${url}/admin/v1${path}`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer x', 'content-type': 'application/json' },
+      body: '{}',
+    });
+    return {
+      status: res.status,
+      retryAfter: res.headers.get('retry-after'),
+      body: (await res.json()) as { error: { code: string } },
+    };
+  };
+
+  test('is a 500 internal_error, not a 503 that invites applying the first commit again', async () => {
+    let answer: Awaited<ReturnType<typeof post>>;
+    try {
+      answer = await post('/twice');
+    } finally {
+      if (holder.inTransaction) holder.exec('ROLLBACK');
+    }
+    assert.equal(answer.status, 500, JSON.stringify(answer.body));
+    assert.equal(answer.body.error.code, 'internal_error');
+    assert.equal(answer.retryAfter, null);
+    assert.deepEqual(await db.all('SELECT n FROM t'), [{ n: 1 }], 'the first transaction was applied');
+    assert.ok(
+      logged.some((l) => l.level === 50 && /may have been applied/.test(l.msg)),
+      JSON.stringify(logged),
+    );
+  });
+
+  test('is a 503 storage_busy with Retry-After when its only transaction was refused', async () => {
+    await db.run('DELETE FROM t');
+    holder.exec('BEGIN IMMEDIATE');
+    let answer: Awaited<ReturnType<typeof post>>;
+    try {
+      answer = await post('/once');
+    } finally {
+      holder.exec('ROLLBACK');
+    }
+    assert.equal(answer.status, 503, JSON.stringify(answer.body));
+    assert.equal(answer.retryAfter, '1');
+    assert.equal(answer.body.error.code, 'storage_busy');
+    assert.deepEqual(await db.all('SELECT n FROM t'), [], 'nothing was applied');
   });
 });
 

@@ -175,6 +175,9 @@ async function holdAccount(account: string): Promise<{ release(): Promise<void> 
 function withTransactions(transaction: Database['transaction']): Database {
   return {
     dialect: db.dialect,
+    get commits() {
+      return db.commits;
+    },
     all: (sql, params) => db.all(sql, params),
     get: (sql, params) => db.get(sql, params),
     run: (sql, params) => db.run(sql, params),

@@ -108,6 +108,11 @@ export interface AdminHandlerOptions {
   authenticate(presented: string): Promise<Principal | undefined>;
   auditLog: AuditLog;
   logger: Logger;
+  /**
+   * The database's `commits` (storage/database.ts): read before a route runs and again when it fails
+   * storage-busy, to tell "nothing applied, send it again" (503) from "part of it may be applied" (500).
+   */
+  commits(): number;
 }
 
 export const UNAUTHORIZED_MESSAGE =
@@ -115,7 +120,7 @@ export const UNAUTHORIZED_MESSAGE =
   'A valid operator token or personal access token is required (Authorization: Bearer …). Lost the generated operator token? Run `kaihub admin-token reset` against the hub’s database.';
 
 export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOptions) {
-  const { authenticate, auditLog, logger } = options;
+  const { authenticate, auditLog, logger, commits } = options;
   const compiled = routes.map(compile);
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const requestId = newRequestId();
@@ -161,6 +166,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
         source: 'admin-api' as const,
         requestId,
       };
+      const committedBefore = commits();
       try {
         let body: unknown;
         if (method === 'POST' || method === 'PATCH') {
@@ -252,10 +258,22 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           ]);
         }
         if (isStorageBusy(error)) {
-          // the transaction never began: nothing to undo, and the same request can be sent again
-          logger.warn({ err: error, path, requestId }, 'admin request refused: storage busy');
-          const busy = storageBusy();
-          return sendError(res, busy.status, 'storage_busy', busy.message, undefined, busy.headers);
+          // The refused transaction never began, but a handler may have committed another before it
+          // (a change, then its audit entry in a transaction of its own; a batch, then a summary): a
+          // 503 would invite a retry that applies that one twice. So 503 only if the database has
+          // committed nothing since the handler started. Another request committing meanwhile changes
+          // the count too: the answer is then a 500 where a 503 was right — conservative, never wrong.
+          if (commits() === committedBefore) {
+            logger.warn({ err: error, path, requestId }, 'admin request refused: storage busy');
+            const busy = storageBusy();
+            return sendError(res, busy.status, 'storage_busy', busy.message, undefined, busy.headers);
+          }
+          // answered here, not thrown: the server's fallback would make it a 503
+          logger.error(
+            { err: error, path, requestId },
+            'admin request failed storage-busy after a commit: part of it may have been applied',
+          );
+          return sendError(res, 500, 'internal_error', '내부 오류입니다. / Internal server error.');
         }
         logger.error({ err: error, path, requestId }, 'admin request failed');
         throw error;

@@ -63,6 +63,9 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
     try {
       await serve(req, res, path, requestId);
     } catch (error) {
+      // a 503 only says "nothing applied" if nothing was: a /v1 call's one write is its usage record
+      // (on SQLite appended to the journal file, applied by the worker's own connection; on PostgreSQL
+      // or in-memory SQLite one group-commit transaction), so a refused lock applied nothing of it
       const busy = isStorageBusy(error);
       deps.logger[busy ? 'warn' : 'error']({ err: error, requestId, path }, 'unhandled error on /v1');
       if (res.headersSent) res.destroy();
