@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Sqlite from 'libsql';
+import { isStorageBusy } from './busy.ts';
 import type { Database } from './database.ts';
 import { openSqlite, STATEMENT_CACHE_CHARS } from './sqlite.ts';
 
@@ -131,17 +132,26 @@ test('a lock held longer than the wait fails the write with SQLITE_BUSY, and the
 });
 
 test('a transaction that waits past asyncWaitMs tells the lock-wait hook before its thread sleeps and after; one that gets the lock on timers does not', async () => {
+  // let go within the timers' phase: no hook. A phase of seconds, so that a stalled test process on a
+  // loaded machine cannot push the hub's thread into the busy handler while this thread holds the lock
+  const timers = twoConnections(5000, 1000);
+  const early: boolean[] = [];
+  timers.hub.lockWaitHook = (sleeping) => early.push(sleeping);
+  try {
+    timers.applier.exec('BEGIN IMMEDIATE');
+    const quick = timers.hub.run('INSERT INTO t (n) VALUES (1)');
+    await sleep(10);
+    timers.applier.exec('COMMIT');
+    assert.equal(await quick, 1);
+    assert.deepEqual(early, [], 'a wait that ends on timers does not call the hook');
+  } finally {
+    timers.applier.close();
+    await timers.hub.close();
+  }
   const { hub, applier } = twoConnections(200, 40);
   const calls: { sleeping: boolean; waiters: number }[] = [];
   hub.lockWaitHook = (sleeping) => calls.push({ sleeping, waiters: hub.lockWaiters[0]! });
   try {
-    // let go within the timers' phase: no hook
-    applier.exec('BEGIN IMMEDIATE');
-    const quick = hub.run('INSERT INTO t (n) VALUES (1)');
-    await sleep(10);
-    applier.exec('COMMIT');
-    assert.equal(await quick, 1);
-    assert.deepEqual(calls, [], 'a wait that ends on timers does not call the hook');
     // held past the whole wait: the hook before the thread sleeps, and once the sleep ends
     applier.exec('BEGIN IMMEDIATE');
     await assert.rejects(hub.run('INSERT INTO t (n) VALUES (2)'), /database is locked/);
@@ -153,7 +163,28 @@ test('a transaction that waits past asyncWaitMs tells the lock-wait hook before 
     // no hook: nothing to call
     hub.lockWaitHook = null;
     assert.equal(await hub.run('INSERT INTO t (n) VALUES (3)'), 1);
-    assert.deepEqual(await values(hub), [1, 3]);
+    assert.deepEqual(await values(hub), [3]);
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+});
+
+test('a lock-wait hook that throws fails nothing: the wait goes on and ends as it would have', async () => {
+  const { hub, applier } = twoConnections(200, 40);
+  const calls: boolean[] = [];
+  hub.lockWaitHook = (sleeping) => {
+    calls.push(sleeping);
+    throw new Error('the hook failed');
+  };
+  try {
+    applier.exec('BEGIN IMMEDIATE');
+    // the lock's refusal, not the hook's error; and the hook still hears that the sleep ended
+    await assert.rejects(hub.run('INSERT INTO t (n) VALUES (1)'), isStorageBusy);
+    applier.exec('ROLLBACK');
+    assert.deepEqual(calls, [true, false]);
+    assert.equal(hub.lockWaiters[0], 0);
+    assert.equal(await hub.run('INSERT INTO t (n) VALUES (2)'), 1);
   } finally {
     applier.close();
     await hub.close();

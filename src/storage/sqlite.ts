@@ -19,6 +19,15 @@ export const STATEMENT_CACHE_CHARS = 256 * 1024;
 /** A statement that cannot write: anything else through `all`/`get` in autocommit counts as a commit. */
 const READ_ONLY = /^\s*(SELECT|PRAGMA)\b/i;
 
+/** A lock-wait hook is told, and whatever it does wrong never fails the transaction that waits. */
+function tell(hook: ((sleeping: boolean) => void) | null, sleeping: boolean): void {
+  try {
+    hook?.(sleeping);
+  } catch {
+    // the hook's own business (lifting a thread): the wait goes on without it
+  }
+}
+
 function isBusy(error: unknown): boolean {
   return (
     ((error as { code?: unknown } | null)?.code as string | undefined)?.startsWith('SQLITE_BUSY') ?? false
@@ -117,19 +126,22 @@ export class SqliteDatabase implements Database {
    * connection recovers or resets the log: rare and short).
    */
   private async begin(): Promise<void> {
-    const started = performance.now();
+    let refusedAt = 0;
     let waiting = false;
     try {
       for (let pause = 1; ; pause = Math.min(pause * 2, 10)) {
         while (this.gate) await this.gate;
-        const waited = performance.now() - started;
-        const sleep = waited >= this.asyncWaitMs;
+        // counted from the first refusal, not from `started`: time spent behind this connection's own
+        // transaction (the gate) is not a wait for another connection's lock, and the first attempt
+        // never sleeps — so a sleep always follows a refusal, and the hook always hears of it
+        const waited = waiting ? performance.now() - refusedAt : 0;
+        const sleep = waiting && waited >= this.asyncWaitMs;
         const timeout = sleep ? Math.max(1, Math.ceil(this.lockWaitMs - waited)) : 0;
         if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${timeout}`);
-        // refused before and about to sleep, never sooner: a wait that ends on timers (the applier
-        // committing a batch it is running) costs nothing more
-        const hook = sleep && waiting ? this.lockWaitHook : null;
-        hook?.(true);
+        // about to sleep, never sooner: a wait that ends on timers (the applier committing a batch it
+        // is running) costs nothing more
+        const hook = sleep ? this.lockWaitHook : null;
+        tell(hook, true);
         try {
           this.db.exec('BEGIN IMMEDIATE');
           // in the same turn as BEGIN: nothing else may run a statement inside this transaction
@@ -141,11 +153,12 @@ export class SqliteDatabase implements Database {
           if (!isBusy(error)) throw error;
           if (sleep) throw new StorageBusyError(error);
         } finally {
+          tell(hook, false);
           if (timeout !== this.lockWaitMs) this.db.exec(`PRAGMA busy_timeout = ${this.lockWaitMs}`);
-          hook?.(false);
         }
         if (!waiting) {
           waiting = true;
+          refusedAt = performance.now();
           Atomics.add(this.lockWaiters, 0, 1);
         }
         await new Promise<void>((resolve) => setTimeout(resolve, pause));
