@@ -1,4 +1,5 @@
 import { dayIndex } from '../kst.ts';
+import { isStorageBusy } from '../storage/busy.ts';
 import type { Database, Dialect, SqlExecutor, SqlValue } from '../storage/database.ts';
 import { insertNew } from '../storage/insert-new.ts';
 import { rowBatches } from '../storage/row-batches.ts';
@@ -402,10 +403,15 @@ export async function applyUsageRecords(
     if (records.length === 1 && !isRecordProblem(error)) throw error;
   }
   const rejected: RejectedUsage[] = [];
+  let applied = 0;
   for (const record of records) {
     try {
       await insert(db, [record]);
+      applied++;
     } catch (error) {
+      // "busy" tells a caller nothing was applied (a 503 to send again): not so once rows before it were
+      if (applied > 0 && isStorageBusy(error))
+        throw new Error(`usage records partly applied (${applied} of ${records.length}): ${String(error)}`);
       if (!isRecordProblem(error)) throw error;
       const reason = reasonOf(error);
       await setAsideUsage(db, record.requestId, source, reason, recordToLine(record).trimEnd());

@@ -10,6 +10,7 @@ import {
   type UsageJournal,
   type UsageRecord,
 } from '../../src/billing/usage-journal.ts';
+import { isStorageBusy, StorageBusyError } from '../../src/storage/busy.ts';
 import { type Database, openDatabase } from '../../src/storage/database.ts';
 import { migrate, migrations } from '../../src/storage/migrator.ts';
 import { openSqlite, STATEMENT_CACHE_CHARS } from '../../src/storage/sqlite.ts';
@@ -218,6 +219,32 @@ test('a record the database refuses is set aside and reported; the others of its
   assert.equal(JSON.parse(aside[0]!.record).costMicroKrw, '-5', 'kept whole, to be examined and corrected');
   assert.deepEqual(rejected.sort(), ['req_aside_bad', 'req_aside_over']);
   await journal.close();
+});
+
+test('a lock refused after some of a batch went in row by row is not reported as busy: busy means nothing applied', async () => {
+  const records = ['req_busy_1', 'req_busy_2', 'req_busy_3'].map((id) => record(id, 7n));
+  const tried: number[] = [];
+  // the batch fails for one record's value, so the records go one by one; the second then meets a lock
+  const insert = async (_db: Database, some: readonly UsageRecord[]) => {
+    tried.push(some.length);
+    if (some.length > 1) throw new RangeError('a value the schema refuses');
+    if (some[0]!.requestId === 'req_busy_2')
+      throw new StorageBusyError(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }));
+  };
+  const error = await applyUsageRecords(db, records, 'test', insert).then(
+    () => assert.fail('the lock refusal must surface'),
+    (e: unknown) => e,
+  );
+  assert.deepEqual(tried, [3, 1, 1]);
+  assert.equal(isStorageBusy(error), false, 'one record was applied: not a "nothing applied" refusal');
+  assert.match(String(error), /partly applied \(1 of 3\)/);
+  // refused before any went in: still busy, and the caller may say so
+  tried.length = 0;
+  const first = await applyUsageRecords(db, records.slice(1), 'test', insert).then(
+    () => assert.fail('the lock refusal must surface'),
+    (e: unknown) => e,
+  );
+  assert.equal(isStorageBusy(first), true);
 });
 
 test('an unreadable journal line is set aside; the lines after it are applied and the file finishes', {
