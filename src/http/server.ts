@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { storageBusy } from '../calls/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isStorageBusy } from '../storage/busy.ts';
-import { sendJson } from './respond.ts';
+import { INTERNAL_FAILURE, sendFailure, sendJson } from './respond.ts';
 
 export type PathHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> | void;
 
@@ -195,16 +195,5 @@ function internalError(res: ServerResponse, path: string, error: unknown, logger
     res.destroy();
     return;
   }
-  const failure = busy
-    ? storageBusy()
-    : {
-        status: 500,
-        type: 'server_error',
-        code: 'internal_error',
-        message: '내부 오류입니다. / Internal server error.',
-      };
-  const body = path.startsWith('/v1/')
-    ? { error: { message: failure.message, type: failure.type, param: null, code: failure.code } }
-    : { error: { code: failure.code, message: failure.message } };
-  sendJson(res, failure.status, body, failure.headers);
+  sendFailure(res, path, busy ? storageBusy() : INTERNAL_FAILURE);
 }

@@ -8,7 +8,7 @@ import { isStorageBusy } from '../../storage/busy.ts';
 import type { SqlExecutor } from '../../storage/database.ts';
 import { newRequestId } from '../../storage/ids.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
-import { sendJson } from '../respond.ts';
+import { INTERNAL_FAILURE, sendJson } from '../respond.ts';
 
 /** What a route records beyond who and when: the rest comes from the request. */
 export type RouteAuditEntry = Pick<
@@ -166,7 +166,7 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
         source: 'admin-api' as const,
         requestId,
       };
-      const committedBefore = commits();
+      let committedBefore = 0;
       try {
         let body: unknown;
         if (method === 'POST' || method === 'PATCH') {
@@ -191,6 +191,9 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           },
           audit: (entry, tx) => auditLog.record({ ...base, ...entry }, tx),
         };
+        // read when the route starts, not before its body arrives: a slow upload would let other
+        // requests' commits in, and turn a 503 into a needless 500
+        committedBefore = commits();
         const result = await route.handle(request);
         if (spec && !trailed) {
           // A route whose service did not take the trail: the change is committed already, so its
@@ -266,14 +269,21 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
           if (commits() === committedBefore) {
             logger.warn({ err: error, path, requestId }, 'admin request refused: storage busy');
             const busy = storageBusy();
-            return sendError(res, busy.status, 'storage_busy', busy.message, undefined, busy.headers);
+            return sendError(
+              res,
+              busy.status,
+              busy.code ?? 'storage_busy',
+              busy.message,
+              undefined,
+              busy.headers,
+            );
           }
           // answered here, not thrown: the server's fallback would make it a 503
           logger.error(
             { err: error, path, requestId },
             'admin request failed storage-busy after a commit: part of it may have been applied',
           );
-          return sendError(res, 500, 'internal_error', '내부 오류입니다. / Internal server error.');
+          return sendError(res, 500, INTERNAL_FAILURE.code ?? 'internal_error', INTERNAL_FAILURE.message);
         }
         logger.error({ err: error, path, requestId }, 'admin request failed');
         throw error;
