@@ -272,6 +272,15 @@ test('commits counts what the connection committed: not a read, a rollback or a 
     assert.equal(hub.commits, 1, 'refused');
     await hub.all('INSERT INTO t (n) VALUES (4) RETURNING n');
     assert.equal(hub.commits, 2, 'a write in autocommit through all');
+    await hub.get('UPDATE t SET n = 5 WHERE n = 4 RETURNING n');
+    assert.equal(hub.commits, 3, 'a write in autocommit through get');
+    await hub.exec('INSERT INTO t (n) VALUES (6)');
+    assert.equal(hub.commits, 4, 'an exec');
+    await hub.transaction(async (tx) => {
+      await tx.get('INSERT INTO t (n) VALUES (7) RETURNING n');
+      await tx.all('SELECT n FROM t');
+    });
+    assert.equal(hub.commits, 5, 'a transaction is one commit, whatever runs inside it');
   } finally {
     applier.close();
     await hub.close();

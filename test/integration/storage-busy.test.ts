@@ -311,4 +311,36 @@ describe('on PostgreSQL, a statement refused its lock', {
       await db.close();
     }
   });
+
+  test('commits counts what the pool committed: not a read, a failed statement or a rolled-back transaction', async () => {
+    const db = await openDatabase(database.location);
+    try {
+      await db.exec('CREATE TABLE c (n INTEGER NOT NULL CHECK (n > 0))');
+      const at = () => db.commits;
+      const start = at();
+      await db.all('SELECT n FROM c');
+      await db.get('  select count(*) AS k FROM c');
+      assert.equal(at(), start, 'reads');
+      await db.run('INSERT INTO c (n) VALUES (1)');
+      assert.equal(at(), start + 1, 'a statement outside a transaction');
+      await assert.rejects(db.run('INSERT INTO c (n) VALUES (-1)'));
+      assert.equal(at(), start + 1, 'a statement that failed applied nothing');
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO c (n) VALUES (2)');
+          throw new Error('undone');
+        }),
+      );
+      assert.equal(at(), start + 1, 'rolled back');
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO c (n) VALUES (3)');
+        await tx.all('INSERT INTO c (n) VALUES (4) RETURNING n');
+      });
+      assert.equal(at(), start + 2, 'a transaction is one commit');
+      await db.all('INSERT INTO c (n) VALUES (5) RETURNING n');
+      assert.equal(at(), start + 3, 'a write through all');
+    } finally {
+      await db.close();
+    }
+  });
 });
