@@ -583,7 +583,7 @@ function openUsageJournal(db: Database, config: Config, logger: Logger, metrics:
       200,
       onRejected,
       db.lockWaiters ?? null,
-      (message) => logger.info(message),
+      (message, level) => logger[level](message),
     );
     db.lockWaitHook = (sleeping) => journal.hubWaiting(sleeping);
     return journal;

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { type ExecFileException, execFile } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 
@@ -21,14 +21,37 @@ export function currentThreadId(): number | undefined {
   }
 }
 
-/** `setpriority(2)` on one thread (Linux keeps nice values per thread); false when not permitted. */
-function setNice(thread: number, nice: number): boolean {
+/** `setpriority(2)` on one thread (Linux keeps nice values per thread); throws as `os.setPriority` does. */
+function setNice(thread: number, nice: number): void {
+  setPriority(thread, nice);
+}
+
+/** The errno name of a failed system call (`os.setPriority` puts it in `info`, a spawn in `code`). */
+function errorCode(error: unknown): unknown {
+  const e = error as { code?: unknown; info?: { code?: unknown } } | null;
+  return e?.info?.code ?? e?.code;
+}
+
+/**
+ * Refused for want of a privilege (CAP_SYS_NICE): asking again will not help. A timeout, EAGAIN,
+ * ENOMEM or ESRCH might. `chrt` runs with LC_ALL=C, so its message is strerror's English.
+ */
+function notPermitted(error: unknown, stderr = ''): boolean {
+  const code = errorCode(error);
+  return code === 'EPERM' || code === 'EACCES' || /Operation not permitted|Permission denied/.test(stderr);
+}
+
+/**
+ * Nice 19 for the calling thread, at once (a system call); its id (Linux), for the thread that will
+ * make it SCHED_IDLE (`liftThread` with `inTheGaps`) or undefined.
+ */
+export function niceInTheGaps(): number | undefined {
   try {
-    setPriority(thread, nice);
-    return true;
+    setPriority(19);
   } catch {
-    return false;
+    // not permitted or not supported: the thread runs at normal priority
   }
+  return currentThreadId();
 }
 
 /**
@@ -45,16 +68,12 @@ function setNice(thread: number, nice: number): boolean {
  * threads shared with the rest of the process (the applier's libsql and libuv pool are made by the main
  * thread first).
  *
- * Resolves, once `chrt` has done what it could, with the thread's id (Linux), for `liftThread`: a
- * lift that came before it would be undone by it.
+ * Resolves, once `chrt` has done what it could, with the thread's id (Linux). A thread that another
+ * will lift (`liftThread`) calls `niceInTheGaps` instead and leaves the `chrt` to that one, which then
+ * orders every change of its policy: this one's, finishing late, would undo a lift.
  */
 export function runInTheGaps(): Promise<number | undefined> {
-  try {
-    setPriority(19);
-  } catch {
-    // not permitted or not supported: the thread runs at normal priority
-  }
-  const thread = currentThreadId();
+  const thread = niceInTheGaps();
   const chrt = chrtPath();
   if (thread === undefined || chrt === undefined) return Promise.resolve(thread);
   return new Promise((resolve) => {
@@ -65,14 +84,46 @@ export function runInTheGaps(): Promise<number | undefined> {
   });
 }
 
+/** `execFile`, as `liftThread` calls it (tests put their own in). */
+export type ExecChrt = (
+  file: string,
+  args: string[],
+  options: { timeout: number; env: NodeJS.ProcessEnv },
+  callback: (error: ExecFileException | null, stdout: string, stderr: string) => void,
+) => unknown;
+
+export interface LiftOptions {
+  /** Lowered again once no one has waited for this long. */
+  quietMs?: number;
+  /** Those who wait without calling `waiting` (transactions still on timers). */
+  stillWaited?: () => boolean;
+  /**
+   * The thread is not in the gaps yet (it called `niceInTheGaps`): its SCHED_IDLE is set here, first,
+   * so that one owner orders every `chrt` on it.
+   */
+  inTheGaps?: boolean;
+  /** A change was refused for want of CAP_SYS_NICE (`lifting`: a lift, else a lowering): told once, no more tries. */
+  onRefused?: (reason: string, lifting: boolean) => void;
+  /** A change failed otherwise (a timeout, EAGAIN, ENOMEM, ESRCH): tried again at the next wait. */
+  onFailed?: (reason: string) => void;
+  /** A `chrt` set the policy (`lifted`: SCHED_OTHER, else SCHED_IDLE) and no other ran beside it. */
+  onApplied?: (lifted: boolean) => void;
+  /** Tests: `chrt`'s path (null: none), how it is started, and `setpriority`. */
+  chrt?: string | null;
+  exec?: ExecChrt;
+  renice?: (thread: number, nice: number) => void;
+}
+
 export interface ThreadLift {
   /**
    * `true`: someone has begun to wait for the thread (it holds what they need): it is lifted, if it
-   * is not already. `false`: that wait has ended.
+   * is not already. `false`: that wait has ended. Never throws.
    */
   waiting(begun: boolean): void;
-  /** How many times the thread's policy was changed (tests: no process is started per wait). */
+  /** How many `chrt` were started (tests: no process is started per wait). */
   readonly changes: number;
+  /** Changes that failed and are tried again (not refusals). */
+  readonly failures: number;
   /** Stops lowering it later; the thread is left as it is (it is about to end). */
   close(): void;
 }
@@ -86,60 +137,117 @@ export interface ThreadLift {
  *
  * It is lowered again (SCHED_IDLE, nice 19) once no one has waited for `quietMs`, and `stillWaited`
  * (those who wait without calling `waiting`, such as transactions still on timers) says no one does:
- * under repeated contention it stays lifted instead of starting `chrt` for each wait. At most one
- * `chrt` runs at a time; a change wanted meanwhile follows it.
+ * under repeated contention it stays lifted instead of starting `chrt` for each wait. One `chrt` runs
+ * at a time and a change wanted meanwhile follows it — except a lift wanted while a lowering runs: it
+ * starts at once, since the waiter is about to sleep and the callback that would start it could not
+ * run before the sleep ends. Two `chrt` then run side by side, in an order not known; once both have
+ * ended, the wanted policy is set once more.
  *
- * Leaving SCHED_IDLE and lowering a nice value need CAP_SYS_NICE: without it nothing changes, `onRefused`
- * hears it once and no further attempt is made. Without `chrt`, only the nice value moves.
+ * Leaving SCHED_IDLE and lowering a nice value need CAP_SYS_NICE: refused for want of it (EPERM,
+ * EACCES), nothing changes, `onRefused` hears it once and no further attempt is made. Any other failure
+ * (a timeout, EAGAIN, ENOMEM, ESRCH, a spawn that throws) goes to `onFailed` and is tried again at the
+ * next wait (a lowering: after `quietMs`). Without `chrt`, only the nice value moves.
  */
 export function liftThread(
   thread: number,
   {
     quietMs = 1_000,
     stillWaited = () => false,
+    inTheGaps = false,
     onRefused = () => {},
-  }: { quietMs?: number; stillWaited?: () => boolean; onRefused?: (reason: string) => void } = {},
+    onFailed = () => {},
+    onApplied = () => {},
+    chrt = chrtPath() ?? null,
+    exec = execFile as unknown as ExecChrt,
+    renice = setNice,
+  }: LiftOptions = {},
 ): ThreadLift {
-  const chrt = chrtPath();
   /** Wanted: lifted. */
   let lifted = false;
-  /** What the last `chrt` that succeeded set. */
-  let liftedPolicy = false;
-  let inFlight = false;
+  /** What the `chrt` that ended last set, when known (not after two ran side by side, nor before the first). */
+  let applied: boolean | undefined = inTheGaps ? undefined : false;
+  /** `chrt` under way, and what the last one started sets. */
+  let running = 0;
+  let runningTarget = false;
+  /** Two ran side by side since `running` was last 0: what the thread has is not known. */
+  let overlapped = false;
+  /** A change failed (not refused): none is started until the next wait, or the lowering's retry. */
+  let stalled = false;
   let waits = 0;
   let lastWait = 0;
   let timer: NodeJS.Timeout | undefined;
   let refused = false;
   let closed = false;
   let changes = 0;
+  let failures = 0;
 
-  function refuse(reason: string): void {
+  function tell(listener: () => void): void {
+    try {
+      listener();
+    } catch {
+      // a listener's failure is not the waiter's
+    }
+  }
+
+  function refuse(reason: string, lifting: boolean): void {
     if (refused) return;
     refused = true;
     clearTimeout(timer);
-    onRefused(reason);
+    tell(() => onRefused(reason, lifting));
   }
 
-  /** One `chrt` at a time, towards what is wanted when it ends. */
+  function fail(reason: string): void {
+    stalled = true;
+    failures++;
+    tell(() => onFailed(reason));
+    // a lowering that failed leaves it SCHED_OTHER (at nice 19): tried again after a quiet while
+    if (!lifted && timer === undefined && !closed && !refused) lowerLater(quietMs);
+  }
+
   function applyPolicy(): void {
-    if (inFlight || closed || refused || chrt === undefined || liftedPolicy === lifted) return;
-    inFlight = true;
-    const target = lifted;
+    if (closed || refused || stalled || chrt === null) return;
+    if (running > 0) {
+      // a lift does not wait for a lowering under way: its callback would start the lift only once
+      // the event loop runs again, and the waiter's thread is about to sleep
+      if (!lifted || runningTarget) return;
+      overlapped = true;
+    } else if (applied === lifted) return;
+    start(chrt, lifted);
+  }
+
+  function start(path: string, target: boolean): void {
+    running++;
+    runningTarget = target;
     changes++;
-    execFile(
-      chrt,
-      [target ? '--other' : '--idle', '--pid', '0', String(thread)],
-      { timeout: CHRT_TIMEOUT_MS },
-      (error, _stdout, stderr) => {
-        inFlight = false;
-        if (error) {
-          refuse(`chrt: ${String(stderr).trim() || error.message}`);
-          return;
-        }
-        liftedPolicy = target;
-        applyPolicy();
-      },
-    );
+    const flag = target ? '--other' : '--idle';
+    const ended = (error: unknown, stderr: string) => {
+      running--;
+      if (overlapped && running === 0) {
+        overlapped = false;
+        applied = undefined; // which of the two came last is not known: the wanted one is set again
+      } else if (!error && !overlapped) {
+        applied = target;
+        tell(() => onApplied(target));
+      }
+      if (error) {
+        const reason = `chrt ${flag}: ${stderr.trim() || (error as Error).message || String(error)}`;
+        if (notPermitted(error, stderr)) refuse(reason, target);
+        else fail(reason);
+        return;
+      }
+      if (running === 0) applyPolicy();
+    };
+    try {
+      exec(
+        path,
+        [flag, '--pid', '0', String(thread)],
+        { timeout: CHRT_TIMEOUT_MS, env: { LC_ALL: 'C' } },
+        (error, _stdout, stderr) => ended(error, String(stderr)),
+      );
+    } catch (error) {
+      // a spawn can throw at once (ENOMEM, EAGAIN): a failed attempt like any other
+      ended(error, '');
+    }
   }
 
   function lowerLater(delayMs: number): void {
@@ -149,41 +257,72 @@ export function liftThread(
 
   function lowerIfQuiet(): void {
     timer = undefined;
-    if (closed || refused || !lifted) return;
-    if (waits > 0 || stillWaited()) {
-      lastWait = performance.now();
-      lowerLater(quietMs);
-      return;
+    if (closed || refused) return;
+    if (lifted) {
+      if (waits > 0 || stillWaited()) {
+        lastWait = performance.now();
+        lowerLater(quietMs);
+        return;
+      }
+      const quiet = performance.now() - lastWait;
+      if (quiet < quietMs) {
+        lowerLater(quietMs - quiet);
+        return;
+      }
+      lifted = false;
+      // the nice value first: between the two the thread is SCHED_OTHER at nice 19, never above
+      try {
+        renice(thread, 19);
+      } catch {
+        // raising a nice value needs no privilege: the thread is gone, and so is the point
+      }
     }
-    const quiet = performance.now() - lastWait;
-    if (quiet < quietMs) {
-      lowerLater(quietMs - quiet);
-      return;
-    }
-    lifted = false;
-    // the nice value first: between the two the thread is SCHED_OTHER at nice 19, never above
-    setNice(thread, 19);
+    stalled = false;
     applyPolicy();
   }
 
-  return {
-    waiting(begun) {
-      if (closed || refused) return;
-      waits = Math.max(0, waits + (begun ? 1 : -1));
-      lastWait = performance.now();
-      if (begun && !lifted) {
+  function waiting(begun: boolean): void {
+    if (closed || refused) return;
+    waits = Math.max(0, waits + (begun ? 1 : -1));
+    lastWait = performance.now();
+    if (begun) {
+      // a change that failed is tried again at each wait
+      stalled = false;
+      if (!lifted) {
         // at once (a system call): where chrt is missing, the thread is SCHED_OTHER and this is the lift
-        if (!setNice(thread, 0)) {
-          refuse('setpriority: not permitted');
+        try {
+          renice(thread, 0);
+        } catch (error) {
+          const reason = `setpriority: ${(error as Error).message ?? String(error)}`;
+          if (notPermitted(error)) refuse(reason, true);
+          else fail(reason);
           return;
         }
         lifted = true;
-        applyPolicy();
       }
-      if (lifted && timer === undefined) lowerLater(quietMs);
+      applyPolicy();
+    }
+    if (lifted && timer === undefined) lowerLater(quietMs);
+  }
+
+  // the thread's SCHED_IDLE, first of the changes this one orders
+  applyPolicy();
+
+  return {
+    waiting(begun) {
+      try {
+        waiting(begun);
+      } catch (error) {
+        // the waiter's transaction must not fail for it
+        failures++;
+        tell(() => onFailed(`lift: ${String(error)}`));
+      }
     },
     get changes() {
       return changes;
+    },
+    get failures() {
+      return failures;
     },
     close() {
       closed = true;

@@ -26,7 +26,7 @@ export type ApplierReply =
   | { type: 'error'; message: string }
   /** A line set aside in `usage_rejected`: reported, never retried. */
   | { type: 'rejected'; requestId: string; reason: string }
-  /** The applier's thread, in the gaps now (thread-priority.ts `runInTheGaps`). */
+  /** The applier's thread, sent first, at nice 19: the hub makes it SCHED_IDLE and lifts it (`liftThread`). */
   | { type: 'thread'; id: number };
 
 /** How long settles wait for their charges to be applied on SQLite before their holds wait for leases. */
@@ -77,8 +77,11 @@ export class FileUsageJournal implements UsageJournal {
     private readonly onRejected: (rejected: RejectedUsage) => void = () => {},
     /** The hub connection's waiting writers, for the applier to step aside for (storage/sqlite.ts). */
     private readonly lockWaiters: Int32Array | null = null,
-    /** What is worth knowing once, not an error (the applier cannot be lifted). */
-    private readonly onNotice: (message: string) => void = () => {},
+    /**
+     * What is worth knowing, not an error: the applier cannot be lifted (info, once), a lift that failed
+     * and is tried again (warn), the applier in the gaps (debug: tests wait for it).
+     */
+    private readonly onNotice: (message: string, level: 'debug' | 'info' | 'warn') => void = () => {},
   ) {
     mkdirSync(dir, { recursive: true });
     this.current = this.newFileName();
@@ -112,13 +115,32 @@ export class FileUsageJournal implements UsageJournal {
   private liftable(thread: number): void {
     if (this.closed || this.workerGone) return;
     const waiters = this.lockWaiters;
+    let inTheGaps = false;
     this.lift = liftThread(thread, {
       quietMs: LIFT_QUIET_MS,
+      // it has made itself nice 19 only: its SCHED_IDLE is set here, so that one owner orders every chrt
+      inTheGaps: true,
       // transactions still waiting on timers wait for the applier too
       stillWaited: waiters ? () => Atomics.load(waiters, 0) > 0 : undefined,
-      onRefused: (reason) =>
+      onApplied: (lifted) => {
+        if (lifted || inTheGaps) return;
+        inTheGaps = true;
         this.onNotice(
-          `the journal applier stays SCHED_IDLE while the hub waits for its lock: lifting it needs CAP_SYS_NICE (${reason})`,
+          `journal applier thread ${thread} is SCHED_IDLE; lifted while the hub waits for its lock`,
+          'debug',
+        );
+      },
+      onRefused: (reason, lifting) =>
+        this.onNotice(
+          lifting
+            ? `the journal applier stays SCHED_IDLE while the hub waits for its lock: lifting it needs CAP_SYS_NICE (${reason})`
+            : `the journal applier stays at nice 19, not SCHED_IDLE, and is not lifted: ${reason}`,
+          'info',
+        ),
+      onFailed: (reason) =>
+        this.onNotice(
+          `changing the journal applier's priority failed; tried again at the next wait: ${reason}`,
+          'warn',
         ),
     });
   }

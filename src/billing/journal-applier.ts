@@ -2,7 +2,7 @@ import { closeSync, openSync, readdirSync, readSync, statSync, unlinkSync } from
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqlite, stepAsideFor } from '../storage/sqlite.ts';
-import { runInTheGaps } from '../thread-priority.ts';
+import { niceInTheGaps } from '../thread-priority.ts';
 import type { ApplierReply, ApplierRequest } from './file-journal.ts';
 import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from './usage-journal.ts';
 
@@ -12,11 +12,14 @@ import { applyUsageRecords, lineToRecord, setAsideUsage, type UsageRecord } from
  * the files of processes that are gone (a crash left them); a file is deleted once fully applied and
  * no longer written. Files of other live hubs on the same database are theirs to apply.
  */
-// the applier runs in the gaps instead of taking a core from the event loop that answers requests;
-// the hub lifts it by its thread id while a hub transaction waits for its lock (decision 0038)
-void runInTheGaps().then((thread) => {
+// the applier runs in the gaps instead of taking a core from the event loop that answers requests:
+// nice 19 here, at once; its SCHED_IDLE is set by the hub, which has its id before the applier does
+// anything and lifts it while a hub transaction waits for its lock (decision 0038). One owner orders
+// every chrt on the thread: an --idle of its own, run late by a starved thread, could undo a lift.
+{
+  const thread = niceInTheGaps();
   if (thread !== undefined) report({ type: 'thread', id: thread });
-});
+}
 
 const data = workerData as {
   dir: string;
