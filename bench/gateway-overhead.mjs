@@ -554,6 +554,7 @@ async function main() {
         env: { OTEL_EXPORTER_OTLP_ENDPOINT: sink, OTEL_TRACES_SAMPLER: 'always_on' },
       },
     );
+    arms.traced.sink = sink;
     log(`traced hub on ${arms.traced.base}, exporting to ${sink}`);
   }
   if (opts.targets.includes('funded')) {
@@ -813,6 +814,20 @@ async function main() {
     metering[name] = { served, servedExact: exact, recorded };
     log(`${name} metering: ${recorded} usage records for ${served}${exact ? '' : '+'} successful requests`);
   }
+  // the spans the collector received, once the exporter's batches have settled: a call makes several,
+  // and spans dropped at saturation (the export queue full) show as fewer a call
+  if (arms.traced?.sink && metering.traced) {
+    let spans = -1;
+    for (let i = 0; i < 40; i++) {
+      const r = await httpJson('GET', `${arms.traced.sink}/count`).catch(() => undefined);
+      const n = Number(r?.json?.spans);
+      if (Number.isFinite(n) && n === spans) break;
+      if (Number.isFinite(n)) spans = n;
+      await sleep(500);
+    }
+    metering.traced.spans = spans;
+    log(`traced spans received by the collector: ${spans} for ${metering.traced.served} successful requests`);
+  }
 
   // ---------------------------------------------------------------- report --
   const summary = { latency: {}, throughput: {}, metering };
@@ -1016,6 +1031,10 @@ async function main() {
       `${{ hub: 'Hub', traced: 'Traced hub', funded: 'Funded hub', pg: 'PostgreSQL hub (not funded)', postgres: 'PostgreSQL hub', shared: 'Shared hub' }[name] ?? 'Baseline hub'} metering: ${fmtInt(m.recorded)} usage records for ${fmtInt(m.served)}${m.servedExact ? '' : '+'} successful requests.`,
     );
   }
+  if (metering.traced?.spans !== undefined)
+    lines.push(
+      `Traced hub: ${fmtInt(metering.traced.spans)} spans received by the collector, ${fmt(metering.traced.spans / metering.traced.recorded, 2)} a recorded call (fewer than a call's spans: some were dropped).`,
+    );
   lines.push(
     `CPU taken by other work on the machine during measurements: median ${fmtInt(summary.otherCpuPercent.median)} %, max ${fmtInt(summary.otherCpuPercent.max)} % (of ${os.availableParallelism() * 100} %).`,
   );

@@ -93,8 +93,11 @@ export async function closedLoop(pool, key, connections, going, latencies) {
 // An OTLP/HTTP collector that reads each export and answers 200: what the traced arm exports to.
 export async function startOtlpSink() {
   const port = await freePort();
-  const code = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.writeHead(200).end()); }).listen(${port}, '${LOOPBACK}');`;
-  const child = startProcess('otlp-sink', process.execPath, ['-e', code]);
+  const child = startProcess('otlp-sink', process.execPath, [
+    path.join(REPO_ROOT, 'bench', 'otlp-sink.mjs'),
+    String(port),
+    LOOPBACK,
+  ]);
   const url = `http://${LOOPBACK}:${port}`;
   await waitFor(
     'otlp-sink',
