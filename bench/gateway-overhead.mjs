@@ -1033,7 +1033,7 @@ async function main() {
   }
   if (metering.traced?.spans !== undefined)
     lines.push(
-      `Traced hub: ${fmtInt(metering.traced.spans)} spans received by the collector, ${fmt(metering.traced.spans / metering.traced.recorded, 2)} a recorded call (fewer than a call's spans: some were dropped).`,
+      `Traced hub: ${fmtInt(metering.traced.spans)} spans received by the collector, ${fmt(metering.traced.spans / metering.traced.recorded, 2)} a recorded call (a plain call one deployment served makes 5: the call, admission, guard, its attempt, metering; fewer a call: spans were dropped).`,
     );
   lines.push(
     `CPU taken by other work on the machine during measurements: median ${fmtInt(summary.otherCpuPercent.median)} %, max ${fmtInt(summary.otherCpuPercent.max)} % (of ${os.availableParallelism() * 100} %).`,
