@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { ADMIN_TOKEN } from './hub.ts';
+import { ADMIN_TOKEN, type AdminAnswer, callAdmin } from './hub.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/kaihub.mjs', import.meta.url));
 
@@ -9,7 +9,7 @@ export interface HubProcess {
   child: ChildProcess;
   url: string;
   output(): string;
-  admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  admin<T = any>(method: string, path: string, body?: unknown): Promise<AdminAnswer<T>>;
   /** SIGKILL: no shutdown hook runs, nothing is flushed. */
   kill9(): Promise<void>;
   stop(): Promise<void>;
@@ -54,15 +54,7 @@ export async function spawnHub(
     child,
     url,
     output: () => output,
-    async admin(method, path, body) {
-      const res = await fetch(`${url}/admin/v1${path}`, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
-    },
+    admin: (method, path, body) => callAdmin(url, method, path, body),
     async kill9() {
       child.kill('SIGKILL');
       await exited;

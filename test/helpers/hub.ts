@@ -14,9 +14,31 @@ export interface TestHub {
   secretKey: string;
   /** With KAIHUB_TEST_REDIS_URL: the Redis key prefix this hub and its replicas share. */
   redisPrefix: string | undefined;
-  /** Calls /admin/v1 with the operator token; returns status and parsed body. */
-  admin<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** Calls /admin/v1 with the operator token (`callAdmin`). */
+  admin<T = any>(method: string, path: string, body?: unknown): Promise<AdminAnswer<T>>;
   close(): Promise<void>;
+}
+
+export interface AdminAnswer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** /admin/v1 of the hub at `base` with the operator token; a string body is sent as it is. */
+export async function callAdmin<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<AdminAnswer<T>> {
+  const res = await fetch(`${base}/admin/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
 export interface TestHubOptions {
@@ -71,15 +93,7 @@ export async function startTestHub(
     database,
     secretKey,
     redisPrefix,
-    async admin(method, path, body) {
-      const res = await fetch(`${hub.url}/admin/v1${path}`, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : undefined };
-    },
+    admin: (method, path, body) => callAdmin(hub.url, method, path, body),
     async close() {
       await hub.close();
       // the first hub owns the database; a replica leaves it to the first

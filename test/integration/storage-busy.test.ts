@@ -15,22 +15,7 @@ import { openDatabase } from '../../src/storage/database.ts';
 import { openSqlite, type SqliteDatabase } from '../../src/storage/sqlite.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
-import { ADMIN_TOKEN, type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
-
-/** An /admin/v1 call with the operator token: status, Retry-After and body. */
-async function adminCall(t: TestHub, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${t.url}/admin/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return {
-    status: res.status,
-    retryAfter: res.headers.get('retry-after'),
-    body: text ? JSON.parse(text) : undefined,
-  };
-}
+import { type Catalog, seedCatalog, startTestHub, type TestHub } from '../helpers/hub.ts';
 
 describe('a write that cannot have the database lock', {
   skip:
@@ -49,7 +34,7 @@ describe('a write that cannot have the database lock', {
   });
 
   test('is refused with 503, Retry-After and storage_busy on /admin/v1, applies nothing, and succeeds once the lock is free', async () => {
-    const org = await adminCall(t, 'POST', '/organizations', {
+    const org = await t.admin('POST', '/organizations', {
       name: '잠금기업',
       class: 'sme',
       spendMode: 'prepaid',
@@ -61,9 +46,9 @@ describe('a write that cannot have the database lock', {
     const holder = new Sqlite(t.database.location);
     try {
       holder.exec('BEGIN IMMEDIATE');
-      const refused = await adminCall(t, 'POST', deposit, { amountKrw: '700', memo: '잠금 중 입금' });
+      const refused = await t.admin('POST', deposit, { amountKrw: '700', memo: '잠금 중 입금' });
       assert.equal(refused.status, 503, JSON.stringify(refused.body));
-      assert.equal(refused.retryAfter, '1');
+      assert.equal(refused.headers.get('retry-after'), '1');
       assert.equal(refused.body.error.code, 'storage_busy');
       assert.match(
         refused.body.error.message,
@@ -74,9 +59,9 @@ describe('a write that cannot have the database lock', {
       holder.close();
     }
 
-    const again = await adminCall(t, 'POST', deposit, { amountKrw: '700', memo: '잠금 뒤 입금' });
+    const again = await t.admin('POST', deposit, { amountKrw: '700', memo: '잠금 뒤 입금' });
     assert.equal(again.status, 201, JSON.stringify(again.body));
-    const funds = await adminCall(t, 'GET', `/organizations/${org.body.id}/funds`);
+    const funds = await t.admin('GET', `/organizations/${org.body.id}/funds`);
     assert.equal(funds.body.walletKrw, '700', 'the deposit was applied once: the refused one not at all');
     const reader = new Sqlite(t.database.location);
     try {
