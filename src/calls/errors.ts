@@ -1,6 +1,7 @@
 import type { UpstreamError } from '../providers/adapter.ts';
 import { FEATURE_INFO, featureNames, Placement } from '../providers/features.ts';
 import { DEPLOYMENTS_COOLING_DOWN } from '../routing/router.ts';
+import { isStorageBusy } from '../storage/busy.ts';
 
 /**
  * How a call failed, as the client will read it: OpenAI's error object (`{error: {message, type,
@@ -40,11 +41,15 @@ export const modelNotFound = (model: string): CallError => ({
   message: `모델 '${model}'이(가) 없거나 이 키로 사용할 수 없습니다. / The model '${model}' does not exist or you do not have access to it.`,
 });
 
-export const internalError = (requestId: string): CallError => ({
+/** A 500 that names its request, where there is one (the server's last resort has none). */
+export const internalError = (requestId?: string): CallError => ({
   status: 500,
   type: 'server_error',
   code: 'internal_error',
-  message: `내부 오류입니다 (요청 ID ${requestId}). / Internal server error (request ${requestId}).`,
+  message:
+    requestId === undefined
+      ? '내부 오류입니다. / Internal server error.'
+      : `내부 오류입니다 (요청 ID ${requestId}). / Internal server error (request ${requestId}).`,
 });
 
 /**
@@ -58,6 +63,15 @@ export const storageBusy = (): CallError => ({
   message: '저장소가 잠시 바쁩니다. 잠시 후 다시 시도하세요. / Storage is busy; retry shortly.',
   headers: { 'retry-after': '1' },
 });
+
+/**
+ * What a client is told of an error nothing else answered: a lock the database did not give in time is
+ * a 503 to send again (the transaction never began; callers that may have committed before it answer a
+ * 500 themselves, as the admin router does), anything else a 500.
+ */
+export function unexpectedFailure(error: unknown, requestId?: string): CallError {
+  return isStorageBusy(error) ? storageBusy() : internalError(requestId);
+}
 
 /** No deployment of the product can express what the request asks for (`needs` bits it lacks). */
 export function unsupportedFeatures(model: string, missing: number): CallError {

@@ -16,7 +16,6 @@ import {
 import { chatRequestFeatures } from '../providers/features.ts';
 import { CapacityError } from '../routing/load.ts';
 import type { Attempt, RoutedCall, Served } from '../routing/router.ts';
-import { isStorageBusy } from '../storage/busy.ts';
 import { CallAbort } from './call-abort.ts';
 import type { CallLayer } from './call-layer.ts';
 import type { DeadlineEntry } from './deadlines.ts';
@@ -24,11 +23,10 @@ import {
   type CallError,
   capacityExhausted,
   fromUpstreamError,
-  internalError,
   modelNotFound,
   residencyRestricted,
-  storageBusy,
   tooManyConcurrentCalls,
+  unexpectedFailure,
   unsupportedFeatures,
 } from './errors.ts';
 import { type Guard, type GuardSession, isRefusal } from './guard.ts';
@@ -520,10 +518,12 @@ export class ModelCall implements ObservedCall, RoutedCall<unknown> {
    * transaction, the one refused); everything else it does with the database reads.
    */
   internalFailure(error: unknown): CallOutcome {
-    const busy = isStorageBusy(error);
-    this.layer.deps.logger[busy ? 'warn' : 'error']({ err: error, requestId: this.requestId }, 'call failed');
+    const failure = unexpectedFailure(error, this.requestId);
+    this.layer.deps.logger[failure.status === 503 ? 'warn' : 'error'](
+      { err: error, requestId: this.requestId },
+      'call failed',
+    );
     this.release();
-    const failure = busy ? storageBusy() : internalError(this.requestId);
     this.ended(failure.status, failure.code ?? 'internal_error', null, null, null, null);
     return { type: 'error', error: failure };
   }

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { storageBusy } from '../calls/errors.ts';
+import { type CallError, unexpectedFailure } from '../calls/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import { isStorageBusy } from '../storage/busy.ts';
-import { INTERNAL_FAILURE, sendFailure, sendJson } from './respond.ts';
+import { sendOpenAIError } from './openai/errors.ts';
+import { sendJson } from './respond.ts';
 
 export type PathHandler = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void> | void;
 
@@ -180,6 +180,12 @@ function warnIfTooFewFileDescriptors(
   );
 }
 
+/** `failure` in the shape of the surface `path` is on: OpenAI's on `/v1`, the admin API's elsewhere. */
+export function sendFailure(res: ServerResponse, path: string, failure: CallError): void {
+  if (path.startsWith('/v1/')) sendOpenAIError(res, failure);
+  else sendJson(res, failure.status, { error: { code: failure.code ?? 'internal_error', message: failure.message } }, failure.headers);
+}
+
 /**
  * What a handler threw, in the shape of its surface: a lock the database did not give in time is a 503
  * the client may retry (nothing was applied); anything else a 500. Nothing that reaches here has
@@ -188,12 +194,12 @@ function warnIfTooFewFileDescriptors(
  * (router.ts); the leaderboard, readyz and metrics only read.
  */
 function internalError(res: ServerResponse, path: string, error: unknown, logger: Logger): void {
-  const busy = isStorageBusy(error);
-  if (busy) logger.warn({ err: error, path }, 'request refused: storage busy');
+  const failure = unexpectedFailure(error);
+  if (failure.status === 503) logger.warn({ err: error, path }, 'request refused: storage busy');
   else logger.error({ err: error, path }, 'unhandled error');
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendFailure(res, path, busy ? storageBusy() : INTERNAL_FAILURE);
+  sendFailure(res, path, failure);
 }

@@ -1,14 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasRole, type Principal, type Role } from '../../accounts/roles.ts';
 import type { AuditEntryInput, AuditLog, AuditTrail } from '../../audit/audit-log.ts';
-import { storageBusy } from '../../calls/errors.ts';
+import { internalError, storageBusy } from '../../calls/errors.ts';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { isStorageBusy } from '../../storage/busy.ts';
 import type { SqlExecutor } from '../../storage/database.ts';
 import { newRequestId } from '../../storage/ids.ts';
 import { BodyTooLargeError, discardBody, MalformedJsonError, parseJsonObject, readBody } from '../body.ts';
-import { INTERNAL_FAILURE, sendJson } from '../respond.ts';
+import { sendJson } from '../respond.ts';
 
 /** What a route records beyond who and when: the rest comes from the request. */
 export type RouteAuditEntry = Pick<
@@ -283,7 +283,8 @@ export function createAdminHandler(routes: AdminRoute[], options: AdminHandlerOp
             { err: error, path, requestId },
             'admin request failed storage-busy after a commit: part of it may have been applied',
           );
-          return sendError(res, 500, INTERNAL_FAILURE.code ?? 'internal_error', INTERNAL_FAILURE.message);
+          const internal = internalError();
+          return sendError(res, internal.status, internal.code ?? 'internal_error', internal.message);
         }
         logger.error({ err: error, path, requestId }, 'admin request failed');
         throw error;

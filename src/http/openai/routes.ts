@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { internalError, storageBusy } from '../../calls/errors.ts';
-import { isStorageBusy } from '../../storage/busy.ts';
+import { unexpectedFailure } from '../../calls/errors.ts';
 import { newRequestId } from '../../storage/ids.ts';
 import { BodyAbortedError, discardBody, readJsonBody } from '../body.ts';
 import type { OpenAIDeps, RequestContext } from './context.ts';
@@ -66,10 +65,13 @@ export function createOpenAIHandler(deps: OpenAIDeps) {
       // a 503 only says "nothing applied" if nothing was: a /v1 call's one write is its usage record
       // (on SQLite appended to the journal file, applied by the worker's own connection; on PostgreSQL
       // or in-memory SQLite one group-commit transaction), so a refused lock applied nothing of it
-      const busy = isStorageBusy(error);
-      deps.logger[busy ? 'warn' : 'error']({ err: error, requestId, path }, 'unhandled error on /v1');
+      const failure = unexpectedFailure(error, requestId);
+      deps.logger[failure.status === 503 ? 'warn' : 'error'](
+        { err: error, requestId, path },
+        'unhandled error on /v1',
+      );
       if (res.headersSent) res.destroy();
-      else refuse(res, path, requestId, busy ? storageBusy() : internalError(requestId));
+      else refuse(res, path, requestId, failure);
     }
   };
 
