@@ -90,7 +90,7 @@ export async function closedLoop(pool, key, connections, going, latencies) {
   return ok;
 }
 
-// An OTLP/HTTP collector that reads each export and answers 200: what the traced arm exports to.
+// The traced arm's OTLP/HTTP collector (otlp-sink.mjs): answers 200 and counts the spans it receives (GET /count).
 export async function startOtlpSink() {
   const port = await freePort();
   const child = startProcess('otlp-sink', process.execPath, [
