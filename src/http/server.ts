@@ -183,7 +183,13 @@ function warnIfTooFewFileDescriptors(
 /** `failure` in the shape of the surface `path` is on: OpenAI's on `/v1`, the admin API's elsewhere. */
 export function sendFailure(res: ServerResponse, path: string, failure: CallError): void {
   if (path.startsWith('/v1/')) sendOpenAIError(res, failure);
-  else sendJson(res, failure.status, { error: { code: failure.code ?? 'internal_error', message: failure.message } }, failure.headers);
+  else
+    sendJson(
+      res,
+      failure.status,
+      { error: { code: failure.code ?? 'internal_error', message: failure.message } },
+      failure.headers,
+    );
 }
 
 /**
