@@ -3,10 +3,11 @@
 // V8's and libuv's helpers — what a CPU profile of one thread cannot say (it counts time a thread was
 // preempted as its own). Read from /proc/<pid>/task/*/stat before and after each round (Linux only).
 // Run: node bench/thread-cpu.mjs [--seconds=8] [--rounds=3] [--connections=64] [--hub-script=start]
+//        [--traced] [--cpu-prof=<dir>]
 import { readdirSync, readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 import { positiveOption, rawOptions } from './cli.mjs';
-import { closedLoop, startHub } from './hub-arm.mjs';
+import { closedLoop, startHub, startOtlpSink } from './hub-arm.mjs';
 import { startListening, stopAll } from './processes.mjs';
 
 const args = rawOptions(
@@ -17,6 +18,8 @@ const args = rawOptions(
   --rounds=3           measured rounds
   --connections=64     requests in flight, each sent when the one before it is answered
   --hub-script=start   the npm script whose node flags the hub gets
+  --traced             every call traced, exported over OTLP/HTTP to a collector sink in its own process
+  --cpu-prof=<dir>     write a V8 CPU profile of each of the hub's threads there (node --cpu-prof)
 `,
 );
 const seconds = positiveOption(args, 'seconds', 8);
@@ -42,7 +45,13 @@ function threadCpu(pid) {
 
 try {
   const upstream = await startListening('upstream', 'fake-upstream.mjs', []);
-  const hub = await startHub(upstream.port, 90, null, { script: args['hub-script'] ?? 'start' });
+  const env = args.traced
+    ? { OTEL_EXPORTER_OTLP_ENDPOINT: await startOtlpSink(), OTEL_TRACES_SAMPLER: 'always_on' }
+    : {};
+  const hub = await startHub(upstream.port, 90, args['cpu-prof'] ?? null, {
+    script: args['hub-script'] ?? 'start',
+    env,
+  });
   const pool = new Pool(hub.base, { connections, pipelining: 1 });
   const load = (ms) => {
     const end = Date.now() + ms;
