@@ -70,6 +70,46 @@ test("a write waits for another connection's lock without stopping the event loo
   }
 });
 
+test('a write through all or get (INSERT … RETURNING) waits for the lock the same way, and a refused one is storage busy', async () => {
+  const { hub, applier } = twoConnections(5000);
+  try {
+    applier.exec('BEGIN IMMEDIATE');
+    applier.prepare('INSERT INTO t (n) VALUES (1)').run();
+    const stop = countTurns();
+    const inserted = hub.all<{ n: number }>('INSERT INTO t (n) VALUES (2) RETURNING n');
+    const updated = hub.get<{ n: number }>('UPDATE t SET n = 3 WHERE n = 1 RETURNING n');
+    // a read, CTE or not, needs no lock: it answers at once, from before the applier's batch
+    assert.deepEqual(await hub.all('WITH x AS (SELECT n FROM t) SELECT count(*) AS c FROM x'), [{ c: 0 }]);
+    await sleep(150);
+    assert.equal(hub.lockWaiters?.[0], 2, 'both waiting writes are counted for the applier to see');
+    applier.exec('COMMIT');
+    assert.deepEqual(await inserted, [{ n: 2 }]);
+    assert.equal((await updated)?.n, 3, 'it ran after the applier committed');
+    const turns = stop();
+    assert.ok(turns >= 20, `the event loop kept turning while the writes waited (${turns} turns of 2 ms)`);
+    assert.deepEqual(await values(hub), [2, 3]);
+  } finally {
+    applier.close();
+    await hub.close();
+  }
+  const short = twoConnections(40, 20);
+  try {
+    short.applier.exec('BEGIN IMMEDIATE');
+    await assert.rejects(short.hub.all('INSERT INTO t (n) VALUES (4) RETURNING n'), (error) =>
+      isStorageBusy(error),
+    );
+    await assert.rejects(short.hub.get('INSERT INTO t (n) VALUES (5) RETURNING n'), (error) =>
+      isStorageBusy(error),
+    );
+    short.applier.exec('ROLLBACK');
+    assert.equal(short.hub.commits, 0, 'nothing was applied');
+    assert.deepEqual(await short.hub.all('INSERT INTO t (n) VALUES (6) RETURNING n'), [{ n: 6 }]);
+  } finally {
+    short.applier.close();
+    await short.hub.close();
+  }
+});
+
 test('a transaction waits for the lock the same way; reads go on meanwhile; a write made while it is open does not join it', async () => {
   const { hub, applier } = twoConnections(5000);
   try {
@@ -256,6 +296,7 @@ test('commits counts what the connection committed: not a read, a rollback or a 
     assert.equal(hub.commits, 0);
     await hub.all('SELECT n FROM t');
     await hub.get('  select count(*) AS c FROM t');
+    await hub.all('WITH x AS (SELECT n FROM t) SELECT * FROM x');
     assert.equal(hub.commits, 0, 'reads');
     await hub.run('INSERT INTO t (n) VALUES (1)');
     assert.equal(hub.commits, 1, 'a run is a transaction');

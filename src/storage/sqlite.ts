@@ -16,8 +16,16 @@ const ASYNC_WAIT_MS = 50;
  */
 export const STATEMENT_CACHE_CHARS = 256 * 1024;
 
-/** A statement that cannot write: anything else through `all`/`get` in autocommit counts as a commit. */
-const READ_ONLY = /^\s*(SELECT|PRAGMA)\b/i;
+/**
+ * A statement that cannot write: anything else through `all`/`get` in autocommit is a transaction of
+ * its own. libsql's statements do not say (`reader` is true of RETURNING too), so the text does: a
+ * SELECT, a PRAGMA, or a WITH that names no writing verb. A read taken for a write only waits for the
+ * lock it did not need; the other way round would sleep in the busy handler.
+ */
+function readOnly(sql: string): boolean {
+  return /^\s*(SELECT|PRAGMA)\b/i.test(sql) || (/^\s*WITH\b/i.test(sql) && !WRITING_VERB.test(sql));
+}
+const WRITING_VERB = /\b(INSERT|UPDATE|DELETE|REPLACE)\b/i;
 
 /** A lock-wait hook is told, and whatever it does wrong never fails the transaction that waits. */
 function tell(hook: ((sleeping: boolean) => void) | null, sleeping: boolean): void {
@@ -57,9 +65,9 @@ interface Statement {
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   /**
-   * `Database.commits`: every COMMIT of `transaction` (and so of `run`), every `all`/`get` in
-   * autocommit that is not a SELECT (an INSERT … RETURNING; libsql's statements do not say whether they
-   * write: `reader` is true of RETURNING too) and every `exec`.
+   * `Database.commits`: every COMMIT of `transaction` (and so of `run`, and of an `all`/`get` that is
+   * not a SELECT — an INSERT … RETURNING; libsql's statements do not say whether they write: `reader`
+   * is true of RETURNING too) and every `exec`.
    */
   commits = 0;
   /** In the order first prepared: past the budget the oldest go (a hot one is prepared again, ≈ 40 µs). */
@@ -122,8 +130,9 @@ export class SqliteDatabase implements Database {
    * Only `BEGIN` waits this way: it is an `exec`, which leaves no statement behind when refused. A
    * prepared statement refused by a lock is not reset by libsql, and until it runs again the
    * connection can neither commit (`SQL statements in progress`) nor write (`SQLITE_BUSY_SNAPSHOT`); so
-   * reads and writes through `all` keep the busy handler (in WAL a reader is refused only while another
-   * connection recovers or resets the log: rare and short).
+   * every write runs inside a transaction begun here (`run`, and `all`/`get` of anything but a SELECT
+   * or PRAGMA), and only reads keep the busy handler (in WAL a reader is refused only while another
+   * connection recovers or resets the log: rare and short). `exec` keeps it too: migrations at start.
    */
   private async begin(): Promise<void> {
     let refusedAt = 0;
@@ -172,18 +181,18 @@ export class SqliteDatabase implements Database {
   }
 
   async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
+    // a write (INSERT … RETURNING) is a one-statement transaction, as `run` is: it waits for the lock
+    // in `begin`, not asleep in SQLite's busy handler with every request behind it
+    if (!readOnly(sql)) return this.transaction(async () => this.allSync<T>(sql, params));
     while (this.gate) await this.gate;
-    const rows = this.allSync<T>(sql, params);
-    // after it: a statement that failed in autocommit applied nothing
-    if (!READ_ONLY.test(sql)) this.commits++;
-    return rows;
+    return this.allSync<T>(sql, params);
   }
 
   async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
+    if (!readOnly(sql))
+      return this.transaction(async () => this.prepare(sql).get(...params) as T | undefined);
     while (this.gate) await this.gate;
-    const row = this.prepare(sql).get(...params) as T | undefined;
-    if (!READ_ONLY.test(sql)) this.commits++;
-    return row;
+    return this.prepare(sql).get(...params) as T | undefined;
   }
 
   run(sql: string, params: readonly SqlValue[] = []): Promise<number> {
