@@ -65,9 +65,8 @@ interface Statement {
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   /**
-   * `Database.commits`: every COMMIT of `transaction` (and so of `run`, and of an `all`/`get` that is
-   * not a SELECT — an INSERT … RETURNING; libsql's statements do not say whether they write: `reader`
-   * is true of RETURNING too) and every `exec`.
+   * `Database.commits`: every COMMIT of `transaction` (and so of `run`, and of an `all`/`get` that may
+   * write: `readOnly`) and every `exec`.
    */
   commits = 0;
   /** In the order first prepared: past the budget the oldest go (a hot one is prepared again, ≈ 40 µs). */
