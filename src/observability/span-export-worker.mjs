@@ -15,9 +15,11 @@ const EXPORT_THREAD_NICE = 10;
 
 // Below the event loop's priority: woken by each hand-over, this thread at the same priority was run
 // at once on the event loop's own core, which then waited for it (measured: a hand-over took 3–4 times
-// as long). Exporting can wait for requests; under a long overload the queue fills and spans are
-// dropped (counted and logged), as the batch processor does. On Linux a thread has its own nice value
-// (setpriority with 0 is the calling thread); elsewhere it would be the whole process's, so not there.
+// as long). Not SCHED_IDLE, as the journal applier is: measured, that dropped more spans at saturation
+// and added more at the p99, not less (docs/benchmarks.md, 2026-12-01). Exporting can wait for
+// requests; under a long overload the queue fills and spans are dropped (counted and logged), as the
+// batch processor does. On Linux a thread has its own nice value (setpriority with 0 is the calling
+// thread); elsewhere it would be the whole process's, so not there.
 if (process.platform === 'linux') {
   try {
     setPriority(0, EXPORT_THREAD_NICE);
