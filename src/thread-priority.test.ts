@@ -318,6 +318,48 @@ test('a spawn that throws is a failed attempt: the waiter hears nothing of it, a
   }
 });
 
+test('a failure that keeps happening is heard once every failureReportMs, with how many failed since', async () => {
+  const fake = fakeChrt();
+  const heard: { reason: string; failures: number }[] = [];
+  const lift = liftThread(THREAD, {
+    chrt: '/usr/bin/chrt',
+    exec: fake.exec,
+    renice: fake.renice,
+    failureReportMs: 150,
+    onFailed: (reason, failures) => heard.push({ reason, failures }),
+  });
+  const failOnce = () => {
+    lift.waiting(true);
+    fake.calls
+      .at(-1)!
+      .end(
+        Object.assign(new Error('Command failed'), { code: 1 }),
+        "chrt: failed to set pid 424242's policy: Resource temporarily unavailable\n",
+      );
+    lift.waiting(false);
+  };
+  try {
+    for (let i = 0; i < 4; i++) failOnce();
+    assert.equal(lift.failures, 4);
+    assert.equal(fake.calls.length, 4, 'each wait still tried again');
+    assert.deepEqual(
+      heard.map((h) => h.failures),
+      [1],
+      'the first is heard at once, the next three not within the window',
+    );
+    assert.match(heard[0]!.reason, /Resource temporarily unavailable/);
+    await sleep(200);
+    failOnce();
+    assert.deepEqual(
+      heard.map((h) => h.failures),
+      [1, 4],
+      'after the window: this one and the three not heard',
+    );
+  } finally {
+    lift.close();
+  }
+});
+
 test('only a refusal for want of CAP_SYS_NICE stops the lifting; a timeout, EAGAIN or ESRCH is tried again at the next wait', () => {
   const fake = fakeChrt();
   const refusals: { reason: string; lifting: boolean }[] = [];

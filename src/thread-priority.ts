@@ -104,8 +104,14 @@ export interface LiftOptions {
   inTheGaps?: boolean;
   /** A change was refused for want of CAP_SYS_NICE (`lifting`: a lift, else a lowering): told once, no more tries. */
   onRefused?: (reason: string, lifting: boolean) => void;
-  /** A change failed otherwise (a timeout, EAGAIN, ENOMEM, ESRCH): tried again at the next wait. */
-  onFailed?: (reason: string) => void;
+  /**
+   * A change failed otherwise (a timeout, EAGAIN, ENOMEM, ESRCH): tried again at the next wait. Heard
+   * at most once every `failureReportMs`, with how many failed since the last time it was heard
+   * (this one included): a failure that keeps happening under contention is one line a minute.
+   */
+  onFailed?: (reason: string, failures: number) => void;
+  /** 60 s. */
+  failureReportMs?: number;
   /** A `chrt` set the policy (`lifted`: SCHED_OTHER, else SCHED_IDLE) and no other ran beside it. */
   onApplied?: (lifted: boolean) => void;
   /** Tests: `chrt`'s path (null: none), how it is started, and `setpriority`. */
@@ -145,8 +151,9 @@ export interface ThreadLift {
  *
  * Leaving SCHED_IDLE and lowering a nice value need CAP_SYS_NICE: refused for want of it (EPERM,
  * EACCES), nothing changes, `onRefused` hears it once and no further attempt is made. Any other failure
- * (a timeout, EAGAIN, ENOMEM, ESRCH, a spawn that throws) goes to `onFailed` and is tried again at the
- * next wait (a lowering: after `quietMs`). Without `chrt`, only the nice value moves.
+ * (a timeout, EAGAIN, ENOMEM, ESRCH, a spawn that throws) goes to `onFailed` (once a minute at most)
+ * and is tried again at the next wait (a lowering: after `quietMs`). Without `chrt`, only the nice
+ * value moves.
  */
 export function liftThread(
   thread: number,
@@ -156,6 +163,7 @@ export function liftThread(
     inTheGaps = false,
     onRefused = () => {},
     onFailed = () => {},
+    failureReportMs = 60_000,
     onApplied = () => {},
     chrt = chrtPath() ?? null,
     exec = execFile as unknown as ExecChrt,
@@ -180,6 +188,9 @@ export function liftThread(
   let closed = false;
   let changes = 0;
   let failures = 0;
+  /** Failures not yet heard by `onFailed`, and when it last heard one. */
+  let unreported = 0;
+  let reportedAt = Number.NEGATIVE_INFINITY;
 
   function tell(listener: () => void): void {
     try {
@@ -196,10 +207,20 @@ export function liftThread(
     tell(() => onRefused(reason, lifting));
   }
 
+  function report(reason: string): void {
+    unreported++;
+    const now = performance.now();
+    if (now - reportedAt < failureReportMs) return;
+    reportedAt = now;
+    const count = unreported;
+    unreported = 0;
+    tell(() => onFailed(reason, count));
+  }
+
   function fail(reason: string): void {
     stalled = true;
     failures++;
-    tell(() => onFailed(reason));
+    report(reason);
     // a lowering that failed leaves it SCHED_OTHER (at nice 19): tried again after a quiet while
     if (!lifted && timer === undefined && !closed && !refused) lowerLater(quietMs);
   }
@@ -315,7 +336,7 @@ export function liftThread(
       } catch (error) {
         // the waiter's transaction must not fail for it
         failures++;
-        tell(() => onFailed(`lift: ${String(error)}`));
+        report(`lift: ${String(error)}`);
       }
     },
     get changes() {

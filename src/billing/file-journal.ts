@@ -137,9 +137,9 @@ export class FileUsageJournal implements UsageJournal {
             : `the journal applier stays at nice 19, not SCHED_IDLE, and is not lifted: ${reason}`,
           'info',
         ),
-      onFailed: (reason) =>
+      onFailed: (reason, failures) =>
         this.onNotice(
-          `changing the journal applier's priority failed; tried again at the next wait: ${reason}`,
+          `changing the journal applier's priority failed${failures > 1 ? ` (${failures} times since the last report)` : ''}; tried again at the next wait: ${reason}`,
           'warn',
         ),
     });
