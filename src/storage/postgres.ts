@@ -1,8 +1,15 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 
-/** A statement that cannot write: anything else run on the pool outside a transaction counts as a commit. */
-const READ_ONLY = /^\s*SELECT\b/i;
+/**
+ * A statement that cannot write: anything else run on the pool outside a transaction counts as a commit.
+ * A SELECT, or a WITH that names no writing verb (sqlite.ts has the same rule, and PRAGMA).
+ */
+function readOnly(sql: string): boolean {
+  return (
+    /^\s*SELECT\b/i.test(sql) || (/^\s*WITH\b/i.test(sql) && !/\b(INSERT|UPDATE|DELETE|MERGE)\b/i.test(sql))
+  );
+}
 
 // int8 (BIGINT, COUNT) as number: safe for ids, counts and millisecond timestamps. Money is always
 // selected as TEXT (see database.ts), so a value beyond 2^53 here is a bug we want to hear about.
@@ -57,12 +64,12 @@ class PostgresDatabase implements Database {
 
   async all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     const rows = await this.base.all<T>(sql, params);
-    if (!READ_ONLY.test(sql)) this.commits++;
+    if (!readOnly(sql)) this.commits++;
     return rows;
   }
   async get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
     const row = await this.base.get<T>(sql, params);
-    if (!READ_ONLY.test(sql)) this.commits++;
+    if (!readOnly(sql)) this.commits++;
     return row;
   }
   async run(sql: string, params?: readonly SqlValue[]): Promise<number> {

@@ -305,6 +305,7 @@ describe('on PostgreSQL, a statement refused its lock', {
       const start = at();
       await db.all('SELECT n FROM c');
       await db.get('  select count(*) AS k FROM c');
+      await db.all('WITH x AS (SELECT n FROM c) SELECT * FROM x');
       assert.equal(at(), start, 'reads');
       await db.run('INSERT INTO c (n) VALUES (1)');
       assert.equal(at(), start + 1, 'a statement outside a transaction');
@@ -324,6 +325,8 @@ describe('on PostgreSQL, a statement refused its lock', {
       assert.equal(at(), start + 2, 'a transaction is one commit');
       await db.all('INSERT INTO c (n) VALUES (5) RETURNING n');
       assert.equal(at(), start + 3, 'a write through all');
+      await db.all('WITH added AS (INSERT INTO c (n) VALUES (6) RETURNING n) SELECT n FROM added');
+      assert.equal(at(), start + 4, 'a write in a WITH');
     } finally {
       await db.close();
     }
