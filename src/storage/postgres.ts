@@ -1,15 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
-
-/**
- * A statement that cannot write: anything else run on the pool outside a transaction counts as a commit.
- * A SELECT, or a WITH that names no writing verb (sqlite.ts has the same rule, and PRAGMA).
- */
-function readOnly(sql: string): boolean {
-  return (
-    /^\s*SELECT\b/i.test(sql) || (/^\s*WITH\b/i.test(sql) && !/\b(INSERT|UPDATE|DELETE|MERGE)\b/i.test(sql))
-  );
-}
+import { isReadOnlySql } from './read-only.ts';
 
 // int8 (BIGINT, COUNT) as number: safe for ids, counts and millisecond timestamps. Money is always
 // selected as TEXT (see database.ts), so a value beyond 2^53 here is a bug we want to hear about.
@@ -52,8 +43,9 @@ function executor(client: Pool | PoolClient): SqlExecutor {
 class PostgresDatabase implements Database {
   readonly dialect = 'postgres' as const;
   /**
-   * `Database.commits`: every COMMIT of `transaction`, and every statement but a SELECT that succeeded
-   * on the pool outside one (autocommit: one that failed applied nothing). `exec` counts before it runs.
+   * `Database.commits`: every COMMIT of `transaction`, and every statement that may write
+   * (`isReadOnlySql`) and succeeded on the pool outside one (autocommit: one that failed applied
+   * nothing). `exec` counts before it runs.
    */
   commits = 0;
   private readonly base: SqlExecutor;
@@ -64,12 +56,12 @@ class PostgresDatabase implements Database {
 
   async all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
     const rows = await this.base.all<T>(sql, params);
-    if (!readOnly(sql)) this.commits++;
+    if (!isReadOnlySql(sql)) this.commits++;
     return rows;
   }
   async get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
     const row = await this.base.get<T>(sql, params);
-    if (!readOnly(sql)) this.commits++;
+    if (!isReadOnlySql(sql)) this.commits++;
     return row;
   }
   async run(sql: string, params?: readonly SqlValue[]): Promise<number> {

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Sqlite from 'libsql';
 import { StorageBusyError } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
+import { isReadOnlySql } from './read-only.ts';
 
 /** How long a statement waits for another connection's write lock before it fails, as before (5 s). */
 const LOCK_WAIT_MS = 5000;
@@ -15,17 +16,6 @@ const ASYNC_WAIT_MS = 50;
  * this is the bound for every statement whatever its caller does.
  */
 export const STATEMENT_CACHE_CHARS = 256 * 1024;
-
-/**
- * A statement that cannot write: anything else through `all`/`get` in autocommit is a transaction of
- * its own. libsql's statements do not say (`reader` is true of RETURNING too), so the text does: a
- * SELECT, a PRAGMA, or a WITH that names no writing verb. A read taken for a write only waits for the
- * lock it did not need; the other way round would sleep in the busy handler.
- */
-function readOnly(sql: string): boolean {
-  return /^\s*(SELECT|PRAGMA)\b/i.test(sql) || (/^\s*WITH\b/i.test(sql) && !WRITING_VERB.test(sql));
-}
-const WRITING_VERB = /\b(INSERT|UPDATE|DELETE|REPLACE)\b/i;
 
 /** A lock-wait hook is told, and whatever it does wrong never fails the transaction that waits. */
 function tell(hook: ((sleeping: boolean) => void) | null, sleeping: boolean): void {
@@ -66,7 +56,7 @@ export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   /**
    * `Database.commits`: every COMMIT of `transaction` (and so of `run`, and of an `all`/`get` that may
-   * write: `readOnly`) and every `exec`.
+   * write: `isReadOnlySql`) and every `exec`.
    */
   commits = 0;
   /** In the order first prepared: past the budget the oldest go (a hot one is prepared again, ≈ 40 µs). */
@@ -129,9 +119,10 @@ export class SqliteDatabase implements Database {
    * Only `BEGIN` waits this way: it is an `exec`, which leaves no statement behind when refused. A
    * prepared statement refused by a lock is not reset by libsql, and until it runs again the
    * connection can neither commit (`SQL statements in progress`) nor write (`SQLITE_BUSY_SNAPSHOT`); so
-   * every write runs inside a transaction begun here (`run`, and `all`/`get` of anything but a SELECT
-   * or PRAGMA), and only reads keep the busy handler (in WAL a reader is refused only while another
-   * connection recovers or resets the log: rare and short). `exec` keeps it too: migrations at start.
+   * every write runs inside a transaction begun here (`run`, and `all`/`get` of anything
+   * `isReadOnlySql` does not call a read), and only reads keep the busy handler (in WAL a reader is
+   * refused only while another connection recovers or resets the log: rare and short). `exec` keeps it
+   * too: migrations at start.
    */
   private async begin(): Promise<void> {
     let refusedAt = 0;
@@ -182,13 +173,13 @@ export class SqliteDatabase implements Database {
   async all<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
     // a write (INSERT … RETURNING) is a one-statement transaction, as `run` is: it waits for the lock
     // in `begin`, not asleep in SQLite's busy handler with every request behind it
-    if (!readOnly(sql)) return this.transaction(async () => this.allSync<T>(sql, params));
+    if (!isReadOnlySql(sql)) return this.transaction(async () => this.allSync<T>(sql, params));
     while (this.gate) await this.gate;
     return this.allSync<T>(sql, params);
   }
 
   async get<T = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T | undefined> {
-    if (!readOnly(sql))
+    if (!isReadOnlySql(sql))
       return this.transaction(async () => this.prepare(sql).get(...params) as T | undefined);
     while (this.gate) await this.gate;
     return this.prepare(sql).get(...params) as T | undefined;
