@@ -110,6 +110,11 @@ export interface HubOptions {
    */
   sqliteLockWaits?: SqliteLockWaits;
   /**
+   * On PostgreSQL: how long a statement waits for a lock another session holds (5 s;
+   * storage/postgres.ts). Tests that hold a lock from outside use a short one.
+   */
+  postgresLockTimeoutMs?: number;
+  /**
    * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
    * in-process through the same call layer); no port is opened, no operator token generated.
    */
@@ -120,7 +125,10 @@ export interface HubOptions {
 export async function startHub(config: Config, options: HubOptions = {}): Promise<Hub> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const listen = options.listen ?? true;
-  const db = await openDatabase(config.database, { sqlite: options.sqliteLockWaits });
+  const db = await openDatabase(config.database, {
+    sqlite: options.sqliteLockWaits,
+    postgres: { lockTimeoutMs: options.postgresLockTimeoutMs },
+  });
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');

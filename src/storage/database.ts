@@ -9,6 +9,7 @@
  *   because a JS number cannot hold every int64 and the two drivers disagree on how to return them;
  * - booleans are INTEGER 0/1.
  */
+import type { PostgresOptions } from './postgres.ts';
 import type { SqliteLockWaits } from './sqlite.ts';
 
 export type SqlValue = string | number | bigint | null;
@@ -58,11 +59,11 @@ export function isPostgresUrl(location: string): boolean {
 /** `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); the defaults if none. */
 export async function openDatabase(
   location: string,
-  { sqlite }: { sqlite?: SqliteLockWaits } = {},
+  { sqlite, postgres }: { sqlite?: SqliteLockWaits; postgres?: PostgresOptions } = {},
 ): Promise<Database> {
   if (isPostgresUrl(location)) {
     const { openPostgres } = await import('./postgres.ts');
-    return openPostgres(location);
+    return openPostgres(location, postgres);
   }
   const { openSqlite } = await import('./sqlite.ts');
   return openSqlite(location, sqlite);

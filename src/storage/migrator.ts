@@ -67,12 +67,17 @@ export const migrations: readonly Migration[] = [
 ];
 
 // Any constant works; it only has to be the same for every replica so two starting at once serialise.
-const POSTGRES_LOCK_KEY = 4_240_117;
+export const POSTGRES_LOCK_KEY = 4_240_117;
 
 /** Applies what has not run yet, all in one transaction: a failed migration leaves the schema as it was. */
 export async function migrate(db: Database, list: readonly Migration[] = migrations): Promise<string[]> {
   return db.transaction(async (tx) => {
-    if (db.dialect === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?)', [POSTGRES_LOCK_KEY]);
+    if (db.dialect === 'postgres') {
+      // a replica starting while another migrates waits for it however long it takes, and a migration
+      // waits for the locks its DDL needs: not the pool's lock_timeout (storage/postgres.ts)
+      await tx.run('SET LOCAL lock_timeout = 0');
+      await tx.get('SELECT pg_advisory_xact_lock(?)', [POSTGRES_LOCK_KEY]);
+    }
     await tx.run(
       'CREATE TABLE IF NOT EXISTS kaihub_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)',
     );

@@ -100,7 +100,24 @@ class PostgresDatabase implements Database {
   }
 }
 
-export async function openPostgres(url: string): Promise<Database> {
+/**
+ * How long a statement waits for a lock another session holds before it fails, as on SQLite (5 s): a
+ * lock not had is PostgreSQL's 55P03, which the hub answers as `storage_busy` (503, nothing applied;
+ * decision 0038), where without it an admin request behind a stuck transaction waited for ever.
+ */
+export const LOCK_TIMEOUT_MS = 5000;
+
+export interface PostgresOptions {
+  /** `lock_timeout` of every session of the pool, in ms (0: wait for ever, PostgreSQL's default). */
+  lockTimeoutMs?: number;
+}
+
+export async function openPostgres(
+  url: string,
+  { lockTimeoutMs = LOCK_TIMEOUT_MS }: PostgresOptions = {},
+): Promise<Database> {
+  if (!Number.isSafeInteger(lockTimeoutMs) || lockTimeoutMs < 0)
+    throw new RangeError(`lockTimeoutMs must be a whole number of ms ≥ 0, not ${lockTimeoutMs}`);
   // Imported here, not at the top: the hub's start bundle hoists a bundled module's package imports
   // to its own top, so a hub on SQLite would load pg (≈ 3 MB of heap) for nothing.
   const { default: pg } = await import('pg');
@@ -108,6 +125,12 @@ export async function openPostgres(url: string): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
   // An idle client that loses its server must not crash the hub; the next query reports the error.
   pool.on('error', () => {});
+  // Per session, not in the URL's or PGOPTIONS' `options`, which it would override or be overridden by:
+  // the pool emits this before it hands the new client over, so the SET is queued first. A failure
+  // surfaces as the client's next query's. The migrator's transaction waits for ever (its SET LOCAL).
+  pool.on('connect', (client) => {
+    client.query(`SET lock_timeout = ${lockTimeoutMs}`).catch(() => {});
+  });
   await pool.query('SELECT 1');
   return new PostgresDatabase(pool);
 }

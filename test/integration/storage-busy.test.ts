@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Sqlite from 'libsql';
 import OpenAI from 'openai';
 import pg from 'pg';
@@ -12,6 +13,7 @@ import type { Admission } from '../../src/limits/admission.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { isStorageBusy } from '../../src/storage/busy.ts';
 import { openDatabase } from '../../src/storage/database.ts';
+import { migrate, POSTGRES_LOCK_KEY } from '../../src/storage/migrator.ts';
 import { openSqlite, type SqliteDatabase } from '../../src/storage/sqlite.ts';
 import { type FakeOpenAI, startFakeOpenAI } from '../fakes/openai-upstream.ts';
 import { createTestDatabase, type TestDatabase, testEngine } from '../helpers/databases.ts';
@@ -252,6 +254,47 @@ describe('a call whose storage is busy', () => {
   });
 });
 
+describe('on PostgreSQL, an admin write behind a lock another session holds', {
+  skip: testEngine() !== 'postgres' ? "PostgreSQL: the pool's lock_timeout" : false,
+}, () => {
+  let t: TestHub;
+
+  before(async () => {
+    t = await startTestHub({}, { hub: { postgresLockTimeoutMs: 300 } });
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  test('is refused with 503, Retry-After and storage_busy after the lock timeout, applies nothing, and succeeds once the lock is free', async () => {
+    const org = await t.admin('POST', '/organizations', {
+      name: '잠금기업',
+      class: 'sme',
+      spendMode: 'prepaid',
+    });
+    assert.equal(org.status, 201, JSON.stringify(org.body));
+    const deposit = `/organizations/${org.body.id}/deposits`;
+    // a session that keeps every account from being written, as a stuck transaction would
+    const holder = new pg.Client({ connectionString: t.database.location });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE ledger_accounts IN EXCLUSIVE MODE');
+      const refused = await t.admin('POST', deposit, { amountKrw: '700', memo: '잠금 중 입금' });
+      assert.equal(refused.status, 503, JSON.stringify(refused.body));
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.equal(refused.body.error.code, 'storage_busy');
+      await holder.query('ROLLBACK');
+    } finally {
+      await holder.end();
+    }
+    const again = await t.admin('POST', deposit, { amountKrw: '700', memo: '잠금 뒤 입금' });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    const funds = await t.admin('GET', `/organizations/${org.body.id}/funds`);
+    assert.equal(funds.body.walletKrw, '700', 'the deposit was applied once: the refused one not at all');
+  });
+});
+
 describe('on PostgreSQL, a statement refused its lock', {
   skip: testEngine() !== 'postgres' ? 'PostgreSQL: lock_not_available (55P03)' : false,
 }, () => {
@@ -291,6 +334,58 @@ describe('on PostgreSQL, a statement refused its lock', {
         other = error;
       }
       assert.ok(other !== undefined && !isStorageBusy(other), String(other));
+    } finally {
+      await holder.end();
+      await db.close();
+    }
+  });
+
+  test("a lock not had within the pool's lock timeout (5 s unless told) is storage busy, with no SET of its own", async () => {
+    const plain = await openDatabase(database.location);
+    try {
+      const shown = await plain.get<{ lock_timeout: string }>('SHOW lock_timeout');
+      assert.equal(shown?.lock_timeout, '5s', 'as long as SQLite waits');
+    } finally {
+      await plain.close();
+    }
+    const db = await openDatabase(database.location, { postgres: { lockTimeoutMs: 150 } });
+    const holder = new pg.Client({ connectionString: database.location });
+    await holder.connect();
+    try {
+      await db.exec('CREATE TABLE w (n INTEGER NOT NULL)');
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE w IN ACCESS EXCLUSIVE MODE');
+      const started = performance.now();
+      await assert.rejects(db.run('INSERT INTO w (n) VALUES (1)'), (error) => isStorageBusy(error));
+      await assert.rejects(
+        db.transaction(async (tx) => tx.run('INSERT INTO w (n) VALUES (2)')),
+        (error) => isStorageBusy(error),
+      );
+      const waited = performance.now() - started;
+      assert.ok(waited >= 280 && waited < 5000, `each waited its 150 ms, no more (${waited.toFixed(0)} ms)`);
+      await holder.query('ROLLBACK');
+      assert.deepEqual(await db.all('SELECT n FROM w'), [], 'nothing of either was applied');
+    } finally {
+      await holder.end();
+      await db.close();
+    }
+  });
+
+  test("the migrator waits for another replica's migration however long, whatever the pool's lock timeout", async () => {
+    const db = await openDatabase(database.location, { postgres: { lockTimeoutMs: 100 } });
+    const holder = new pg.Client({ connectionString: database.location });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [POSTGRES_LOCK_KEY]);
+      let done = false;
+      const migrating = migrate(db, []).finally(() => {
+        done = true;
+      });
+      await sleep(400);
+      assert.equal(done, false, "still waiting, past the pool's 100 ms");
+      await holder.query('COMMIT');
+      assert.deepEqual(await migrating, []);
     } finally {
       await holder.end();
       await db.close();
