@@ -56,7 +56,10 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-/** `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); the defaults if none. */
+/**
+ * `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); `postgres`: the
+ * pool's lock timeout (postgres.ts); the defaults if none.
+ */
 export async function openDatabase(
   location: string,
   { sqlite, postgres }: { sqlite?: SqliteLockWaits; postgres?: PostgresOptions } = {},
