@@ -1,6 +1,7 @@
 import { type ExecFileException, execFile } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { ReportThrottle } from './observability/report-throttle.ts';
 
 const CHRT_PATHS = ['/usr/bin/chrt', '/bin/chrt'];
 /** How long a `chrt` may take; it only makes one system call. */
@@ -188,9 +189,7 @@ export function liftThread(
   let closed = false;
   let changes = 0;
   let failures = 0;
-  /** Failures not yet heard by `onFailed`, and when it last heard one. */
-  let unreported = 0;
-  let reportedAt = Number.NEGATIVE_INFINITY;
+  const reports = new ReportThrottle(failureReportMs);
 
   function tell(listener: () => void): void {
     try {
@@ -208,13 +207,8 @@ export function liftThread(
   }
 
   function report(reason: string): void {
-    unreported++;
-    const now = performance.now();
-    if (now - reportedAt < failureReportMs) return;
-    reportedAt = now;
-    const count = unreported;
-    unreported = 0;
-    tell(() => onFailed(reason, count));
+    const count = reports.take();
+    if (count > 0) tell(() => onFailed(reason, count));
   }
 
   function fail(reason: string): void {

@@ -1,3 +1,4 @@
+import { ReportThrottle } from '../observability/report-throttle.ts';
 import type { Database, SqlExecutor } from '../storage/database.ts';
 import {
   isRecordProblem,
@@ -167,7 +168,8 @@ export class UsageCharger {
   private sweeping: Promise<void> | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly settings: ChargerSettings;
-  private lastReport = 0;
+  /** A database outage at 1,000 req/s is one line a second, not a thousand. */
+  private readonly reports = new ReportThrottle(1000);
 
   constructor(
     private readonly db: Database,
@@ -404,10 +406,6 @@ export class UsageCharger {
   }
 
   private report(message: string, error: unknown): void {
-    const now = Date.now();
-    // a database outage at 1,000 req/s is one line a second, not a thousand
-    if (now - this.lastReport < 1000) return;
-    this.lastReport = now;
-    this.onError(message, error);
+    if (this.reports.take() > 0) this.onError(message, error);
   }
 }

@@ -5,6 +5,7 @@ import type { MicroKrw } from '../billing/money.ts';
 import type { UsageRecord } from '../billing/usage-journal.ts';
 import type { RoutableProduct } from '../catalog/catalog-snapshot.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ReportThrottle } from '../observability/report-throttle.ts';
 import type { Database } from '../storage/database.ts';
 import type {
   Admission,
@@ -216,8 +217,8 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   private readonly loading = new Map<string, Promise<SharedFunds>>();
   private readonly idleTtlMs: number;
   private readonly maxReadAgeMs: number;
-  private failures = 0;
-  private lastReport = 0;
+  /** Redis failures: one line a second at most, with how many failed since. */
+  private readonly failureReports = new ReportThrottle(1000);
 
   constructor(
     private readonly redis: Redis,
@@ -854,16 +855,12 @@ export class SharedAdmission implements Admission, AllowanceOwner {
   }
 
   private onError(error: unknown): void {
-    this.failures++;
-    const now = Date.now();
-    // one line a second at most, with how many failed since: a Redis outage at 1,000 req/s is one line
-    if (now - this.lastReport < 1000) return;
-    this.lastReport = now;
+    const failures = this.failureReports.take();
+    if (failures === 0) return;
     this.logger.error(
-      { err: error, failures: this.failures },
+      { err: error, failures },
       'shared limits: Redis command failed (prepaid calls refused with 503, others admitted)',
     );
-    this.failures = 0;
   }
 
   private load(organizationId: string): Promise<SharedFunds> {
