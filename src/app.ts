@@ -104,16 +104,11 @@ export interface HubOptions {
    */
   allowances?: Partial<AllowanceSettings>;
   /**
-   * On SQLite: how long the hub's connection waits for another connection's write lock, over the
-   * defaults (5 s, the first 50 ms on timers; storage/sqlite.ts). Tests that hold the lock from outside
-   * use a short wait instead of holding it for 5 s.
+   * On SQLite: how the hub's connection waits for another connection's write lock, over the config's
+   * `databaseLockWaitMs` (the first 50 ms on timers, then asleep in SQLite's busy handler;
+   * storage/sqlite.ts). Tests that hold the lock from outside shorten the part on timers.
    */
   sqliteLockWaits?: SqliteLockWaits;
-  /**
-   * On PostgreSQL: how long a statement waits for a lock another session holds (5 s;
-   * storage/postgres.ts). Tests that hold a lock from outside use a short one.
-   */
-  postgresLockTimeoutMs?: number;
   /**
    * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
    * in-process through the same call layer); no port is opened, no operator token generated.
@@ -126,8 +121,8 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel);
   const listen = options.listen ?? true;
   const db = await openDatabase(config.database, {
+    lockWaitMs: config.databaseLockWaitMs,
     sqlite: options.sqliteLockWaits,
-    postgres: { lockTimeoutMs: options.postgresLockTimeoutMs },
   });
   try {
     const applied = await migrate(db);

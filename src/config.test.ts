@@ -18,6 +18,12 @@ test('defaults: 127.0.0.1:8080 on ./data/kaihub.sqlite', () => {
   assert.equal(c.requestTimeoutMs, 60_000);
   // unset: http/server.ts takes what the open-file limit holds, at most 10,000
   assert.equal(c.maxConnections, undefined);
+  assert.equal(c.databaseLockWaitMs, 5_000);
+});
+
+test('the database lock wait from the environment or a flag', () => {
+  assert.equal(loadConfig({ KAIHUB_DATABASE_LOCK_WAIT_MS: '30000' }).databaseLockWaitMs, 30_000);
+  assert.equal(loadConfig({}, { 'database-lock-wait-ms': '250' }).databaseLockWaitMs, 250);
 });
 
 test('receive timeout and connection cap from the environment or flags', () => {
@@ -78,6 +84,8 @@ test('each bad value is one message naming the variable', () => {
     [{ KAIHUB_REQUEST_TIMEOUT_MS: '0' }, /^KAIHUB_REQUEST_TIMEOUT_MS: must be between 100 and 3600000/],
     [{ KAIHUB_MAX_CONNECTIONS: '0' }, /^KAIHUB_MAX_CONNECTIONS: must be between 1 and 1000000/],
     [{ KAIHUB_MAX_CONNECTIONS: 'many' }, /^KAIHUB_MAX_CONNECTIONS: expected an integer/],
+    [{ KAIHUB_DATABASE_LOCK_WAIT_MS: '50' }, /^KAIHUB_DATABASE_LOCK_WAIT_MS: must be between 100 and 600000/],
+    [{ KAIHUB_DATABASE_LOCK_WAIT_MS: '5s' }, /^KAIHUB_DATABASE_LOCK_WAIT_MS: expected an integer/],
     [
       { KAIHUB_SUPPLIER_NETWORKS: '10.0.0.0/8, intranet' },
       /^KAIHUB_SUPPLIER_NETWORKS: "intranet" is not an address or a network/,

@@ -5,6 +5,7 @@ import { ConfigError } from './config-error.ts';
 import { readTracingSettings, type TracingSettings } from './observability/tracing-settings.ts';
 import { DEFAULT_UPSTREAM_LIMITS } from './providers/http.ts';
 import { parseNetworks } from './providers/network.ts';
+import { DEFAULT_LOCK_WAIT_MS } from './storage/busy.ts';
 import { isPostgresUrl } from './storage/database.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -21,6 +22,11 @@ export interface Config {
   catalogSeed: string | undefined;
   /** Where generated files live (the secret key); the SQLite file's folder, or KAIHUB_DATA_DIR. */
   dataDir: string;
+  /**
+   * How long a write waits for a lock another connection or session holds (SQLite's write lock, a
+   * PostgreSQL row or table lock); then it is refused as 503 `storage_busy`, nothing applied.
+   */
+  databaseLockWaitMs: number;
   adminToken: string | undefined;
   /** A bearer token that may read /metrics and nothing else (for a Prometheus scraper). */
   metricsToken: string | undefined;
@@ -183,6 +189,11 @@ const settings = {
     },
   },
   dataDir: { env: 'KAIHUB_DATA_DIR', flag: 'data-dir', parse: text },
+  databaseLockWaitMs: {
+    env: 'KAIHUB_DATABASE_LOCK_WAIT_MS',
+    flag: 'database-lock-wait-ms',
+    parse: integer(100, 600_000),
+  },
   catalogSeed: {
     env: 'KAIHUB_CATALOG_SEED',
     flag: 'catalog-seed',
@@ -392,6 +403,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     host: v.host ?? '127.0.0.1',
     database: isPostgresUrl(database) || database === ':memory:' ? database : resolve(database),
     dataDir,
+    databaseLockWaitMs: v.databaseLockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     catalogSeed: v.catalogSeed,
     adminToken: v.adminToken,
     metricsToken: v.metricsToken,

@@ -50,7 +50,7 @@ export async function runAdminTokenCommand(
         'is set, and the hub uses it as the operator token: there is nothing to reset (unset it to use a generated one)',
     );
   }
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { lockWaitMs: config.databaseLockWaitMs });
   try {
     await migrate(db);
     const token = await resetAdminToken(db);

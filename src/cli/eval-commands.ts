@@ -299,7 +299,7 @@ async function runsCommand(args: string[], env: NodeJS.ProcessEnv, io: Output): 
     },
   });
   const config = loadConfig(env);
-  const db = await openDatabase(config.database);
+  const db = await openDatabase(config.database, { lockWaitMs: config.databaseLockWaitMs });
   try {
     await migrate(db);
     const store = new RunStore(db);

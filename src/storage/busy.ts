@@ -2,6 +2,13 @@
 // and must not take database.ts's engine loading (and pg) with it.
 
 /**
+ * How long a write waits for a lock another connection or session holds before it is refused
+ * (`StorageBusyError`, 503 `storage_busy`): the same on both engines unless an operator says otherwise
+ * (KAIHUB_DATABASE_LOCK_WAIT_MS). Long enough for any transaction of the hub's own to finish.
+ */
+export const DEFAULT_LOCK_WAIT_MS = 5000;
+
+/**
  * The database did not give a transaction the lock it needed within its wait: another connection held
  * it (on SQLite the journal applier, or another process, past `lockWaitMs`). The transaction never
  * began, so nothing of it was applied, and the same request may be sent again. `code` and the message

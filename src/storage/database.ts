@@ -9,6 +9,7 @@
  *   because a JS number cannot hold every int64 and the two drivers disagree on how to return them;
  * - booleans are INTEGER 0/1.
  */
+import { DEFAULT_LOCK_WAIT_MS } from './busy.ts';
 import type { PostgresOptions } from './postgres.ts';
 import type { SqliteLockWaits } from './sqlite.ts';
 
@@ -57,19 +58,26 @@ export function isPostgresUrl(location: string): boolean {
 }
 
 /**
- * `sqlite`: how long a SQLite connection waits for another's write lock (sqlite.ts); `postgres`: the
- * pool's lock timeout (postgres.ts); the defaults if none.
+ * `lockWaitMs` for either engine (`DEFAULT_LOCK_WAIT_MS`); `sqlite` and `postgres` say more for one of
+ * them (tests hold a lock from outside with a short wait).
  */
 export async function openDatabase(
   location: string,
-  { sqlite, postgres }: { sqlite?: SqliteLockWaits; postgres?: PostgresOptions } = {},
+  {
+    lockWaitMs = DEFAULT_LOCK_WAIT_MS,
+    sqlite,
+    postgres,
+  }: { lockWaitMs?: number; sqlite?: SqliteLockWaits; postgres?: PostgresOptions } = {},
 ): Promise<Database> {
   if (isPostgresUrl(location)) {
     const { openPostgres } = await import('./postgres.ts');
-    return openPostgres(location, postgres);
+    return openPostgres(location, { lockTimeoutMs: postgres?.lockTimeoutMs ?? lockWaitMs });
   }
   const { openSqlite } = await import('./sqlite.ts');
-  return openSqlite(location, sqlite);
+  return openSqlite(location, {
+    lockWaitMs: sqlite?.lockWaitMs ?? lockWaitMs,
+    asyncWaitMs: sqlite?.asyncWaitMs,
+  });
 }
 
 /** A unique-constraint violation, whichever engine raised it. */

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { DEFAULT_LOCK_WAIT_MS } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 import { isReadOnlySql } from './read-only.ts';
 
@@ -100,21 +101,19 @@ class PostgresDatabase implements Database {
   }
 }
 
-/**
- * How long a statement waits for a lock another session holds before it fails, as on SQLite (5 s): a
- * lock not had is PostgreSQL's 55P03, which the hub answers as `storage_busy` (503, nothing applied;
- * decision 0038), where without it an admin request behind a stuck transaction waited for ever.
- */
-export const LOCK_TIMEOUT_MS = 5000;
-
 export interface PostgresOptions {
-  /** `lock_timeout` of every session of the pool, in ms (0: wait for ever, PostgreSQL's default). */
+  /**
+   * `lock_timeout` of every session of the pool, in ms (0: wait for ever, PostgreSQL's default). The
+   * default is SQLite's wait: a lock not had is PostgreSQL's 55P03, which the hub answers as
+   * `storage_busy` (503, nothing applied; decision 0038), where without it an admin request behind a
+   * stuck transaction waited for ever.
+   */
   lockTimeoutMs?: number;
 }
 
 export async function openPostgres(
   url: string,
-  { lockTimeoutMs = LOCK_TIMEOUT_MS }: PostgresOptions = {},
+  { lockTimeoutMs = DEFAULT_LOCK_WAIT_MS }: PostgresOptions = {},
 ): Promise<Database> {
   if (!Number.isSafeInteger(lockTimeoutMs) || lockTimeoutMs < 0)
     throw new RangeError(`lockTimeoutMs must be a whole number of ms ≥ 0, not ${lockTimeoutMs}`);

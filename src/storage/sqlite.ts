@@ -1,12 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Sqlite from 'libsql';
-import { StorageBusyError } from './busy.ts';
+import { DEFAULT_LOCK_WAIT_MS, StorageBusyError } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 import { isReadOnlySql } from './read-only.ts';
 
-/** How long a statement waits for another connection's write lock before it fails, as before (5 s). */
-const LOCK_WAIT_MS = 5000;
 /** How much of that wait is spent awaiting timers before the thread sleeps in SQLite's busy handler. */
 const ASYNC_WAIT_MS = 50;
 /**
@@ -243,7 +241,7 @@ export function stepAsideFor(waiters: Int32Array, maxMs: number): void {
 }
 
 export interface SqliteLockWaits {
-  /** How long a statement waits for another connection's lock before it fails (5 s). */
+  /** How long a statement waits for another connection's lock before it fails (`DEFAULT_LOCK_WAIT_MS`). */
   lockWaitMs?: number;
   /**
    * How much of it the thread goes on with other work (50 ms; 0 for a thread that serves nothing else,
@@ -254,7 +252,7 @@ export interface SqliteLockWaits {
 
 export function openSqlite(
   path: string,
-  { lockWaitMs = LOCK_WAIT_MS, asyncWaitMs = ASYNC_WAIT_MS }: SqliteLockWaits = {},
+  { lockWaitMs = DEFAULT_LOCK_WAIT_MS, asyncWaitMs = ASYNC_WAIT_MS }: SqliteLockWaits = {},
 ): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Sqlite(path);
