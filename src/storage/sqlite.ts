@@ -5,7 +5,10 @@ import { DEFAULT_LOCK_WAIT_MS, StorageBusyError } from './busy.ts';
 import type { Database, Row, SqlExecutor, SqlValue } from './database.ts';
 import { isReadOnlySql } from './read-only.ts';
 
-/** How much of that wait is spent awaiting timers before the thread sleeps in SQLite's busy handler. */
+/**
+ * How much of a statement's lock wait (`lockWaitMs`) is spent on timers before the thread sleeps in
+ * SQLite's busy handler.
+ */
 const ASYNC_WAIT_MS = 50;
 /**
  * The SQL text whose prepared statements a connection keeps: their memory is native (≈ 30–55 bytes a
