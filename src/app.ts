@@ -72,7 +72,6 @@ import { DeploymentHealth } from './routing/health.ts';
 import { Router } from './routing/router.ts';
 import { type Database, openDatabase } from './storage/database.ts';
 import { migrate } from './storage/migrator.ts';
-import type { SqliteLockWaits } from './storage/sqlite.ts';
 
 export interface Hub {
   server: Server;
@@ -104,11 +103,11 @@ export interface HubOptions {
    */
   allowances?: Partial<AllowanceSettings>;
   /**
-   * On SQLite: how the hub's connection waits for another connection's write lock, over the config's
-   * `databaseLockWaitMs` (the first 50 ms on timers, then asleep in SQLite's busy handler;
-   * storage/sqlite.ts). Tests that hold the lock from outside shorten the part on timers.
+   * On SQLite: how much of the config's `databaseLockWaitMs` the hub's connection spends on timers
+   * before it sleeps in SQLite's busy handler (50 ms; storage/sqlite.ts). Tests that hold the lock from
+   * outside shorten it.
    */
-  sqliteLockWaits?: SqliteLockWaits;
+  sqliteAsyncWaitMs?: number;
   /**
    * false: everything but the HTTP server (`kaihub eval run` and `kaihub eval worker` call models
    * in-process through the same call layer); no port is opened, no operator token generated.
@@ -122,7 +121,7 @@ export async function startHub(config: Config, options: HubOptions = {}): Promis
   const listen = options.listen ?? true;
   const db = await openDatabase(config.database, {
     lockWaitMs: config.databaseLockWaitMs,
-    sqlite: options.sqliteLockWaits,
+    sqliteAsyncWaitMs: options.sqliteAsyncWaitMs,
   });
   try {
     const applied = await migrate(db);

@@ -206,15 +206,16 @@ export function liftThread(
     tell(() => onRefused(reason, lifting));
   }
 
-  function report(reason: string): void {
+  /** Counted every time, heard at most once every `failureReportMs`. */
+  function countFailure(reason: string): void {
+    failures++;
     const count = reports.take();
     if (count > 0) tell(() => onFailed(reason, count));
   }
 
   function fail(reason: string): void {
     stalled = true;
-    failures++;
-    report(reason);
+    countFailure(reason);
     // a lowering that failed leaves it SCHED_OTHER (at nice 19): tried again after a quiet while
     if (!lifted && timer === undefined && !closed && !refused) lowerLater(quietMs);
   }
@@ -329,8 +330,7 @@ export function liftThread(
         waiting(begun);
       } catch (error) {
         // the waiter's transaction must not fail for it
-        failures++;
-        report(`lift: ${String(error)}`);
+        countFailure(`lift: ${String(error)}`);
       }
     },
     get changes() {

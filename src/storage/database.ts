@@ -10,8 +10,6 @@
  * - booleans are INTEGER 0/1.
  */
 import { DEFAULT_LOCK_WAIT_MS } from './busy.ts';
-import type { PostgresOptions } from './postgres.ts';
-import type { SqliteLockWaits } from './sqlite.ts';
 
 export type SqlValue = string | number | bigint | null;
 export type Row = Record<string, unknown>;
@@ -58,26 +56,23 @@ export function isPostgresUrl(location: string): boolean {
 }
 
 /**
- * `lockWaitMs` for either engine (`DEFAULT_LOCK_WAIT_MS`); `sqlite` and `postgres` say more for one of
- * them (tests hold a lock from outside with a short wait).
+ * `lockWaitMs`: how long a write waits for a lock another connection or session holds, on either engine
+ * (SQLite's wait, PostgreSQL's `lock_timeout`); `sqliteAsyncWaitMs`: how much of it a SQLite connection
+ * spends on timers before it sleeps in the busy handler (sqlite.ts; tests shorten it).
  */
 export async function openDatabase(
   location: string,
   {
     lockWaitMs = DEFAULT_LOCK_WAIT_MS,
-    sqlite,
-    postgres,
-  }: { lockWaitMs?: number; sqlite?: SqliteLockWaits; postgres?: PostgresOptions } = {},
+    sqliteAsyncWaitMs,
+  }: { lockWaitMs?: number; sqliteAsyncWaitMs?: number } = {},
 ): Promise<Database> {
   if (isPostgresUrl(location)) {
     const { openPostgres } = await import('./postgres.ts');
-    return openPostgres(location, { lockTimeoutMs: postgres?.lockTimeoutMs ?? lockWaitMs });
+    return openPostgres(location, { lockTimeoutMs: lockWaitMs });
   }
   const { openSqlite } = await import('./sqlite.ts');
-  return openSqlite(location, {
-    lockWaitMs: sqlite?.lockWaitMs ?? lockWaitMs,
-    asyncWaitMs: sqlite?.asyncWaitMs,
-  });
+  return openSqlite(location, { lockWaitMs, asyncWaitMs: sqliteAsyncWaitMs });
 }
 
 /** A unique-constraint violation, whichever engine raised it. */

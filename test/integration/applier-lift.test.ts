@@ -35,8 +35,8 @@ describe('the journal applier while the hub waits for its lock', { skip: why() }
     const logs = captureLogs('debug');
     // 30 ms on timers, then asleep in SQLite's busy handler until 400 ms
     t = await startTestHub(
-      {},
-      { logger: logs.logger, hub: { sqliteLockWaits: { lockWaitMs: 400, asyncWaitMs: 30 } } },
+      { KAIHUB_DATABASE_LOCK_WAIT_MS: '400' },
+      { logger: logs.logger, hub: { sqliteAsyncWaitMs: 30 } },
     );
     const liftable = /journal applier thread (\d+) is SCHED_IDLE/;
     const deadline = performance.now() + 5_000;

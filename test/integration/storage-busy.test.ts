@@ -53,7 +53,7 @@ describe('an admin write that cannot have the database lock', () => {
     // busy handler; on PostgreSQL the pool's lock_timeout
     t = await startTestHub(
       { KAIHUB_DATABASE_LOCK_WAIT_MS: String(LOCK_WAIT_MS) },
-      { hub: { sqliteLockWaits: { asyncWaitMs: 30 } } },
+      { hub: { sqliteAsyncWaitMs: 30 } },
     );
   });
   after(async () => {
@@ -334,7 +334,7 @@ describe('on PostgreSQL, a statement refused its lock', {
     } finally {
       await plain.close();
     }
-    const db = await openDatabase(database.location, { postgres: { lockTimeoutMs: 150 } });
+    const db = await openDatabase(database.location, { lockWaitMs: 150 });
     const holder = new pg.Client({ connectionString: database.location });
     await holder.connect();
     try {
@@ -358,7 +358,7 @@ describe('on PostgreSQL, a statement refused its lock', {
   });
 
   test("the migrator waits for another replica's migration however long, whatever the pool's lock timeout", async () => {
-    const db = await openDatabase(database.location, { postgres: { lockTimeoutMs: 100 } });
+    const db = await openDatabase(database.location, { lockWaitMs: 100 });
     const holder = new pg.Client({ connectionString: database.location });
     await holder.connect();
     try {
